@@ -1,0 +1,55 @@
+# Vigie — two commands: `make run` (start monitoring) and `make test` (everything is checked).
+# Each target installs what it needs on a fresh Debian machine, idempotently.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.vigie-installed
+CONFIG ?= vigie.yaml
+
+# Debian packages: what running needs, and what the tests and benchmarks need on top.
+DEBS_RUN := chromium ca-certificates
+DEBS_TEST := $(DEBS_RUN) prometheus prometheus-alertmanager prometheus-blackbox-exporter \
+	nginx-light postgresql poppler-utils iproute2 openssl
+
+.PHONY: run test demo bench lint typecheck pytest deps-run deps-test venv clean soak
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/ensure-debs.sh python3-venv
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+deps-run:
+	@scripts/ensure-debs.sh $(DEBS_RUN)
+
+deps-test:
+	@scripts/ensure-debs.sh $(DEBS_TEST)
+
+run: deps-run venv
+	$(BIN)/vigie run --config $(CONFIG)
+
+demo: deps-run venv
+	$(BIN)/vigie demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+pytest: deps-test venv
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test: lint typecheck pytest
+
+bench: deps-test venv
+	$(BIN)/python bench/http_cpu.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

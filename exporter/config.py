@@ -1,0 +1,290 @@
+"""Configuration: `vigie.yaml` plus ``VIGIE_*`` environment overrides, validated up front.
+
+Bad input fails fast with one line per problem naming the file, the key path and the value;
+it never starts a half-configured service.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from probes.targets import Duration, Target, validate_http_url
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "ConfigError",
+    "Settings",
+    "builtin_config_text",
+    "load_settings",
+]
+
+DEFAULT_CONFIG_PATH = Path("vigie.yaml")
+DEFAULT_USER_AGENT = "Vigie/0.1 (+https://github.com/vigie-observatoire/vigie; contact@example.org)"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `lines` says why, one problem per line."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = tuple(lines)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Vantage(_Section):
+    """Where the probes run; recorded in every observation."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")] = "local"
+    operator: str = ""
+
+
+class Defaults(_Section):
+    """Values a target inherits when it does not set its own."""
+
+    interval: Duration = 60.0
+    timeout: Duration = 30.0
+
+
+class OutageRules(_Section):
+    """How failures become a confirmed outage and how it ends."""
+
+    confirm_after: Annotated[int, Field(ge=1, le=100)] = 3
+    recover_after: Annotated[int, Field(ge=1, le=100)] = 2
+    recheck: Duration = 10.0
+
+
+class MaintenanceWindow(_Section):
+    """An announced maintenance window: recurring (`every`) or dated (`start`/`end`)."""
+
+    every: Literal["day", "monday", "tuesday", "wednesday", "thursday", "friday",
+                   "saturday", "sunday"] | None = None
+    from_: Annotated[str | None, Field(alias="from", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = None
+    to: Annotated[str | None, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")] = None
+    start: str | None = None
+    end: str | None = None
+    tz: str = "Europe/Paris"
+    targets: tuple[str, ...] = ()
+    label: str = "Maintenance annoncée"
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class LedgerSettings(_Section):
+    """Where evidence is kept."""
+
+    url: str = "sqlite:///var/lib/vigie/ledger.db"
+    artifacts: Path = Path("/var/lib/vigie/artifacts")
+    checkpoint_interval: Duration = 60.0
+    password: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("ledger URL must start with sqlite:/// or postgresql://")
+        return value
+
+
+class SigningSettings(_Section):
+    """The vantage's signing key and the optional RFC 3161 timestamp authority."""
+
+    key: Path = Path("/var/lib/vigie/vantage.key")
+    tsa_url: str | None = None
+
+    @field_validator("tsa_url")
+    @classmethod
+    def _tsa_url(cls, value: str | None) -> str | None:
+        return None if value is None else validate_http_url(value)
+
+
+class BrowserSettings(_Section):
+    """The headless browser used by `browser` targets."""
+
+    executable: Path | None = None
+    max_concurrency: Annotated[int, Field(ge=1, le=16)] = 2
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one Vigie vantage."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    vantage: Vantage = Vantage()
+    user_agent: Annotated[str, Field(min_length=8)] = DEFAULT_USER_AGENT
+    defaults: Defaults = Defaults()
+    targets: tuple[Target, ...] = ()
+    controls: tuple[str, ...] = ()
+    outages: OutageRules = OutageRules()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    ledger: LedgerSettings = LedgerSettings()
+    signing: SigningSettings = SigningSettings()
+    browser: BrowserSettings = BrowserSettings()
+    listen: Annotated[str, Field(pattern=r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$")] = (
+        "127.0.0.1:9188"
+    )
+    max_concurrency: Annotated[int, Field(ge=1, le=1000)] = 64
+    min_interval: Duration = 1.0
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables override the YAML file (passed as init values)."""
+        return (env_settings, init_settings)
+
+    @field_validator("controls")
+    @classmethod
+    def _control_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            validate_http_url(url)
+        return value
+
+    @property
+    def listen_host(self) -> str:
+        """Host part of `listen`, without IPv6 brackets."""
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        """Port part of `listen`."""
+        return int(self.listen.rsplit(":", 1)[1])
+
+    def interval_of(self, target: Target) -> float:
+        """The target's interval, never below the politeness floor `min_interval`."""
+        return max(target.interval or self.defaults.interval, self.min_interval)
+
+    def timeout_of(self, target: Target) -> float:
+        """The target's overall timeout."""
+        return target.timeout or self.defaults.timeout
+
+
+def builtin_config_text() -> str:
+    """The built-in ANEF configuration shipped with Vigie."""
+    return resources.files("exporter").joinpath("vigie.default.yaml").read_text("utf-8")
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Load and validate the configuration.
+
+    `path=None` means ``./vigie.yaml`` when it exists, else the built-in defaults. Raises
+    `ConfigError` with one line per problem.
+    """
+    if path is None:
+        if DEFAULT_CONFIG_PATH.exists():
+            path = DEFAULT_CONFIG_PATH
+        else:
+            return _validate(yaml.safe_load(builtin_config_text()), "<built-in vigie.yaml>")
+    label = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"{label}: file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{label}: is a directory, not a configuration file"]) from None
+    except PermissionError:
+        raise ConfigError([f"{label}: permission denied"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{label}: cannot be read ({exc.strerror})"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{label}: not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})"]
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{label}: {where}invalid YAML: {problem}"]) from None
+    return _validate(data, label)
+
+
+def _validate(data: Any, label: str) -> Settings:
+    if data is None:
+        raise ConfigError([f"{label}: the file is empty; it needs at least a 'targets' list"])
+    if not isinstance(data, dict):
+        raise ConfigError(
+            [f"{label}: the top level must be a mapping of keys (got {type(data).__name__})"]
+        )
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigError([f"{label}: {bad_keys[0]!r}: keys must be text"])
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError([_format_error(label, err) for err in exc.errors()]) from None
+    _check_unique_ids(settings, label)
+    return settings
+
+
+def _check_unique_ids(settings: Settings, label: str) -> None:
+    seen: dict[str, int] = {}
+    for index, target in enumerate(settings.targets):
+        if target.id in seen:
+            raise ConfigError(
+                [
+                    f"{label}: targets[{index}].id: duplicate id {target.id!r} "
+                    f"(already used by targets[{seen[target.id]}])"
+                ]
+            )
+        seen[target.id] = index
+
+
+def _format_path(loc: Sequence[int | str]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in {"function-after", "function-before"} or "[" in part:
+            continue
+        else:
+            path += f".{part}" if path else part
+    return path or "(top level)"
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+}
+
+
+def _format_error(label: str, err: Any) -> str:
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-",)))]
+    path = _format_path(loc)
+    kind = err["type"]
+    message = _MESSAGES.get(kind) or str(err["msg"]).removeprefix("Value error, ")
+    if kind == "missing":
+        return f"{label}: {path}: {message}"
+    value = err.get("input")
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"{label}: {path}: {message} (got {shown})"
+
+
+def local_hostname() -> str:
+    """This machine's host name, used as the default vantage name in the demo."""
+    return socket.gethostname().split(".")[0] or "local"

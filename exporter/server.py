@@ -1,0 +1,58 @@
+"""The service's HTTP surface: /metrics, /healthz and the French status page at /.
+
+It only answers GET and HEAD, never accepts a body, and serves nothing outside what it builds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from exporter.metrics import CONTENT_TYPE_LATEST
+from exporter.statuspage import render_status_page
+
+if TYPE_CHECKING:
+    from exporter.service import Service
+
+__all__ = ["build_app"]
+
+_SERVICE: web.AppKey[Service] = web.AppKey("service")
+
+
+@web.middleware
+async def _read_only(
+    request: web.Request, handler: web.RequestHandler
+) -> web.StreamResponse:
+    if request.method not in {"GET", "HEAD"}:
+        raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = request.app[_SERVICE].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    service = request.app[_SERVICE]
+    uptime = time.time() - service.started
+    return web.json_response({"status": "ok", "uptime_seconds": round(uptime, 3)})
+
+
+async def _status(request: web.Request) -> web.Response:
+    html = render_status_page(request.app[_SERVICE])
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+def build_app(service: Service) -> web.Application:
+    """The aiohttp application serving the service's endpoints."""
+    app = web.Application(client_max_size=1024, middlewares=[_read_only])
+    app[_SERVICE] = service
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/", _status)
+    return app

@@ -1,0 +1,116 @@
+"""The probe contract: one `Probe` protocol (target in, observation out) and a registry by kind.
+
+Probes are peers: adding a kind means one module and one registry entry. A probe never raises
+for a target's failure; it returns an observation that says what failed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from probes.guard import ReadOnlyGuard
+from probes.observation import Observation
+from probes.targets import Target
+
+__all__ = [
+    "ArtifactStore",
+    "Probe",
+    "ProbeContext",
+    "ProbeFactory",
+    "ProbeRegistry",
+    "ProbeSettings",
+]
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    """Content-addressed storage for captures (screenshots, HTML, WARC).
+
+    `put` must make the bytes durable (fsync) before it returns their SHA-256 hex digest, so an
+    observation never names an artifact that could be lost.
+    """
+
+    def put(self, data: bytes, kind: str) -> str:
+        """Store `data` durably; return its SHA-256 hex digest."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProbeSettings:
+    """What every probe of a service shares: identity, politeness and captures."""
+
+    vantage: str
+    user_agent: str
+    environment: Mapping[str, Any]
+    artifacts: ArtifactStore | None = None
+    browser_executable: str | None = None
+    browser_max_concurrency: int = 2
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProbeContext:
+    """One check of one target: its own guard, its own deadline."""
+
+    target: Target
+    timeout: float
+    guard: ReadOnlyGuard = dataclasses.field(default_factory=ReadOnlyGuard)
+    capture: bool = False  # keep captures of a success too (e.g. hourly screenshot)
+
+
+class Probe(Protocol):
+    """A prober of one kind. `check` never raises for a failure of the target."""
+
+    kind: str
+
+    async def check(self, ctx: ProbeContext) -> Observation:
+        """Probe `ctx.target` once, within `ctx.timeout`, and describe what happened."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the probe holds (connections, browser)."""
+        ...
+
+
+ProbeFactory = Callable[[ProbeSettings], Probe]
+
+
+class ProbeRegistry:
+    """Probe factories by kind; builds each probe lazily, once, and closes them all."""
+
+    def __init__(self, settings: ProbeSettings, factories: Mapping[str, ProbeFactory]) -> None:
+        self._settings = settings
+        self._factories = dict(factories)
+        self._probes: dict[str, Probe] = {}
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds this registry can probe."""
+        return tuple(self._factories)
+
+    def get(self, kind: str) -> Probe:
+        """The probe for `kind` (KeyError when no prober exists for it)."""
+        probe = self._probes.get(kind)
+        if probe is None:
+            probe = self._factories[kind](self._settings)
+            self._probes[kind] = probe
+        return probe
+
+    async def check(self, ctx: ProbeContext) -> Observation:
+        """Probe one target with the prober of its kind."""
+        return await self.get(ctx.target.kind).check(ctx)
+
+    async def aclose(self) -> None:
+        """Close every probe that was built."""
+        probes, self._probes = list(self._probes.values()), {}
+        for probe in probes:
+            await probe.aclose()
+
+
+def default_factories() -> dict[str, ProbeFactory]:
+    """The built-in probe kinds: ``http`` and ``browser``."""
+    from probes.browser import BrowserProbe
+    from probes.http import HttpProbe
+
+    return {"http": HttpProbe, "browser": BrowserProbe}
