@@ -58,7 +58,9 @@ def probe_settings(settings: Settings, artifacts: Any = None) -> ProbeSettings:
             settings.vantage.name, settings.vantage.operator, settings.user_agent
         ),
         artifacts=artifacts,
-        browser_executable=str(settings.browser.executable) if settings.browser.executable else None,
+        browser_executable=str(settings.browser.executable)
+        if settings.browser.executable
+        else None,
         browser_max_concurrency=settings.browser.max_concurrency,
     )
 
@@ -89,7 +91,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     targets = [t for t in settings.targets if not args.target or t.id in args.target]
     unknown = set(args.target or ()) - {t.id for t in settings.targets}
     if unknown:
-        raise ConfigError([f"--target: no target with id {sorted(unknown)[0]!r}"])
+        raise ConfigError([f"--target: no target with id {min(unknown)!r}"])
 
     async def probe_all() -> list[Observation]:
         registry = ProbeRegistry(probe_settings(settings), default_factories())
@@ -117,16 +119,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _print_table(observations: Sequence[Observation]) -> None:
     rows = [("TARGET", "RESULT", "STATUS", "SECONDS", "DETAIL")]
-    for o in observations:
-        rows.append(
-            (
-                o.target_id,
-                str(o.outcome),
-                str(o.http_status or "-"),
-                f"{o.duration_s:.3f}",
-                (o.error or "")[:70],
-            )
+    rows += [
+        (
+            o.target_id,
+            str(o.outcome),
+            str(o.http_status or "-"),
+            f"{o.duration_s:.3f}",
+            (o.error or "")[:70],
         )
+        for o in observations
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
@@ -244,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[common], help="run the simulator and the service")
     demo.add_argument("--fault-every", type=float, default=45.0, metavar="SECONDS")
     demo.add_argument("--listen", default="127.0.0.1:9188", metavar="HOST:PORT")
+    demo.add_argument(
+        "--duration", type=float, default=None, metavar="SECONDS", help="stop after this long"
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     for add in _extension_commands():

@@ -6,6 +6,7 @@ it never starts a half-configured service.
 
 from __future__ import annotations
 
+import difflib
 import socket
 from collections.abc import Sequence
 from importlib import resources
@@ -13,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from probes.targets import Duration, Target, validate_http_url
@@ -67,8 +76,10 @@ class OutageRules(_Section):
 class MaintenanceWindow(_Section):
     """An announced maintenance window: recurring (`every`) or dated (`start`/`end`)."""
 
-    every: Literal["day", "monday", "tuesday", "wednesday", "thursday", "friday",
-                   "saturday", "sunday"] | None = None
+    every: (
+        Literal["day", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+        | None
+    ) = None
     from_: Annotated[str | None, Field(alias="from", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = None
     to: Annotated[str | None, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d$")] = None
     start: str | None = None
@@ -101,6 +112,8 @@ class SigningSettings(_Section):
 
     key: Path = Path("/var/lib/vigie/vantage.key")
     tsa_url: str | None = None
+    tsa_ca: Path | None = None  # the TSA's root certificate (PEM), to verify its tokens
+    tsa_timeout: Duration = 10.0
 
     @field_validator("tsa_url")
     @classmethod
@@ -129,7 +142,7 @@ class Settings(BaseSettings):
     user_agent: Annotated[str, Field(min_length=8)] = DEFAULT_USER_AGENT
     defaults: Defaults = Defaults()
     targets: tuple[Target, ...] = ()
-    controls: tuple[str, ...] = ()
+    controls: tuple[Annotated[str, AfterValidator(validate_http_url)], ...] = ()
     outages: OutageRules = OutageRules()
     maintenance: tuple[MaintenanceWindow, ...] = ()
     ledger: LedgerSettings = LedgerSettings()
@@ -144,21 +157,14 @@ class Settings(BaseSettings):
     @classmethod
     def settings_customise_sources(
         cls,
-        settings_cls: type[BaseSettings],
+        settings_cls: type[BaseSettings],  # noqa: ARG003
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Environment variables override the YAML file (passed as init values)."""
         return (env_settings, init_settings)
-
-    @field_validator("controls")
-    @classmethod
-    def _control_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for url in value:
-            validate_http_url(url)
-        return value
 
     @property
     def listen_host(self) -> str:
@@ -210,7 +216,7 @@ def load_settings(path: Path | None) -> Settings:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            [f"{label}: not valid UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})"]
+            [f"{label}: not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})"]
         ) from None
     try:
         data = yaml.safe_load(text)
@@ -244,12 +250,9 @@ def _check_unique_ids(settings: Settings, label: str) -> None:
     seen: dict[str, int] = {}
     for index, target in enumerate(settings.targets):
         if target.id in seen:
-            raise ConfigError(
-                [
-                    f"{label}: targets[{index}].id: duplicate id {target.id!r} "
-                    f"(already used by targets[{seen[target.id]}])"
-                ]
-            )
+            first = seen[target.id]
+            message = f"duplicate id {target.id!r} (already used by targets[{first}])"
+            raise ConfigError([f"{label}: targets[{index}].id: {message}"])
         seen[target.id] = index
 
 
@@ -268,7 +271,57 @@ def _format_path(loc: Sequence[int | str]) -> str:
 _MESSAGES = {
     "extra_forbidden": "unknown key",
     "missing": "required key is missing",
+    "tuple_type": "should be a list",
+    "list_type": "should be a list",
+    "model_type": "should be a mapping of keys",
+    "dict_type": "should be a mapping of keys",
 }
+
+_PATTERN_HINTS = {
+    "id": "use only lowercase letters, digits and '-' (at most 63, starting with a letter "
+    "or digit); the id keys the evidence, so choose it once",
+    "listen": "expected HOST:PORT, e.g. 127.0.0.1:9188",
+    "from": "expected a time of day HH:MM, e.g. 22:00",
+    "from_": "expected a time of day HH:MM, e.g. 22:00",
+    "to": "expected a time of day HH:MM, e.g. 06:00 (24:00 for midnight)",
+    "name": "use only letters, digits, '.', '_' and '-' (at most 63)",
+}
+
+
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The pydantic model that holds the key at `loc` (for 'did you mean' hints)."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        model = _unwrap(field.annotation)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    for arg in (*getattr(annotation, "__args__", ()), annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        inner = getattr(arg, "__args__", None)
+        if inner and arg is not annotation:
+            found = _unwrap(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _did_you_mean(loc: Sequence[int | str]) -> str:
+    model = _model_at(loc)
+    if model is None or not isinstance(loc[-1], str):
+        return ""
+    known = [f.alias or name for name, f in model.model_fields.items()]
+    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _format_error(label: str, err: Any) -> str:
@@ -276,9 +329,13 @@ def _format_error(label: str, err: Any) -> str:
     path = _format_path(loc)
     kind = err["type"]
     message = _MESSAGES.get(kind) or str(err["msg"]).removeprefix("Value error, ")
-    if kind == "missing":
-        return f"{label}: {path}: {message}"
+    if kind == "string_pattern_mismatch" and loc and str(loc[-1]) in _PATTERN_HINTS:
+        message = _PATTERN_HINTS[str(loc[-1])]
+    if kind == "extra_forbidden":
+        message += _did_you_mean(loc)
     value = err.get("input")
+    if kind == "missing" or isinstance(value, dict):
+        return f"{label}: {path}: {message}"
     shown = repr(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."

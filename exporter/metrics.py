@@ -30,67 +30,95 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.probe_success = Gauge(
-            "probe_success", "Whether the last check succeeded (1) or failed (0).", ["target"],
+            "probe_success",
+            "Whether the last check succeeded (1) or failed (0).",
+            ["target"],
             registry=r,
         )
         self.probe_duration = Gauge(
             "probe_duration_seconds", "Duration of the last check.", ["target"], registry=r
         )
         self.http_status = Gauge(
-            "probe_http_status_code", "HTTP status of the last check (0: none).", ["target"],
+            "probe_http_status_code",
+            "HTTP status of the last check (0: none).",
+            ["target"],
             registry=r,
         )
         self.http_phase = Gauge(
-            "probe_http_duration_seconds", "Phases of the last HTTP check.", ["target", "phase"],
+            "probe_http_duration_seconds",
+            "Phases of the last HTTP check.",
+            ["target", "phase"],
             registry=r,
         )
         self.ssl_expiry = Gauge(
             "probe_ssl_earliest_cert_expiry",
-            "Unix time at which the target's TLS certificate expires.", ["target"], registry=r,
+            "Unix time at which the target's TLS certificate expires.",
+            ["target"],
+            registry=r,
         )
         self.target_info = Gauge(
-            "vigie_target_info", "Targets watched by this vantage (value is always 1).",
-            ["target", "name", "kind", "url"], registry=r,
+            "vigie_target_info",
+            "Targets watched by this vantage (value is always 1).",
+            ["target", "name", "kind", "url"],
+            registry=r,
         )
         self.target_state = Gauge(
-            "vigie_target_state", "State of each target (one-hot).", ["target", "state"],
+            "vigie_target_state",
+            "State of each target (one-hot).",
+            ["target", "state"],
             registry=r,
         )
         self.outage_open = Gauge(
-            "vigie_outage_open", "1 while a confirmed outage is open.", ["target", "kind"],
+            "vigie_outage_open",
+            "1 while a confirmed outage is open.",
+            ["target", "kind"],
             registry=r,
         )
         self.outage_started = Gauge(
             "vigie_outage_started_timestamp_seconds",
-            "Unix time the open outage started (0: none open).", ["target", "kind"], registry=r,
+            "Unix time the open outage started (0: none open).",
+            ["target", "kind"],
+            registry=r,
         )
         self.outages = Counter(
             "vigie_outages", "Confirmed outages opened.", ["target", "kind"], registry=r
         )
         self.outage_seconds = Counter(
-            "vigie_outage_seconds", "Seconds spent in closed outages.", ["target", "kind"],
+            "vigie_outage_seconds",
+            "Seconds spent in closed outages.",
+            ["target", "kind"],
             registry=r,
         )
         self.maintenance = Gauge(
-            "vigie_maintenance", "1 while an announced maintenance window is active.",
-            ["target"], registry=r,
+            "vigie_maintenance",
+            "1 while an announced maintenance window is active.",
+            ["target"],
+            registry=r,
         )
         self.duration_hist = Histogram(
-            "vigie_probe_duration_seconds", "Check durations.", ["target"], buckets=_BUCKETS,
+            "vigie_probe_duration_seconds",
+            "Check durations.",
+            ["target"],
+            buckets=_BUCKETS,
             registry=r,
         )
         self.probes = Counter(
-            "vigie_probes", "Checks made and recorded, by outcome.", ["target", "outcome"],
+            "vigie_probes",
+            "Checks made and recorded, by outcome.",
+            ["target", "outcome"],
             registry=r,
         )
         self.step_duration = Gauge(
             "vigie_browser_step_duration_seconds",
-            "Duration of each step of the last browser check.", ["target", "step"], registry=r,
+            "Duration of each step of the last browser check.",
+            ["target", "step"],
+            registry=r,
         )
         self.vantage_online = Gauge(
             "vigie_vantage_online",
             "1 when this vantage's own network works (controls answer), 0 when all fail.",
-            ["vantage"], registry=r,
+            ["vantage"],
+            registry=r,
         )
         self.ledger_entries = Counter(
             "vigie_ledger_entries", "Entries appended to the evidence ledger.", registry=r
@@ -100,22 +128,27 @@ class Metrics:
         )
         self.last_checkpoint = Gauge(
             "vigie_ledger_last_checkpoint_timestamp_seconds",
-            "Unix time of the last signed checkpoint (0: none yet).", registry=r,
+            "Unix time of the last signed checkpoint (0: none yet).",
+            registry=r,
         )
         self.tsa_failures = Counter(
             "vigie_tsa_failures", "Failed RFC 3161 timestamp requests.", registry=r
         )
         self.tsa_last_success = Gauge(
             "vigie_tsa_last_success_timestamp_seconds",
-            "Unix time of the last RFC 3161 timestamp token (0: none).", registry=r,
+            "Unix time of the last RFC 3161 timestamp token (0: none).",
+            registry=r,
         )
         self.clock_jumps = Counter(
-            "vigie_clock_jumps", "Wall-clock jumps detected against the monotonic clock.",
+            "vigie_clock_jumps",
+            "Wall-clock jumps detected against the monotonic clock.",
             registry=r,
         )
         self.build_info = Gauge(
-            "vigie_build_info", "Vigie version and vantage (value is always 1).",
-            ["version", "vantage"], registry=r,
+            "vigie_build_info",
+            "Vigie version and vantage (value is always 1).",
+            ["version", "vantage"],
+            registry=r,
         )
         self._vantage = vantage
         self.build_info.labels(version=version, vantage=vantage).set(1)

@@ -40,6 +40,7 @@ class Scheduler:
         max_concurrency: int,
         min_interval: float = 1.0,
         clock: Callable[[], float] | None = None,
+        stop_grace: float = 3.0,
     ) -> None:
         self._targets = list(targets)
         self._check = check
@@ -50,6 +51,7 @@ class Scheduler:
         self._clock = clock or asyncio.get_running_loop().time
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight = 0
+        self._stop_grace = stop_grace
 
     @property
     def in_flight(self) -> int:
@@ -70,10 +72,10 @@ class Scheduler:
         """Ask every loop to finish its current check and stop."""
         self._stopping.set()
 
-    async def _drain(self, grace: float = 3.0) -> None:
+    async def _drain(self) -> None:
         if not self._tasks:
             return
-        _, pending = await asyncio.wait(self._tasks, timeout=grace)
+        _, pending = await asyncio.wait(self._tasks, timeout=self._stop_grace)
         for task in pending:
             task.cancel()
         if pending:

@@ -6,6 +6,7 @@ It only answers GET and HEAD, never accepts a body, and serves nothing outside w
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -18,13 +19,12 @@ if TYPE_CHECKING:
 
 __all__ = ["build_app"]
 
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SERVICE: web.AppKey[Service] = web.AppKey("service")
 
 
 @web.middleware
-async def _read_only(
-    request: web.Request, handler: web.RequestHandler
-) -> web.StreamResponse:
+async def _read_only(request: web.Request, handler: _Handler) -> web.StreamResponse:
     if request.method not in {"GET", "HEAD"}:
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
     response = await handler(request)

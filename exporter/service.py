@@ -76,9 +76,7 @@ class Service:
         self.metrics = metrics
         self.sink = sink
         self.status: dict[str, _TargetStatus] = {t.id: _TargetStatus(t) for t in settings.targets}
-        self.controls = control_targets(
-            settings.controls, min(settings.defaults.timeout, 15.0)
-        )
+        self.controls = control_targets(settings.controls, min(settings.defaults.timeout, 15.0))
         self._controls_check: asyncio.Task[bool] | None = None
         self._controls_checked_at = -1e9
         self._controls_ok = True
@@ -162,8 +160,10 @@ class Service:
                 break
         self._controls_checked_at = asyncio.get_running_loop().time()
         if online != self._controls_ok:
-            log.warning("vantage_online" if online else "vantage_offline",
-                        controls=[f"{r.target_id}:{r.outcome}" for r in results])
+            log.warning(
+                "vantage_online" if online else "vantage_offline",
+                controls=[f"{r.target_id}:{r.outcome}" for r in results],
+            )
         self._controls_ok = online
         self.metrics.set_vantage_online(online)
         return online

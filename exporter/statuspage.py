@@ -71,7 +71,7 @@ def render_status_page(service: Service) -> str:
         when = paris_time(last.started_at) if last else "—"
         detail = escape(last.error or "") if last and not last.success else ""
         rows.append(
-            f"<tr><th scope=\"row\">{escape(target.display_name)}</th>{_state_cell(last)}"
+            f'<tr><th scope="row">{escape(target.display_name)}</th>{_state_cell(last)}'
             f"<td>{when}</td><td>{detail}</td></tr>"
         )
     online = service.vantage_is_online
