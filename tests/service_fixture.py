@@ -1,0 +1,153 @@
+"""Running the real `vigie run` service as a child process against local targets.
+
+Loopback only: configs written here point at the simulator or other local servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = ["ServiceProcess", "free_port", "http_get", "run_service"]
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str, *, method: str = "GET", timeout: float = 10.0) -> tuple[int, bytes]:
+    """Status and body of a request to a local URL (HTTP errors are returned, not raised)."""
+    request = urllib.request.Request(url, method=method)
+    try:
+        with _NO_PROXY.open(request, timeout=timeout) as answer:
+            return int(answer.status), answer.read()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read()
+
+
+class ServiceProcess:
+    """A `vigie run` child process with its config, state directory and log file."""
+
+    def __init__(self, config: Mapping[str, Any], state: Path) -> None:
+        self.state = state
+        self.port = free_port()
+        cfg = dict(config)
+        cfg.setdefault("listen", f"127.0.0.1:{self.port}")
+        self.port = int(str(cfg["listen"]).rsplit(":", 1)[1])
+        cfg.setdefault(
+            "ledger",
+            {
+                "url": f"sqlite:///{state / 'ledger.db'}",
+                "artifacts": str(state / "artifacts"),
+                "checkpoint_interval": "5s",
+            },
+        )
+        cfg.setdefault("signing", {"key": str(state / "vantage.key")})
+        self.config_path = state / "vigie.yaml"
+        self.config_path.write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False))
+        self.log_path = state / "service.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the service's HTTP endpoints."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait: float = 30.0) -> None:
+        """Start the service and wait until /healthz answers."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "exporter.cli", "run", "--config", str(self.config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vigie run exited early:\n{self.log()}")
+            with contextlib.suppress(OSError):
+                if http_get(self.url + "/healthz", timeout=1.0)[0] == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"vigie run did not answer /healthz in {wait} s:\n{self.log()}")
+
+    def metrics(self) -> str:
+        """The current /metrics text."""
+        status, body = http_get(self.url + "/metrics")
+        assert status == 200
+        return body.decode("utf-8")
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        """The value of one series of /metrics, or None when absent."""
+        wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in self.metrics().splitlines():
+            if line.startswith("#"):
+                continue
+            series, _, value = line.rpartition(" ")
+            metric, _, rest = series.partition("{")
+            if metric != name:
+                continue
+            have = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
+            if have == wanted:
+                return float(value)
+        return None
+
+    def wait_for(self, predicate: Any, *, timeout: float = 30.0, what: str = "condition") -> None:
+        """Poll `predicate()` until true (AssertionError naming `what` after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.log()[-4000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Send `sig` and wait for the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def log(self) -> str:
+        """Everything the service logged so far."""
+        return self.log_path.read_text("utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def run_service(config: Mapping[str, Any], state: Path | None = None) -> Iterator[ServiceProcess]:
+    """`with run_service(cfg) as svc:` a started service, stopped (SIGTERM) at the end."""
+    with contextlib.ExitStack() as stack:
+        if state is None:
+            state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vigie-svc-")))
+        service = ServiceProcess(config, state)
+        service.start()
+        try:
+            yield service
+        finally:
+            if service.process is not None and service.process.poll() is None:
+                service.stop()
