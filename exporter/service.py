@@ -160,10 +160,18 @@ class Service:
                 break
         self._controls_checked_at = asyncio.get_running_loop().time()
         if online != self._controls_ok:
-            log.warning(
-                "vantage_online" if online else "vantage_offline",
-                controls=[f"{r.target_id}:{r.outcome}" for r in results],
-            )
+            controls = [f"{r.target_id} {r.final_url or ''}: {r.outcome}" for r in results]
+            if online:
+                log.warning(
+                    "vantage_online", message="a control site answers again", controls=controls
+                )
+            else:
+                log.warning(
+                    "vantage_offline",
+                    message="every control site failed: this vantage's own network seems down; "
+                    "failed checks are recorded as vantage_offline, not as outages of the targets",
+                    controls=controls,
+                )
         self._controls_ok = online
         self.metrics.set_vantage_online(online)
         return online

@@ -105,7 +105,7 @@ class TestService:
             assert failed >= 1
 
     def test_vantage_offline(self, simulator_process: SimulatorProcess, tmp_path: Path) -> None:
-        """When every control fails with the target, the check is `vantage_offline`, not a failure."""
+        """When every control fails with the target, the check is `vantage_offline`."""
         site = simulator_process.urls["site_url"].rstrip("/")
         config = _config(
             simulator_process,
