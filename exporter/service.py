@@ -81,12 +81,24 @@ class Service:
         self._controls_checked_at = -1e9
         self._controls_ok = True
         self.started = time.time()
+        self._captured_at: dict[str, float] = {}
         metrics.declare_targets(settings.targets)
 
     async def probe(self, target: Target) -> Observation:
-        """Run one check of `target` (not recorded)."""
-        ctx = ProbeContext(target=target, timeout=self.settings.timeout_of(target))
-        return await self.registry.check(ctx)
+        """Run one check of `target` (not recorded).
+
+        A browser check keeps a screenshot of a success at most once per `screenshot_every`.
+        """
+        now = time.monotonic()
+        last = self._captured_at.get(target.id)
+        capture = target.kind == "browser" and (
+            last is None or now - last >= target.screenshot_every
+        )
+        ctx = ProbeContext(target=target, timeout=self.settings.timeout_of(target), capture=capture)
+        obs = await self.registry.check(ctx)
+        if capture and obs.success and obs.artifacts:
+            self._captured_at[target.id] = now
+        return obs
 
     async def check_target(self, target: Target) -> float | None:
         """One scheduled check: probe, classify our own network, record, publish."""
