@@ -11,9 +11,9 @@ CONFIG ?= vigie.yaml
 # Debian packages: what running needs, and what the tests and benchmarks need on top.
 DEBS_RUN := chromium ca-certificates
 DEBS_TEST := $(DEBS_RUN) prometheus prometheus-alertmanager prometheus-blackbox-exporter \
-	nginx-light postgresql poppler-utils iproute2 openssl
+	nginx-light postgresql poppler-utils iproute2 openssl docker-compose
 
-.PHONY: run test demo bench lint typecheck pytest deps-run deps-test venv clean soak
+.PHONY: run test demo bench lint typecheck pytest deps-run deps-test venv clean soak dashboards
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || scripts/ensure-debs.sh python3-venv
@@ -50,6 +50,9 @@ test: lint typecheck pytest
 
 bench: deps-test venv
 	$(BIN)/python bench/http_cpu.py
+
+dashboards: venv
+	$(BIN)/python -m dashboards
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -218,9 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--config",
         type=Path,
-        default=None,
+        default=Path(os.environ["VIGIE_CONFIG"]) if os.environ.get("VIGIE_CONFIG") else None,
         metavar="FILE",
-        help="configuration file (default: ./vigie.yaml, else the built-in ANEF defaults)",
+        help="configuration file (default: $VIGIE_CONFIG, else ./vigie.yaml, else the built-in "
+        "ANEF defaults)",
     )
     parser = argparse.ArgumentParser(
         prog="vigie",

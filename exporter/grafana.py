@@ -95,7 +95,7 @@ class GrafanaPushError(Exception):
 class PushReport:
     """What one push changed, for the command's summary line."""
 
-    folder: str = "unchanged"
+    folder: str = "not pushed"
     dashboards: dict[str, str] = dataclasses.field(default_factory=dict)
     annotations: dict[str, str] = dataclasses.field(default_factory=dict)
     duplicates_removed: int = 0
@@ -193,6 +193,8 @@ def push(
 
     report = PushReport()
     try:
+        health = client.client.GET("/health")  # fails fast when Grafana is unreachable
+        log.info("grafana_connected", version=(health or {}).get("version"))
         dashboards = list(dashboards)
         if dashboards:
             report.folder = _ensure_folder(client, folder_uid, folder_title)
@@ -479,8 +481,15 @@ def _cmd_push(
 
     dashboards: list[Mapping[str, Any]] = []
     if not args.no_dashboards:
-        from dashboards import all_dashboards
-
+        try:
+            from dashboards import all_dashboards
+        except ImportError:
+            print(
+                "vigie: error: the `dashboards` package is not installed with Vigie; "
+                "reinstall it (pip install .) or use --no-dashboards",
+                file=sys.stderr,
+            )
+            return 1
         dashboards = list(all_dashboards().values())
     outages: list[OutageRecord] = []
     if not args.no_annotations:
