@@ -5,6 +5,7 @@ Gathered once at start-up and cheaply refreshed; never blocks or fails a probe.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -52,10 +53,8 @@ def local_addresses() -> list[str]:
     except (OSError, subprocess.SubprocessError, ValueError, TypeError, KeyError):
         pass
     if not found:
-        try:
+        with contextlib.suppress(OSError):
             found.update(str(i[4][0]) for i in socket.getaddrinfo(socket.gethostname(), None))
-        except OSError:
-            pass
     return sorted(a for a in found if not a.startswith(("127.", "::1")))
 
 

@@ -23,13 +23,14 @@ __all__ = [
 ]
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_HINT = "expected a duration such as 30s, 1m30s or 500ms"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from a duration such as ``60s``, ``1m30s``, ``500ms`` or a plain number of seconds."""
+    """Seconds in a duration such as ``60s``, ``1m30s``, ``500ms``, or a number of seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 1m30s or 500ms")
+        raise ValueError(_DURATION_HINT)  # noqa: TRY004 - pydantic reports ValueError as input error
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
@@ -42,9 +43,9 @@ def parse_duration(value: Any) -> float:
             seconds += float(match.group(1)) * _UNITS[match.group(2)]
             pos = match.end()
         if pos != len(text) or not text:
-            raise ValueError("expected a duration such as 30s, 1m30s or 500ms")
+            raise ValueError(_DURATION_HINT)
     else:
-        raise ValueError("expected a duration such as 30s, 1m30s or 500ms")
+        raise ValueError(_DURATION_HINT)  # noqa: TRY004 - pydantic reports ValueError as input error
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
     return seconds
@@ -142,9 +143,7 @@ class Step(_Strict):
                 )
         actions = [k for k in data if k in ALLOWED_STEPS]
         if len(actions) != 1:
-            raise ValueError(
-                f"a step needs exactly one action among: {', '.join(ALLOWED_STEPS)}"
-            )
+            raise ValueError(f"a step needs exactly one action among: {', '.join(ALLOWED_STEPS)}")
         return data
 
     @property
