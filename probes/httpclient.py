@@ -17,7 +17,7 @@ import re
 import socket
 import ssl
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import Any, cast
 from urllib.parse import quote, urlsplit
@@ -41,7 +41,7 @@ __all__ = [
 # make lookups fail without asking the system's DNS resolver, which is not on this machine).
 Resolver = Callable[
     [str, int],
-    Awaitable[list[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]]],
+    Awaitable[Sequence[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]]],
 ]
 
 PHASES = ("resolve", "connect", "tls", "processing", "transfer")
