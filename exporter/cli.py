@@ -23,6 +23,7 @@ from exporter.metrics import Metrics
 from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service
+from exporter.wiring import EvidenceError, open_evidence
 from probes.base import ProbeRegistry, ProbeSettings, default_factories
 from probes.environment import collect_environment, vigie_version
 from probes.observation import Observation
@@ -148,14 +149,16 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
     """Compose and run the service; returns the exit code."""
     from aiohttp import web
 
-    from exporter.wiring import open_evidence
-
-    evidence = await open_evidence(settings)
-    registry = ProbeRegistry(probe_settings(settings, evidence.artifacts), default_factories())
     metrics = Metrics(vantage=settings.vantage.name, version=vigie_version())
+    try:
+        evidence = await open_evidence(settings, metrics)
+    except EvidenceError as exc:
+        log.error("evidence_unavailable", error=str(exc))  # noqa: TRY400
+        print(f"vigie: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    registry = ProbeRegistry(probe_settings(settings, evidence.artifacts), default_factories())
     sink: EvidenceSink = evidence.sink
     service = Service(settings, registry, metrics, sink)
-    evidence.bind_metrics(metrics)
 
     runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
     await runner.setup()
@@ -195,8 +198,8 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
     tasks = [
         asyncio.create_task(scheduler.run(), name="scheduler"),
         asyncio.create_task(service.watch_controls(stopping), name="controls"),
-        *evidence.background_tasks(stopping),
     ]
+    checkpoints = evidence.background_tasks(settings.ledger.checkpoint_interval)
     await stopping.wait()
     log.info("stopping")
     scheduler.stop()
@@ -204,8 +207,8 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(sig)
     await registry.aclose()
+    await evidence.aclose(checkpoints)
     await runner.cleanup()
-    await evidence.aclose()
     log.info("stopped")
     return EXIT_OK
 

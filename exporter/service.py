@@ -145,7 +145,6 @@ class Service:
                 "ledger_write_failed", target=obs.target_id, error=f"{type(exc).__name__}: {exc}"
             )
             raise LedgerWriteError(str(exc)) from exc
-        self.metrics.ledger_entries.inc()
         return seq
 
     @property

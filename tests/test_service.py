@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from evidence.ledger import open_ledger
 from simulator import SimulatorProcess
 from tests.service_fixture import http_get, run_service
 
@@ -156,3 +159,45 @@ class TestService:
         assert code == 0, svc.log()[-2000:]
         assert elapsed < 5.0, f"stopped in {elapsed:.1f} s"
         assert '"event": "stopped"' in svc.log()
+
+
+@pytest.mark.slow
+class TestEvidence:
+    def test_observations_recorded_and_verified(
+        self, simulator_process: SimulatorProcess, tmp_path: Path
+    ) -> None:
+        """Every counted check is in the ledger, and the ledger verifies after a clean stop."""
+        with run_service(_config(simulator_process), tmp_path) as svc:
+            svc.wait_for(
+                lambda: (svc.sample("vigie_probes_total", target="api", outcome="ok") or 0) >= 3,
+                what="three checks of the API",
+            )
+            counted = sum(
+                float(line.rpartition(" ")[2])
+                for line in svc.metrics().splitlines()
+                if line.startswith("vigie_probes_total{")
+            )
+            assert svc.stop() == 0
+        ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}", readonly=True)
+        try:
+            entries = [json.loads(body) for _seq, body in ledger.iter_entries()]
+        finally:
+            ledger.close()
+        observations = [
+            e
+            for e in entries
+            if e["type"] == "observation" and not e["target_id"].startswith("control-")
+        ]
+        # Recorded before counted: the ledger holds at least every check the metrics counted.
+        assert len(observations) >= counted >= 3
+        assert {e["type"] for e in entries} >= {"observation", "checkpoint"}
+        assert all(e["vantage"] == "test-vantage" for e in observations)
+        result = subprocess.run(
+            [sys.executable, "-m", "exporter.cli", "verify", "--config", str(svc.config_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "verified" in result.stdout.lower()

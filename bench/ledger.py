@@ -1,0 +1,215 @@
+"""Benchmark: evidence ledger throughput (durable appends, verification, inclusion proofs).
+
+Local only: a SQLite file in a temporary directory and a throwaway PostgreSQL server on
+127.0.0.1 with fsync on. Not a test: it prints figures and their ratio to issue 5's goals
+(≥ 5,000 observations/s on SQLite, ≥ 2,000 on PostgreSQL, verification ≥ 500,000 entries/s),
+next to this machine's raw SHA-256 speed on the same entries, measured in the same run.
+
+    .venv/bin/python bench/ledger.py [--appends 20000] [--verify-entries 300000] [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from evidence import merkle
+from evidence.checkpoint import Checkpoint, checkpoint_text
+from evidence.ledger import (
+    CHECKPOINT,
+    OBSERVATION,
+    LedgerWriter,
+    TreeHead,
+    encode_entry,
+    open_ledger,
+)
+from evidence.signing import NoteSigner
+from evidence.verify import verify_ledger
+from probes.observation import Observation, Outcome
+
+GOAL_SQLITE = 5_000.0
+GOAL_POSTGRES = 2_000.0
+GOAL_VERIFY = 500_000.0
+
+
+def observation(n: int) -> dict[str, Any]:
+    """A realistic HTTP observation (~1.5 KB of canonical JSON)."""
+    obs = Observation(
+        target_id=f"anef-{['accueil', 'connexion', 'api'][n % 3]}",
+        kind="http",
+        vantage="paris-1",
+        started_at=f"2026-11-23T13:{n // 60 % 60:02d}:{n % 60:02d}.{n % 1000000:06d}Z",
+        duration_s=0.2 + (n % 997) / 1000,
+        success=True,
+        outcome=Outcome.OK,
+        http_status=200,
+        phases={
+            "resolve": 0.012,
+            "connect": 0.031,
+            "tls": 0.054,
+            "processing": 0.2,
+            "transfer": 0.01,
+        },
+        final_url="https://administration-etrangers-en-france.interieur.gouv.fr/",
+        remote_ip="2a01:e0a:1ee:4a10::12",
+        body_sha256=hashlib.sha256(b"%d" % n).hexdigest(),
+        body_bytes=48213 + n % 100,
+        environment={
+            "vantage": "paris-1",
+            "operator": "Association X",
+            "local_addresses": ["192.0.2.10", "2001:db8::10"],
+            "resolver": ["192.0.2.53"],
+            "resolved": ["2a01:e0a:1ee:4a10::12", "203.0.113.7"],
+            "proxy": None,
+            "os": "Linux 6.1.0-18-amd64 (Debian GNU/Linux 12)",
+            "python": "3.11.7",
+            "vigie": "0.1.0",
+            "browser": None,
+            "user_agent": "Vigie/0.1 (+https://github.com/vigie-observatoire/vigie; sonde)",
+            "fresh_profile": True,
+            "clock": {"source": "chrony", "offset_s": 0.00012, "synchronised": True},
+            "tls_library": "OpenSSL 3.0.11 19 Sep 2023",
+            "notes": "observation faite depuis un accès fixe, sans proxy ni cache" * 4,
+        },
+        timings={"scheduled_delay_s": 0.0021},
+    )
+    return obs.to_dict()
+
+
+def _ratio(value: float, goal: float) -> str:
+    return f"{value:,.0f}/s (goal {goal:,.0f}/s: x{value / goal:.2f})"
+
+
+async def _append_run(url: str, total: int, concurrency: int) -> float:
+    ledger = open_ledger(url, vantage="paris-1")
+    writer = LedgerWriter(ledger)
+    bodies = [observation(n) for n in range(total)]
+    per = total // concurrency
+
+    async def producer(p: int) -> None:
+        for body in bodies[p * per : (p + 1) * per]:
+            await writer.append(OBSERVATION, body)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(producer(p) for p in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    await writer.aclose()
+    ledger.close()
+    return (per * concurrency) / elapsed
+
+
+def bench_appends(url: str, label: str, total: int, goal: float) -> None:
+    for concurrency in (64, 512):
+        rate = asyncio.run(_append_run(url, total, concurrency))
+        print(
+            f"  {label} durable appends, {concurrency:>3} concurrent writers: {_ratio(rate, goal)}"
+        )
+
+
+def build_ledger(url: str, total: int, signer: NoteSigner) -> None:
+    """Fill a ledger quickly (large transactions), one signed checkpoint per 5,000 entries."""
+    ledger = open_ledger(url, vantage="paris-1")
+    batch = 5_000
+    template = [observation(n) for n in range(batch)]
+
+    def checkpoint(head: TreeHead) -> dict[str, Any]:
+        note = signer.sign(checkpoint_text("paris-1", head.size, head.root))
+        key = signer.verifier.vkey()
+        return Checkpoint(head.size, "paris-1", head.size, head.root, note, None, key).body()
+
+    while ledger.size() < total:
+        count = min(batch - 1, total - ledger.size() - 1)
+        entries: list[tuple[str, Any]] = [(OBSERVATION, template[i]) for i in range(count)]
+        ledger.append([*entries, (CHECKPOINT, checkpoint)])
+    ledger.close()
+
+
+def bench_verify(url: str, total: int) -> None:
+    signer = NoteSigner("paris-1", Ed25519PrivateKey.generate())
+    build_ledger(url, total, signer)
+    ledger = open_ledger(url, readonly=True)
+    sample = [body for _, body in ledger.iter_entries(0, min(total, 200_000))]
+    size = ledger.size()
+    print(f"  entry size: {sum(map(len, sample)) / len(sample):,.0f} bytes on average")
+    began = time.perf_counter()
+    hashes = merkle.leaf_hashes(sample)
+    tree = merkle.CompactTree()
+    tree.extend(hashes)
+    raw = len(sample) / (time.perf_counter() - began)
+    print(f"  reference: SHA-256 leaves + tree in memory, one core: {raw:,.0f} entries/s")
+    for workers in (1, os.cpu_count() or 1):
+        report = verify_ledger(url, workers=workers, public_key=signer.verifier)
+        assert report.ok, report.summary()
+        rate = report.entries / report.elapsed_s
+        print(
+            f"  verify {report.entries:,} entries ({report.checkpoints} checkpoints), "
+            f"{workers} process(es): {report.elapsed_s:.2f} s, {_ratio(rate, GOAL_VERIFY)}; "
+            f"10 M entries in ~{10_000_000 / rate:.0f} s"
+        )
+    rng = random.Random(5)
+    seqs = [rng.randrange(size) for _ in range(2000)]
+    root = ledger.root()
+    began = time.perf_counter()
+    proofs = [ledger.inclusion_proof(seq) for seq in seqs]
+    elapsed = time.perf_counter() - began
+    for seq, proof in zip(seqs[:50], proofs[:50], strict=True):
+        merkle.verify_inclusion(merkle.leaf_hash(ledger.get(seq)), seq, size, proof, root)
+    print(
+        f"  inclusion proof in a tree of {size:,}: {elapsed / len(seqs) * 1000:.2f} ms each "
+        f"({len(proofs[0])} hashes)"
+    )
+    began = time.perf_counter()
+    for old in range(1, size, max(size // 200, 1)):
+        ledger.consistency_proof(old)
+    print(f"  consistency proof: {(time.perf_counter() - began) / 200 * 1000:.2f} ms each")
+    ledger.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--appends", type=int, default=20_000, metavar="N")
+    parser.add_argument("--verify-entries", type=int, default=300_000, metavar="N")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    size = len(encode_entry(OBSERVATION, 123456, observation(123456)))
+    print(f"Vigie ledger benchmark ({os.cpu_count()} CPUs); observation entry: {size} bytes")
+    with tempfile.TemporaryDirectory(prefix="vigie-bench-") as scratch:
+        directory = Path(scratch)
+        print("SQLite (WAL, synchronous=FULL):")
+        bench_appends(f"sqlite:///{directory / 'appends.db'}", "SQLite", args.appends, GOAL_SQLITE)
+        print("Verification (SQLite):")
+        bench_verify(f"sqlite:///{directory / 'verify.db'}", args.verify_entries)
+        if not args.no_postgres:
+            from tests.postgres_fixture import PostgresServer, find_pg_bin
+
+            if find_pg_bin() is None:
+                print("PostgreSQL: skipped (initdb not found)")
+                return 0
+            server = PostgresServer.start(durable=True)
+            try:
+                print("PostgreSQL (fsync on, synchronous_commit on):")
+                bench_appends(server.create_schema(), "PostgreSQL", args.appends, GOAL_POSTGRES)
+                print("Verification (PostgreSQL):")
+                bench_verify(server.create_schema(), min(args.verify_entries, 100_000))
+            finally:
+                server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,226 @@
+"""`vigie keygen` and `vigie verify`: the evidence subcommands of the `vigie` CLI.
+
+`keygen` never overwrites a key; `verify` only reads (the ledger is opened read-only) and
+exits 1 naming the first bad entry, so scripts and people can rely on its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from exporter.config import Settings
+
+__all__ = ["add_commands", "run_keygen", "run_verify"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+LoadSettings = Callable[[Path | None], "Settings"]
+
+
+def add_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    load_settings: LoadSettings,
+    *,
+    parents: Sequence[argparse.ArgumentParser] = (),
+) -> None:
+    """Add `keygen` and `verify` to the `vigie` parser (handler in ``args.handler``).
+
+    `parents` may carry the common ``--config`` option; without it, each command adds its own.
+    """
+
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, parents=list(parents), **kwargs)
+        if not any("--config" in action.option_strings for p in parents for action in p._actions):
+            parser.add_argument(
+                "--config",
+                type=Path,
+                default=argparse.SUPPRESS,  # never hide a --config given before the command
+                metavar="FILE",
+                help="configuration file (default: ./vigie.yaml, else the built-in defaults)",
+            )
+        parser.set_defaults(load_settings=load_settings)
+        return parser
+
+    keygen = add(
+        "keygen",
+        help="create the vantage's Ed25519 signing key (never overwrites one)",
+        description="Create the Ed25519 key that signs this vantage's checkpoints. The "
+        "private key is written with mode 0600, the public key beside it as <key>.pub.",
+    )
+    keygen.add_argument(
+        "--out", type=Path, metavar="PATH", help="where to write it (default: signing.key)"
+    )
+    keygen.set_defaults(handler=run_keygen)
+
+    verify = add(
+        "verify",
+        help="verify a ledger (or, later, an evidence bundle): exit 1 if anything was altered",
+        description="Recompute every entry's hash and the Merkle tree, check every "
+        "checkpoint's root and signature, every timestamp token and every artifact. Prints "
+        "how much was verified, or the first bad entry and what is wrong with it (exit 1).",
+    )
+    verify.add_argument(
+        "path",
+        nargs="?",
+        metavar="PATH",
+        help="ledger file or URL (sqlite:///..., postgresql://...); default: ledger.url",
+    )
+    verify.add_argument(
+        "--public-key",
+        type=Path,
+        metavar="FILE",
+        help="the vantage's public key (PEM, or the key file itself; default: signing.key)",
+    )
+    verify.add_argument(
+        "--artifacts", type=Path, metavar="DIR", help="artifact store (default: ledger.artifacts)"
+    )
+    verify.add_argument(
+        "--checkpoints",
+        type=Path,
+        metavar="FILE",
+        help="outside copy of the checkpoints (default: <database>.checkpoints)",
+    )
+    verify.add_argument(
+        "--tsa-cert",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="trusted TSA root certificate (PEM/DER) to chain timestamp tokens to (repeatable)",
+    )
+    verify.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="processes (default: CPU count)"
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(handler=run_verify)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    load: LoadSettings = args.load_settings
+    return load(getattr(args, "config", None))
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    """`vigie keygen [--out PATH]`."""
+    from evidence.signing import NoteVerifier, SigningKeyError, keygen, public_key_path
+
+    settings = _settings(args)
+    path: Path = args.out or settings.signing.key
+    try:
+        key = keygen(path)
+    except SigningKeyError as exc:
+        print(f"vigie keygen: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    verifier = NoteVerifier(settings.vantage.name, key.public_key())
+    print(f"signing key written to {path} (mode 0600): keep it secret, back it up offline")
+    print(f"public key: {public_key_path(path)}")
+    print(f"verifier key (give it to whoever checks this vantage's evidence): {verifier.vkey()}")
+    return EXIT_OK
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """`vigie verify [PATH]`: exit 0 when everything verifies, 1 at the first problem."""
+    settings = _settings(args)
+    target = args.path or settings.ledger.url
+    if str(target).lower().endswith(".zip"):
+        return _verify_bundle(args, Path(target))
+    return _verify_ledger(args, settings, target)
+
+
+def _verify_bundle(args: argparse.Namespace, path: Path) -> int:
+    """Evidence bundles (`vigie export`) are checked by their own verifier (issue 7)."""
+    del args
+    print(
+        f"vigie verify: {path} looks like an evidence bundle; bundles are not supported by "
+        "this version yet (run the verify.py inside the bundle)",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
+
+
+def _default_public_key(settings: Settings) -> Path | None:
+    from evidence.signing import public_key_path
+
+    key = settings.signing.key
+    for candidate in (public_key_path(key), key):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _verify_ledger(args: argparse.Namespace, settings: Settings, target: str) -> int:
+    from evidence.checkpoint import default_copy_path
+    from evidence.ledger import sqlite_path
+    from evidence.signing import SigningKeyError
+    from evidence.verify import VerifyReport, verify_ledger
+
+    configured = args.path is None or args.path == settings.ledger.url
+    public_key = args.public_key or (_default_public_key(settings) if configured else None)
+    artifacts = args.artifacts or (settings.ledger.artifacts if configured else None)
+    if artifacts is not None and not artifacts.is_dir():
+        if args.artifacts is not None:
+            print(f"vigie verify: no artifact directory at {artifacts}", file=sys.stderr)
+            return EXIT_USAGE
+        artifacts = None
+    if args.checkpoints is not None and not args.checkpoints.is_file():
+        print(f"vigie verify: no checkpoint copy at {args.checkpoints}", file=sys.stderr)
+        return EXIT_USAGE
+    copy = args.checkpoints or default_copy_path(
+        target, settings.ledger.artifacts if configured else None
+    )
+    password = settings.ledger.password.get_secret_value() if settings.ledger.password else None
+    path = sqlite_path(target)
+    if path is not None and not path.is_file():
+        print(f"vigie verify: no ledger at {path}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        certificates = [cert.read_bytes() for cert in args.tsa_cert]
+    except OSError as exc:
+        print(f"vigie verify: cannot read a TSA certificate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = verify_ledger(
+            target,
+            public_key=public_key,
+            artifacts_dir=artifacts,
+            checkpoint_copy=copy if copy is not None and copy.exists() else None,
+            tsa_certificates=certificates,
+            workers=args.workers,
+            password=password,
+        )
+    except SigningKeyError as exc:
+        report = VerifyReport(source=str(target))
+        report.fail(None, str(exc))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
+    else:
+        _print_report(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _print_report(report: Any) -> None:
+    stream = sys.stdout if report.ok else sys.stderr
+    print(f"{report.source}: {report.summary()}", file=stream)
+    if report.ok:
+        if report.last_checkpoint_seq is not None:
+            print(
+                f"  last checkpoint at entry {report.last_checkpoint_seq}; "
+                f"{report.unsigned_tail} later entries not yet covered by a checkpoint"
+            )
+        if report.root:
+            print(f"  tree root: {report.root}")
+        if report.copied_checkpoints:
+            print(f"  {report.copied_checkpoints} checkpoints match the outside copy")
+        if report.key and report.checkpoints:
+            trust = "given key" if report.key_trusted else "key recorded in the ledger"
+            print(f"  signatures checked with the {trust}: {report.key}")
+    for warning in report.warnings:
+        print(f"  warning: {warning}", file=stream)

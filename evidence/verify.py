@@ -1,0 +1,735 @@
+"""`verify_ledger`: prove a ledger unaltered, or name the first entry that is not.
+
+It only reads (the database is opened read-only) and trusts nothing it has not recomputed:
+every leaf, every tree root a checkpoint signs, every signature, timestamp and artifact.
+
+How it is fast: the log is cut into aligned segments of 2^16 entries; each segment is hashed
+(leaves, then its perfect subtrees with list comprehensions) in parallel worker processes for
+large ledgers, and the segment roots are combined in order. Entries are parsed as JSON only
+when needed (checkpoints, timestamps, entries naming artifacts, and the unsigned tail after
+the last checkpoint): a checkpoint's root authenticates every byte of the entries before it.
+
+What it can and cannot detect is documented in evidence/README.md ("Limits").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from evidence import merkle
+from evidence.checkpoint import Checkpoint, CheckpointCopy, CheckpointError, default_copy_path
+from evidence.ledger import (
+    CHECKPOINT,
+    STORED_LEVEL_STRIDE,
+    TIMESTAMP,
+    TSA_FAILURE,
+    LedgerError,
+    SqlLedger,
+    open_ledger,
+)
+from evidence.signing import NoteVerifier, SigningKeyError, load_public_key
+
+__all__ = ["SEGMENT_LEVEL", "VerifyError", "VerifyReport", "verify_ledger"]
+
+log = structlog.get_logger("vigie.verify")
+
+SEGMENT_LEVEL = 16  # segments of 65,536 entries (a stored tree level: a multiple of 4)
+_PARALLEL_MIN_SEGMENTS = 4
+_SPECIAL = frozenset({CHECKPOINT, TIMESTAMP, TSA_FAILURE})
+_sha256 = hashlib.sha256
+_HEX = frozenset("0123456789abcdef")
+_CHANGED = (
+    "the entry was changed after it was written: its bytes no longer match the leaf hash "
+    "stored with it"
+)
+
+
+class VerifyError(Exception):
+    """Verification failed; `report` says where (first bad sequence number) and what."""
+
+    def __init__(self, report: VerifyReport) -> None:
+        super().__init__(report.summary())
+        self.report = report
+
+
+@dataclasses.dataclass
+class VerifyReport:
+    """What `verify_ledger` checked and the first problem it found (if any)."""
+
+    source: str
+    ok: bool = True
+    entries: int = 0  # entries whose leaf hash was recomputed
+    checkpoints: int = 0  # checkpoints whose root and signature verified
+    timestamps: int = 0  # RFC 3161 tokens verified
+    tsa_failures: int = 0  # recorded failures to get a timestamp
+    artifacts: int = 0  # artifact files whose SHA-256 was recomputed
+    copied_checkpoints: int = 0  # checkpoints of the outside copy matched against the ledger
+    first_bad_seq: int | None = None
+    problem: str | None = None
+    root: str | None = None  # hex MTH of every entry
+    last_checkpoint_seq: int | None = None
+    unsigned_tail: int = 0  # entries after the last checkpoint (protected by none yet)
+    key: str | None = None  # verifier key the checkpoints were checked against
+    key_trusted: bool = False  # False: the key recorded in the ledger itself was used
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def fail(self, seq: int | None, problem: str) -> None:
+        """Record the first problem (later ones are ignored)."""
+        if self.ok:
+            self.ok = False
+            self.first_bad_seq = seq
+            self.problem = problem
+
+    def summary(self) -> str:
+        """One line: what was verified, or the first bad entry and what is wrong with it."""
+        if not self.ok:
+            where = f"entry {self.first_bad_seq}" if self.first_bad_seq is not None else "ledger"
+            return f"FAILED at {where}: {self.problem}"
+        parts = [f"{self.entries} entries", f"{self.checkpoints} checkpoints"]
+        if self.timestamps:
+            parts.append(f"{self.timestamps} timestamps")
+        if self.artifacts:
+            parts.append(f"{self.artifacts} artifacts")
+        return "OK: " + ", ".join(parts) + " verified"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types."""
+        return dataclasses.asdict(self)
+
+    def raise_for_problem(self) -> None:
+        """Raise VerifyError unless the ledger verified."""
+        if not self.ok:
+            raise VerifyError(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Segment scanning (in-process or in worker processes).
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Job:
+    url: str
+    password: str | None
+    start: int
+    stop: int
+    artifacts_dir: str | None
+
+
+@dataclasses.dataclass(slots=True)
+class _Special:
+    seq: int
+    type: str
+    data: dict[str, Any]
+    prefix: list[bytes]  # compact range of [segment start, seq)
+
+
+@dataclasses.dataclass(slots=True)
+class _SegmentResult:
+    start: int
+    stop: int  # one past the last entry hashed
+    nodes: list[bytes]  # compact range of [start, stop)
+    specials: list[_Special]
+    problem: tuple[int, str] | None
+    artifacts: int
+    warnings: list[str]
+
+
+_WORKER_LEDGER: dict[tuple[str, str | None], SqlLedger] = {}
+
+
+def _worker_init() -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def _scan_in_worker(job: _Job) -> _SegmentResult:
+    key = (job.url, job.password)
+    ledger = _WORKER_LEDGER.get(key)
+    if ledger is None:
+        ledger = _WORKER_LEDGER[key] = open_ledger(job.url, readonly=True, password=job.password)
+    return _scan(ledger, job)
+
+
+def _scan(ledger: SqlLedger, job: _Job) -> _SegmentResult:
+    """Hash entries [start, stop), check their stored hashes, pick out what needs parsing.
+
+    Works a chunk of rows at a time with C-level operations (list comprehension for the
+    hashes, list comparison against the stored ones, one substring search over the chunk
+    for the markers of entries that need parsing); per-row Python code runs only for those.
+    """
+    start, expected = job.start, job.start
+    leaves: list[bytes] = []
+    parsed: list[tuple[int, str, dict[str, Any]]] = []
+    problem: tuple[int, str] | None = None
+    artifacts = 0
+    artifacts_dir = Path(job.artifacts_dir) if job.artifacts_dir else None
+    sha256 = _sha256
+    for rows in ledger.row_chunks(start, job.stop):
+        seqs, types, bodies, stored = zip(*rows, strict=True)
+        count = len(rows)
+        limit = count  # rows before the first problem of this chunk
+        if seqs[0] != expected or seqs[-1] != expected + count - 1:
+            index = next(i for i, seq in enumerate(seqs) if seq != expected + i)
+            problem, limit = _seq_problem(expected + index, seqs[index]), index
+        try:
+            hashes = [sha256(b"\x00" + body).digest() for body in bodies]
+        except TypeError:  # a value of another type was written into the body column
+            index = next(i for i, body in enumerate(bodies) if not isinstance(body, bytes))
+            if index < limit:
+                problem, limit = (seqs[index], "the entry is not stored as bytes"), index
+            bodies = tuple(body if isinstance(body, bytes) else b"" for body in bodies)
+            hashes = [sha256(b"\x00" + body).digest() for body in bodies]
+        if hashes != list(stored):
+            index = next(i for i in range(count) if hashes[i] != stored[i])
+            if index < limit:
+                problem, limit = (seqs[index], _CHANGED), index
+        for index in _flagged(types, bodies, limit):
+            seq = seqs[index]
+            data, trouble = _parse_entry(seq, types[index], bodies[index])
+            if data is not None and artifacts_dir is not None:
+                names = data.get("artifacts")
+                if isinstance(names, dict) and names:
+                    checked, trouble = _check_artifacts(artifacts_dir, names)
+                    artifacts += checked
+            if trouble is not None:
+                problem, limit = (seq, trouble), index
+                break
+            assert data is not None
+            if data["type"] in _SPECIAL:
+                parsed.append((seq, data["type"], data))
+        leaves.extend(hashes[:limit])
+        if problem is not None:
+            break
+        expected += count
+    if problem is None and expected < job.stop:
+        problem = (expected, f"entry {expected} is missing: the ledger ends at {expected - 1}")
+    if problem is not None:
+        # The entries just before, in a block no stored node covered yet, may be the first
+        # bad ones (e.g. renumbered after a deletion): their content says so.
+        low = max(start, problem[0] - problem[0] % (1 << STORED_LEVEL_STRIDE))
+        if low < problem[0]:
+            problem = _localise_range(ledger, (low, problem[0], problem[1]), default=problem)
+    levels = merkle.perfect_levels(leaves) if leaves else [[]]
+    node_problem = _check_stored_nodes(ledger, start, levels)
+    if node_problem is not None and (problem is None or node_problem[0] <= problem[0]):
+        problem = _localise_range(ledger, node_problem)
+    specials = [
+        _Special(seq, kind, data, merkle.prefix_nodes(levels, seq - start))
+        for seq, kind, data in parsed
+    ]
+    return _SegmentResult(
+        start=start,
+        stop=start + len(leaves),
+        nodes=merkle.prefix_nodes(levels, len(leaves)),
+        specials=specials,
+        problem=problem,
+        artifacts=artifacts,
+        warnings=[],
+    )
+
+
+_MARKERS = (b'"artifacts":{"', b'"type":"checkpoint"', b'"type":"timestamp"')
+
+
+def _flagged(types: Sequence[str], bodies: Sequence[bytes], limit: int) -> list[int]:
+    """Indexes (below `limit`) of rows to parse: special types, or bodies with a marker."""
+    flagged = {i for i, kind in enumerate(types[:limit]) if kind in _SPECIAL}
+    blob = b"\x01".join(bodies[:limit])  # 0x01 never appears raw in JSON: it is escaped
+    for marker in _MARKERS:
+        position = blob.find(marker)
+        index, counted = 0, 0  # separators before `counted`: the row index (incrementally)
+        while position >= 0:
+            index += blob.count(b"\x01", counted, position)
+            counted = position
+            flagged.add(index)
+            end = blob.find(b"\x01", position)
+            position = -1 if end < 0 else blob.find(marker, end)
+    return sorted(flagged)
+
+
+def _localise_range(
+    ledger: SqlLedger, problem: tuple[int, int, str], *, default: tuple[int, str] | None = None
+) -> tuple[int, str]:
+    """Blame the first entry of [low, high) whose own content betrays it, else the range."""
+    low, high, text = problem
+    for row in ledger.iter_rows(low, high):
+        _, trouble = _parse_entry(row.seq, row.type, row.body)
+        if trouble is not None:
+            return (row.seq, trouble)
+    return default if default is not None else (low, text)
+
+
+def _seq_problem(expected: int, found: int) -> tuple[int, str]:
+    if found > expected:
+        missing = f"entries {expected} to {found - 1} are" if found - expected > 1 else "it is"
+        return (expected, f"entry {expected} is missing ({missing} not in the ledger)")
+    return (found, f"entry {found} appears again after entry {expected - 1}: out of order")
+
+
+def _parse_entry(
+    seq: int, column_type: str, body: bytes
+) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None, "the entry is not valid JSON"
+    if not isinstance(data, dict):
+        return None, "the entry is not a JSON object"
+    if data.get("seq") != seq:
+        return None, (
+            f"the entry says it is entry {data.get('seq')!r}, but it sits at position {seq}: "
+            "entries were removed, inserted or reordered"
+        )
+    if data.get("type") != column_type:
+        return None, (
+            f"the entry's type is {data.get('type')!r} but the database lists it as {column_type!r}"
+        )
+    return data, None
+
+
+def _check_artifacts(directory: Path, artifacts: dict[str, Any]) -> tuple[int, str | None]:
+    count = 0
+    for sha, kind in sorted(artifacts.items()):
+        if not isinstance(sha, str) or len(sha) != 64 or not _HEX.issuperset(sha):
+            return count, f"names an artifact with a malformed digest {sha!r}"
+        path = directory / sha[:2] / sha[2:4] / sha
+        digest = _sha256()
+        try:
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except FileNotFoundError:
+            return count, f"its {kind} artifact {sha} is missing from {directory}"
+        except OSError as exc:
+            return count, f"its {kind} artifact {sha} cannot be read: {exc}"
+        if digest.hexdigest() != sha:
+            return count, f"its {kind} artifact {sha} was altered (the file no longer hashes to it)"
+        count += 1
+    return count, None
+
+
+def _check_stored_nodes(
+    ledger: SqlLedger, start: int, levels: Sequence[Sequence[bytes]]
+) -> tuple[int, int, str] | None:
+    """Compare the stored interior nodes of a segment with the recomputed ones."""
+    for level in range(STORED_LEVEL_STRIDE, len(levels), STORED_LEVEL_STRIDE):
+        computed = levels[level]
+        if not computed:
+            continue
+        first = start >> level
+        stored = dict(ledger.stored_nodes(level, first, first + len(computed)))
+        for offset, node in enumerate(computed):
+            if stored.get(first + offset) != node:
+                return _node_problem(level, first + offset, stored.get(first + offset))
+    return None
+
+
+def _node_problem(level: int, index: int, stored: bytes | None) -> tuple[int, int, str]:
+    low = index << level
+    high = low + (1 << level) - 1
+    what = "is missing" if stored is None else "does not match them"
+    text = (
+        f"the tree node stored for entries {low} to {high} {what}: one of these entries was "
+        "changed together with its stored leaf hash, or the stored tree was altered"
+    )
+    return (low, high + 1, text)
+
+
+# --------------------------------------------------------------------------------------------
+# The verifier.
+
+
+class _Verifier:
+    def __init__(
+        self,
+        ledger: SqlLedger,
+        report: VerifyReport,
+        *,
+        trusted: Ed25519PublicKey | None,
+        tsa_certificates: Sequence[bytes],
+    ) -> None:
+        self.ledger = ledger
+        self.report = report
+        self.trusted = trusted  # the vantage's public key, from outside the ledger
+        self.tsa_certificates = list(tsa_certificates)
+        self.tree = merkle.CompactTree()
+        self.recorded_key: str | None = None
+        self.last_checkpoint: Checkpoint | None = None
+        self.notes: dict[int, str] = {}
+        self.warned_tsa_chain = False
+
+    def absorb(self, result: _SegmentResult) -> bool:
+        """Process one segment in order; False once a problem is found."""
+        report = self.report
+        for special in result.specials:
+            if result.problem is not None and special.seq > result.problem[0]:
+                break
+            if not self._special(special):
+                return False
+        if result.problem is not None:
+            seq, text = result.problem
+            report.entries = seq
+            report.fail(seq, text)
+            return False
+        for node in result.nodes:  # the segment's compact range, highest level first
+            level = (result.stop - self.tree.size).bit_length() - 1
+            self.tree.push(level, node, self._parent_sink, STORED_LEVEL_STRIDE)
+        report.entries = result.stop
+        report.artifacts += result.artifacts
+        report.warnings.extend(result.warnings)
+        return report.ok
+
+    def _parent_sink(self, level: int, index: int, node: bytes) -> None:
+        if level <= SEGMENT_LEVEL or not self.report.ok:
+            return
+        stored = dict(self.ledger.stored_nodes(level, index, index + 1)).get(index)
+        if stored != node:
+            seq, text = _localise_range(self.ledger, _node_problem(level, index, stored))
+            self.report.fail(seq, text)
+
+    def _special(self, special: _Special) -> bool:
+        if special.type == CHECKPOINT:
+            return self._checkpoint(special)
+        if special.type == TIMESTAMP:
+            return self._timestamp(special)
+        if special.type == TSA_FAILURE:
+            self.report.tsa_failures += 1
+        return True
+
+    def _checkpoint(self, special: _Special) -> bool:
+        report = self.report
+        seq = special.seq
+        try:
+            checkpoint = Checkpoint.from_body(seq, special.data)
+        except CheckpointError as exc:
+            report.fail(seq, f"malformed checkpoint: {exc}")
+            return False
+        if checkpoint.tree_size != seq:
+            report.fail(
+                seq,
+                f"the checkpoint signs a tree of {checkpoint.tree_size} entries but sits at "
+                f"position {seq} (it must cover exactly the entries before it)",
+            )
+            return False
+        vantage = self.ledger.vantage
+        if vantage is not None and checkpoint.origin != vantage:
+            report.fail(seq, f"the checkpoint names vantage {checkpoint.origin!r}, not {vantage!r}")
+            return False
+        root = merkle.fold_range([*self.tree.nodes, *special.prefix])
+        if root != checkpoint.root_hash:
+            self._localise(checkpoint)
+            return False
+        if not self._signature(checkpoint):
+            return False
+        report.checkpoints += 1
+        report.last_checkpoint_seq = seq
+        self.last_checkpoint = checkpoint
+        self.notes[seq] = checkpoint.note
+        if len(self.notes) > 4096:
+            self.notes.pop(next(iter(self.notes)))
+        return True
+
+    def _signature(self, checkpoint: Checkpoint) -> bool:
+        report = self.report
+        seq = checkpoint.seq
+        if self.trusted is not None:
+            verifier = NoteVerifier(checkpoint.origin, self.trusted)
+        else:
+            try:
+                verifier = checkpoint.recorded_verifier()
+            except CheckpointError as exc:
+                report.fail(seq, f"forged or malformed checkpoint: {exc}")
+                return False
+            if self.recorded_key is None:
+                self.recorded_key = checkpoint.key
+                report.key = checkpoint.key
+            elif checkpoint.key != self.recorded_key:
+                report.fail(
+                    seq,
+                    "the checkpoint is signed with another key than the earlier checkpoints "
+                    f"({checkpoint.key} instead of {self.recorded_key}): forged checkpoint?",
+                )
+                return False
+        try:
+            checkpoint.verify(verifier)
+        except CheckpointError as exc:
+            report.fail(seq, f"forged checkpoint: {exc}")
+            return False
+        return True
+
+    def _localise(self, checkpoint: Checkpoint) -> None:
+        """A checkpoint's root does not match: find the entry to blame if the bytes tell."""
+        seq = checkpoint.seq
+        assert seq is not None
+        low = self.last_checkpoint.tree_size if self.last_checkpoint is not None else 0
+        for row in self.ledger.iter_rows(low, seq):
+            _, trouble = _parse_entry(row.seq, row.type, row.body)
+            if trouble is not None:
+                self.report.entries = row.seq
+                self.report.fail(row.seq, trouble)
+                return
+        self.report.entries = seq
+        self.report.fail(
+            seq,
+            f"the checkpoint's root does not match entries {low} to {seq - 1}: one of them was "
+            "changed, removed, inserted or reordered (and the stored hashes were rewritten to "
+            "hide it, so the exact entry cannot be named), or the checkpoint is forged",
+        )
+
+    def _timestamp(self, special: _Special) -> bool:
+        report = self.report
+        seq = special.seq
+        target = special.data.get("checkpoint_seq")
+        token_text = special.data.get("token")
+        if not isinstance(target, int) or not isinstance(token_text, str) or target >= seq:
+            report.fail(seq, "malformed timestamp entry (checkpoint_seq, token)")
+            return False
+        note = self.notes.get(target)
+        if note is None:
+            try:
+                note = Checkpoint.from_entry(target, self.ledger.get(target)).note
+            except (CheckpointError, IndexError):
+                report.fail(seq, f"the timestamp refers to entry {target}, which is no checkpoint")
+                return False
+        try:
+            token = base64.b64decode(token_text, validate=True)
+        except binascii.Error:
+            report.fail(seq, "the timestamp token is not base64")
+            return False
+        try:
+            from evidence.timestamp import TimestampError, verify_token, verify_token_signature
+        except ImportError:  # pragma: no cover - ships with Vigie
+            if not self.warned_tsa_chain:
+                report.warnings.append("timestamp tokens present but cannot be checked here")
+                self.warned_tsa_chain = True
+            return True
+        data = note.encode("utf-8")
+        try:
+            if self.tsa_certificates:
+                verify_token(token, data, certificates=self.tsa_certificates)
+            else:
+                verify_token_signature(token, data)
+                if not self.warned_tsa_chain:
+                    report.warnings.append(
+                        "timestamp tokens were checked (content and TSA signature) but not "
+                        "chained to a trusted TSA root: pass the TSA's certificate to do so"
+                    )
+                    self.warned_tsa_chain = True
+        except TimestampError as exc:
+            report.fail(seq, f"the timestamp token of checkpoint {target} does not verify: {exc}")
+            return False
+        report.timestamps += 1
+        return True
+
+    def check_tail(self, size: int) -> None:
+        """Check entries after the last checkpoint name their own position: no signature
+        protects them yet, so a reordering there must show in their content."""
+        start = self.last_checkpoint.tree_size + 1 if self.last_checkpoint is not None else 0
+        self.report.unsigned_tail = max(size - start, 0)
+        for rows in self.ledger.row_chunks(start, size):
+            for seq, kind, body, _ in rows:
+                marker = b'"seq":%d' % seq
+                if marker + b"," in body or body.endswith(marker + b"}"):
+                    continue
+                _, trouble = _parse_entry(seq, kind, body)
+                if trouble is not None:
+                    self.report.fail(seq, trouble)
+                    return
+
+    def check_copy(self, copy: CheckpointCopy, size: int) -> None:
+        """Match the outside copy of checkpoints against the ledger (catches a cut tail)."""
+        report = self.report
+        try:
+            records = list(copy.read())
+        except OSError as exc:
+            report.warnings.append(f"the checkpoint copy {copy.path} is unreadable: {exc}")
+            return
+        if copy.skipped:
+            report.warnings.append(
+                f"{copy.path}: {len(copy.skipped)} line(s) are not checkpoint records (torn by "
+                f"a crash?), e.g. line {copy.skipped[0]}"
+            )
+        recorded = NoteVerifier.parse(self.recorded_key) if self.recorded_key else None
+        # The copy is written after each commit: re-read the size now, so a checkpoint the
+        # service wrote while we were verifying is not mistaken for a cut-off tail.
+        current = max(self.ledger.refresh(), size)
+        for record in records:
+            seq = record.seq
+            assert seq is not None
+            verifier = NoteVerifier(record.origin, self.trusted) if self.trusted else recorded
+            if verifier is not None:
+                try:
+                    record.verify(verifier)
+                except CheckpointError:
+                    report.warnings.append(
+                        f"{copy.path}: the copied checkpoint for entry {seq} is not signed by "
+                        "the ledger's key; ignored"
+                    )
+                    continue
+            if size <= seq < current:
+                continue  # newer than what this run verified
+            if seq >= size:
+                report.fail(
+                    size,
+                    f"the ledger ends at entry {size - 1} but its checkpoint copy {copy.path} "
+                    f"holds a checkpoint signed at entry {seq} (tree of {record.tree_size} "
+                    "entries): the end of the ledger was cut off",
+                )
+                return
+            try:
+                stored = Checkpoint.from_entry(seq, self.ledger.get(seq))
+            except (CheckpointError, IndexError):
+                report.fail(seq, f"{copy.path} holds a checkpoint at entry {seq}; the ledger not")
+                return
+            if stored.note != record.note:
+                report.fail(seq, f"the checkpoint differs from its copy in {copy.path}")
+                return
+            report.copied_checkpoints += 1
+
+
+def _trusted_key(
+    public_key: Ed25519PublicKey | NoteVerifier | Path | bytes | None,
+) -> Ed25519PublicKey | None:
+    if public_key is None or isinstance(public_key, Ed25519PublicKey):
+        return public_key
+    if isinstance(public_key, NoteVerifier):
+        return public_key.public_key
+    if isinstance(public_key, Path):
+        return load_public_key(public_key)
+    try:
+        return Ed25519PublicKey.from_public_bytes(public_key)
+    except ValueError as exc:
+        raise SigningKeyError("a raw Ed25519 public key is 32 bytes") from exc
+
+
+def _segments(size: int) -> Iterator[tuple[int, int]]:
+    width = 1 << SEGMENT_LEVEL
+    for start in range(0, size, width):
+        yield start, min(start + width, size)
+
+
+def verify_ledger(
+    source: str | Path,
+    *,
+    public_key: Ed25519PublicKey | NoteVerifier | Path | bytes | None = None,
+    artifacts_dir: Path | None = None,
+    checkpoint_copy: Path | None = None,
+    tsa_certificates: Sequence[bytes] = (),
+    workers: int | None = None,
+    password: str | None = None,
+) -> VerifyReport:
+    """Verify a ledger (URL or SQLite path) end to end; return what was checked and found.
+
+    `public_key`: the vantage's key (a PEM/.pub file, a verifier key, raw bytes...); without
+    it, checkpoints are checked against the key recorded in the ledger (a warning says so).
+    `artifacts_dir`: check every artifact an entry names (skipped when None).
+    `checkpoint_copy`: the outside copy of checkpoints (default: ``<db>.checkpoints`` for
+    SQLite, when it exists). `tsa_certificates`: the TSA's root (PEM/DER) to chain tokens to.
+    `workers`: processes for large ledgers (default: the CPU count; 1 = in-process).
+    """
+    began = time.monotonic()
+    report = VerifyReport(source=str(source))
+    try:
+        ledger = open_ledger(source, readonly=True, password=password)
+    except LedgerError as exc:
+        report.fail(None, str(exc))
+        return report
+    try:
+        report.source = ledger.url
+        size = ledger.size()
+        trusted = _trusted_key(public_key)
+        if trusted is not None:
+            name = ledger.vantage or "vantage"
+            report.key = NoteVerifier(name, trusted).vkey()
+            report.key_trusted = True
+        verifier = _Verifier(ledger, report, trusted=trusted, tsa_certificates=tsa_certificates)
+        url = str(source) if isinstance(source, Path) else source
+        jobs = [
+            _Job(url, password, start, stop, str(artifacts_dir) if artifacts_dir else None)
+            for start, stop in _segments(size)
+        ]
+        count = workers if workers is not None else (os.cpu_count() or 1)
+        done = 0
+        if count > 1 and len(jobs) >= _PARALLEL_MIN_SEGMENTS:
+            done = _run_parallel(verifier, jobs, count)
+        for job in jobs[done:]:
+            if not verifier.absorb(_scan(ledger, job)):
+                break
+        if report.ok:
+            report.root = verifier.tree.root().hex()
+            verifier.check_tail(size)
+        copy_path = checkpoint_copy or default_copy_path(url)
+        if report.ok and copy_path is not None and copy_path.exists():
+            verifier.check_copy(CheckpointCopy(copy_path), size)
+        elif checkpoint_copy is not None and not checkpoint_copy.exists():
+            report.warnings.append(f"no checkpoint copy at {checkpoint_copy}")
+        if report.ok and size and not report.checkpoints:
+            report.warnings.append("the ledger holds no checkpoint: nothing in it is signed")
+        if report.ok and report.checkpoints and not report.key_trusted:
+            report.warnings.append(
+                "checkpoint signatures were checked against the key recorded in the ledger "
+                "itself; pass the vantage's public key to rule out a ledger re-signed by "
+                "someone else"
+            )
+        if report.ok and artifacts_dir is None:
+            report.warnings.append("artifacts were not checked (no artifacts directory given)")
+    except SigningKeyError as exc:
+        report.fail(None, str(exc))
+    finally:
+        ledger.close()
+    report.elapsed_s = round(time.monotonic() - began, 3)
+    log.info(
+        "ledger_verified",
+        source=report.source,
+        ok=report.ok,
+        entries=report.entries,
+        checkpoints=report.checkpoints,
+        first_bad_seq=report.first_bad_seq,
+        elapsed_s=report.elapsed_s,
+    )
+    return report
+
+
+def _run_parallel(verifier: _Verifier, jobs: list[_Job], count: int) -> int:
+    """Scan segments in worker processes, absorbing results in order.
+
+    Returns how many jobs were absorbed: all of them, fewer after a problem, or where the
+    pool broke (the caller then goes on in-process: a broken pool never fails verification).
+    """
+    context = multiprocessing.get_context("spawn")
+    index = 0
+    log.info("verify_parallel", workers=count, segments=len(jobs))
+    try:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=count, mp_context=context, initializer=_worker_init
+        ) as pool:
+            window = count * 2  # bounded look-ahead: results are consumed in order
+            futures: list[concurrent.futures.Future[_SegmentResult]] = []
+            try:
+                for index in range(len(jobs)):
+                    while len(futures) < len(jobs) and len(futures) < index + window:
+                        futures.append(pool.submit(_scan_in_worker, jobs[len(futures)]))
+                    if not verifier.absorb(futures[index].result()):
+                        return len(jobs)
+            finally:
+                for future in futures:
+                    future.cancel()
+    except (concurrent.futures.process.BrokenProcessPool, OSError) as exc:
+        log.warning("verify_workers_failed", error=str(exc), continuing_at_job=index)
+        return index
+    return len(jobs)
