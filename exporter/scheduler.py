@@ -7,9 +7,9 @@ and stops cleanly: in-flight checks get a bounded grace period, then are cancell
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import structlog
 
@@ -50,6 +50,7 @@ class Scheduler:
         self._stopping = asyncio.Event()
         self._clock = clock or asyncio.get_running_loop().time
         self._tasks: list[asyncio.Task[None]] = []
+        self._busy: set[asyncio.Task[Any]] = set()
         self._in_flight = 0
         self._stop_grace = stop_grace
 
@@ -69,8 +70,11 @@ class Scheduler:
             await self._drain()
 
     def stop(self) -> None:
-        """Ask every loop to finish its current check and stop."""
+        """Ask every loop to finish its current check and stop; idle loops stop at once."""
         self._stopping.set()
+        for task in self._tasks:
+            if task not in self._busy:
+                task.cancel()
 
     async def _drain(self) -> None:
         if not self._tasks:
@@ -81,20 +85,22 @@ class Scheduler:
         if pending:
             log.warning("checks_cancelled_at_stop", count=len(pending))
             await asyncio.wait(pending)
-
-    async def _sleep(self, delay: float) -> bool:
-        """Sleep `delay` seconds; False when a stop was requested meanwhile."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=max(delay, 0.0))
-        return not self._stopping.is_set()
+        for task in self._tasks:  # retrieve cancellations so none is reported as unhandled
+            if not task.cancelled() and task.exception() is not None:
+                log.error("target_loop_failed", task=task.get_name(), error=str(task.exception()))
 
     async def _loop(self, target: Target) -> None:
+        # A plain sleep per tick (no extra task): `stop()` cancels loops that are not checking.
         interval = self._interval_of(target)
         due = self._clock() + spread_offset(target.id, interval)
-        while await self._sleep(due - self._clock()):
+        me = asyncio.current_task()
+        assert me is not None
+        while not self._stopping.is_set():
+            await asyncio.sleep(max(due - self._clock(), 0.0))
             async with self._limit:
                 if self._stopping.is_set():
                     return
+                self._busy.add(me)
                 self._in_flight += 1
                 try:
                     sooner = await self._check(target)
@@ -103,6 +109,7 @@ class Scheduler:
                     sooner = None
                 finally:
                     self._in_flight -= 1
+                    self._busy.discard(me)
             now = self._clock()
             if sooner is not None:
                 due = now + max(sooner, self._min_interval)
