@@ -1,0 +1,329 @@
+"""Benchmark of the browser probe: the account-creation journey against a bare Playwright script.
+
+Also measures the memory of a Vigie-like process (20 HTTP + 5 browser targets) with its Chromium.
+Runs only against a local simulator child process; prints figures and ratios, asserts nothing.
+
+    .venv/bin/python bench/browser.py [--checks 50] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from playwright.async_api import async_playwright
+
+from probes.base import ProbeContext, ProbeSettings
+from probes.browser import BrowserProbe
+from probes.browser_runtime import CHROMIUM_ARGS, DEBIAN_CHROMIUM, process_tree
+from probes.observation import Outcome
+from probes.targets import Target
+from simulator.counts import AUDIT_ENV
+from simulator.process import SimulatorProcess
+
+USER_AGENT = "Vigie-bench/1.0 (+local benchmark; lecture seule)"
+CREATE_LINK = "a:has-text('Créer votre compte'), a:has-text('Première visite')"
+JOURNEY_STEPS = (
+    {"name": "page-de-connexion", "expect_visible": "input[name=username]"},
+    {"name": "lien-creation", "click": CREATE_LINK},
+    {"name": "formulaire", "expect_visible": "input[type=email]"},
+)
+RATIO_GOAL = 1.2
+P50_GOAL_S = 0.6
+RSS_GOAL_MB = 350.0
+
+
+def _target(**fields: Any) -> Target:
+    return Target.model_validate(fields)
+
+
+def _settings(concurrency: int = 1) -> ProbeSettings:
+    return ProbeSettings(
+        vantage="bench",
+        user_agent=USER_AGENT,
+        environment={"vantage": "bench"},
+        browser_max_concurrency=concurrency,
+    )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _row(label: str, values: list[float]) -> str:
+    return (
+        f"  {label:<34} p50 {_percentile(values, 0.5) * 1000:7.1f} ms   "
+        f"p95 {_percentile(values, 0.95) * 1000:7.1f} ms   "
+        f"mean {statistics.fmean(values) * 1000:7.1f} ms"
+    )
+
+
+# ----------------------------------------------------------------------------- latency
+
+
+async def _bare_journey(browser: Any, url: str) -> tuple[float, float]:
+    """The same journey as a minimal Playwright script would write it: (journey, total) s."""
+    started = time.perf_counter()
+    context = await browser.new_context(user_agent=USER_AGENT)
+    page = await context.new_page()
+    journey_start = time.perf_counter()
+    await page.goto(url)
+    await page.locator("input[name=username]").first.wait_for(state="visible")
+    await page.locator(CREATE_LINK).first.click()
+    await page.locator("input[type=email]").first.wait_for(state="visible")
+    journey = time.perf_counter() - journey_start
+    await context.close()
+    return journey, time.perf_counter() - started
+
+
+async def _probe_journey(probe: BrowserProbe, target: Target) -> tuple[float, float]:
+    started = time.perf_counter()
+    obs = await probe.check(ProbeContext(target=target, timeout=30))
+    total = time.perf_counter() - started
+    if obs.outcome is not Outcome.OK:
+        raise RuntimeError(f"journey failed: {obs.error}")
+    return obs.duration_s, total
+
+
+async def latency(login_url: str, checks: int) -> dict[str, Any]:
+    """p50/p95 of the journey, Vigie's probe vs a bare Playwright script, interleaved."""
+    target = _target(id="anef-creation-compte", kind="browser", url=login_url, steps=JOURNEY_STEPS)
+    probe = BrowserProbe(_settings())
+    async with async_playwright() as playwright:
+        bare_browser = await playwright.chromium.launch(
+            executable_path=DEBIAN_CHROMIUM, args=list(CHROMIUM_ARGS), chromium_sandbox=False
+        )
+        try:
+            for _ in range(3):  # warm-up: launches, caches of the simulator and the OS
+                await _probe_journey(probe, target)
+                await _bare_journey(bare_browser, login_url)
+            results: dict[str, list[float]] = {
+                "probe_journey": [],
+                "probe_total": [],
+                "bare_journey": [],
+                "bare_total": [],
+            }
+            for index in range(checks):
+                order = ("probe", "bare") if index % 2 == 0 else ("bare", "probe")
+                for which in order:
+                    if which == "probe":
+                        journey, total = await _probe_journey(probe, target)
+                    else:
+                        journey, total = await _bare_journey(bare_browser, login_url)
+                    results[f"{which}_journey"].append(journey)
+                    results[f"{which}_total"].append(total)
+        finally:
+            await bare_browser.close()
+            await probe.aclose()
+    return results
+
+
+# --------------------------------------------------------------------------------- RSS
+
+
+def _kind(pid: int) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, UnicodeDecodeError):
+        return "?"
+    if "playwright/driver" in command:
+        return "playwright driver (node)"
+    if "python" in command.split(" ", 1)[0]:
+        return "vigie (python)"
+    parts = command.split()
+    for prefix in ("--utility-sub-type=", "--type="):
+        for part in parts:
+            if part.startswith(prefix):
+                return "chromium " + part.split("=", 1)[1].split(".")[0]
+    return "chromium browser"
+
+
+def _memory(root: int) -> dict[str, dict[str, int]]:
+    """RSS and PSS (bytes) of the tree under `root`, by kind of process."""
+    kinds: dict[str, dict[str, int]] = {}
+    for pid in process_tree(root):
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text("ascii")
+        except OSError:
+            continue
+        values = {
+            line.split(":")[0]: int(line.split()[1]) * 1024
+            for line in text.splitlines()[1:]
+            if line.endswith("kB")
+        }
+        row = kinds.setdefault(_kind(pid), {"rss": 0, "pss": 0, "count": 0})
+        row["rss"] += values.get("Rss", 0)
+        row["pss"] += values.get("Pss", 0)
+        row["count"] += 1
+    return kinds
+
+
+def _total(kinds: dict[str, dict[str, int]], key: str) -> int:
+    return sum(row[key] for row in kinds.values())
+
+
+async def _rss_child(urls: dict[str, str], rounds: int) -> dict[str, Any]:
+    """Inside the child: 20 HTTP + 5 browser targets, `rounds` times; peak memory of the tree."""
+    from probes.http import HttpProbe
+
+    site, login, portal = urls["site_url"], urls["login_url"], urls["portal_url"]
+    http_urls = [
+        site,
+        f"{site}informations/titres-de-sejour",
+        f"{site}informations/naturalisation",
+        f"{site}informations/aide",
+        portal,
+        login,
+        urls["registration_url"],
+    ]
+    http_targets = [
+        _target(id=f"http-{i:02d}", kind="http", url=http_urls[i % len(http_urls)])
+        for i in range(20)
+    ]
+    browser_targets = [
+        _target(id="b-creation", kind="browser", url=login, steps=JOURNEY_STEPS),
+        _target(
+            id="b-portail",
+            kind="browser",
+            url=portal,
+            steps=({"expect_visible": "app-root"}, {"fail_if_text": "Site en maintenance"}),
+        ),
+        _target(
+            id="b-connexion",
+            kind="browser",
+            url=login,
+            steps=(
+                {"expect_visible": "input[name=username]"},
+                {"expect_visible": "input[name=password]"},
+                {"expect_visible": "text=FranceConnect"},
+            ),
+        ),
+        _target(id="b-accueil", kind="browser", url=site, steps=({"expect_text": "ANEF"},)),
+        _target(
+            id="b-aide",
+            kind="browser",
+            url=f"{site}informations/aide",
+            steps=({"expect_text": "Aide et contact"},),
+        ),
+    ]
+    settings = _settings(concurrency=2)
+    http = HttpProbe(settings)
+    browser = BrowserProbe(settings)
+    me = os.getpid()
+    peak: dict[str, Any] = {"rss": 0, "pss": 0, "kinds": {}}
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        while not stop.is_set():
+            kinds = _memory(me)
+            if _total(kinds, "rss") > peak["rss"]:
+                peak.update(rss=_total(kinds, "rss"), pss=_total(kinds, "pss"), kinds=kinds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)
+
+    sampler = asyncio.create_task(sample())
+    outcomes: dict[str, int] = {}
+    try:
+        for _ in range(rounds):
+            jobs = [http.check(ProbeContext(target=t, timeout=10)) for t in http_targets]
+            jobs += [browser.check(ProbeContext(target=t, timeout=30)) for t in browser_targets]
+            for obs in await asyncio.gather(*jobs):
+                outcomes[str(obs.outcome)] = outcomes.get(str(obs.outcome), 0) + 1
+        kinds = _memory(me)
+        idle: dict[str, Any] = {
+            "rss": _total(kinds, "rss"),
+            "pss": _total(kinds, "pss"),
+            "kinds": kinds,
+        }
+        processes = len(process_tree(me))
+    finally:
+        stop.set()
+        await sampler
+        await browser.aclose()
+        await http.aclose()
+    return {"peak": peak, "idle": idle, "outcomes": outcomes, "processes": processes}
+
+
+def rss(sim: SimulatorProcess, rounds: int) -> dict[str, Any]:
+    """Run the Vigie-like process as a child so its tree is only itself and its browser."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--rss-child", json.dumps(sim.urls), "--rounds", str(rounds)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+# -------------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checks", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rss-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        print(json.dumps(asyncio.run(_rss_child(json.loads(args.rss_child), args.rounds))))
+        return 0
+    # The bare script is not read-only: keep its writes out of any simulator write audit.
+    env = {k: v for k, v in os.environ.items() if k != AUDIT_ENV}
+    with SimulatorProcess(env=env) as sim:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"Machine: {os.cpu_count()} CPUs, load average {load} (figures depend on it)")
+        print(f"Browser journey on the simulator ({args.checks} checks each, interleaved)")
+        print(f"  journey: {sim.login_url[:60]}… → click '{CREATE_LINK}' → e-mail field")
+        results = asyncio.run(latency(sim.login_url, args.checks))
+        print(_row("Vigie probe, journey", results["probe_journey"]))
+        print(_row("bare Playwright, journey", results["bare_journey"]))
+        print(_row("Vigie probe, whole check", results["probe_total"]))
+        print(_row("bare Playwright, context+journey", results["bare_total"]))
+        for kind in ("journey", "total"):
+            for q, name in ((0.5, "p50"), (0.95, "p95")):
+                ratio = _percentile(results[f"probe_{kind}"], q) / _percentile(
+                    results[f"bare_{kind}"], q
+                )
+                verdict = "ok" if ratio <= RATIO_GOAL else "ABOVE GOAL"
+                print(f"  ratio {kind:<8} {name}: {ratio:5.2f} (goal ≤ {RATIO_GOAL}) {verdict}")
+        p50 = _percentile(results["probe_journey"], 0.5)
+        verdict = "ok" if p50 <= P50_GOAL_S else "ABOVE GOAL"
+        print(f"  probe journey p50: {p50:.3f} s (goal ≤ {P50_GOAL_S} s) {verdict}")
+
+        print(f"\nMemory: one process, 20 HTTP + 5 browser targets, {args.rounds} rounds")
+        memory = rss(sim, args.rounds)
+        mb = 1024 * 1024
+        for label in ("peak", "idle"):
+            print(
+                f"  {label:<5} RSS sum {memory[label]['rss'] / mb:7.1f} MB   "
+                f"PSS sum {memory[label]['pss'] / mb:7.1f} MB"
+            )
+        peak = memory["peak"]["rss"] / mb
+        verdict = "ok" if peak <= RSS_GOAL_MB else "ABOVE GOAL"
+        print(f"  peak RSS sum / goal: {peak:.1f} / {RSS_GOAL_MB:.0f} MB {verdict}")
+        print("  at peak, by process kind (RSS / PSS MB, count):")
+        for kind, row in sorted(memory["peak"]["kinds"].items(), key=lambda kv: -kv[1]["pss"]):
+            print(
+                f"    {kind:<28} {row['rss'] / mb:7.1f} / {row['pss'] / mb:7.1f}  x{row['count']}"
+            )
+        print(f"  processes in the tree: {memory['processes']}; outcomes: {memory['outcomes']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""The long-lived headless Chromium behind browser probes: launch, health check, relaunch, kill.
+
+It hands out fresh browser contexts and never lets a wedged or dead browser block a check: every
+call into the browser is time-bounded and a browser that stops answering is killed and replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import structlog
+from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+__all__ = [
+    "CHROMIUM_ARGS",
+    "DEBIAN_CHROMIUM",
+    "BrowserRuntime",
+    "BrowserUnavailableError",
+    "process_tree",
+    "process_tree_rss",
+]
+
+log = structlog.get_logger("vigie.browser")
+
+DEBIAN_CHROMIUM = "/usr/bin/chromium"
+
+# A closed network, running as root: no sandbox (needs user namespaces), no GPU, no traffic of
+# the browser's own (updates, sync, field trials, QUIC probing) that could be mistaken for ours.
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--no-proxy-server",  # direct connections only, whatever http_proxy says
+    "--in-process-gpu",  # one process less (~50 MB): headless rendering needs no GPU process
+)
+
+_MARKER = "--vigie-browser-instance="
+
+
+class BrowserUnavailableError(Exception):
+    """No browser could be started or reached; the message says what to install or fix."""
+
+
+class BrowserRuntime:
+    """One lazily launched Chromium shared by every check, replaced when it dies or hangs."""
+
+    def __init__(
+        self,
+        executable: str | None = None,
+        *,
+        launch_timeout: float = 30.0,
+        health_timeout: float = 10.0,
+        close_timeout: float = 5.0,
+    ) -> None:
+        self._executable_override = executable
+        self._launch_timeout = launch_timeout
+        self._health_timeout = health_timeout
+        self._close_timeout = close_timeout
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+        self._marker: str | None = None
+        self._pid: int | None = None
+        self._lock = asyncio.Lock()
+        self.executable: str | None = None
+        self.version: str | None = None
+        self.launches = 0
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def pid(self) -> int | None:
+        """The main browser process id (None when no browser runs or it cannot be found)."""
+        if self._browser is None or self._marker is None:
+            return None
+        if self._pid is None or not _pid_has_marker(self._pid, self._marker):
+            self._pid = _find_browser_pid(self._marker)
+        return self._pid
+
+    @property
+    def connected(self) -> bool:
+        """True when a launched browser is still connected."""
+        return self._browser is not None and self._browser.is_connected()
+
+    async def new_context(self, **options: Any) -> BrowserContext:
+        """A fresh, empty browser context; relaunches the browser once if it is dead or hangs.
+
+        Raises `BrowserUnavailableError` when no working browser can be had.
+        """
+        last_error = "unknown error"
+        for attempt in (1, 2):
+            browser = await self._ensure_browser()
+            try:
+                return await asyncio.wait_for(
+                    browser.new_context(**options), timeout=self._health_timeout
+                )
+            except TimeoutError:
+                last_error = f"browser did not answer within {self._health_timeout:g} s"
+            except PlaywrightError as exc:
+                last_error = _first_line(str(exc))
+            log.warning("browser_unresponsive", attempt=attempt, error=last_error)
+            await self.kill(reason=last_error, expected=browser)
+        raise BrowserUnavailableError(f"browser unusable after a relaunch: {last_error}")
+
+    async def healthy(self) -> bool:
+        """True when the browser answers a protocol round trip within the health timeout."""
+        browser = self._browser
+        if browser is None or not browser.is_connected():
+            return False
+        try:
+            session = await asyncio.wait_for(
+                browser.new_browser_cdp_session(), timeout=self._health_timeout
+            )
+            await asyncio.wait_for(session.send("Browser.getVersion"), self._health_timeout)
+            await asyncio.wait_for(session.detach(), self._health_timeout)
+        except (TimeoutError, PlaywrightError):
+            return False
+        return True
+
+    async def kill(self, reason: str, expected: Browser | None = None) -> None:
+        """Kill the browser process tree now (SIGKILL); the next check launches a new one.
+
+        With `expected`, do nothing if that browser was already replaced (a concurrent check
+        that saw the same hang must not kill its successor).
+        """
+        if expected is not None and expected is not self._browser:
+            return
+        # Only a process still carrying this launch's marker is ours: a dead browser's pid may
+        # already belong to another program.
+        pid = self.pid
+        browser, self._browser = self._browser, None
+        self._pid = None
+        self._marker = None
+        if pid is not None:
+            victims = [pid, *process_tree(pid)[1:]]
+            for victim in victims:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(victim, signal.SIGKILL)
+            log.warning("browser_killed", pid=pid, processes=len(victims), reason=reason)
+        if browser is not None:
+            with contextlib.suppress(TimeoutError, PlaywrightError):
+                await asyncio.wait_for(browser.close(), timeout=self._close_timeout)
+
+    async def aclose(self) -> None:
+        """Close the browser and the Playwright driver, killing them if they do not comply."""
+        async with self._lock:
+            browser, self._browser = self._browser, None
+            if browser is not None:
+                try:
+                    await asyncio.wait_for(browser.close(), timeout=self._close_timeout)
+                except (TimeoutError, PlaywrightError):
+                    self._browser = browser
+                    await self.kill(reason="browser did not close")
+            self._marker = None
+            self._pid = None
+            await self._stop_driver()
+
+    # ----------------------------------------------------------------- private
+
+    async def _ensure_browser(self) -> Browser:
+        async with self._lock:
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            if self._browser is not None:
+                log.warning("browser_disconnected", pid=self._pid)
+                await self.kill(reason="browser disconnected")
+            try:
+                return await self._launch()
+            except BrowserUnavailableError:
+                # The Playwright driver itself may be dead: start a new one and retry once.
+                await self._stop_driver()
+                return await self._launch()
+
+    async def _launch(self) -> Browser:
+        if self._playwright is None:
+            try:
+                self._playwright = await asyncio.wait_for(
+                    async_playwright().start(), timeout=self._launch_timeout
+                )
+            except (TimeoutError, PlaywrightError, OSError) as exc:
+                raise BrowserUnavailableError(
+                    f"the Playwright driver did not start: {_first_line(str(exc)) or 'timeout'}"
+                ) from exc
+        errors: list[str] = []
+        for executable in self._candidates():
+            marker = uuid.uuid4().hex
+            try:
+                browser = await asyncio.wait_for(
+                    self._playwright.chromium.launch(
+                        executable_path=executable,
+                        headless=True,
+                        chromium_sandbox=False,
+                        args=[*CHROMIUM_ARGS, f"{_MARKER}{marker}"],
+                        handle_sigint=False,
+                        handle_sigterm=False,
+                        handle_sighup=False,
+                        timeout=self._launch_timeout * 1000,
+                    ),
+                    timeout=self._launch_timeout + 5,
+                )
+            except (TimeoutError, PlaywrightError) as exc:
+                label = executable or "Playwright-managed Chromium"
+                errors.append(f"{label}: {_first_line(str(exc)) or 'launch timed out'}")
+                stray = _find_browser_pid(marker)
+                if stray is not None:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(stray, signal.SIGKILL)
+                continue
+            self._browser = browser
+            self._marker = marker
+            self._pid = _find_browser_pid(marker)
+            self.executable = executable or self._playwright.chromium.executable_path
+            self.version = browser.version
+            self.launches += 1
+            browser.on("disconnected", self._on_disconnected)
+            log.info(
+                "browser_launched",
+                executable=self.executable,
+                version=self.version,
+                pid=self._pid,
+                launches=self.launches,
+            )
+            return browser
+        if not errors:
+            errors.append(
+                f"no browser found: install the Debian package chromium ({DEBIAN_CHROMIUM}) "
+                "or run 'playwright install chromium', or set browser.executable"
+            )
+        raise BrowserUnavailableError("; ".join(errors))
+
+    def _on_disconnected(self, browser: Browser) -> None:
+        if browser is self._browser:
+            log.warning("browser_disconnected", pid=self._pid)
+
+    def _candidates(self) -> Iterator[str | None]:
+        """Executables to try: the configured one; else Playwright's own build, then Debian's."""
+        if self._executable_override:
+            yield self._executable_override
+            return
+        if _playwright_browser_installed():
+            yield None
+        if Path(DEBIAN_CHROMIUM).exists():
+            yield DEBIAN_CHROMIUM
+
+    async def _stop_driver(self) -> None:
+        playwright, self._playwright = self._playwright, None
+        if playwright is not None:
+            with contextlib.suppress(TimeoutError, PlaywrightError, OSError):
+                await asyncio.wait_for(playwright.stop(), timeout=self._close_timeout)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:300] if text.strip() else ""
+
+
+def _playwright_browser_installed() -> bool:
+    root = os.environ.get("PLAYWRIGHT_BROWSERS_PATH")
+    base = Path(root) if root and root != "0" else Path.home() / ".cache" / "ms-playwright"
+    try:
+        return any(p.name.startswith("chromium") for p in base.iterdir())
+    except OSError:
+        return False
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _pid_has_marker(pid: int, marker: str) -> bool:
+    return f"{_MARKER}{marker}".encode() in _cmdline(pid).split(b"\0")
+
+
+def _find_browser_pid(marker: str) -> int | None:
+    """The browser's main process: the one carrying our marker and no ``--type=`` switch."""
+    wanted = f"{_MARKER}{marker}".encode()
+    for entry in _proc_pids():
+        args = _cmdline(entry).split(b"\0")
+        if wanted in args and not any(a.startswith(b"--type=") for a in args):
+            return entry
+    return None
+
+
+def _proc_pids() -> list[int]:
+    try:
+        return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    except OSError:
+        return []
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text("ascii", errors="replace")
+    except OSError:
+        return None
+    # Field 4 is the parent pid; the command (field 2) may contain spaces and parentheses.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants (from /proc), root first."""
+    children: dict[int, list[int]] = {}
+    for pid in _proc_pids():
+        parent = _parent_of(pid)
+        if parent is not None:
+            children.setdefault(parent, []).append(pid)
+    tree, queue = [], [root]
+    while queue:
+        pid = queue.pop(0)
+        tree.append(pid)
+        queue.extend(children.get(pid, ()))
+    return tree
+
+
+def process_tree_rss(root: int) -> int:
+    """Resident memory in bytes of `root` and all its descendants (from /proc/PID/statm)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/statm").read_text("ascii").split()
+        except OSError:
+            continue
+        total += int(fields[1]) * page
+    return total
