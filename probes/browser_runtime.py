@@ -46,6 +46,9 @@ CHROMIUM_ARGS = (
     "--disable-dev-shm-usage",
     "--no-proxy-server",  # direct connections only, whatever http_proxy says
     "--in-process-gpu",  # one process less (~50 MB): headless rendering needs no GPU process
+    # Names under the reserved .invalid TLD never resolve (RFC 6761): answer that locally
+    # instead of asking the system resolver.
+    "--host-resolver-rules=MAP *.invalid ~NOTFOUND",
 )
 
 _MARKER = "--vigie-browser-instance="

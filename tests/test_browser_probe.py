@@ -713,7 +713,7 @@ class TestFailures:
         assert obs.final_url == env.site.url("/other")
 
     def test_dns_failure(self, env: Env) -> None:
-        """A host name that does not resolve is a dns_error."""
+        """A host name that does not resolve is a dns_error (.invalid is answered locally)."""
         obs = env.check(url="http://vigie-test.invalid/")
         assert obs.outcome is Outcome.DNS_ERROR
         assert obs.error is not None
