@@ -17,7 +17,10 @@ from typing import Any
 
 import structlog
 
+from evidence.commands import add_commands as add_evidence_commands
+from evidence.export_cmd import add_commands as add_export_commands
 from exporter.config import ConfigError, Settings, load_settings
+from exporter.grafana import add_commands as add_dashboard_commands
 from exporter.logs import configure_logging
 from exporter.metrics import Metrics
 from exporter.scheduler import Scheduler
@@ -256,8 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_cmd_demo)
 
-    for add in _extension_commands():
-        add(sub, load_settings)
+    add_evidence_commands(sub, load_settings)
+    add_export_commands(sub, load_settings)
+    add_dashboard_commands(sub, load_settings)
     return parser
 
 
@@ -265,18 +269,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from exporter.demo import cmd_demo
 
     return cmd_demo(args)
-
-
-def _extension_commands() -> list[Callable[[Any, Callable[[Path | None], Settings]], None]]:
-    """Subcommands contributed by other parts (evidence, dashboards), when present."""
-    adders = []
-    for module_name in ("evidence.commands", "exporter.grafana"):
-        try:
-            module = __import__(module_name, fromlist=["add_commands"])
-        except ImportError:
-            continue
-        adders.append(module.add_commands)
-    return adders
 
 
 def main(argv: Sequence[str] | None = None) -> int:
