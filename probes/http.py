@@ -13,6 +13,8 @@ from time import perf_counter
 from typing import Any
 from urllib.parse import urljoin
 
+import structlog
+
 from probes.base import ProbeContext, ProbeSettings
 from probes.guard import WriteBlockedError
 from probes.httpclient import (
@@ -26,8 +28,11 @@ from probes.httpclient import (
 )
 from probes.observation import Observation, Outcome, TLSInfo, format_time, utc_now
 from probes.targets import Target
+from probes.warc import WarcCapture, build_warc
 
 __all__ = ["HttpCheckResult", "HttpProbe"]
+
+log = structlog.get_logger("vigie.probes.http")
 
 _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 _ERROR_MAX = 199
@@ -118,18 +123,45 @@ class HttpProbe:
         duration = perf_counter() - start
         if refused is not None:  # after the clock stopped: evidence, not part of the check
             await self._record_refused_certificate(refused, ctx.timeout - duration)
-        return HttpCheckResult(
-            self._observation(
-                ctx,
-                started_at=started_at,
-                duration=duration,
-                outcome=outcome,
-                error=error,
-                exchanges=exchanges,
-                redirects=redirects,
-            ),
-            tuple(exchanges),
+        observation = self._observation(
+            ctx,
+            started_at=started_at,
+            duration=duration,
+            outcome=outcome,
+            error=error,
+            exchanges=exchanges,
+            redirects=redirects,
         )
+        if outcome is not Outcome.OK and self._settings.artifacts is not None:
+            observation = await self._capture_warc(observation, exchanges)
+        return HttpCheckResult(observation, tuple(exchanges))
+
+    async def _capture_warc(
+        self, observation: Observation, exchanges: list[Exchange]
+    ) -> Observation:
+        """Store a WARC of a failed check's exchanges and name it in the observation."""
+        store = self._settings.artifacts
+        assert store is not None
+        capture = WarcCapture(
+            target_id=observation.target_id,
+            vantage=observation.vantage,
+            started_at=observation.started_at,
+            outcome=observation.outcome.value,
+            error=observation.error,
+        )
+
+        def build_and_store() -> str | None:
+            data = build_warc(exchanges, capture, environment=self._environment)
+            return None if data is None else store.put(data, "warc")
+
+        try:
+            digest = await asyncio.to_thread(build_and_store)
+        except Exception as exc:  # a failing capture must not lose the observation
+            log.exception("warc_capture_failed", target=observation.target_id, error=str(exc))
+            return observation
+        if digest is None:
+            return observation
+        return dataclasses.replace(observation, artifacts={**observation.artifacts, digest: "warc"})
 
     async def _follow(self, ctx: ProbeContext, exchanges: list[Exchange]) -> int:
         """Run the request and its redirects; return how many redirects were followed."""

@@ -1,0 +1,209 @@
+"""`GET /outages/{id}/evidence.zip`: an outage's evidence bundle, built on request and cached.
+
+It never serves a file outside its cache directory (ids are validated, names are built, never
+taken from the request; symlinks are refused), never answers anything but GET/HEAD, and never
+compares credentials in a way that leaks their length or content through timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import os
+import re
+import secrets
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+from pydantic import SecretStr
+
+__all__ = [
+    "OUTAGE_ID",
+    "BundleBuilder",
+    "EvidenceDownload",
+    "OutageVersion",
+    "evidence_download_handler",
+]
+
+log = structlog.get_logger("vigie.evidence_download")
+
+# Outage ids are `<target id>-<YYYYMMDDTHHMMSSZ>[-n]`: letters, digits and '-' only (the
+# compact UTC time carries an upper-case T and Z). Nothing that could name another path.
+OUTAGE_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,199})")
+_VERSION = re.compile(r"[A-Za-z0-9-]{1,64}")
+_CHUNK = 256 * 1024
+
+# outage id -> None (unknown outage: 404) or a version string that changes whenever the bundle
+# would (e.g. "closed-<seq of the closed event>", or "open-<ledger size>" while it lasts).
+OutageVersion = Callable[[str], str | None]
+# (outage id, path) -> writes the bundle zip at `path` (blocking; run in a worker thread).
+BundleBuilder = Callable[[str, Path], None]
+
+
+class EvidenceDownload:
+    """The handler and its cache: one zip per outage and version, built at most once at a time."""
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        version_of: OutageVersion,
+        build: BundleBuilder,
+        *,
+        auth: tuple[str, SecretStr] | None = None,
+        realm: str = "Vigie",
+        max_builds: int = 1,
+    ) -> None:
+        self.cache_dir = Path(cache_dir)
+        self._version_of = version_of
+        self._build = build
+        self._auth = auth
+        self._realm = realm
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._builds = asyncio.Semaphore(max_builds)
+
+    # --- request handling ---------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Serve the bundle of the outage named in the URL (GET and HEAD only)."""
+        if request.method not in {"GET", "HEAD"}:
+            raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
+        self._check_auth(request)
+        outage_id = request.match_info.get("id", "")
+        if OUTAGE_ID.fullmatch(outage_id) is None:
+            raise web.HTTPNotFound(text="Incident inconnu.")
+        version = await asyncio.to_thread(self._version_of, outage_id)
+        if version is None:
+            raise web.HTTPNotFound(text="Incident inconnu.")
+        if _VERSION.fullmatch(version) is None:
+            log.error("evidence_bad_version", outage=outage_id, version=version[:80])
+            raise web.HTTPInternalServerError(text="Version de dossier invalide.")
+        path = self._cached_path(outage_id, version)
+        lock = self._locks.setdefault(f"{outage_id}--{version}", asyncio.Lock())
+        try:
+            async with lock:
+                if not _is_regular_file(path):
+                    await self._build_into(outage_id, path)
+        finally:
+            if not lock.locked():
+                self._locks.pop(f"{outage_id}--{version}", None)
+        return await self._send(request, path, f"vigie-preuves-{outage_id}.zip")
+
+    def _check_auth(self, request: web.Request) -> None:
+        if self._auth is None:
+            return
+        user, password = self._auth
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        ok = False
+        if scheme.lower() == "basic" and value:
+            try:
+                given = base64.b64decode(value.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                given = b""
+            given_user, sep, given_password = given.partition(b":")
+            expected_user = user.encode("utf-8")
+            expected_password = password.get_secret_value().encode("utf-8")
+            # Both comparisons always run: no early exit that would time the user name.
+            user_ok = hmac.compare_digest(given_user, expected_user)
+            password_ok = hmac.compare_digest(given_password, expected_password)
+            ok = bool(sep) and user_ok and password_ok
+        if not ok:
+            raise web.HTTPUnauthorized(
+                text="Authentification requise pour télécharger les preuves.",
+                headers={"WWW-Authenticate": f'Basic realm="{self._realm}", charset="UTF-8"'},
+            )
+
+    def _cached_path(self, outage_id: str, version: str) -> Path:
+        """The cache file for this outage and version; always directly inside the cache."""
+        root = self.cache_dir.resolve()
+        path = root / f"{outage_id}--{version}.zip"
+        if path.parent != root or not path.name.endswith(".zip"):  # defence in depth
+            raise web.HTTPNotFound(text="Incident inconnu.")
+        return path
+
+    async def _build_into(self, outage_id: str, path: Path) -> None:
+        """Build the bundle into a temp file in the cache, then rename it into place."""
+        root = path.parent
+        await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True, mode=0o750)
+        if _exists_not_regular(path):
+            log.error("evidence_cache_entry_refused", path=str(path), reason="not a regular file")
+            raise web.HTTPNotFound(text="Incident inconnu.")
+        tmp = root / f".{path.name}.{secrets.token_hex(8)}.part"
+        async with self._builds:
+            log.info("evidence_bundle_building", outage=outage_id)
+            try:
+                await asyncio.to_thread(self._build, outage_id, tmp)
+                await asyncio.to_thread(os.replace, tmp, path)
+            except KeyError:
+                raise web.HTTPNotFound(text="Incident inconnu.") from None
+            except Exception as exc:
+                log.exception("evidence_bundle_failed", outage=outage_id, error=str(exc))
+                raise web.HTTPInternalServerError(
+                    text="Le dossier de preuves n'a pas pu être produit ; réessayez plus tard."
+                ) from None
+            finally:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+        log.info("evidence_bundle_cached", outage=outage_id, path=str(path))
+
+    async def _send(self, request: web.Request, path: Path, filename: str) -> web.StreamResponse:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            raise web.HTTPNotFound(text="Incident inconnu.") from None
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise web.HTTPNotFound(text="Incident inconnu.")
+            response = web.StreamResponse(
+                headers={
+                    "Content-Type": "application/zip",
+                    "Content-Disposition": f'attachment; filename="{filename}"',
+                    "Cache-Control": "private, no-store",
+                }
+            )
+            response.content_length = info.st_size
+            await response.prepare(request)
+            if request.method == "HEAD":
+                return response
+            while chunk := await asyncio.to_thread(handle.read, _CHUNK):
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+
+def _exists_not_regular(path: Path) -> bool:
+    """True when something that is not a regular file (a symlink, a directory...) is there."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return not stat.S_ISREG(info.st_mode)
+
+
+def _is_regular_file(path: Path) -> bool:
+    """True for a regular file that is not a symlink."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode)
+
+
+def evidence_download_handler(
+    cache_dir: Path,
+    version_of: OutageVersion,
+    build: BundleBuilder,
+    *,
+    auth: tuple[str, SecretStr] | None = None,
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler for ``GET /outages/{id}/evidence.zip`` (register with add_get)."""
+    return EvidenceDownload(cache_dir, version_of, build, auth=auth).handle
