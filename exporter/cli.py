@@ -23,6 +23,8 @@ from exporter.config import ConfigError, Settings, load_settings
 from exporter.grafana import add_commands as add_dashboard_commands
 from exporter.logs import configure_logging
 from exporter.metrics import Metrics
+from exporter.outage_recorder import OutageRecorder
+from exporter.outages_cmd import add_commands as add_outage_commands
 from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service
@@ -161,7 +163,10 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         return EXIT_FAILURE
     registry = ProbeRegistry(probe_settings(settings, evidence.artifacts), default_factories())
     sink: EvidenceSink = evidence.sink
-    service = Service(settings, registry, metrics, sink)
+    # Rebuild outage state from the ledger (an outage open before a restart stays open);
+    # appends outage events a crash lost and the `gap` since the last entry.
+    outages = await OutageRecorder.start(settings, sink, metrics, evidence.ledger)
+    service = Service(settings, registry, metrics, sink, outages)
 
     runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
     await runner.setup()
@@ -201,6 +206,7 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
     tasks = [
         asyncio.create_task(scheduler.run(), name="scheduler"),
         asyncio.create_task(service.watch_controls(stopping), name="controls"),
+        asyncio.create_task(outages.run(stopping), name="outages"),
     ]
     checkpoints = evidence.background_tasks(settings.ledger.checkpoint_interval)
     await stopping.wait()
@@ -262,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evidence_commands(sub, load_settings)
     add_export_commands(sub, load_settings)
     add_dashboard_commands(sub, load_settings)
+    add_outage_commands(sub, load_settings)
     return parser
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from evidence.maintenance import check_windows
 from probes.targets import Duration, Target, validate_http_url
 
 __all__ = [
@@ -243,7 +244,21 @@ def _validate(data: Any, label: str) -> Settings:
     except ValidationError as exc:
         raise ConfigError([_format_error(label, err) for err in exc.errors()]) from None
     _check_unique_ids(settings, label)
+    _check_maintenance(settings, label)
     return settings
+
+
+def _check_maintenance(settings: Settings, label: str) -> None:
+    problems = [f"{label}: {line}" for line in check_windows(settings.maintenance)]
+    ids = {t.id for t in settings.targets}
+    for index, window in enumerate(settings.maintenance):
+        problems += [
+            f"{label}: maintenance[{index}].targets: no target with id {tid!r}"
+            for tid in window.targets
+            if tid not in ids
+        ]
+    if problems:
+        raise ConfigError(problems)
 
 
 def _check_unique_ids(settings: Settings, label: str) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from exporter.metrics import CONTENT_TYPE_LATEST
-from exporter.statuspage import render_status_page
+from exporter.statuspage import render_outage_by_id, render_status_page
 
 if TYPE_CHECKING:
     from exporter.service import Service
@@ -48,6 +48,13 @@ async def _status(request: web.Request) -> web.Response:
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 
+async def _outage(request: web.Request) -> web.Response:
+    html = render_outage_by_id(request.app[_SERVICE], request.match_info["outage_id"])
+    if html is None:
+        raise web.HTTPNotFound(text="Aucune panne ne porte cet identifiant.")
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
 def build_app(service: Service) -> web.Application:
     """The aiohttp application serving the service's endpoints."""
     app = web.Application(client_max_size=1024, middlewares=[_read_only])
@@ -55,4 +62,5 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/", _status)
+    app.router.add_get("/outages/{outage_id}", _outage)
     return app

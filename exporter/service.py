@@ -17,8 +17,9 @@ import structlog
 
 from exporter.config import Settings
 from exporter.metrics import Metrics
+from exporter.outage_recorder import OutageRecorder
 from probes.base import ProbeContext, ProbeRegistry
-from probes.observation import Observation, Outcome
+from probes.observation import Observation, Outcome, utc_now
 from probes.targets import Expectation, Target
 
 __all__ = ["EvidenceSink", "LedgerWriteError", "Service", "control_targets"]
@@ -70,11 +71,13 @@ class Service:
         registry: ProbeRegistry,
         metrics: Metrics,
         sink: EvidenceSink,
+        outages: OutageRecorder | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.metrics = metrics
         self.sink = sink
+        self.outages = outages  # the status page reads `self.outages.tracker`
         self.status: dict[str, _TargetStatus] = {t.id: _TargetStatus(t) for t in settings.targets}
         self.controls = control_targets(settings.controls, min(settings.defaults.timeout, 15.0))
         self._controls_check: asyncio.Task[bool] | None = None
@@ -113,15 +116,18 @@ class Service:
                 ],
             )
         try:
-            await self.record(obs)
+            seq = await self.record(obs)
         except LedgerWriteError:
             return None
+        obs = obs.with_seq(seq)
         self.status[target.id].last = obs
         self.metrics.observe(obs)
-        self.metrics.set_state(target.id, "up" if obs.success else "failing")
         if not obs.success:
             log.info("check_failed", target=target.id, outcome=str(obs.outcome), error=obs.error)
-        return None
+        if self.outages is None:
+            self.metrics.set_state(target.id, "up" if obs.success else "failing")
+            return None
+        return await self.outages.observed(obs)  # appends outage events; fast re-check delay
 
     async def watch_controls(self, stopping: asyncio.Event) -> None:
         """Probe the controls on the default interval until `stopping` is set."""
@@ -164,11 +170,14 @@ class Service:
     async def _check_controls(self) -> bool:
         results = await asyncio.gather(*(self.probe(c) for c in self.controls))
         online = any(r.success for r in results)
+        seqs = []
         for obs in results:
             try:
-                await self.record(obs)
+                seqs.append(await self.record(obs))
             except LedgerWriteError:
                 break
+        if self.outages is not None:
+            await self.outages.vantage_checked(online, utc_now(), seqs)
         self._controls_checked_at = asyncio.get_running_loop().time()
         if online != self._controls_ok:
             controls = [f"{r.target_id} {r.final_url or ''}: {r.outcome}" for r in results]

@@ -500,14 +500,14 @@ def _periods_list(view: StatusView) -> str:
 
 def render_status_view(view: StatusView) -> str:
     """The whole status page as an HTML document."""
-    operator = escape(view.operator) if view.operator else "non renseigné"
+    operator = f" (opéré par {escape(view.operator)})" if view.operator else ""
     maintenance = (
         "<ul>" + "".join(f"<li>{escape(m)}</li>" for m in view.maintenance) + "</ul>"
         if view.maintenance
         else "<p>Aucune fenêtre de maintenance annoncée n'est configurée.</p>"
     )
     body = f"""<header><h1>Vigie — état des services surveillés</h1>
-<p>Point d'observation <strong>{escape(view.vantage)}</strong> (opéré par {operator}).
+<p>Point d'observation <strong>{escape(view.vantage)}</strong>{operator}.
 {escape(_vantage_text(view))} Page générée le {escape(view.generated_at)}.</p></header>
 <main>
 <h2>État actuel</h2>

@@ -1,0 +1,328 @@
+"""`vigie outages`: the outage history from the ledger, as a table, CSV or JSON.
+
+It only reads: the ledger is opened read-only and nothing is ever appended or changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
+
+from evidence.ledger import LedgerError
+from evidence.outages import (
+    ENTRY_GAP,
+    ENTRY_OUTAGE,
+    ENTRY_VANTAGE,
+    OutageRecord,
+    OutageTracker,
+    format_duration,
+    outages_from_entries,
+)
+
+if TYPE_CHECKING:
+    from exporter.config import Settings
+
+__all__ = [
+    "EntrySource",
+    "LedgerSource",
+    "ListSource",
+    "add_commands",
+    "load_outages",
+    "parse_moment",
+    "render",
+    "run_outages",
+]
+
+PARIS = ZoneInfo("Europe/Paris")
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+_EVENTS = (ENTRY_OUTAGE, ENTRY_GAP, ENTRY_VANTAGE)
+_ALL = ("observation", *_EVENTS)
+
+LoadSettings = Callable[[Path | None], "Settings"]
+CSV_FIELDS = (
+    "id",
+    "target_id",
+    "kind",
+    "started_at",
+    "ended_at",
+    "started_paris",
+    "ended_paris",
+    "duration_s",
+    "failed_checks",
+    "causes",
+    "maintenance",
+    "maintenance_s",
+    "artifacts_total",
+    "first_seq",
+    "last_seq",
+)
+
+
+class EntrySource(Protocol):
+    """Decoded ledger entries (``{"type", "seq", ...body}``) in seq order."""
+
+    def entries(self, start: int = 0, *, observations: bool = True) -> Iterable[Mapping[str, Any]]:
+        """Entries from seq `start`; observations skipped when `observations` is False."""
+        ...
+
+
+class ListSource:
+    """Entries already in memory (tests, or a ledger read elsewhere)."""
+
+    def __init__(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        self._entries = entries
+
+    def entries(self, start: int = 0, *, observations: bool = True) -> Iterator[Mapping[str, Any]]:
+        """Entries from seq `start`, optionally without observations."""
+        for entry in self._entries:
+            if int(entry.get("seq", 0)) < start:
+                continue
+            if entry.get("type") == "observation" and not observations:
+                continue
+            yield entry
+
+
+class LedgerSource:
+    """The configured ledger, opened read-only; entries not needed are never decoded."""
+
+    def __init__(self, ledger: Any) -> None:
+        self._ledger = ledger
+
+    @classmethod
+    def open(cls, settings: Settings) -> LedgerSource:
+        """Open the ledger of `settings` read-only (raises the ledger's error when it cannot)."""
+        from evidence.ledger import open_ledger
+
+        password = settings.ledger.password
+        ledger = open_ledger(
+            settings.ledger.url,
+            vantage=settings.vantage.name,
+            readonly=True,
+            password=password.get_secret_value() if password is not None else None,
+        )
+        return cls(ledger)
+
+    def entries(self, start: int = 0, *, observations: bool = True) -> Iterator[dict[str, Any]]:
+        """Entries from seq `start` of the types outage history needs."""
+        wanted = _ALL if observations else _EVENTS
+        for row in self._ledger.iter_rows(start):
+            if row.type in wanted:
+                entry = json.loads(row.body)
+                entry.setdefault("seq", row.seq)
+                yield entry
+
+    def close(self) -> None:
+        """Close the ledger."""
+        self._ledger.close()
+
+
+def load_outages(source: EntrySource, settings: Settings) -> list[OutageRecord]:
+    """Every outage the ledger tells, with open outages brought up to date by their checks.
+
+    Closed outages come from their events alone; observations are read only from the start
+    of the oldest open outage, so the cost does not grow with the age of the ledger.
+    """
+    records = outages_from_entries(source.entries(observations=False))
+    still_open = [r for r in records if r.is_open]
+    if not still_open:
+        return records
+    start = min(
+        r.first_seq if r.first_seq is not None else (r.opened_entry or 0) for r in still_open
+    )
+    tracker = OutageTracker.rebuild(
+        source.entries(start), settings.outages, settings.maintenance, settings.targets
+    )
+    current = {r.id: r for r in tracker.open_outages()}
+    return [current.get(r.id, r) if r.is_open else r for r in records]
+
+
+def parse_moment(text: str, *, end: bool = False) -> dt.datetime:
+    """A --from/--to value: a date (Paris day; `end` means the end of it) or a date-time.
+
+    Date-times without an offset are Paris time. Raises ValueError with a usable message.
+    """
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            if end:
+                day += dt.timedelta(days=1)
+            return dt.datetime.combine(day, dt.time(), PARIS)
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a date or date-time (e.g. 2026-11-23 or 2026-11-23T14:30)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=PARIS)
+
+
+def select(
+    records: Iterable[OutageRecord],
+    *,
+    targets: Sequence[str] = (),
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> list[OutageRecord]:
+    """Records of `targets` (all when empty) overlapping ``[start, end)``."""
+    out = []
+    for record in records:
+        if targets and record.target_id not in targets:
+            continue
+        if end is not None and record.start >= end:
+            continue
+        record_end = record.end
+        if start is not None and record_end is not None and record_end <= start:
+            continue
+        out.append(record)
+    return out
+
+
+def _paris(value: str | None) -> str:
+    if value is None:
+        return ""
+    return dt.datetime.fromisoformat(value).astimezone(PARIS).isoformat(timespec="seconds")
+
+
+def _row(record: OutageRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "target_id": record.target_id,
+        "kind": record.kind,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at or "",
+        "started_paris": _paris(record.started_at),
+        "ended_paris": _paris(record.ended_at),
+        "duration_s": "" if record.duration_s is None else f"{record.duration_s:.3f}",
+        "failed_checks": record.failed_checks,
+        "causes": record.causes_text,
+        "maintenance": record.maintenance or "",
+        "maintenance_s": f"{record.maintenance_s:.3f}",
+        "artifacts_total": record.artifacts_total,
+        "first_seq": "" if record.first_seq is None else record.first_seq,
+        "last_seq": "" if record.last_seq is None else record.last_seq,
+    }
+
+
+def render(records: Sequence[OutageRecord], fmt: str, now: dt.datetime) -> str:
+    """The records as ``table``, ``csv`` or ``json`` text."""
+    if fmt == "json":
+        return json.dumps([r.to_dict() for r in records], ensure_ascii=False, indent=2) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for record in records:
+            writer.writerow(_row(record))
+        return buffer.getvalue()
+    if not records:
+        return "No outage recorded for this selection.\n"
+    header = ("ID", "TARGET", "KIND", "START (PARIS)", "END (PARIS)", "DURATION", "CHECKS")
+    rows = [header]
+    details = []
+    for record in records:
+        duration = format_duration(record.duration(now))
+        rows.append(
+            (
+                record.id,
+                record.target_id,
+                record.kind,
+                _paris(record.started_at),
+                _paris(record.ended_at) or "ongoing",
+                duration + (" so far" if record.is_open else ""),
+                str(record.failed_checks),
+            )
+        )
+        extra = record.causes_text
+        if record.maintenance:
+            extra += f"; maintenance: {record.maintenance}"
+        details.append(extra)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    for index, row in enumerate(rows):
+        cause = "CAUSES" if index == 0 else details[index - 1]
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) + "  " + cause)
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def run_outages(
+    args: argparse.Namespace,
+    source_factory: Callable[[Settings], EntrySource] | None = None,
+) -> int:
+    """`vigie outages [--target ID] [--from DATE] [--to DATE] [--format table|csv|json]`."""
+    from exporter.config import ConfigError
+
+    load: LoadSettings = args.load_settings
+    settings = load(getattr(args, "config", None))
+    try:
+        start = parse_moment(args.from_) if args.from_ else None
+        end = parse_moment(args.to, end=True) if args.to else None
+    except ValueError as exc:
+        raise ConfigError([f"--from/--to: {exc}"]) from None
+    if start is not None and end is not None and end <= start:
+        raise ConfigError(["--to: must be after --from"])
+    factory = source_factory or getattr(args, "source_factory", None) or LedgerSource.open
+    try:
+        source = factory(settings)
+        try:
+            records = load_outages(source, settings)
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+    except (LedgerError, OSError) as exc:
+        print(f"vigie outages: cannot read the ledger: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    wanted = tuple(args.target or ())
+    known = {t.id for t in settings.targets} | {r.target_id for r in records}
+    unknown = [t for t in wanted if t not in known]
+    if unknown:
+        raise ConfigError(
+            [f"--target: no target with id {unknown[0]!r} (known: {', '.join(sorted(known))})"]
+        )
+    chosen = select(records, targets=wanted, start=start, end=end)
+    sys.stdout.write(render(chosen, args.format, dt.datetime.now(dt.UTC)))
+    return EXIT_OK
+
+
+def add_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    load_settings: LoadSettings,
+    *,
+    source_factory: Callable[[Settings], EntrySource] | None = None,
+) -> None:
+    """Add `vigie outages` to the `vigie` parser (handler in ``args.handler``)."""
+    parser = subparsers.add_parser(
+        "outages",
+        help="list confirmed outages from the ledger (table, CSV or JSON)",
+        description="List the confirmed outages (down) and slow periods (degraded) recorded "
+        "in the ledger, oldest first. Times are stored in UTC; the table shows them in "
+        "Europe/Paris time with their offset. DATE is a Paris day (2026-11-23) or a date-time "
+        "(2026-11-23T14:30, Paris time unless it carries an offset); --to DATE includes that "
+        "day. An outage is listed when it overlaps the period.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="configuration file (default: ./vigie.yaml, else the built-in defaults)",
+    )
+    parser.add_argument(
+        "--target", action="append", metavar="ID", help="only this target (repeatable)"
+    )
+    parser.add_argument("--from", dest="from_", metavar="DATE", help="from this day or time")
+    parser.add_argument("--to", metavar="DATE", help="up to this day (included) or time")
+    parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    parser.set_defaults(
+        handler=run_outages, load_settings=load_settings, source_factory=source_factory
+    )
