@@ -136,14 +136,14 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_bundle(args: argparse.Namespace, path: Path) -> int:
-    """Evidence bundles (`vigie export`) are checked by their own verifier (issue 7)."""
-    del args
-    print(
-        f"vigie verify: {path} looks like an evidence bundle; bundles are not supported by "
-        "this version yet (run the verify.py inside the bundle)",
-        file=sys.stderr,
-    )
-    return EXIT_USAGE
+    """An evidence bundle (`vigie export`): `evidence.bundle_verify.verify_bundle`."""
+    from evidence.bundle_verify import print_bundle_report, verify_bundle_cli
+
+    report = verify_bundle_cli(args, path)
+    if report is None:
+        return EXIT_USAGE
+    print_bundle_report(report, as_json=args.json)
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _default_public_key(settings: Settings) -> Path | None:

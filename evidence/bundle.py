@@ -1,0 +1,1221 @@
+"""Evidence bundles: one zip per request carrying entries, captures, proofs and a report.
+
+Streams the ledger in chunks into the zip (memory stays bounded for a year of data); it only
+reads the ledger and the artifact store, and writes the bundle through a temporary file so a
+failed export never leaves a half bundle behind.
+
+Layout (see LISEZMOI.txt): ``manifest.json`` (every file with SHA-256 and size) signed by the
+vantage key (``manifest.sig``, a signed note over the manifest's SHA-256) and timestamped
+(``manifest.tsr``) when a TSA is configured; ``observations.jsonl`` (the ledger entries, byte
+for byte); ``observations.csv`` and ``outages.csv``; ``artifacts/``; ``proofs/``;
+``report.pdf``; ``verify.py``; ``LISEZMOI.txt``.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import contextlib
+import csv
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import itertools
+import json
+import queue
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import structlog
+
+from evidence import merkle
+from evidence.availability import PARIS
+from evidence.checkpoint import Checkpoint
+from evidence.ledger import CHECKPOINT, OBSERVATION, STORED_LEVEL_STRIDE, TIMESTAMP, Ledger
+from evidence.outages import ENTRY_OUTAGE, OutageRecord, entry_time, outages_from_entries
+from evidence.signing import NoteSigner
+
+__all__ = [
+    "BUNDLE_FORMAT",
+    "CSV_OBSERVATION_COLUMNS",
+    "CSV_OUTAGE_COLUMNS",
+    "BundleError",
+    "BundleSummary",
+    "ExportRequest",
+    "ExportResult",
+    "ReportHook",
+    "TargetStats",
+    "aligned_ranges",
+    "export_bundle",
+    "paris_time",
+]
+
+log = structlog.get_logger("vigie.bundle")
+
+try:  # orjson parses the entries several times faster; json is the fallback
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - depends on the installation
+    _loads = json.loads  # type: ignore[assignment]
+
+BUNDLE_FORMAT = "vigie-bundle/1"
+RANGE_FORMAT = "vigie-range/1"
+STANDALONE_DIR = Path(__file__).parent / "standalone"
+_CHUNK = 8192
+_ARTIFACT_EXT = {"screenshot": ".png", "html": ".html", "warc": ".warc"}
+_TIMESTAMP_LOOKAHEAD = 256  # entries after a checkpoint searched for its timestamp
+
+CSV_OBSERVATION_COLUMNS = (
+    "seq",
+    "cible",
+    "type_sonde",
+    "date_paris",
+    "date_utc",
+    "succes",
+    "resultat",
+    "statut_http",
+    "duree_s",
+    "ip_distante",
+    "url_finale",
+    "erreur",
+    "artefacts",
+)
+CSV_OUTAGE_COLUMNS = (
+    "identifiant",
+    "cible",
+    "nature",
+    "debut_paris",
+    "fin_paris",
+    "debut_utc",
+    "fin_utc",
+    "duree_s",
+    "verifications_en_echec",
+    "causes",
+    "maintenance_annoncee",
+    "premiere_entree",
+    "derniere_entree",
+    "confirme_depuis_points",
+)
+
+
+class BundleError(Exception):
+    """The bundle cannot be built as asked (the message says what to change)."""
+
+
+class Stamper(Protocol):
+    """An RFC 3161 authority (`evidence.timestamp.HttpTimestamper`)."""
+
+    def stamp(self, data: bytes) -> bytes:
+        """A verified DER TimeStampResp over `data`."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExportRequest:
+    """What to export: a period [start, end) and optionally some targets, or one outage."""
+
+    start: dt.datetime
+    end: dt.datetime
+    targets: tuple[str, ...] = ()
+    outage_id: str | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class TargetStats:
+    """Per-target figures gathered while streaming (for the report): bounded by days."""
+
+    target_id: str
+    name: str = ""
+    kind: str = ""
+    url: str = ""
+    checks: int = 0
+    successes: int = 0
+    duration_sum_s: float = 0.0
+    first_at: str | None = None
+    last_at: str | None = None
+    # Paris day (ISO date) -> [checks, successes, sum of durations of successful checks]
+    daily: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    outcomes: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+
+    @property
+    def availability(self) -> float | None:
+        """Successful checks / checks (None without checks)."""
+        return None if not self.checks else self.successes / self.checks
+
+
+@dataclasses.dataclass(slots=True)
+class BundleSummary:
+    """Everything the report needs, filled while the bundle is streamed.
+
+    `corroboration` maps an outage id to the number of vantages that saw it (set by
+    `vigie corroborate` data when given); the report says "confirmé depuis N points
+    d'observation".
+    """
+
+    vantage: str
+    operator: str
+    period_start: dt.datetime
+    period_end: dt.datetime
+    created_at: dt.datetime
+    targets: dict[str, TargetStats]
+    outages: list[OutageRecord]
+    range_start: int
+    range_stop: int
+    entries: int = 0
+    disclosed: int = 0
+    hidden: int = 0
+    checkpoints: list[Checkpoint] = dataclasses.field(default_factory=list)
+    timestamps: dict[int, str] = dataclasses.field(default_factory=dict)  # cp seq -> gen_time
+    public_key: str = ""
+    tsa_name: str | None = None
+    environment: dict[str, Any] = dataclasses.field(default_factory=dict)
+    screenshots: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (sha, target)
+    artifact_files: dict[str, str] = dataclasses.field(default_factory=dict)  # sha -> zip path
+    corroboration: dict[str, int] = dataclasses.field(default_factory=dict)
+    mode: str = "range"
+    outage_id: str | None = None
+    target_filter: tuple[str, ...] = ()
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    settings: Any = None  # exporter.config.Settings when exported by the CLI
+
+
+ReportHook = Callable[[BundleSummary, Callable[[str], bytes | None]], bytes]
+
+
+@dataclasses.dataclass(slots=True)
+class ExportResult:
+    """What `export_bundle` wrote."""
+
+    path: Path
+    summary: BundleSummary
+    files: dict[str, tuple[str, int]]  # zip path -> (sha256 hex, size)
+    elapsed_s: float
+
+
+def paris_time(moment: dt.datetime | str | None) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in Europe/Paris (what a French spreadsheet shows as a date)."""
+    if moment is None:
+        return ""
+    if isinstance(moment, str):
+        moment = _parse(moment)
+    return moment.astimezone(PARIS).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _utc_text(moment: dt.datetime | str | None) -> str:
+    if moment is None:
+        return ""
+    if isinstance(moment, str):
+        moment = _parse(moment)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _parse(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _decimal_fr(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6f}".rstrip("0").rstrip(".").replace(".", ",")
+    return str(value)
+
+
+def aligned_ranges(start: int, stop: int) -> list[tuple[int, int]]:
+    """[start, stop) as perfect subtrees (level, index), left to right, greedy (O(log n))."""
+    parts: list[tuple[int, int]] = []
+    position = start
+    while position < stop:
+        level = (position & -position).bit_length() - 1 if position else stop.bit_length()
+        while (1 << level) > stop - position:
+            level -= 1
+        parts.append((level, position >> level))
+        position += 1 << level
+    return parts
+
+
+def _subtree(ledger: Ledger, level: int, index: int) -> bytes:
+    """Hash of the perfect subtree (level, index) from stored nodes (public ledger API)."""
+    base = level - level % STORED_LEVEL_STRIDE
+    width = 1 << (level - base)
+    first = index * width
+    if base == 0:
+        hashes = [row.leaf_hash for row in ledger.iter_rows(first, first + width)]
+    else:
+        hashes = [h for _, h in ledger.stored_nodes(base, first, first + width)]
+    if len(hashes) != width:
+        raise BundleError(
+            f"the ledger cannot rebuild tree node ({level}, {index}); run `vigie verify`"
+        )
+    return merkle.reduce_perfect(hashes)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class _HashingWriter:
+    """Wraps a zip member: counts and hashes what is written."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.size += len(data)
+        self.stream.write(data)
+
+
+class _Progress:
+    """A progress bar on stderr, only when it is a terminal."""
+
+    def __init__(self, total: int, enabled: bool | None) -> None:
+        self.total = max(total, 1)
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.last = 0.0
+
+    def update(self, done: int, label: str = "entrées") -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.2 and done < self.total:
+            return
+        self.last = now
+        ratio = min(done / self.total, 1.0)
+        bar = "#" * int(ratio * 30)
+        sys.stderr.write(f"\r[{bar:<30}] {ratio:6.1%} {done}/{self.total} {label}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _target_of(body: bytes) -> str | None:
+    """The top-level ``target_id`` of a canonical JSON entry, found without parsing it."""
+    marker = b'"target_id":"'
+    at = body.find(marker)
+    if at < 0:
+        return None
+    at += len(marker)
+    end = body.find(b'"', at)
+    return body[at:end].decode("utf-8", "replace")
+
+
+class _Writer:
+    """Builds one bundle into an open zip."""
+
+    def __init__(self, zf: zipfile.ZipFile) -> None:
+        self.zf = zf
+        self.files: dict[str, tuple[str, int]] = {}
+
+    def member(self, name: str) -> _Member:
+        return _Member(self, name)
+
+    def put(self, name: str, data: bytes) -> None:
+        with self.member(name) as out:
+            out.write(data)
+
+    def put_spool(self, name: str, spool: _Spool) -> None:
+        """Copy a spooled temporary file into the zip (one member is written at a time)."""
+        spool.file.seek(0)
+        with self.member(name) as out:
+            while block := spool.file.read(1 << 20):
+                out.write(block)
+
+
+class _Spool:
+    """A temporary file standing in for a member while another one is being written."""
+
+    def __init__(self) -> None:
+        self.size = 0
+
+    def __enter__(self) -> _Spool:
+        self.file: IO[bytes] = tempfile.TemporaryFile()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.size += len(data)
+
+
+class _Background:
+    """Writes blocks to a member from a thread: zlib and hashlib release the GIL, so the
+    compression and hashing of the entries overlap the parsing of the next chunk.
+
+    At most `depth` blocks wait in the queue (memory stays bounded); an error in the thread is
+    raised in the caller at the next write or at exit.
+    """
+
+    def __init__(self, out: _HashingWriter, depth: int = 3) -> None:
+        self.out = out
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="bundle-writer", daemon=True)
+
+    def __enter__(self) -> _Background:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (block := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.out.write(block)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+                    self.error = exc
+
+    def write(self, block: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(block)
+
+    def __exit__(self, *exc: object) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if self.error is not None and exc[0] is None:
+            raise self.error
+
+
+class _Member:
+    def __init__(self, writer: _Writer, name: str) -> None:
+        self.writer = writer
+        self.name = name
+        self._raw: IO[bytes] | None = None
+        self._hashing: _HashingWriter | None = None
+
+    def __enter__(self) -> _HashingWriter:
+        info = zipfile.ZipInfo(self.name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        self._raw = self.writer.zf.open(info, "w", force_zip64=True)
+        self._hashing = _HashingWriter(self._raw)
+        return self._hashing
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._raw is not None
+        assert self._hashing is not None
+        self._raw.close()
+        self.writer.files[self.name] = (self._hashing.sha.hexdigest(), self._hashing.size)
+
+
+class _CsvChunks:
+    """Writes CSV rows (`;`, CRLF, UTF-8 with BOM) to a member in chunks."""
+
+    def __init__(self, out: _HashingWriter | _Spool, header: Sequence[str]) -> None:
+        self.out = out
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer, delimiter=";", lineterminator="\r\n")
+        out.write("\ufeff".encode())
+        self.writer.writerow(header)
+
+    def row(self, values: Sequence[Any]) -> None:
+        self.writer.writerow(values)
+        if self.buffer.tell() > 1 << 20:
+            self.flush()
+
+    def rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        self.writer.writerows(rows)
+        if self.buffer.tell() > 1 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        self.out.write(self.buffer.getvalue().encode("utf-8"))
+        self.buffer.seek(0)
+        self.buffer.truncate()
+
+
+class _Clock:
+    """Paris and UTC spreadsheet times of ledger timestamps, cached per UTC hour.
+
+    Europe/Paris is a whole number of hours from UTC, so the minutes and seconds of a UTC time
+    are those of its Paris time: one zone conversion per hour of data instead of per entry.
+    """
+
+    def __init__(self) -> None:
+        self.hours: dict[str, str] = {}
+
+    def times(self, text: str) -> tuple[str, str]:
+        """(Paris, UTC) as ``YYYY-MM-DD HH:MM:SS`` of an RFC 3339 time (``""`` if none)."""
+        if len(text) >= 20 and text[10] == "T" and (text[-1] == "Z" or text[-6:] == "+00:00"):
+            hour = text[:13]
+            paris = self.hours.get(hour)
+            if paris is None:
+                try:
+                    moment = dt.datetime.fromisoformat(hour + ":00:00+00:00")
+                except ValueError:
+                    return paris_time(text), _utc_text(text)
+                paris = self.hours[hour] = moment.astimezone(PARIS).strftime("%Y-%m-%d %H")
+            return paris + text[13:19], text[:10] + " " + text[11:19]
+        if not text:
+            return "", ""
+        try:
+            return paris_time(text), _utc_text(text)
+        except ValueError:
+            return text, text
+
+
+class _ObservationTable:
+    """Turns observation entries into CSV rows and per-target, per-day figures (bounded)."""
+
+    def __init__(self, summary: BundleSummary) -> None:
+        self.summary = summary
+        self.clock = _Clock()
+        # (target, Paris day) -> [checks, successes, sum of durations of successful checks]
+        self.days: dict[tuple[str, str], list[float]] = {}
+        self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.first: dict[str, str] = {}
+        self.last: dict[str, str] = {}
+        self.kinds: dict[str, str] = {}
+
+    def rows(self, entries: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
+        """The CSV rows of `entries` (parsed observation bodies); figures are tallied."""
+        out: list[list[Any]] = []
+        append = out.append
+        times = self.clock.times
+        hours = self.clock.hours
+        days, outcomes, first, last = self.days, self.outcomes, self.first, self.last
+        summary = self.summary
+        for entry in entries:
+            get = entry.get
+            target = get("target_id") or ""
+            started = get("started_at") or ""
+            hour = hours.get(started[:13]) if started.endswith("Z") else None
+            if hour is None:  # first entry of an hour, or an unusual time
+                paris, utc = times(started)
+            else:
+                paris, utc = hour + started[13:19], started[:10] + " " + started[11:19]
+            success = bool(get("success"))
+            outcome = get("outcome") or ""
+            duration = get("duration_s")
+            status = get("http_status")
+            error = get("error") or ""
+            artifacts = get("artifacts") or {}
+            append(
+                [
+                    get("seq"),
+                    target,
+                    get("kind") or "",
+                    paris,
+                    utc,
+                    "oui" if success else "non",
+                    outcome,
+                    "" if status is None else status,
+                    f"{duration:.6f}".rstrip("0").rstrip(".").replace(".", ",")
+                    if duration.__class__ is float
+                    else _decimal_fr(duration),
+                    get("remote_ip") or "",
+                    get("final_url") or "",
+                    error.replace("\n", " ")[:300] if error else "",
+                    " ".join(f"{k}:{sha}" for sha, k in sorted(artifacts.items()))
+                    if artifacts
+                    else "",
+                ]
+            )
+            day = days.get((target, paris[:10]))
+            if day is None:
+                day = days[target, paris[:10]] = [0, 0, 0.0]
+                if target not in first:
+                    first[target] = started
+                    self.kinds[target] = get("kind") or ""
+                if not summary.environment and isinstance(get("environment"), dict):
+                    summary.environment = dict(entry["environment"])
+            day[0] += 1
+            if success:
+                day[1] += 1
+                day[2] += float(duration or 0.0)
+            outcomes[target, outcome] += 1
+            last[target] = started
+            if artifacts:
+                self._artifacts(target, artifacts)
+        return out
+
+    def _artifacts(self, target: str, artifacts: Mapping[str, Any]) -> None:
+        files = self.summary.artifact_files
+        for sha, kind in artifacts.items():
+            if sha not in files:
+                files[sha] = str(kind)
+                if kind == "screenshot":
+                    self.summary.screenshots.append((sha, target))
+
+    def finish(self) -> None:
+        """Fold the tallies into `summary.targets` (`TargetStats`)."""
+        targets = self.summary.targets
+        for (target, day), (checks, successes, durations) in self.days.items():
+            stats = targets.get(target)
+            if stats is None:
+                stats = targets[target] = TargetStats(target)
+            stats.checks += int(checks)
+            stats.successes += int(successes)
+            stats.duration_sum_s += durations
+            counts = stats.daily.setdefault(day, [0, 0, 0.0])
+            counts[0] += checks
+            counts[1] += successes
+            counts[2] += durations
+        for (target, outcome), count in self.outcomes.items():
+            targets[target].outcomes[outcome] += count
+        for target, started in self.first.items():
+            stats = targets[target]
+            if stats.first_at is None:
+                stats.first_at = started
+            stats.last_at = self.last[target]
+            if not stats.kind:
+                stats.kind = self.kinds[target]
+
+
+def _outage_row(record: OutageRecord, corroboration: Mapping[str, int]) -> list[Any]:
+    duration = record.duration_s
+    return [
+        record.id,
+        record.target_id,
+        "indisponibilité" if record.kind == "down" else "dégradation",
+        paris_time(record.started_at),
+        paris_time(record.ended_at) if record.ended_at else "en cours",
+        _utc_text(record.started_at),
+        _utc_text(record.ended_at),
+        _decimal_fr(None if duration is None else round(duration, 3)),
+        record.failed_checks,
+        record.causes_text_fr,
+        record.maintenance or "",
+        "" if record.first_seq is None else record.first_seq,
+        "" if record.last_seq is None else record.last_seq,
+        corroboration.get(record.id, 1),
+    ]
+
+
+def _standalone(name: str) -> bytes:
+    return (STANDALONE_DIR / name).read_bytes()
+
+
+def _placeholder_pdf(lines: Sequence[str]) -> bytes:
+    """A minimal one-page PDF (used only when the report module is not available)."""
+
+    def esc(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+    body = "BT /F1 11 Tf 50 800 Td 14 TL " + " ".join(
+        f"({esc(line.encode('latin-1', 'replace').decode('latin-1'))}) '" for line in lines
+    )
+    stream = body + " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        (
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+            "/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        f"<< /Length {len(stream.encode('latin-1'))} >>\nstream\n{stream}\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, obj in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{obj}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return bytes(out)
+
+
+def default_report(summary: BundleSummary, artifact: Callable[[str], bytes | None]) -> bytes:
+    """The French PDF report (`evidence.report`), or a placeholder page if it is missing."""
+    import importlib
+
+    try:  # the report helper's adapter, when present: render(summary, artifact) -> bytes
+        adapter = importlib.import_module("evidence.report_build")
+    except ImportError:
+        adapter = None
+    render = getattr(adapter, "render_bundle_report", None)
+    if callable(render):
+        pdf = render(summary, artifact)
+        if isinstance(pdf, bytes):
+            return pdf
+    return _placeholder_pdf(
+        [
+            "Vigie - dossier de preuves",
+            f"Point d'observation : {summary.vantage}",
+            f"Periode : {paris_time(summary.period_start)} - {paris_time(summary.period_end)}",
+            f"Entrees {summary.range_start} a {summary.range_stop - 1}",
+            "Le rapport detaille n'est pas disponible dans cette version.",
+            "Verification : python3 verify.py (voir LISEZMOI.txt)",
+        ]
+    )
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def export_bundle(
+    ledger: Ledger,
+    out: Path,
+    request: ExportRequest,
+    *,
+    signer: NoteSigner,
+    operator: str = "",
+    artifacts_dir: Path | None = None,
+    timestamper: Stamper | None = None,
+    tsa_name: str | None = None,
+    tsa_certificates: Sequence[bytes] = (),
+    report: ReportHook | None = None,
+    corroboration: Mapping[str, int] | None = None,
+    progress: bool | None = None,
+    settings: Any = None,
+    now: dt.datetime | None = None,
+) -> ExportResult:
+    """Write the evidence bundle of `request` to `out` (a zip); return what was written.
+
+    `tsa_certificates`: the TSA's root (and intermediates) to include beside the certificates
+    the tokens embed. `report`: renders ``report.pdf`` from the summary (default: the French
+    report). Raises BundleError when there is nothing to export or the ledger is unusable.
+    """
+    began = time.monotonic()
+    if request.end <= request.start:
+        raise BundleError("the end of the period must come after its start")
+    vantage = signer.name
+    if ledger.vantage is not None and ledger.vantage != vantage:
+        raise BundleError(
+            f"the ledger belongs to vantage {ledger.vantage!r}, the key to {vantage!r}"
+        )
+    size = ledger.size()
+    created = now or dt.datetime.now(dt.UTC)
+    summary = BundleSummary(
+        vantage=vantage,
+        operator=operator,
+        period_start=request.start,
+        period_end=request.end,
+        created_at=created,
+        targets={},
+        outages=[],
+        range_start=0,
+        range_stop=0,
+        public_key=signer.verifier.vkey(),
+        tsa_name=tsa_name,
+        corroboration=dict(corroboration or {}),
+        target_filter=tuple(request.targets),
+        outage_id=request.outage_id,
+        settings=settings,
+    )
+    if settings is not None:
+        for target in getattr(settings, "targets", ()):
+            stats = summary.targets.setdefault(target.id, TargetStats(target.id))
+            stats.name = getattr(target, "name", "") or ""
+            stats.kind = str(getattr(target, "kind", "") or "")
+            stats.url = str(getattr(target, "url", "") or "")
+        if request.targets:
+            summary.targets = {k: v for k, v in summary.targets.items() if k in request.targets}
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.part")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            writer = _Writer(zf)
+            if request.outage_id is not None:
+                _write_outage(writer, ledger, size, request.outage_id, summary)
+            else:
+                _write_range(writer, ledger, size, request, summary, progress_enabled=progress)
+            _write_artifacts(writer, artifacts_dir, summary)
+            _write_proof_material(writer, ledger, size, summary, tsa_certificates)
+            render = report or default_report
+            writer.put("report.pdf", render(summary, _artifact_reader(artifacts_dir)))
+            writer.put("verify.py", _standalone("verify.py"))
+            writer.put("LISEZMOI.txt", _lisezmoi(summary))
+            manifest = _manifest(summary, writer.files)
+            writer_files = dict(writer.files)
+            _raw_put(zf, "manifest.json", manifest)
+            digest = hashlib.sha256(manifest).hexdigest()
+            _raw_put(zf, "manifest.sig", signer.sign(f"{BUNDLE_FORMAT}\n{digest}\n").encode())
+            if timestamper is not None:
+                try:
+                    _raw_put(zf, "manifest.tsr", timestamper.stamp(manifest))
+                except Exception as exc:  # noqa: BLE001 - the bundle stays valid without it
+                    summary.warnings.append(f"manifest not timestamped: {exc}")
+                    log.warning("bundle_tsa_failed", error=str(exc))
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    elapsed = time.monotonic() - began
+    log.info(
+        "bundle_exported",
+        path=str(out),
+        entries=summary.entries,
+        disclosed=summary.disclosed,
+        hidden=summary.hidden,
+        outages=len(summary.outages),
+        elapsed_s=round(elapsed, 3),
+    )
+    return ExportResult(out, summary, writer_files, elapsed)
+
+
+def _raw_put(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data)
+
+
+def _artifact_reader(directory: Path | None) -> Callable[[str], bytes | None]:
+    def read(sha: str) -> bytes | None:
+        if directory is None:
+            return None
+        path = directory / sha[:2] / sha[2:4] / sha
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        return data if hashlib.sha256(data).hexdigest() == sha else None
+
+    return read
+
+
+def _time_at(ledger: Ledger, seq: int) -> dt.datetime | None:
+    """When entry `seq` was made, or (timestamps, failures) the nearest earlier entry's time."""
+    for probe in range(seq, max(-1, seq - 64), -1):
+        made = entry_time(json.loads(ledger.get(probe)))
+        if made is not None:
+            return made
+    return None
+
+
+def _seq_at(ledger: Ledger, size: int, moment: dt.datetime) -> int:
+    """The first seq made at or after `moment` (binary search; entries are in time order)."""
+    lo, hi = 0, size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        made = _time_at(ledger, mid)
+        if made is not None and made >= moment:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _find_range(ledger: Ledger, size: int, request: ExportRequest) -> tuple[int, int]:
+    start = _seq_at(ledger, size, request.start)
+    stop = _seq_at(ledger, size, request.end)
+    return start, max(start, stop)
+
+
+def _checkpoint_seqs(ledger: Ledger, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
+    for rows in ledger.row_chunks(start, stop, _CHUNK):  # type: ignore[attr-defined]
+        for seq, kind, body, _leaf in rows:
+            if kind == CHECKPOINT:
+                yield seq, body
+
+
+def _closing_checkpoint(ledger: Ledger, stop: int, size: int) -> tuple[int, bytes] | None:
+    """The first checkpoint at or after `stop` (it covers the whole range)."""
+    for found in _checkpoint_seqs(ledger, stop, size):
+        return found
+    return None
+
+
+def _previous_checkpoint(ledger: Ledger, start: int) -> tuple[int, bytes] | None:
+    """The last checkpoint before `start` (searched backwards in windows)."""
+    window = 4096
+    end = start
+    while end > 0:
+        begin = max(0, end - window)
+        found = list(_checkpoint_seqs(ledger, begin, end))
+        if found:
+            return found[-1]
+        end = begin
+        window = min(window * 4, 1 << 22)
+    return None
+
+
+def _split_by_target(
+    rows: Sequence[tuple[int, str, bytes, bytes]], wanted: set[str]
+) -> tuple[list[tuple[int, str, bytes, bytes]], list[bytes]]:
+    """Rows to disclose (wanted targets, entries of no target) and leaf hashes of the others."""
+    shown: list[tuple[int, str, bytes, bytes]] = []
+    hidden: list[bytes] = []
+    for row in rows:
+        target = _target_of(row[2])
+        if target is not None and target not in wanted:
+            hidden.append(row[3])
+        else:
+            shown.append(row)
+    return shown, hidden
+
+
+def _other_entries(
+    rows: Sequence[tuple[int, str, bytes, bytes]],
+    summary: BundleSummary,
+    outages: list[dict[str, Any]],
+    checkpoints: list[tuple[int, bytes]],
+) -> None:
+    """Outage events, checkpoints and timestamps among `rows` (observations are skipped)."""
+    for seq, kind, body, _leaf in rows:
+        if kind == ENTRY_OUTAGE:
+            outage = json.loads(body)
+            outage.setdefault("seq", seq)
+            outages.append(outage)
+        elif kind == CHECKPOINT:
+            checkpoints.append((seq, body))
+        elif kind == TIMESTAMP:
+            stamp = json.loads(body)
+            summary.timestamps[int(stamp["checkpoint_seq"])] = str(stamp.get("gen_time") or "")
+
+
+def _write_range(
+    writer: _Writer,
+    ledger: Ledger,
+    size: int,
+    request: ExportRequest,
+    summary: BundleSummary,
+    *,
+    progress_enabled: bool | None,
+) -> None:
+    start, stop = _find_range(ledger, size, request)
+    if stop <= start:
+        raise BundleError(
+            f"the ledger holds no entry between {request.start.isoformat()} and "
+            f"{request.end.isoformat()}: choose another period"
+        )
+    summary.range_start, summary.range_stop = start, stop
+    wanted = set(request.targets)
+    outage_entries: list[dict[str, Any]] = []
+    in_range_checkpoints: list[tuple[int, bytes]] = []
+    table = _ObservationTable(summary)
+    progress = _Progress(stop - start, progress_enabled)
+    loads = _loads
+    with contextlib.ExitStack() as stack:
+        csv_spool = stack.enter_context(_Spool())
+        hidden_spool = stack.enter_context(_Spool()) if wanted else None
+        csv_out = _CsvChunks(csv_spool, CSV_OBSERVATION_COLUMNS)
+        done = 0
+        try:
+            with writer.member("observations.jsonl") as jsonl, _Background(jsonl) as sink:
+                for rows in ledger.row_chunks(start, stop, _CHUNK):  # type: ignore[attr-defined]
+                    done += len(rows)
+                    shown = rows
+                    if wanted:
+                        shown, hidden = _split_by_target(rows, wanted)
+                        if hidden_spool is not None and hidden:
+                            hidden_spool.write(b"".join(hidden))
+                        summary.hidden += len(hidden)
+                    if not shown:
+                        continue
+                    sink.write(b"\n".join([row[2] for row in shown]) + b"\n")
+                    summary.disclosed += len(shown)
+                    observations = [loads(row[2]) for row in shown if row[1] == OBSERVATION]
+                    csv_out.rows(table.rows(observations))
+                    if len(observations) != len(shown):
+                        _other_entries(shown, summary, outage_entries, in_range_checkpoints)
+                    progress.update(done)
+        finally:
+            progress.close()
+        csv_out.flush()
+        if done != stop - start:
+            raise BundleError(
+                f"the ledger has gaps between entries {start} and {stop}: run `vigie verify`"
+            )
+        summary.entries = stop - start
+        table.finish()
+        writer.put_spool("observations.csv", csv_spool)
+        if hidden_spool is not None:
+            writer.put_spool("proofs/hidden-leaves.bin", hidden_spool)
+    summary.outages = [
+        r for r in outages_from_entries(outage_entries) if not wanted or r.target_id in wanted
+    ]
+    with writer.member("outages.csv") as member:
+        outage_table = _CsvChunks(member, CSV_OUTAGE_COLUMNS)
+        outage_table.rows(_outage_row(r, summary.corroboration) for r in summary.outages)
+        outage_table.flush()
+    _write_range_proof(writer, ledger, summary, size=size, stop=stop, in_range=in_range_checkpoints)
+
+
+def _node_list(ledger: Ledger, parts: Iterable[tuple[int, int]]) -> list[dict[str, Any]]:
+    return [
+        {"level": level, "index": index, "hash": _b64(_subtree(ledger, level, index))}
+        for level, index in parts
+    ]
+
+
+def _left_parts(start: int) -> list[tuple[int, int]]:
+    parts = []
+    position = 0
+    for level in range(start.bit_length() - 1, -1, -1):
+        if start >> level & 1:
+            parts.append((level, position >> level))
+            position += 1 << level
+    return parts
+
+
+def _write_range_proof(
+    writer: _Writer,
+    ledger: Ledger,
+    summary: BundleSummary,
+    *,
+    size: int,
+    stop: int,
+    in_range: list[tuple[int, bytes]],
+) -> None:
+    start = summary.range_start
+    closing = _closing_checkpoint(ledger, stop, size)
+    previous = _previous_checkpoint(ledger, start)
+    chosen: list[tuple[int, bytes]] = []
+    if previous is not None:
+        chosen.append(previous)
+    chosen.extend(in_range)
+    if closing is not None:
+        chosen.append(closing)
+    else:
+        summary.warnings.append(
+            f"no checkpoint after entry {stop - 1} yet: the last entries of the period are "
+            "covered only by the checkpoints inside it"
+        )
+    checkpoints = [Checkpoint.from_entry(seq, body) for seq, body in chosen]
+    summary.checkpoints = checkpoints
+    consistency = []
+    for old, new in itertools.pairwise(checkpoints):
+        consistency.append(
+            {
+                "old": old.tree_size,
+                "new": new.tree_size,
+                "proof": [_b64(h) for h in ledger.consistency_proof(old.tree_size, new.tree_size)],
+            }
+        )
+    proof = {
+        "format": RANGE_FORMAT,
+        "start": start,
+        "stop": stop,
+        "left": _node_list(ledger, _left_parts(start)),
+        "closing": None
+        if closing is None
+        else {"seq": closing[0], "right": _node_list(ledger, aligned_ranges(stop, closing[0]))},
+        "previous": None if previous is None else previous[0],
+        "hidden": summary.hidden,
+        "consistency": consistency,
+    }
+    writer.put("proofs/range.json", _pretty(proof))
+    writer.put("proofs/checkpoints.jsonl", b"".join(body + b"\n" for _, body in chosen))
+
+
+def _write_outage(
+    writer: _Writer, ledger: Ledger, size: int, outage_id: str, summary: BundleSummary
+) -> None:
+    events: list[dict[str, Any]] = []
+    marker = f'"outage_id":"{outage_id}"'.encode()
+    for rows in ledger.row_chunks(0, size, _CHUNK):  # type: ignore[attr-defined]
+        for seq, kind, body, _leaf in rows:
+            if kind == ENTRY_OUTAGE and marker in body:
+                event = json.loads(body)
+                event.setdefault("seq", seq)
+                events.append(event)
+    if not events:
+        raise BundleError(f"no outage {outage_id!r} in the ledger: see `vigie outages`")
+    record = outages_from_entries(events)[0]
+    summary.outages = [record]
+    summary.target_filter = (record.target_id,)
+    seqs = {int(e["seq"]) for e in events}
+    first = record.first_seq if record.first_seq is not None else min(seqs)
+    last = record.last_seq if record.last_seq is not None else max(seqs)
+    target_marker = f'"target_id":"{record.target_id}"'.encode()
+    selected: list[tuple[int, bytes]] = []
+    for rows in ledger.row_chunks(first, last + 1, _CHUNK):  # type: ignore[attr-defined]
+        for seq, kind, body, _leaf in rows:
+            if seq in seqs or (kind == OBSERVATION and target_marker in body):
+                selected.append((seq, body))
+    selected_seqs = {s for s, _ in selected}
+    selected.extend((seq, ledger.get(seq)) for seq in sorted(seqs - selected_seqs))
+    selected.sort()
+    top = selected[-1][0]
+    closing = _closing_checkpoint(ledger, top + 1, size)
+    if closing is None:
+        raise BundleError(
+            f"the outage {outage_id} is not yet covered by a checkpoint: retry after the "
+            "next one (every ledger.checkpoint_interval)"
+        )
+    tree_size = closing[0]
+    summary.range_start, summary.range_stop = selected[0][0], top + 1
+    summary.entries = summary.disclosed = len(selected)
+    summary.checkpoints = [Checkpoint.from_entry(*closing)]
+    observations = _ObservationTable(summary)
+    with _Spool() as csv_spool, _Spool() as proofs:
+        with writer.member("observations.jsonl") as jsonl:
+            table = _CsvChunks(csv_spool, CSV_OBSERVATION_COLUMNS)
+            for seq, body in selected:
+                jsonl.write(body + b"\n")
+                path = [_b64(h) for h in ledger.inclusion_proof(seq, tree_size)]
+                line = {"seq": seq, "tree_size": tree_size, "path": path}
+                proofs.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+                entry = json.loads(body)
+                if entry.get("type") == OBSERVATION:
+                    table.rows(observations.rows([entry]))
+                elif entry.get("type") == TIMESTAMP:
+                    summary.timestamps[int(entry["checkpoint_seq"])] = str(entry.get("gen_time"))
+            table.flush()
+        observations.finish()
+        writer.put_spool("observations.csv", csv_spool)
+        writer.put_spool("proofs/inclusion.jsonl", proofs)
+    with writer.member("outages.csv") as member:
+        table = _CsvChunks(member, CSV_OUTAGE_COLUMNS)
+        table.row(_outage_row(record, summary.corroboration))
+        table.flush()
+    writer.put("proofs/checkpoints.jsonl", closing[1] + b"\n")
+    summary.mode = "outage"
+
+
+def _write_artifacts(writer: _Writer, directory: Path | None, summary: BundleSummary) -> None:
+    kinds = dict(summary.artifact_files)
+    summary.artifact_files = {}
+    read = _artifact_reader(directory)
+    missing = 0
+    for sha, kind in sorted(kinds.items()):
+        data = read(sha)
+        if data is None:
+            missing += 1
+            continue
+        ext = _ARTIFACT_EXT.get(kind, ".bin")
+        if kind == "warc" and data[:2] == b"\x1f\x8b":
+            ext = ".warc.gz"
+        name = f"artifacts/{sha}{ext}"
+        writer.put(name, data)
+        summary.artifact_files[sha] = name
+    if missing:
+        summary.warnings.append(
+            f"{missing} artifacts named by the entries are missing or altered in the store"
+            + ("" if directory is not None else " (no artifact directory given)")
+        )
+
+
+def _write_proof_material(
+    writer: _Writer,
+    ledger: Ledger,
+    size: int,
+    summary: BundleSummary,
+    tsa_certificates: Sequence[bytes],
+) -> None:
+    """Checkpoint notes, their RFC 3161 tokens, the public key and the TSA certificates."""
+    from evidence.timestamp import certificates_pem, load_certificates, token_certificates
+
+    verifier_pem = _public_pem(summary.public_key)
+    writer.put("proofs/vantage.pub", verifier_pem)
+    writer.put("proofs/vantage.vkey", summary.public_key.encode() + b"\n")
+    wanted = {cp.seq for cp in summary.checkpoints if cp.seq is not None}
+    tokens: dict[int, bytes] = {}
+    for cp in summary.checkpoints:
+        assert cp.seq is not None
+        writer.put(f"proofs/checkpoints/{cp.seq}.note", cp.note.encode("utf-8"))
+        lookahead = min(size, cp.seq + 1 + _TIMESTAMP_LOOKAHEAD)
+        for rows in ledger.row_chunks(cp.seq + 1, lookahead, _CHUNK):  # type: ignore[attr-defined]
+            for _seq, kind, body, _leaf in rows:
+                if kind == TIMESTAMP:
+                    stamp = json.loads(body)
+                    target = int(stamp.get("checkpoint_seq", -1))
+                    if target in wanted and target not in tokens:
+                        tokens[target] = base64.b64decode(stamp["token"])
+                        summary.timestamps[target] = str(stamp.get("gen_time") or "")
+            if cp.seq in tokens:
+                break
+    certs: list[bytes] = []
+    for seq, token in sorted(tokens.items()):
+        writer.put(f"proofs/timestamps/{seq}.tsr", token)
+        try:
+            for der in token_certificates(token):
+                if der not in certs:
+                    certs.append(der)
+        except Exception as exc:  # noqa: BLE001 - a bad token is reported by verify
+            summary.warnings.append(f"timestamp of checkpoint {seq} unreadable: {exc}")
+    roots: list[bytes] = []
+    for blob in tsa_certificates:
+        for cert in load_certificates(blob):
+            from cryptography.hazmat.primitives.serialization import Encoding
+
+            der = cert.public_bytes(Encoding.DER)
+            if der not in roots:
+                roots.append(der)
+    if certs:
+        writer.put("proofs/tsa-certificates.pem", certificates_pem(certs))
+    if roots:
+        writer.put("proofs/tsa-ca.pem", certificates_pem(roots))
+
+
+def _public_pem(vkey: str) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from evidence.signing import NoteVerifier
+
+    return NoteVerifier.parse(vkey).public_key.public_bytes(
+        Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _pretty(data: Any) -> bytes:
+    return (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _manifest(summary: BundleSummary, files: Mapping[str, tuple[str, int]]) -> bytes:
+    data = {
+        "format": BUNDLE_FORMAT,
+        "created_at": summary.created_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "vantage": summary.vantage,
+        "operator": summary.operator,
+        "public_key": summary.public_key,
+        "mode": summary.mode,
+        "period": {
+            "from": summary.period_start.astimezone(dt.UTC).isoformat(),
+            "to": summary.period_end.astimezone(dt.UTC).isoformat(),
+        },
+        "targets": list(summary.target_filter) or None,
+        "outage": summary.outage_id,
+        "range": {"start": summary.range_start, "stop": summary.range_stop},
+        "entries": {
+            "total": summary.entries,
+            "disclosed": summary.disclosed,
+            "hidden": summary.hidden,
+        },
+        "outages": [
+            {
+                "id": r.id,
+                "target_id": r.target_id,
+                "kind": r.kind,
+                "started_at": r.started_at,
+                "ended_at": r.ended_at,
+            }
+            for r in summary.outages
+        ],
+        "tsa": summary.tsa_name,
+        "warnings": summary.warnings,
+        "files": {
+            name: {"sha256": sha, "size": size} for name, (sha, size) in sorted(files.items())
+        },
+    }
+    return _pretty(data)
+
+
+def _lisezmoi(summary: BundleSummary) -> bytes:
+    template = _standalone("LISEZMOI.txt").decode("utf-8")
+    targets = ", ".join(summary.target_filter) or "toutes les cibles"
+    values = {
+        "vantage": summary.vantage,
+        "operator": summary.operator or "(non renseigné)",
+        "debut": paris_time(summary.period_start),
+        "fin": paris_time(summary.period_end),
+        "cibles": targets,
+        "cle": summary.public_key,
+        "entrees": f"{summary.range_start} à {max(summary.range_stop - 1, summary.range_start)}",
+        "cree": paris_time(summary.created_at),
+    }
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", value)
+    return template.encode("utf-8")

@@ -1,0 +1,217 @@
+"""`vigie export` and `vigie corroborate`: the evidence-bundle subcommands of the `vigie` CLI.
+
+`export` only reads the ledger (opened read-only) and the artifact store and writes one zip;
+`corroborate` only reads bundles. Neither ever changes evidence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from evidence.availability import PARIS
+
+if TYPE_CHECKING:
+    from exporter.config import Settings
+
+__all__ = ["add_commands", "parse_date", "run_corroborate", "run_export"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+LoadSettings = Callable[[Path | None], "Settings"]
+
+
+def parse_date(text: str, *, end: bool = False) -> dt.datetime:
+    """A date (``2026-11-23``, Paris day; as `end`, the day after) or an ISO date-time."""
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            if end:
+                day += dt.timedelta(days=1)
+            return dt.datetime.combine(day, dt.time(), PARIS)
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date (YYYY-MM-DD) or a date-time (YYYY-MM-DDTHH:MM[+02:00])"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=PARIS)
+
+
+def add_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    load_settings: LoadSettings,
+) -> None:
+    """Add `export` and `corroborate` to the `vigie` parser (handler in ``args.handler``)."""
+
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, **kwargs)
+        parser.add_argument(
+            "--config",
+            type=Path,
+            default=argparse.SUPPRESS,
+            metavar="FILE",
+            help="configuration file (default: ./vigie.yaml, else the built-in defaults)",
+        )
+        parser.set_defaults(load_settings=load_settings)
+        return parser
+
+    export = add(
+        "export",
+        help="write an evidence bundle (zip) for a period, some targets or one outage",
+        description="Write the evidence bundle of a period: the ledger entries, CSV tables, "
+        "captures of failures, Merkle proofs, signed checkpoints and RFC 3161 tokens, the "
+        "French report, and a stand-alone verify.py. Dates are Paris days (--to inclusive) "
+        "or ISO date-times.",
+    )
+    export.add_argument("--from", dest="start", metavar="DATE", help="first day (Paris time)")
+    export.add_argument("--to", dest="end", metavar="DATE", help="last day, inclusive")
+    export.add_argument(
+        "--target", action="append", default=[], metavar="ID", help="only this target (repeatable)"
+    )
+    export.add_argument("--outage", metavar="ID", help="export one outage, with inclusion proofs")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE.zip")
+    export.add_argument(
+        "--corroboration",
+        type=Path,
+        metavar="FILE.json",
+        help="output of `vigie corroborate --json`: the report says from how many vantages "
+        "each outage was confirmed",
+    )
+    export.add_argument("--no-progress", action="store_true", help="no progress bar")
+    export.set_defaults(handler=run_export)
+
+    corroborate = add(
+        "corroborate",
+        help="list the outages seen by several vantages (one verified bundle per vantage)",
+        description="Verify each bundle, then list the outages (same target, overlapping "
+        "periods) seen from at least --min vantages.",
+    )
+    corroborate.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE.zip")
+    corroborate.add_argument("--min", type=int, default=2, metavar="K", help="default: 2")
+    corroborate.add_argument("--json", action="store_true", help="print JSON")
+    corroborate.set_defaults(handler=run_corroborate)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    load: LoadSettings = args.load_settings
+    return load(getattr(args, "config", None))
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """`vigie export`: exit 0 with the bundle written, 1 when it cannot be, 2 on bad usage."""
+    from evidence.bundle import BundleError, ExportRequest, export_bundle
+    from evidence.ledger import LedgerError, open_ledger
+    from evidence.signing import NoteSigner, SigningKeyError, load_private_key
+
+    settings = _settings(args)
+    if args.outage is None and (args.start is None or args.end is None):
+        print("vigie export: give --from and --to, or --outage ID", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        start = parse_date(args.start) if args.start else dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        end = parse_date(args.end, end=True) if args.end else dt.datetime.now(dt.UTC)
+    except argparse.ArgumentTypeError as exc:
+        print(f"vigie export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    known = {t.id for t in settings.targets}
+    unknown = [t for t in args.target if known and t not in known]
+    if unknown:
+        print(f"vigie export: unknown target {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        return EXIT_USAGE
+    corroboration: dict[str, int] = {}
+    if args.corroboration is not None:
+        data = json.loads(args.corroboration.read_text(encoding="utf-8"))
+        for group in data.get("outages", []):
+            for member in group.get("members", []):
+                if member.get("vantage") == settings.vantage.name:
+                    corroboration[str(member["outage_id"])] = len(group.get("vantages", []))
+    try:
+        signer = NoteSigner(settings.vantage.name, load_private_key(settings.signing.key))
+    except SigningKeyError as exc:
+        print(f"vigie export: the bundle is signed with the vantage key: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    timestamper = None
+    tsa_roots: list[bytes] = []
+    if settings.signing.tsa_ca is not None and settings.signing.tsa_ca.is_file():
+        tsa_roots.append(settings.signing.tsa_ca.read_bytes())
+    if settings.signing.tsa_url:
+        from evidence.timestamp import HttpTimestamper
+
+        timestamper = HttpTimestamper(
+            settings.signing.tsa_url,
+            timeout=settings.signing.tsa_timeout,
+            ca_pem=tsa_roots[0] if tsa_roots else None,
+        )
+    password = settings.ledger.password.get_secret_value() if settings.ledger.password else None
+    try:
+        ledger = open_ledger(
+            settings.ledger.url, vantage=settings.vantage.name, readonly=True, password=password
+        )
+    except LedgerError as exc:
+        print(f"vigie export: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        result = export_bundle(
+            ledger,
+            args.out,
+            ExportRequest(start, end, tuple(args.target), args.outage),
+            signer=signer,
+            operator=settings.vantage.operator,
+            artifacts_dir=settings.ledger.artifacts,
+            timestamper=timestamper,
+            tsa_name=timestamper.url if timestamper is not None else None,
+            tsa_certificates=tsa_roots,
+            corroboration=corroboration,
+            progress=False if args.no_progress else None,
+            settings=settings,
+        )
+    except (BundleError, LedgerError) as exc:
+        print(f"vigie export: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        ledger.close()
+    summary = result.summary
+    print(
+        f"{result.path}: {summary.entries} entries ({summary.hidden} as hashes only), "
+        f"{len(summary.outages)} outages, {len(summary.artifact_files)} captures, "
+        f"{len(summary.checkpoints)} checkpoints, {result.elapsed_s:.1f} s"
+    )
+    for warning in summary.warnings:
+        print(f"  warning: {warning}", file=sys.stderr)
+    print(f"  verify with: vigie verify {result.path}  (or python3 verify.py inside it)")
+    return EXIT_OK
+
+
+def run_corroborate(args: argparse.Namespace) -> int:
+    """`vigie corroborate A.zip B.zip …`: exit 1 when a bundle does not verify."""
+    from evidence.corroborate import CorroborationError, corroborate
+
+    if args.min < 1:
+        print("vigie corroborate: --min must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        result = corroborate(args.bundles, min_vantages=args.min)
+    except CorroborationError as exc:
+        print(f"vigie corroborate: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(
+        f"{len(result.groups)} outages seen from at least {args.min} of "
+        f"{len(result.vantages)} vantages ({', '.join(result.vantages)})"
+    )
+    for group in result.groups:
+        print(
+            f"  {group.target_id}: {group.start} → {group.end or 'ongoing'}  "
+            f"confirmé depuis {len(group.vantages)} points d'observation "
+            f"({', '.join(f'{m.vantage}:{m.outage_id}' for m in group.members)})"
+        )
+    return EXIT_OK

@@ -1,0 +1,250 @@
+"""Synthetic ledgers for the evidence-bundle tests: observations, outages, checkpoints, stamps.
+
+Everything goes through the real ledger API (`open_ledger(...).append`); nothing here writes
+to the database directly, and nothing leaves the machine (a TSA, when used, is the local one).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from evidence.artifacts import FileArtifactStore
+from evidence.checkpoint import Checkpoint, checkpoint_text
+from evidence.ledger import CHECKPOINT, OBSERVATION, TIMESTAMP, SqlLedger, TreeHead, open_ledger
+from evidence.signing import NoteSigner
+from probes.observation import Observation, Outcome, format_time
+
+__all__ = [
+    "BUILD_START",
+    "BuiltLedger",
+    "build_ledger",
+    "checkpoint_body",
+    "cryptography_only_python",
+]
+
+BUILD_START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+VANTAGE = "paris-1"
+
+
+@dataclasses.dataclass
+class BuiltLedger:
+    """A ledger built for a test, with what a test needs to check an export of it."""
+
+    url: str
+    signer: NoteSigner
+    artifacts: FileArtifactStore
+    targets: tuple[str, ...]
+    outage_ids: list[str]
+    screenshots: list[str]
+    size: int
+
+    def open(self) -> SqlLedger:
+        return open_ledger(self.url, vantage=self.signer.name, readonly=True)
+
+
+def checkpoint_body(signer: NoteSigner, head: TreeHead, when: dt.datetime) -> dict[str, Any]:
+    """The body of a checkpoint entry signing `head` (as the Checkpointer writes it)."""
+    note = signer.sign(checkpoint_text(signer.name, head.size, head.root))
+    checkpoint = Checkpoint.from_note(note, seq=head.size, time=format_time(when))
+    return dataclasses.replace(checkpoint, key=signer.verifier.vkey()).body()
+
+
+def _observation(
+    target: str, when: dt.datetime, ok: bool, artifacts: dict[str, str]
+) -> dict[str, Any]:
+    return Observation(
+        target_id=target,
+        kind="http",
+        vantage=VANTAGE,
+        started_at=format_time(when),
+        duration_s=0.25 if ok else 1.5,
+        success=ok,
+        outcome=Outcome.OK if ok else Outcome.HTTP_STATUS,
+        http_status=200 if ok else 503,
+        remote_ip="127.0.0.1",
+        final_url=f"http://127.0.0.1/{target}",
+        artifacts=artifacts,
+        error=None if ok else "HTTP 503; « Service indisponible »",
+        environment={"vantage": VANTAGE, "os": "Linux", "resolver": "127.0.0.53"},
+    ).to_dict()
+
+
+def build_ledger(
+    url: str,
+    directory: Path,
+    *,
+    minutes: int = 120,
+    targets: tuple[str, ...] = ("anef-accueil", "anef-connexion"),
+    checkpoint_every: int = 30,
+    outage_at: tuple[int, int] = (40, 50),
+    stamper: Any = None,
+    final_checkpoint: bool = True,
+    vantage: str = VANTAGE,
+    outage_shift: int = 0,
+) -> BuiltLedger:
+    """`minutes` of one check per minute per target; the first target is down in `outage_at`.
+
+    A checkpoint every `checkpoint_every` minutes (timestamped by `stamper` if given), a
+    screenshot for every failed check, `opened`/`closed` outage events.
+    """
+    signer = NoteSigner(vantage, Ed25519PrivateKey.generate())
+    store = FileArtifactStore(directory / "artifacts")
+    ledger = open_ledger(url, vantage=vantage)
+    outage_at = (outage_at[0] + outage_shift, outage_at[1] + outage_shift)
+    outage_id = f"{targets[0]}-{vantage}-{outage_at[0]}"
+    screenshots: list[str] = []
+    failed_seqs: list[int] = []
+    first_seq: int | None = None
+    try:
+        for minute in range(minutes):
+            when = BUILD_START + dt.timedelta(minutes=minute)
+            batch: list[tuple[str, Any]] = []
+            for index, target in enumerate(targets):
+                down = index == 0 and outage_at[0] <= minute < outage_at[1]
+                artifacts: dict[str, str] = {}
+                if down:
+                    png = b"\x89PNG fake screenshot " + str(minute).encode()
+                    sha = store.put(png, "screenshot")
+                    artifacts[sha] = "screenshot"
+                    screenshots.append(sha)
+                batch.append((OBSERVATION, _observation(target, when, not down, artifacts)))
+            seqs = ledger.append(batch)
+            if index_down(minute, outage_at):
+                failed_seqs.append(seqs[0])
+                if first_seq is None:
+                    first_seq = seqs[0]
+            if minute == outage_at[0] + 2:
+                ledger.append(
+                    [
+                        (
+                            "outage",
+                            _event(
+                                "opened",
+                                outage_id,
+                                targets[0],
+                                failed_seqs,
+                                first_seq,
+                                when,
+                                start=outage_at[0],
+                            ),
+                        )
+                    ]
+                )
+            if minute == outage_at[1]:
+                ledger.append(
+                    [
+                        (
+                            "outage",
+                            _event(
+                                "closed",
+                                outage_id,
+                                targets[0],
+                                [seqs[0]],
+                                first_seq,
+                                when,
+                                seqs[0] - 1,
+                                start=outage_at[0],
+                            ),
+                        )
+                    ]
+                )
+            if (minute + 1) % checkpoint_every == 0 and (final_checkpoint or minute + 1 < minutes):
+                _checkpoint(ledger, signer, when, stamper)
+        size = ledger.size()
+    finally:
+        ledger.close()
+    return BuiltLedger(url, signer, store, targets, [outage_id], screenshots, size)
+
+
+def index_down(minute: int, outage_at: tuple[int, int]) -> bool:
+    return outage_at[0] <= minute < outage_at[1]
+
+
+def _event(
+    event: str,
+    outage_id: str,
+    target: str,
+    seqs: list[int],
+    first_seq: int | None,
+    when: dt.datetime,
+    last_seq: int | None = None,
+    *,
+    start: int = 40,
+) -> dict[str, Any]:
+    began = BUILD_START + dt.timedelta(minutes=start)
+    body: dict[str, Any] = {
+        "event": event,
+        "outage_id": outage_id,
+        "target_id": target,
+        "kind": "down",
+        "started_at": format_time(began),
+        "ended_at": None if event == "opened" else format_time(when),
+        "at": format_time(when),
+        "seqs": list(seqs),
+        "failed_checks": len(seqs),
+        "causes": {"http_503": len(seqs)},
+        "first_seq": first_seq,
+        "last_seq": last_seq,
+    }
+    if event == "closed":
+        body["reason"] = "recovered"
+    return body
+
+
+def _checkpoint(ledger: SqlLedger, signer: NoteSigner, when: dt.datetime, stamper: Any) -> None:
+    [seq] = ledger.append([(CHECKPOINT, lambda head: checkpoint_body(signer, head, when))])
+    if stamper is not None:
+        note = Checkpoint.from_entry(seq, ledger.get(seq)).note
+        token = stamper.stamp(note.encode("utf-8"))
+        ledger.append(
+            [
+                (
+                    TIMESTAMP,
+                    {
+                        "checkpoint_seq": seq,
+                        "tsa": "local",
+                        "token": base64.b64encode(token).decode("ascii"),
+                        "gen_time": format_time(when),
+                    },
+                )
+            ]
+        )
+
+
+def cryptography_only_python() -> Path:
+    """The Python of a venv holding only `cryptography` (and `cffi`), cached across sessions.
+
+    Built with `python -m venv` (no system site-packages) and `pip install cryptography`.
+    """
+    venv = (
+        Path(tempfile.gettempdir())
+        / f"vigie-standalone-venv-{sys.version_info[0]}{sys.version_info[1]}"
+    )
+    python = venv / "bin" / "python"
+    check = [str(python), "-c", "import cryptography, sys; assert not sys.flags.no_site"]
+    if python.exists() and subprocess.run(check, capture_output=True, check=False).returncode == 0:
+        return python
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "cryptography",
+        ],
+        check=True,
+        timeout=600,
+    )
+    return python

@@ -1,0 +1,63 @@
+"""`vigie corroborate`: outages seen from several vantages, each backed by a verified bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from evidence.bundle import ExportRequest, export_bundle
+from evidence.corroborate import CorroborationError, corroborate
+from tests.bundle_fixture import BUILD_START, build_ledger
+
+PERIOD = ExportRequest(BUILD_START, BUILD_START + dt.timedelta(hours=3))
+
+
+def _bundle(directory: Path, vantage: str, shift: int) -> Path:
+    directory.mkdir()
+    built = build_ledger(
+        f"sqlite:///{directory / 'l.db'}", directory, vantage=vantage, outage_shift=shift
+    )
+    ledger = built.open()
+    try:
+        export_bundle(
+            ledger,
+            directory / "b.zip",
+            PERIOD,
+            signer=built.signer,
+            artifacts_dir=built.artifacts.root,
+            progress=False,
+        )
+    finally:
+        ledger.close()
+    return directory / "b.zip"
+
+
+class TestCorroborate:
+    def test_overlapping_outages_of_two_vantages(self, tmp_path: Path) -> None:
+        """Two vantages that saw overlapping outages of the same target are grouped."""
+        a = _bundle(tmp_path / "a", "paris-1", 0)
+        b = _bundle(tmp_path / "b", "lyon-1", 5)
+        c = _bundle(tmp_path / "c", "lille-1", 30)  # 70-80: no overlap
+        result = corroborate([a, b, c], min_vantages=2)
+        assert result.vantages == ("paris-1", "lyon-1", "lille-1")
+        [group] = result.groups
+        assert group.target_id == "anef-accueil"
+        assert group.vantages == ("paris-1", "lyon-1")
+        assert group.overlap_start.startswith("2026-11-23T09:45")
+        assert result.vantages_for("paris-1", group.members[0].outage_id) == 2
+        assert corroborate([a, b, c], min_vantages=3).groups == ()
+        assert len(corroborate([a, b, c], min_vantages=1).groups) == 2
+
+    def test_a_tampered_bundle_is_refused(self, tmp_path: Path) -> None:
+        """A bundle that does not verify is never used to corroborate."""
+        a = _bundle(tmp_path / "a", "paris-1", 0)
+        bad = tmp_path / "bad.zip"
+        with zipfile.ZipFile(a) as src, zipfile.ZipFile(bad, "w") as dst:
+            for item in src.infolist():
+                data = src.read(item)
+                dst.writestr(item, data.replace(b"anef-accueil", b"anef-accuei1"))
+        with pytest.raises(CorroborationError, match="does not verify"):
+            corroborate([a, bad])
