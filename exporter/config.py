@@ -122,6 +122,13 @@ class SigningSettings(_Section):
         return None if value is None else validate_http_url(value)
 
 
+class EvidenceAuth(_Section):
+    """HTTP basic authentication required to download evidence bundles from the status page."""
+
+    user: Annotated[str, Field(min_length=1)]
+    password: SecretStr
+
+
 class BrowserSettings(_Section):
     """The headless browser used by `browser` targets."""
 
@@ -153,6 +160,8 @@ class Settings(BaseSettings):
         "127.0.0.1:9188"
     )
     max_concurrency: Annotated[int, Field(ge=1, le=1000)] = 64
+    evidence_auth: EvidenceAuth | None = None
+    public_url: str | None = None
     min_interval: Duration = 1.0
 
     @classmethod
@@ -166,6 +175,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Environment variables override the YAML file (passed as init values)."""
         return (env_settings, init_settings)
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return None if value is None else validate_http_url(value)
 
     @property
     def listen_host(self) -> str:

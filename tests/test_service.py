@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -201,3 +202,45 @@ class TestEvidence:
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "verified" in result.stdout.lower()
+
+
+@pytest.mark.slow
+class TestOutageEvidence:
+    def test_outage_bundle_downloaded_and_verified(
+        self, simulator_process: SimulatorProcess, tmp_path: Path
+    ) -> None:
+        """A confirmed outage is listed on the status page and its bundle downloads and verifies."""
+        config = _config(simulator_process, defaults={"interval": "0.5s", "timeout": "2s"})
+        config["ledger"] = {
+            "url": f"sqlite:///{tmp_path / 'ledger.db'}",
+            "artifacts": str(tmp_path / "artifacts"),
+            "checkpoint_interval": "1s",
+        }
+        with run_service(config, tmp_path) as svc:
+            svc.wait_for(lambda: svc.sample("probe_success", target="accueil") == 1.0, what="up")
+            simulator_process.set_fault("/", "http_503_maintenance", "site")
+            svc.wait_for(
+                lambda: svc.sample("vigie_outage_open", target="accueil", kind="down") == 1.0,
+                what="outage opened",
+            )
+            status, page = http_get(svc.url + "/")
+            assert status == 200
+            pages = re.findall(r'href="[^"]*(/outages/[A-Za-z0-9-]+)"', page.decode())
+            assert pages, page.decode()[:2000]
+            status, outage_page = http_get(svc.url + pages[0])
+            assert status == 200
+            assert f'href="{pages[0]}/evidence.zip"' in outage_page.decode()
+            time.sleep(1.5)  # let a checkpoint cover the outage's entries
+            status, body = http_get(svc.url + pages[0] + "/evidence.zip", timeout=60)
+            assert status == 200, body[:500]
+            assert body[:2] == b"PK"
+        bundle = tmp_path / "outage.zip"
+        bundle.write_bytes(body)
+        result = subprocess.run(
+            [sys.executable, "-m", "exporter.cli", "verify", str(bundle)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
