@@ -767,6 +767,32 @@ def _vantage_stat(layout: _Layout, size: tuple[int, int]) -> Json:
     )
 
 
+def _vantages_seeing_stat(layout: _Layout, size: tuple[int, int]) -> Json:
+    """Per target in outage: how many vantages (with their own network up) see it down."""
+    seen = (
+        f'count by (target) ((max by (vantage, target) (vigie_outage_open{{kind="down", {SEL}}}) '
+        "== 1) and on (vantage) (max by (vantage) (vigie_vantage_online) == 1))"
+    )
+    return _panel(
+        layout,
+        "stat",
+        "Pannes en cours : vues depuis N points d'observation",
+        "Pour chaque service en panne confirmée, le nombre de points d'observation (sondes "
+        "installées sur des réseaux différents) qui voient la panne en ce moment. Une panne "
+        "vue depuis au moins 2 points d'observation est corroborée : elle ne peut pas être "
+        "attribuée à la connexion d'une seule sonde. Une sonde dont la connexion est coupée "
+        "n'est pas comptée.",
+        size,
+        [_query(_with_name(seen), "{{name}}", instant=True)],
+        decimals=0,
+        thresholds=_thresholds(("orange", None), ("red", 2)),
+        color={"mode": "thresholds"},
+        options=_stat_options(text_mode="value_and_name"),
+        no_value="Aucune panne en cours",
+        links=_service_link(),
+    )
+
+
 def _collection_stat(layout: _Layout, size: tuple[int, int]) -> Json:
     return _panel(
         layout,
@@ -905,6 +931,7 @@ def overview() -> Json:
 
     panels.append(lay.row("Pannes"))
     panels.append(_open_outages_table(lay, (24, 6)))
+    panels.append(_vantages_seeing_stat(lay, (24, 5)))
     panels.append(_state_timeline(lay, (24, 9)))
 
     panels.append(lay.row("Temps de réponse"))

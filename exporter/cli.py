@@ -19,6 +19,7 @@ import structlog
 
 from evidence.commands import add_commands as add_evidence_commands
 from evidence.export_cmd import add_commands as add_export_commands
+from exporter.central import add_commands as add_central_commands
 from exporter.config import ConfigError, Settings, load_settings
 from exporter.grafana import add_commands as add_dashboard_commands
 from exporter.logs import configure_logging
@@ -154,7 +155,11 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
     """Compose and run the service; returns the exit code."""
     from aiohttp import web
 
-    metrics = Metrics(vantage=settings.vantage.name, version=vigie_version())
+    metrics = Metrics(
+        vantage=settings.vantage.name,
+        version=vigie_version(),
+        public_url=(settings.public_url or "").rstrip("/"),
+    )
     try:
         evidence = await open_evidence(settings, metrics)
     except EvidenceError as exc:
@@ -269,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_commands(sub, load_settings)
     add_dashboard_commands(sub, load_settings)
     add_outage_commands(sub, load_settings)
+    add_central_commands(sub, load_settings)
     return parser
 
 

@@ -26,7 +26,7 @@ _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 class Metrics:
     """Every series the service exposes, on its own registry (no process-wide globals)."""
 
-    def __init__(self, *, vantage: str, version: str) -> None:
+    def __init__(self, *, vantage: str, version: str, public_url: str = "") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.probe_success = Gauge(
@@ -58,8 +58,9 @@ class Metrics:
         )
         self.target_info = Gauge(
             "vigie_target_info",
-            "Targets watched by this vantage (value is always 1).",
-            ["target", "name", "kind", "url"],
+            "Targets watched by this vantage (value is always 1); core: the journey that matters "
+            "most to users (its outage has its own alert).",
+            ["target", "name", "kind", "url", "core"],
             registry=r,
         )
         self.target_state = Gauge(
@@ -74,6 +75,13 @@ class Metrics:
             ["target", "kind"],
             registry=r,
         )
+        self.outage_info = Gauge(
+            "vigie_outage_info",
+            "The id of each open outage (value is always 1), to link alerts to its evidence.",
+            ["target", "kind", "outage_id"],
+            registry=r,
+        )
+        self._open_outage_ids: dict[tuple[str, str], str] = {}
         self.outage_started = Gauge(
             "vigie_outage_started_timestamp_seconds",
             "Unix time the open outage started (0: none open).",
@@ -146,12 +154,12 @@ class Metrics:
         )
         self.build_info = Gauge(
             "vigie_build_info",
-            "Vigie version and vantage (value is always 1).",
-            ["version", "vantage"],
+            "Vigie version, vantage and public URL of its status page (value is always 1).",
+            ["version", "vantage", "public_url"],
             registry=r,
         )
         self._vantage = vantage
-        self.build_info.labels(version=version, vantage=vantage).set(1)
+        self.build_info.labels(version=version, vantage=vantage, public_url=public_url).set(1)
         self.vantage_online.labels(vantage=vantage).set(1)
         self.last_checkpoint.set(0)
         self.tsa_last_success.set(0)
@@ -160,7 +168,11 @@ class Metrics:
         """Create every per-target series up front so dashboards and alerts see them at once."""
         for target in targets:
             self.target_info.labels(
-                target=target.id, name=target.display_name, kind=target.kind, url=target.url
+                target=target.id,
+                name=target.display_name,
+                kind=target.kind,
+                url=target.url,
+                core="true" if target.core else "false",
             ).set(1)
             self.set_state(target.id, "unknown")
             self.maintenance.labels(target=target.id).set(0)
@@ -190,6 +202,20 @@ class Metrics:
             self.ssl_expiry.labels(target=target).set(expiry.timestamp())
         for step in obs.steps:
             self.step_duration.labels(target=target, step=step.name).set(step.duration_s)
+
+    def set_open_outage(self, target: str, kind: str, outage_id: str | None) -> None:
+        """Publish `vigie_outage_info` for the open outage of (target, kind), if any."""
+        key = (target, kind)
+        previous = self._open_outage_ids.get(key)
+        if previous == outage_id:
+            return
+        if previous is not None:
+            self.outage_info.remove(target, kind, previous)
+        if outage_id is None:
+            self._open_outage_ids.pop(key, None)
+        else:
+            self.outage_info.labels(target=target, kind=kind, outage_id=outage_id).set(1)
+            self._open_outage_ids[key] = outage_id
 
     def set_state(self, target: str, state: str) -> None:
         """Set the one-hot state of `target`."""

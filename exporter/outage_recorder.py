@@ -173,6 +173,7 @@ class OutageRecorder:
         open_by_kind = self.tracker.open_for(target_id)
         for kind in KINDS:
             record = open_by_kind.get(kind)
+            metrics.set_open_outage(target_id, kind, record.id if record else None)
             metrics.outage_open.labels(target=target_id, kind=kind).set(1 if record else 0)
             metrics.outage_started.labels(target=target_id, kind=kind).set(
                 record.start.timestamp() if record else 0

@@ -182,6 +182,7 @@ class Target(_Strict):
     max_redirects: Annotated[int, Field(ge=0, le=30)] = 10
     steps: tuple[Step, ...] = ()
     screenshot_every: Duration = 3600.0
+    core: bool = False  # the journey that matters most (e.g. account creation): its own alert
 
     @field_validator("url")
     @classmethod

@@ -63,7 +63,7 @@ class TestService:
             text = svc.metrics()
             assert 'probe_http_status_code{target="api"} 401.0' in text
             assert 'probe_http_duration_seconds{phase="connect",target="accueil"}' in text
-            assert 'vigie_build_info{vantage="test-vantage"' in text
+            assert 'vigie_build_info{public_url="",vantage="test-vantage"' in text
             assert svc.sample("vigie_vantage_online", vantage="test-vantage") == 1.0
             ok = svc.sample("vigie_probes_total", target="accueil", outcome="ok")
             assert ok is not None
