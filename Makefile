@@ -48,8 +48,17 @@ pytest: deps-test venv
 
 test: lint typecheck pytest
 
+# Each benchmark prints its figures and the ratio to its goal; none is a pass/fail test.
+BENCHES := http_cpu browser ledger detection alert_latency export statuspage
+
 bench: deps-test venv
-	$(BIN)/python bench/http_cpu.py
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py || exit 1; done
+
+bench-%: deps-test venv
+	$(BIN)/python bench/$*.py
+
+soak: deps-test venv
+	VIGIE_SOAK=1 $(BIN)/pytest -q -p no:cacheprovider tests/reliability
 
 dashboards: venv
 	$(BIN)/python -m dashboards
