@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from evidence import export_cmd
-from evidence.bundle import BundleError, ExportRequest, aligned_ranges, export_bundle
+from evidence.bundle import (
+    CSV_OBSERVATION_COLUMNS,
+    BundleError,
+    ExportRequest,
+    aligned_ranges,
+    export_bundle,
+)
 from evidence.bundle_verify import verify_bundle
 from tests.bundle_fixture import BUILD_START, BuiltLedger, build_ledger
 
@@ -244,3 +250,65 @@ class TestExportCommand:
         end = export_cmd.parse_date("2026-11-23", end=True)
         assert start.astimezone(dt.UTC) == dt.datetime(2026, 11, 22, 23, 0, tzinfo=dt.UTC)
         assert end - start == dt.timedelta(days=1)
+
+
+class TestCsvCells:
+    def test_separators_and_quotes_survive_a_spreadsheet_reader(self) -> None:
+        """Cells holding `;`, quotes or line breaks read back unchanged through `csv`."""
+        from evidence.bundle import _ObservationTable
+
+        entry = {
+            "seq": 7,
+            "target_id": "anef-accueil",
+            "kind": "http",
+            "started_at": "2026-03-29T00:59:59.000001Z",
+            "success": False,
+            "outcome": "http_status",
+            "http_status": 500,
+            "duration_s": 1.5,
+            "final_url": 'https://example.invalid/a;b?q="x"',
+            "error": 'erreur; "serveur"\r\nsuite',
+            "artifacts": {"ab" * 32: "warc"},
+        }
+        later = {**entry, "seq": 8, "started_at": "2026-03-29T01:00:00.000000Z"}
+        text = _ObservationTable().lines([entry, later])
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+        assert len(rows) == 2
+        first = dict(zip(CSV_OBSERVATION_COLUMNS, rows[0], strict=True))
+        assert first["url_finale"] == 'https://example.invalid/a;b?q="x"'
+        assert first["erreur"] == 'erreur; "serveur"  suite'
+        assert first["duree_s"] == "1,5"
+        assert first["artefacts"] == f"warc:{'ab' * 32}"
+        # Summer time starts at 01:00 UTC that day: the Paris clock jumps from 01:59 to 03:00.
+        assert first["date_paris"] == "2026-03-29 01:59:59"
+        assert rows[1][CSV_OBSERVATION_COLUMNS.index("date_paris")] == "2026-03-29 03:00:00"
+
+
+class TestWorkerProcess:
+    def test_worker_gives_the_same_bundle(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With a CSV worker process (large exports), the files are identical to a lone process."""
+        from evidence import bundle
+
+        monkeypatch.setattr(bundle, "_CHUNK", 16)  # many chunks, alternating with the worker
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        contents = []
+        for workers in (0, 1):
+            ledger = built.open()
+            try:
+                result = export_bundle(
+                    ledger,
+                    tmp_path / f"b{workers}.zip",
+                    PERIOD,
+                    signer=built.signer,
+                    artifacts_dir=built.artifacts.root,
+                    progress=False,
+                    now=BUILD_START,
+                    workers=workers,
+                )
+            finally:
+                ledger.close()
+            contents.append(result.files)
+        assert contents[0] == contents[1]
+        assert verify_bundle(tmp_path / "b1.zip", public_key=built.signer.verifier).ok

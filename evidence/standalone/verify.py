@@ -23,12 +23,16 @@ Ce qui est vérifié (RFC 9162, C2SP signed-note/tlog-checkpoint, RFC 3161) :
 Code de sortie : 0 si tout est correct, 1 au premier échec.
 """
 
+from __future__ import annotations
+
 import base64
 import hashlib
+import importlib
 import json
 import os
 import sys
 import zipfile
+from typing import IO, Any
 
 try:
     from cryptography.exceptions import InvalidSignature
@@ -46,20 +50,20 @@ class Echec(Exception):
 
 
 class Dossier:
-    def __init__(self, chemin):
-        self.zip = None
+    def __init__(self, chemin: str) -> None:
+        self.zip: zipfile.ZipFile | None = None
+        self.racine = chemin
+        self.noms: list[str] = []
         if os.path.isfile(chemin):
             self.zip = zipfile.ZipFile(chemin)
             self.noms = [n for n in self.zip.namelist() if not n.endswith("/")]
         else:
-            self.racine = chemin
-            self.noms = []
             for base, _dirs, fichiers in os.walk(chemin):
                 for f in fichiers:
                     nom = os.path.relpath(os.path.join(base, f), chemin).replace(os.sep, "/")
                     self.noms.append(nom)
 
-    def ouvrir(self, nom):
+    def ouvrir(self, nom: str) -> IO[bytes]:
         try:
             if self.zip is not None:
                 return self.zip.open(nom)
@@ -67,36 +71,36 @@ class Dossier:
         except (KeyError, OSError):
             raise Echec("fichier absent : " + nom) from None
 
-    def lire(self, nom):
+    def lire(self, nom: str) -> bytes:
         with self.ouvrir(nom) as f:
             try:
                 return f.read()
             except zipfile.BadZipFile as exc:
                 raise Echec("fichier " + nom + " : zip endommagé (" + str(exc) + ")") from None
 
-    def existe(self, nom):
+    def existe(self, nom: str) -> bool:
         return nom in self.noms
 
 
 # --- Arbre de Merkle (RFC 9162 §2.1) ----------------------------------------------------------
 
 
-def h_feuille(donnees):
+def h_feuille(donnees: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + donnees).digest()
 
 
-def h_noeud(gauche, droite):
+def h_noeud(gauche: bytes, droite: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + gauche + droite).digest()
 
 
 class Arbre:
     """L'arbre réduit à ses sous-arbres complets, de gauche à droite : [(niveau, empreinte)]."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.taille = 0
-        self.pile = []
+        self.pile: list[tuple[int, bytes]] = []
 
-    def ajouter(self, niveau, empreinte):
+    def ajouter(self, niveau: int, empreinte: bytes) -> None:
         if self.taille % (1 << niveau):
             raise Echec("preuve mal formée : sous-arbre non aligné")
         self.taille += 1 << niveau
@@ -105,7 +109,7 @@ class Arbre:
             niveau += 1
         self.pile.append((niveau, empreinte))
 
-    def racine(self):
+    def racine(self) -> bytes:
         if not self.pile:
             return hashlib.sha256(b"").digest()
         acc = self.pile[-1][1]
@@ -114,7 +118,7 @@ class Arbre:
         return acc
 
 
-def decomposition(debut, fin):
+def decomposition(debut: int, fin: int) -> list[tuple[int, int]]:
     """[debut, fin) en sous-arbres complets alignés (niveau, indice), de gauche à droite."""
     parties = []
     pos = debut
@@ -127,7 +131,7 @@ def decomposition(debut, fin):
     return parties
 
 
-def racine_par_inclusion(feuille, indice, taille, chemin):
+def racine_par_inclusion(feuille: bytes, indice: int, taille: int, chemin: list[bytes]) -> bytes:
     """RFC 9162 §2.1.3.2."""
     if not 0 <= indice < taille:
         raise Echec("preuve d'inclusion : indice hors de l'arbre")
@@ -150,7 +154,9 @@ def racine_par_inclusion(feuille, indice, taille, chemin):
     return r
 
 
-def verifier_coherence(m, n, racine_m, racine_n, preuve):
+def verifier_coherence(
+    m: int, n: int, racine_m: bytes, racine_n: bytes, preuve: list[bytes]
+) -> bool:
     """RFC 9162 §2.1.4.2 : l'arbre de taille n prolonge celui de taille m."""
     if m == n:
         return racine_m == racine_n and not preuve
@@ -185,7 +191,7 @@ def verifier_coherence(m, n, racine_m, racine_n, preuve):
 
 
 class Cle:
-    def __init__(self, chaine):
+    def __init__(self, chaine: str) -> None:
         morceaux = chaine.strip().split("+", 2)
         if len(morceaux) != 3:
             raise Echec("clé publique mal formée (attendu : nom+identifiant+base64)")
@@ -199,7 +205,7 @@ class Cle:
             raise Echec("l'identifiant de la clé ne correspond pas à la clé")
         self.cle = Ed25519PublicKey.from_public_bytes(self.brut)
 
-    def ouvrir_note(self, note):
+    def ouvrir_note(self, note: str) -> str:
         """Le texte d'une note signée par cette clé ; Echec sinon."""
         coupure = note.rfind("\n\n")
         if coupure < 0 or not note.endswith("\n"):
@@ -222,18 +228,18 @@ class Cle:
 # --- Sortie -----------------------------------------------------------------------------------
 
 
-def ok(message):
+def ok(message: str) -> None:
     print("OK     " + message)
 
 
-def info(message):
+def info(message: str) -> None:
     print("       " + message)
 
 
 # --- Contrôles --------------------------------------------------------------------------------
 
 
-def verifier_manifeste(dossier, cle_donnee):
+def verifier_manifeste(dossier: Dossier, cle_donnee: str | None) -> tuple[dict[str, Any], Cle]:
     brut = dossier.lire("manifest.json")
     manifeste = json.loads(brut)
     cle = Cle(cle_donnee or manifeste["public_key"])
@@ -254,7 +260,7 @@ def verifier_manifeste(dossier, cle_donnee):
     return manifeste, cle
 
 
-def verifier_fichiers(dossier, manifeste):
+def verifier_fichiers(dossier: Dossier, manifeste: dict[str, Any]) -> None:
     fichiers = manifeste["files"]
     for nom in sorted(fichiers):
         attendu = fichiers[nom]
@@ -282,7 +288,7 @@ def verifier_fichiers(dossier, manifeste):
     ok(str(len(fichiers)) + " fichiers intacts (SHA-256 et taille conformes au manifeste)")
 
 
-def lire_points_de_controle(dossier, cle):
+def lire_points_de_controle(dossier: Dossier, cle: Cle) -> dict[int, bytes]:
     points = {}
     for ligne in dossier.lire("proofs/checkpoints.jsonl").splitlines():
         entree = json.loads(ligne)
@@ -304,7 +310,7 @@ def lire_points_de_controle(dossier, cle):
     return points
 
 
-def verifier_plage(dossier, points):
+def verifier_plage(dossier: Dossier, points: dict[int, bytes]) -> None:
     preuve = json.loads(dossier.lire("proofs/range.json"))
     debut, fin = preuve["start"], preuve["stop"]
     arbre = Arbre()
@@ -380,7 +386,7 @@ def verifier_plage(dossier, points):
     ok(str(len(preuve["consistency"])) + " preuves de cohérence entre points de contrôle")
 
 
-def verifier_inclusions(dossier, points):
+def verifier_inclusions(dossier: Dossier, points: dict[int, bytes]) -> None:
     preuves = [json.loads(x) for x in dossier.lire("proofs/inclusion.jsonl").splitlines()]
     with dossier.ouvrir("observations.jsonl") as lignes:
         for ligne, preuve in zip(lignes, preuves):
@@ -396,14 +402,14 @@ def verifier_inclusions(dossier, points):
     ok(str(len(preuves)) + " entrées prouvées incluses dans le registre signé")
 
 
-def donnees_du_jeton(nom):
+def donnees_du_jeton(nom: str) -> str:
     """Le fichier horodaté par le jeton `nom` (le manifeste ou la note d'un point de contrôle)."""
     if nom == "manifest.tsr":
         return "manifest.json"
     return "proofs/checkpoints/" + nom.rsplit("/", 1)[1][: -len(".tsr")] + ".note"
 
 
-def verifier_horodatages(dossier):
+def verifier_horodatages(dossier: Dossier) -> None:
     jetons = [n for n in dossier.noms if n.startswith("proofs/timestamps/") and n.endswith(".tsr")]
     if dossier.existe("manifest.tsr"):
         jetons.append("manifest.tsr")
@@ -411,9 +417,10 @@ def verifier_horodatages(dossier):
         info("aucun horodatage RFC 3161 dans ce dossier")
         return
     racines = dossier.lire("proofs/tsa-ca.pem") if dossier.existe("proofs/tsa-ca.pem") else None
+    from cryptography import x509
+
     try:
-        import rfc3161_client
-        from cryptography import x509
+        rfc3161_client: Any = importlib.import_module("rfc3161_client")
     except ImportError:
         rfc3161_client = None
     for nom in sorted(jetons):
@@ -454,7 +461,7 @@ def verifier_horodatages(dossier):
         info("(proofs/tsa-ca.pem : le certificat racine publié par l'autorité d'horodatage)")
 
 
-def verifier_captures(dossier, manifeste):
+def verifier_captures(dossier: Dossier, manifeste: dict[str, Any]) -> None:
     captures = [n for n in manifeste["files"] if n.startswith("artifacts/")]
     for nom in captures:
         attendu = nom.split("/", 1)[1].split(".", 1)[0]
@@ -463,7 +470,7 @@ def verifier_captures(dossier, manifeste):
     ok(str(len(captures)) + " captures (artifacts/) conformes à leur empreinte")
 
 
-def main(arguments):
+def main(arguments: list[str]) -> int:
     cle = None
     if "--cle" in arguments:
         i = arguments.index("--cle")
