@@ -14,6 +14,7 @@ for byte); ``observations.csv`` and ``outages.csv``; ``artifacts/``; ``proofs/``
 from __future__ import annotations
 
 import base64
+import bisect
 import collections
 import contextlib
 import csv
@@ -43,13 +44,21 @@ from evidence import merkle
 from evidence.availability import PARIS
 from evidence.checkpoint import Checkpoint
 from evidence.ledger import CHECKPOINT, OBSERVATION, STORED_LEVEL_STRIDE, TIMESTAMP, Ledger
-from evidence.outages import ENTRY_OUTAGE, OutageRecord, entry_time, outages_from_entries
+from evidence.outages import (
+    ENTRY_GAP,
+    ENTRY_OUTAGE,
+    ENTRY_VANTAGE,
+    OutageRecord,
+    entry_time,
+    outages_from_entries,
+)
 from evidence.signing import NoteSigner
 
 __all__ = [
     "BUNDLE_FORMAT",
     "CSV_OBSERVATION_COLUMNS",
     "CSV_OUTAGE_COLUMNS",
+    "DURATION_BOUNDS",
     "BundleError",
     "BundleSummary",
     "ExportRequest",
@@ -75,6 +84,12 @@ _CHUNK = 8192
 _ARTIFACT_EXT = {"screenshot": ".png", "html": ".html", "warc": ".warc"}
 _PARALLEL_MIN = 200_000  # entries from which a worker process builds half the CSV
 _TIMESTAMP_LOOKAHEAD = 256  # entries after a checkpoint searched for its timestamp
+# Upper bounds (s) of the check-duration buckets counted per target and Paris day: 8 per
+# doubling from ~1 ms to 128 s (percentiles within ~5 %), one more bucket above.
+DURATION_BOUNDS = tuple(2 ** (k / 8) for k in range(-80, 57))
+_DAY_FIGURES = 3  # checks, successes, summed durations; the bucket counts follow
+_VANTAGE_OFFLINE = "vantage_offline"
+_NUMBERS = frozenset((float, int))
 
 CSV_OBSERVATION_COLUMNS = (
     "seq",
@@ -144,7 +159,8 @@ class TargetStats:
     duration_sum_s: float = 0.0
     first_at: str | None = None
     last_at: str | None = None
-    # Paris day (ISO date) -> [checks, successes, sum of durations of successful checks]
+    # Paris day (ISO date) -> [checks, successes, sum of durations of successful checks,
+    # then the count of checks (vantage-offline ones excluded) per DURATION_BOUNDS bucket]
     daily: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     outcomes: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
@@ -188,6 +204,8 @@ class BundleSummary:
     target_filter: tuple[str, ...] = ()
     warnings: list[str] = dataclasses.field(default_factory=list)
     settings: Any = None  # exporter.config.Settings when exported by the CLI
+    gaps: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # Vigie not running
+    vantage_events: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (at, event)
 
 
 ReportHook = Callable[[BundleSummary, Callable[[str], bytes | None]], bytes]
@@ -582,7 +600,7 @@ class _ObservationTable:
 
     def __init__(self) -> None:
         self.clock = _Clock()
-        # (target, Paris day) -> [checks, successes, sum of durations of successful checks]
+        # (target, Paris day) -> TargetStats.daily figures
         self.days: dict[tuple[str, str], list[float]] = {}
         self.outcomes: dict[tuple[str, str], int] = {}
         self.first: dict[str, str] = {}
@@ -604,6 +622,7 @@ class _ObservationTable:
         times = self.clock.times
         hours = self.clock.hours
         days, outcomes, first, last = self.days, self.outcomes, self.first, self.last
+        bucket, bounds, blank = bisect.bisect_right, DURATION_BOUNDS, _BLANK_DAY
         for entry in entries:
             get = entry.get
             target = get("target_id") or ""
@@ -658,7 +677,7 @@ class _ObservationTable:
             append(line + "\r\n")
             day = days.get((target, paris[:10]))
             if day is None:
-                day = days[target, paris[:10]] = [0, 0, 0.0]
+                day = days[target, paris[:10]] = blank.copy()
                 if target not in first:
                     first[target] = started
                     self.kinds[target] = get("kind") or ""
@@ -668,6 +687,8 @@ class _ObservationTable:
             if success:
                 day[1] += 1
                 day[2] += float(duration or 0.0)
+            if duration.__class__ in _NUMBERS and outcome != _VANTAGE_OFFLINE:
+                day[_DAY_FIGURES + bucket(bounds, duration)] += 1  # type: ignore[call-overload]
             key = (target, outcome)
             outcomes[key] = outcomes.get(key, 0) + 1
             last[target] = started
@@ -684,14 +705,12 @@ class _ObservationTable:
 
     def merge(self, later: _ObservationTable) -> None:
         """Add the figures of the table of the next entries."""
-        for key, (checks, successes, durations) in later.days.items():
+        for key, figures in later.days.items():
             day = self.days.get(key)
             if day is None:
-                self.days[key] = [checks, successes, durations]
+                self.days[key] = figures
             else:
-                day[0] += checks
-                day[1] += successes
-                day[2] += durations
+                self.days[key] = [a + b for a, b in zip(day, figures, strict=True)]
         for key, count in later.outcomes.items():
             self.outcomes[key] = self.outcomes.get(key, 0) + count
         for target, started in later.first.items():
@@ -708,17 +727,19 @@ class _ObservationTable:
     def finish(self, summary: BundleSummary) -> None:
         """Fold the tallies into the summary (`TargetStats`, artifacts, environment)."""
         targets = summary.targets
-        for (target, day), (checks, successes, durations) in self.days.items():
+        for (target, day), figures in self.days.items():
             stats = targets.get(target)
             if stats is None:
                 stats = targets[target] = TargetStats(target)
-            stats.checks += int(checks)
-            stats.successes += int(successes)
-            stats.duration_sum_s += durations
-            counts = stats.daily.setdefault(day, [0, 0, 0.0])
-            counts[0] += checks
-            counts[1] += successes
-            counts[2] += durations
+            stats.checks += int(figures[0])
+            stats.successes += int(figures[1])
+            stats.duration_sum_s += figures[2]
+            counts = stats.daily.get(day)
+            stats.daily[day] = (
+                list(figures)
+                if counts is None
+                else [a + b for a, b in zip(counts, figures, strict=True)]
+            )
         for (target, outcome), count in self.outcomes.items():
             targets[target].outcomes[outcome] += count
         for target, started in self.first.items():
@@ -736,6 +757,7 @@ class _ObservationTable:
 
 
 _SEPARATORS = len(CSV_OBSERVATION_COLUMNS) - 1
+_BLANK_DAY: list[float] = [0, 0, 0.0] + [0] * (len(DURATION_BOUNDS) + 1)
 
 
 def _csv_line(cells: Sequence[Any]) -> str:
@@ -794,64 +816,11 @@ def _standalone(name: str) -> bytes:
     return (STANDALONE_DIR / name).read_bytes()
 
 
-def _placeholder_pdf(lines: Sequence[str]) -> bytes:
-    """A minimal one-page PDF (used only when the report module is not available)."""
-
-    def esc(text: str) -> str:
-        return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-
-    body = "BT /F1 11 Tf 50 800 Td 14 TL " + " ".join(
-        f"({esc(line.encode('latin-1', 'replace').decode('latin-1'))}) '" for line in lines
-    )
-    stream = body + " ET"
-    objects = [
-        "<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        (
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-            "/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>"
-        ),
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-        f"<< /Length {len(stream.encode('latin-1'))} >>\nstream\n{stream}\nendstream",
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, obj in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n{obj}\nendobj\n".encode("latin-1")
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    out += (
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    )
-    return bytes(out)
-
-
 def default_report(summary: BundleSummary, artifact: Callable[[str], bytes | None]) -> bytes:
-    """The French PDF report (`evidence.report`), or a placeholder page if it is missing."""
-    import importlib
+    """The French PDF report (`evidence.report_bundle`), built from the summary alone."""
+    from evidence.report_bundle import render_bundle_report  # imports reportlab: on demand
 
-    try:  # the report helper's adapter, when present: render(summary, artifact) -> bytes
-        adapter = importlib.import_module("evidence.report_build")
-    except ImportError:
-        adapter = None
-    render = getattr(adapter, "render_bundle_report", None)
-    if callable(render):
-        pdf = render(summary, artifact)
-        if isinstance(pdf, bytes):
-            return pdf
-    return _placeholder_pdf(
-        [
-            "Vigie - dossier de preuves",
-            f"Point d'observation : {summary.vantage}",
-            f"Periode : {paris_time(summary.period_start)} - {paris_time(summary.period_end)}",
-            f"Entrees {summary.range_start} a {summary.range_stop - 1}",
-            "Le rapport detaille n'est pas disponible dans cette version.",
-            "Verification : python3 verify.py (voir LISEZMOI.txt)",
-        ]
-    )
+    return render_bundle_report(summary, artifact)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1078,6 +1047,12 @@ def _other_entries(
         elif kind == TIMESTAMP:
             stamp = json.loads(body)
             summary.timestamps[int(stamp["checkpoint_seq"])] = str(stamp.get("gen_time") or "")
+        elif kind == ENTRY_GAP:
+            gap = json.loads(body)
+            summary.gaps.append((str(gap.get("from") or ""), str(gap.get("to") or "")))
+        elif kind == ENTRY_VANTAGE:
+            event = json.loads(body)
+            summary.vantage_events.append((str(event.get("at") or ""), str(event.get("event"))))
 
 
 def _write_range(

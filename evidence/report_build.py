@@ -37,7 +37,17 @@ if TYPE_CHECKING:
     from exporter.config import Settings
     from probes.targets import Target
 
-__all__ = ["MAX_SCREENSHOTS", "ArtifactReader", "build_report_data", "expectation_fr"]
+__all__ = [
+    "MAX_SCREENSHOTS",
+    "MAX_VALUES",
+    "ArtifactReader",
+    "build_report_data",
+    "clock_text",
+    "expectation_fr",
+    "ledger_kind",
+    "steps_fr",
+    "thumbnail",
+]
 
 log = structlog.get_logger("vigie.report")
 
@@ -71,7 +81,8 @@ def expectation_fr(target: Target) -> str:
     return " ; ".join(parts)
 
 
-def _steps_fr(target: Target) -> tuple[str, ...]:
+def steps_fr(target: Target) -> tuple[str, ...]:
+    """The steps of a browser journey, described in French."""
     verbs = {
         "goto": "ouvrir",
         "click": "cliquer",
@@ -194,7 +205,8 @@ class _Values:
         return tuple(self.values)
 
 
-def _clock_text(clock: Any) -> str | None:
+def clock_text(clock: Any) -> str | None:
+    """The clock facts of an observation's environment, in French."""
     if not isinstance(clock, Mapping):
         return None if clock is None else str(clock)
     source = str(clock.get("source") or "système")
@@ -250,13 +262,15 @@ def _decode(item: tuple[int, bytes] | Mapping[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def _ledger_kind(url: str) -> str:
+def ledger_kind(url: str) -> str:
+    """The ledger backend of `url`, described in French (never the URL itself)."""
     if url.startswith(("postgresql:", "postgres:")):
         return "PostgreSQL (journal en ajout seul, modifications refusées par la base)"
     return "SQLite (journal en ajout seul, modifications refusées par la base)"
 
 
-def _thumbnail(data: bytes) -> tuple[bytes, int, int] | None:
+def thumbnail(data: bytes) -> tuple[bytes, int, int] | None:
+    """A PNG thumbnail of a capture and its size (None when it cannot be read)."""
     try:
         from PIL import Image as PILImage  # reportlab's own dependency
 
@@ -384,7 +398,7 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
             env["vigie"].add(environment.get("vigie"))
             env["browser"].add(environment.get("browser"))
             env["user_agent"].add(environment.get("user_agent"))
-            env["clock"].add(_clock_text(environment.get("clock")))
+            env["clock"].add(clock_text(environment.get("clock")))
             if entry.get("kind") == "browser" and environment.get("fresh_profile") is False:
                 fresh_profile = False
             if entry.get("kind") == "http" and environment.get("fresh_connection") is False:
@@ -478,7 +492,7 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
                 p95_s=target_stats.histogram.quantile(0.95),
                 slow_after_s=target.slow_after,
                 days=tuple(points),
-                steps=_steps_fr(target),
+                steps=steps_fr(target),
             )
         )
 
@@ -513,7 +527,7 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
                 continue
             if data is None:
                 continue
-            thumb = _thumbnail(data)
+            thumb = thumbnail(data)
             if thumb is None:
                 continue
             png, width, height = thumb
@@ -556,7 +570,7 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
         maintenance=tuple(describe(w) for w in settings.maintenance),
     )
     custody_facts = Custody(
-        ledger=_ledger_kind(settings.ledger.url),
+        ledger=ledger_kind(settings.ledger.url),
         first_seq=custody.first_seq,
         last_seq=custody.last_seq,
         entries=custody.entries,

@@ -1,0 +1,453 @@
+"""The French report of an evidence bundle, built from the figures gathered while it streamed.
+
+It maps a `BundleSummary` to `ReportData` and renders it: it never reads the ledger again
+(a year of entries is streamed once, by the bundle), and never invents a figure it lacks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from evidence.availability import PARIS, AvailabilityIndex
+from evidence.bundle import DURATION_BOUNDS, BundleSummary, TargetStats
+from evidence.maintenance import describe
+from evidence.outages import causes_text_fr
+from evidence.report import render_report
+from evidence.report_build import (
+    MAX_SCREENSHOTS,
+    MAX_VALUES,
+    clock_text,
+    expectation_fr,
+    ledger_kind,
+    steps_fr,
+    thumbnail,
+)
+from evidence.report_data import (
+    CheckpointFacts,
+    Corroboration,
+    Custody,
+    DayPoint,
+    EnvironmentFacts,
+    Methodology,
+    OutageRow,
+    ReportData,
+    Screenshot,
+    TargetReport,
+)
+
+if TYPE_CHECKING:
+    from evidence.checkpoint import Checkpoint
+    from probes.targets import Target
+
+__all__ = [
+    "BUNDLE_FILES",
+    "BUNDLE_NAME",
+    "bundle_report_data",
+    "duration_quantile",
+    "render_bundle_report",
+]
+
+log = structlog.get_logger("vigie.report")
+
+_DAY_FIGURES = 3  # TargetStats.daily: checks, successes, summed durations, then buckets
+_VANTAGE_OFFLINE = "vantage_offline"
+# The report never names the zip's file: it stays valid when the file is renamed, and the same
+# export gives the same bytes whatever the output name (as LISEZMOI.txt).
+BUNDLE_NAME = "archive.zip"
+_RENDER_LOCK = threading.Lock()  # rl_config is global: one invariant render at a time
+_NO_CONFIG = "non renseigné (configuration absente lors de l'export)"
+
+BUNDLE_FILES: tuple[tuple[str, str], ...] = (
+    ("manifest.json", "liste de tous les fichiers avec leur empreinte SHA-256 et leur taille"),
+    ("manifest.sig", "signature du manifeste par la clé du point d'observation"),
+    ("manifest.tsr", "horodatage RFC 3161 du manifeste (si une autorité est configurée)"),
+    ("observations.jsonl", "les entrées du registre, octet pour octet"),
+    ("observations.csv", "les mêmes observations, lisibles dans un tableur"),
+    ("outages.csv", "les interruptions et lenteurs constatées"),
+    ("artifacts/", "captures des échecs (WARC, captures d'écran, HTML)"),
+    ("proofs/", "points de contrôle signés, preuves de cohérence, horodatages, clé publique"),
+    ("report.pdf", "ce rapport"),
+    ("verify.py", "vérificateur autonome (Python et la bibliothèque cryptography)"),
+    ("LISEZMOI.txt", "explication de chaque fichier et de la vérification"),
+)
+
+
+def render_bundle_report(summary: BundleSummary, artifact: Callable[[str], bytes | None]) -> bytes:
+    """``report.pdf`` of a bundle: `bundle_report_data` drawn by `report.render_report`.
+
+    The PDF is reproducible (reportlab's invariant mode: no random document id, a fixed
+    creation date in the metadata; the report shows when it was generated), so the same
+    export gives the same bytes.
+    """
+    from reportlab import rl_config
+
+    data = bundle_report_data(summary, artifact)
+    with _RENDER_LOCK:
+        saved = rl_config.invariant
+        rl_config.invariant = 1
+        try:
+            return render_report(data)
+        finally:
+            rl_config.invariant = saved
+
+
+def duration_quantile(counts: Sequence[float], q: float) -> float | None:
+    """The `q` quantile of durations counted per `DURATION_BOUNDS` bucket (None: no count).
+
+    The value is the geometric middle of the bucket holding the rank (within ~5 %).
+    """
+    total = sum(counts)
+    if total <= 0:
+        return None
+    rank = q * (total - 1)
+    seen = 0.0
+    for index, count in enumerate(counts):
+        seen += count
+        if seen > rank:
+            if index == 0:
+                return DURATION_BOUNDS[0]
+            if index >= len(DURATION_BOUNDS):
+                return DURATION_BOUNDS[-1]
+            return math.sqrt(DURATION_BOUNDS[index - 1] * DURATION_BOUNDS[index])
+    return None  # pragma: no cover - rank < total
+
+
+def _parse(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _values(value: Any) -> tuple[str, ...]:
+    """Distinct non-empty texts of one environment fact (at most MAX_VALUES)."""
+    if value is None or value in ("", [], {}):
+        return ()
+    items = value if isinstance(value, list | tuple) else [value]
+    seen: dict[str, None] = {}
+    for item in items:
+        text = str(item)
+        if text and len(seen) < MAX_VALUES:
+            seen.setdefault(text, None)
+    return tuple(seen)
+
+
+def _index(summary: BundleSummary, maintenance: Sequence[Any]) -> AvailabilityIndex:
+    """Monitored, down and degraded time of every target, from the summary alone."""
+    index = AvailabilityIndex(maintenance)
+    for target_id, stats in summary.targets.items():
+        first = _parse(stats.first_at)
+        if first is not None:
+            index.seen(target_id, first.timestamp())
+    for start_text, end_text in summary.gaps:
+        gap_start, gap_end = _parse(start_text), _parse(end_text)
+        if gap_start is not None and gap_end is not None and gap_end >= gap_start:
+            index.gaps.add(gap_start.timestamp(), gap_end.timestamp())
+    offline_open = False
+    for at_text, event in sorted(summary.vantage_events):
+        at = _parse(at_text)
+        if at is None:
+            continue
+        if event == "offline" and not offline_open:
+            index.vantage_offline.add(at.timestamp())
+            offline_open = True
+        elif event == "online" and offline_open:
+            index.vantage_offline.close(at.timestamp())
+            offline_open = False
+    for record in summary.outages:
+        timeline = index.timeline(record.target_id)
+        intervals = timeline.down if record.kind == "down" else timeline.degraded
+        end = record.end
+        intervals.add(record.start.timestamp(), None if end is None else end.timestamp())
+    return index
+
+
+def _buckets(figures: Iterable[Sequence[float]]) -> list[float]:
+    total = [0.0] * (len(DURATION_BOUNDS) + 1)
+    for day in figures:
+        for i, count in enumerate(day[_DAY_FIGURES:]):
+            total[i] += count
+    return total
+
+
+def _interval_estimate(stats: TargetStats) -> float:
+    """Seconds between checks as observed (only used when the export had no configuration)."""
+    first, last = _parse(stats.first_at), _parse(stats.last_at)
+    if first is None or last is None or stats.checks < 2:
+        return 0.0
+    return round((last - first).total_seconds() / (stats.checks - 1))
+
+
+def _target_report(
+    stats: TargetStats,
+    *,
+    config: Target | None,
+    settings: Any,
+    summary: BundleSummary,
+    index: AvailabilityIndex,
+    now: dt.datetime,
+) -> TargetReport:
+    start, end = summary.period_start, summary.period_end
+    whole = index.availability(stats.target_id, start, end, now)
+    points = []
+    for availability in index.periods(stats.target_id, start, end, now, unit="day"):
+        day = availability.start.astimezone(PARIS).date()
+        figures = stats.daily.get(day.isoformat())
+        points.append(
+            DayPoint(
+                day=day,
+                availability=availability.ratio,
+                checks=int(figures[0]) if figures else 0,
+                failures=int(figures[0] - figures[1]) if figures else 0,
+                p50_s=duration_quantile(figures[_DAY_FIGURES:], 0.5) if figures else None,
+                p95_s=duration_quantile(figures[_DAY_FIGURES:], 0.95) if figures else None,
+            )
+        )
+    period_buckets = _buckets(stats.daily.values())
+    if config is not None and settings is not None:
+        interval, timeout = settings.interval_of(config), settings.timeout_of(config)
+        expectation, steps = expectation_fr(config), steps_fr(config)
+        slow_after = config.slow_after
+    else:
+        interval, timeout = _interval_estimate(stats), 0.0
+        expectation, steps, slow_after = _NO_CONFIG, (), None
+    name = (config.display_name if config is not None else "") or stats.name or stats.target_id
+    return TargetReport(
+        id=stats.target_id,
+        name=name,
+        kind=stats.kind or (config.kind if config is not None else "http"),
+        url=stats.url or (config.url if config is not None else ""),
+        interval_s=interval,
+        timeout_s=timeout,
+        expectation=expectation,
+        availability=whole.ratio,
+        monitored_s=whole.monitored_s,
+        down_s=whole.down_s,
+        degraded_s=whole.degraded_s,
+        unmonitored_s=whole.unmonitored_s,
+        maintenance_down_s=whole.maintenance_down_s,
+        checks=stats.checks,
+        failures=stats.checks - stats.successes - stats.outcomes.get(_VANTAGE_OFFLINE, 0),
+        outages=sum(
+            1 for o in summary.outages if o.target_id == stats.target_id and o.kind == "down"
+        ),
+        p50_s=duration_quantile(period_buckets, 0.5),
+        p95_s=duration_quantile(period_buckets, 0.95),
+        slow_after_s=slow_after,
+        days=tuple(points),
+        steps=steps,
+    )
+
+
+def _vantage_names(summary: BundleSummary, count: int) -> tuple[str, ...]:
+    """This vantage, then the others by number (the summary counts them, it has no names)."""
+    if count <= 0:
+        return ()
+    return (summary.vantage, *(f"autre point d'observation n° {n}" for n in range(2, count + 1)))
+
+
+def _outage_rows(summary: BundleSummary, now: dt.datetime) -> tuple[OutageRow, ...]:
+    return tuple(
+        OutageRow(
+            id=record.id,
+            target_id=record.target_id,
+            kind=record.kind,
+            started_at=record.start,
+            ended_at=record.end,
+            duration_s=record.duration(now),
+            cause=causes_text_fr(record.causes) if record.causes else "",
+            maintenance=record.maintenance,
+            failed_checks=record.failed_checks,
+            vantages=_vantage_names(summary, summary.corroboration.get(record.id, 0)),
+        )
+        for record in sorted(summary.outages, key=lambda r: (r.started_at, r.id))
+    )
+
+
+def _screenshots(
+    summary: BundleSummary, artifact: Callable[[str], bytes | None]
+) -> tuple[Screenshot, ...]:
+    """Thumbnails of the bundle's failure screenshots: one per outage first, then others."""
+    in_bundle = summary.artifact_files
+    target_of = dict(summary.screenshots)
+    chosen: dict[str, tuple[str, str | None]] = {}  # sha -> (target, outage id)
+    for record in summary.outages:
+        for sha, kind in record.artifacts.items():
+            if kind == "screenshot" and sha in in_bundle:
+                chosen.setdefault(sha, (record.target_id, record.id))
+                break
+    for sha, target in summary.screenshots:
+        if sha in in_bundle:
+            chosen.setdefault(sha, (target, None))
+    shots = []
+    for sha, (target, outage_id) in list(chosen.items())[:MAX_SCREENSHOTS]:
+        try:
+            data = artifact(sha)
+        except Exception as exc:  # noqa: BLE001 - a missing capture is reported, not fatal
+            log.warning("report_screenshot_unavailable", sha256=sha, error=str(exc))
+            continue
+        thumb = None if data is None else thumbnail(data)
+        if thumb is None:
+            continue
+        png, width, height = thumb
+        shots.append(
+            Screenshot(
+                sha256=sha,
+                target_id=target_of.get(sha, target),
+                taken_at=None,  # the summary does not keep the time of each capture
+                thumbnail_png=png,
+                outage_id=outage_id,
+                width=width,
+                height=height,
+            )
+        )
+    return tuple(shots)
+
+
+def _environment(summary: BundleSummary, settings: Any) -> EnvironmentFacts:
+    """The environment of the first observation of the bundle (the summary keeps one)."""
+    env: Mapping[str, Any] = summary.environment
+    kinds = {stats.kind for stats in summary.targets.values()}
+    user_agent = settings.user_agent if settings is not None else None
+    clock = clock_text(env.get("clock"))
+    return EnvironmentFacts(
+        vantage=summary.vantage,
+        operator=summary.operator,
+        hostnames=_values(env.get("hostname")),
+        local_ips=_values(env.get("local_ips")),
+        resolvers=_values(env.get("resolvers") or env.get("resolver")),
+        proxies=_values(env.get("proxy")),
+        os=_values(env.get("os")),
+        python=_values(env.get("python")),
+        vigie=_values(env.get("vigie")),
+        browsers=_values(env.get("browser")),
+        user_agents=_values(env.get("user_agent")) or _values(user_agent),
+        clock=() if clock is None else (clock,),
+        fresh_profile=env.get("fresh_profile") is not False or "browser" not in kinds,
+        fresh_connection=env.get("fresh_connection") is not False or "http" not in kinds,
+    )
+
+
+def _checkpoint_facts(checkpoint: Checkpoint) -> CheckpointFacts:
+    import base64
+
+    return CheckpointFacts(
+        tree_size=checkpoint.tree_size,
+        root_hash=base64.b64encode(checkpoint.root_hash).decode("ascii"),
+        time=_parse(checkpoint.time),
+        seq=checkpoint.seq,
+    )
+
+
+def _custody(summary: BundleSummary, settings: Any) -> Custody:
+    firsts = [t for s in summary.targets.values() if (t := _parse(s.first_at)) is not None]
+    lasts = [t for s in summary.targets.values() if (t := _parse(s.last_at)) is not None]
+    stamps = [t for text in summary.timestamps.values() if (t := _parse(text)) is not None]
+    checkpoints = summary.checkpoints
+    tsa = summary.tsa_name or (settings.signing.tsa_url if settings is not None else None)
+    return Custody(
+        ledger=(
+            ledger_kind(str(settings.ledger.url))
+            if settings is not None
+            else "registre Vigie (journal en ajout seul)"
+        ),
+        first_seq=summary.range_start if summary.range_stop > summary.range_start else None,
+        last_seq=summary.range_stop - 1 if summary.range_stop > summary.range_start else None,
+        entries=summary.entries,
+        observations=sum(s.checks for s in summary.targets.values()),
+        outage_events=sum(2 if r.ended_at else 1 for r in summary.outages),
+        first_time=min(firsts, default=None),
+        last_time=max(lasts, default=None),
+        checkpoints=len(checkpoints),
+        first_checkpoint=_checkpoint_facts(checkpoints[0]) if checkpoints else None,
+        last_checkpoint=_checkpoint_facts(checkpoints[-1]) if checkpoints else None,
+        timestamps=len(summary.timestamps),
+        tsa=tsa,
+        last_timestamp=max(stamps, default=None),
+        public_key=summary.public_key or None,
+        warcs=sum(1 for path in summary.artifact_files.values() if ".warc" in path),
+        screenshots=len(summary.screenshots),
+    )
+
+
+def _methodology(settings: Any) -> Methodology:
+    if settings is None:
+        from exporter.config import DEFAULT_USER_AGENT, OutageRules
+
+        rules = OutageRules()
+        return Methodology(
+            user_agent=DEFAULT_USER_AGENT,
+            confirm_after=rules.confirm_after,
+            recover_after=rules.recover_after,
+            recheck_s=rules.recheck,
+        )
+    return Methodology(
+        user_agent=settings.user_agent,
+        confirm_after=settings.outages.confirm_after,
+        recover_after=settings.outages.recover_after,
+        recheck_s=settings.outages.recheck,
+        controls=tuple(settings.controls),
+        maintenance=tuple(describe(w) for w in settings.maintenance),
+    )
+
+
+def bundle_report_data(
+    summary: BundleSummary, artifact: Callable[[str], bytes | None]
+) -> ReportData:
+    """What the report of the bundle shows, from `summary` only (no pass over the ledger).
+
+    Availability is time-based, as in `report_build`: monitored time from each target's first
+    check, minus the gaps and vantage-offline spans recorded in the range, less the confirmed
+    outages. Durations are percentiles of fixed buckets (within ~5 %). `settings` (when the
+    CLI exported) gives the targets' configuration; without it, what the summary lacks is
+    said to be missing, and the interval is the observed one.
+    """
+    settings = summary.settings
+    configured: dict[str, Target] = (
+        {t.id: t for t in settings.targets} if settings is not None else {}
+    )
+    now = min(summary.created_at, summary.period_end)
+    index = _index(summary, settings.maintenance if settings is not None else ())
+    wanted = set(summary.target_filter)
+    targets = tuple(
+        _target_report(
+            stats,
+            config=configured.get(target_id),
+            settings=settings,
+            summary=summary,
+            index=index,
+            now=now,
+        )
+        for target_id, stats in summary.targets.items()
+        if not wanted or target_id in wanted
+    )
+    corroboration = None
+    if summary.corroboration:
+        corroboration = Corroboration(
+            vantages=_vantage_names(summary, max(summary.corroboration.values()))
+        )
+    return ReportData(
+        period_start=summary.period_start,
+        period_end=summary.period_end,
+        generated_at=summary.created_at,
+        vantage=summary.vantage,
+        operator=summary.operator,
+        targets=targets,
+        outages=_outage_rows(summary, now),
+        methodology=_methodology(settings),
+        environment=_environment(summary, settings),
+        custody=_custody(summary, settings),
+        screenshots=_screenshots(summary, artifact),
+        corroboration=corroboration,
+        bundle_name=BUNDLE_NAME,
+        files=BUNDLE_FILES,
+    )
