@@ -26,6 +26,7 @@ Code de sortie : 0 si tout est correct, 1 au premier échec.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import importlib
 import json
@@ -196,7 +197,10 @@ class Cle:
         if len(morceaux) != 3:
             raise Echec("clé publique mal formée (attendu : nom+identifiant+base64)")
         self.nom, identifiant, b64 = morceaux
-        brut = base64.b64decode(b64)
+        try:
+            brut = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise Echec("clé publique mal encodée (base64 invalide)") from None
         if len(brut) != 33 or brut[0] != 1:
             raise Echec("la clé publique n'est pas une clé Ed25519")
         self.brut = brut[1:]
@@ -215,7 +219,10 @@ class Cle:
             if not ligne.startswith("\u2014 "):
                 raise Echec("ligne de signature mal formée")
             nom, _, b64 = ligne[2:].rpartition(" ")
-            blob = base64.b64decode(b64)
+            try:
+                blob = base64.b64decode(b64, validate=True)
+            except (binascii.Error, ValueError):
+                raise Echec("signature mal encodée (base64 invalide)") from None
             if nom == self.nom and blob[:4] == self.id:
                 try:
                     self.cle.verify(blob[4:], texte.encode("utf-8"))
@@ -248,9 +255,10 @@ def verifier_manifeste(dossier: Dossier, cle_donnee: str | None) -> tuple[dict[s
         info("  " + manifeste["public_key"])
     elif cle_donnee.strip() != manifeste["public_key"]:
         raise Echec("manifest.json : signé par une autre clé que celle donnée")
-    note = dossier.lire("manifest.sig").decode("utf-8")
     try:
-        texte = cle.ouvrir_note(note)
+        texte = cle.ouvrir_note(dossier.lire("manifest.sig").decode("utf-8"))
+    except UnicodeDecodeError:
+        raise Echec("manifest.sig : ce n'est pas du texte UTF-8 (modifié)") from None
     except Echec as exc:
         raise Echec("manifest.sig : " + str(exc)) from None
     attendu = manifeste["format"] + "\n" + hashlib.sha256(brut).hexdigest() + "\n"
