@@ -62,16 +62,18 @@ def add_commands(
 
     verify = add(
         "verify",
-        help="verify a ledger (or, later, an evidence bundle): exit 1 if anything was altered",
+        help="verify a ledger or an evidence bundle (zip): exit 1 if anything was altered",
         description="Recompute every entry's hash and the Merkle tree, check every "
-        "checkpoint's root and signature, every timestamp token and every artifact. Prints "
-        "how much was verified, or the first bad entry and what is wrong with it (exit 1).",
+        "checkpoint's root and signature, every timestamp token and every artifact; for a "
+        "bundle (.zip), also the signed manifest and every file in it. Prints how much was "
+        "verified, or the first bad entry or file and what is wrong with it (exit 1).",
     )
     verify.add_argument(
         "path",
         nargs="?",
         metavar="PATH",
-        help="ledger file or URL (sqlite:///..., postgresql://...); default: ledger.url",
+        help="ledger file or URL (sqlite:///..., postgresql://...) or an evidence bundle "
+        "(.zip); default: ledger.url",
     )
     verify.add_argument(
         "--public-key",
