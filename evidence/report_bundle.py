@@ -40,6 +40,7 @@ from evidence.report_data import (
     Screenshot,
     TargetReport,
 )
+from probes.targets import CONTROL_PREFIX
 
 if TYPE_CHECKING:
     from evidence.checkpoint import Checkpoint
@@ -428,7 +429,7 @@ def bundle_report_data(
             now=now,
         )
         for target_id, stats in summary.targets.items()
-        if not wanted or target_id in wanted
+        if (not wanted or target_id in wanted) and not target_id.startswith(CONTROL_PREFIX)
     )
     corroboration = None
     if summary.corroboration:

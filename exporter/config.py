@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from evidence.maintenance import check_windows
-from probes.targets import Duration, Target, validate_http_url
+from probes.targets import CONTROL_PREFIX, Duration, Target, validate_http_url
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -278,6 +278,9 @@ def _check_maintenance(settings: Settings, label: str) -> None:
 def _check_unique_ids(settings: Settings, label: str) -> None:
     seen: dict[str, int] = {}
     for index, target in enumerate(settings.targets):
+        if target.id.startswith(CONTROL_PREFIX):
+            message = f"ids starting with {CONTROL_PREFIX!r} are reserved for the control sites"
+            raise ConfigError([f"{label}: targets[{index}].id: {message} (got {target.id!r})"])
         if target.id in seen:
             first = seen[target.id]
             message = f"duplicate id {target.id!r} (already used by targets[{first}])"

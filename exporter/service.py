@@ -20,7 +20,7 @@ from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
 from probes.base import ProbeContext, ProbeRegistry
 from probes.observation import Observation, Outcome, utc_now
-from probes.targets import Expectation, Target
+from probes.targets import CONTROL_PREFIX, Expectation, Target
 
 __all__ = ["EvidenceSink", "LedgerWriteError", "Service", "control_targets"]
 
@@ -43,7 +43,7 @@ def control_targets(urls: Sequence[str], timeout: float) -> list[Target]:
     """Control sites as HTTP targets: any answer below 500 proves our network works."""
     return [
         Target(
-            id=f"control-{index}",
+            id=f"{CONTROL_PREFIX}{index}",
             name=f"Contrôle {url}",
             kind="http",
             url=url,

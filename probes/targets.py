@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 __all__ = [
     "ALLOWED_STEPS",
+    "CONTROL_PREFIX",
     "REFUSED_STEPS",
     "Duration",
     "Expectation",
@@ -21,6 +22,9 @@ __all__ = [
     "parse_duration",
     "validate_http_url",
 ]
+
+# Ids of control sites (vantage health checks) are `control-1`, `control-2`...: reserved.
+CONTROL_PREFIX = "control-"
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_HINT = "expected a duration such as 30s, 1m30s or 500ms"

@@ -187,6 +187,16 @@ class TestExportAfterRealOutage:
             table = zf.read("observations.csv").decode("utf-8-sig")
             outages = zf.read("outages.csv").decode("utf-8-sig")
             names = set(zf.namelist())
+        report = subprocess.run(
+            ["pdftotext", "-layout", str(folder / "report.pdf"), "-"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        # The report lists the watched service, not the control sites (vantage health only).
+        assert "accueil" in report
+        assert "control-1" not in report
         bare = subprocess.run(
             [str(cryptography_only_python()), "verify.py"],
             cwd=folder,
