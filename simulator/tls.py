@@ -91,6 +91,7 @@ class TlsMaterial:
     ca_pem: bytes
     good: ssl.SSLContext
     bad: dict[str, ssl.SSLContext]  # by bad_tls variant: self_signed, expired, hostname
+    fingerprints: dict[str, str]  # SHA-256 hex of each certificate: "good" and each variant
 
     def context(self, variant: str | None) -> ssl.SSLContext:
         """The server context to use: the good one, or the one of a bad_tls variant."""
@@ -187,5 +188,14 @@ def make_tls_material(directory: Path, host: str) -> TlsMaterial:
             ),
             "expired": _server_context(directory, "expired", expired, leaf_pem),
             "hostname": _server_context(directory, "hostname", wrong_host, leaf_pem),
+        },
+        fingerprints={
+            name: cert.fingerprint(hashes.SHA256()).hex()
+            for name, cert in (
+                ("good", good),
+                ("self_signed", self_signed),
+                ("expired", expired),
+                ("hostname", wrong_host),
+            )
         },
     )

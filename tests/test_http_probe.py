@@ -14,15 +14,10 @@ import ssl
 import zlib
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import uvloop
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from probes.base import ProbeContext, ProbeSettings
 from probes.guard import ReadOnlyGuard
@@ -30,6 +25,7 @@ from probes.http import HttpCheckResult, HttpProbe
 from probes.httpclient import Limits, body_text_contains
 from probes.observation import BlockedRequest, Observation, Outcome
 from probes.targets import Target
+from simulator.tls import make_tls_material
 from tests.hostile import Client, HostileServer, respond
 
 T = TypeVar("T")
@@ -148,110 +144,20 @@ class Certs:
     self_signed_fingerprint: str
 
 
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
-def _cert(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: str,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    san: x509.GeneralName | None,
-    ca: bool = False,
-    expired: bool = False,
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    start, end = (
-        (now - dt.timedelta(days=30), now - dt.timedelta(days=1))
-        if expired
-        else (
-            now - dt.timedelta(days=1),
-            now + dt.timedelta(days=30),
-        )
-    )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    else:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-            critical=False,
-        )
-    if san is not None:
-        builder = builder.add_extension(x509.SubjectAlternativeName([san]), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _server_context(
-    tmp: Path, label: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
-) -> ssl.SSLContext:
-    cert_path, key_path = tmp / f"{label}.crt", tmp / f"{label}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
-    return context
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    """A throw-away CA, a good loopback certificate and three bad ones."""
-    import ipaddress
-
-    tmp = tmp_path_factory.mktemp("certs")
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = _cert("Vigie Test CA", ca_key, "Vigie Test CA", ca_key, san=None, ca=True)
-    loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
-    key = ec.generate_private_key(ec.SECP256R1())
-    good = _cert("vigie-test-good", key, "Vigie Test CA", ca_key, san=loopback)
-    expired = _cert("vigie-test-expired", key, "Vigie Test CA", ca_key, san=loopback, expired=True)
-    wrong = _cert(
-        "vigie-test-wrong", key, "Vigie Test CA", ca_key, san=x509.DNSName("other.invalid")
-    )
-    self_key = ec.generate_private_key(ec.SECP256R1())
-    self_signed = _cert("vigie-self", self_key, "vigie-self", self_key, san=loopback)
-    client = ssl.create_default_context(
-        cadata=ca.public_bytes(serialization.Encoding.PEM).decode("ascii")
-    )
+    """A throw-away CA, a good loopback certificate and three bad ones (the simulator's)."""
+    material = make_tls_material(tmp_path_factory.mktemp("certs"), "127.0.0.1")
+    client = ssl.create_default_context(cadata=material.ca_pem.decode("ascii"))
     client.set_alpn_protocols(["http/1.1"])
     return Certs(
         client=client,
-        good=_server_context(tmp, "good", good, key),
-        expired=_server_context(tmp, "expired", expired, key),
-        wrong_host=_server_context(tmp, "wrong", wrong, key),
-        self_signed=_server_context(tmp, "self", self_signed, self_key),
-        good_fingerprint=good.fingerprint(hashes.SHA256()).hex(),
-        self_signed_fingerprint=self_signed.fingerprint(hashes.SHA256()).hex(),
+        good=material.good,
+        expired=material.bad["expired"],
+        wrong_host=material.bad["hostname"],
+        self_signed=material.bad["self_signed"],
+        good_fingerprint=material.fingerprints["good"],
+        self_signed_fingerprint=material.fingerprints["self_signed"],
     )
 
 
@@ -765,8 +671,8 @@ class TestTLS:
         assert obs.outcome is Outcome.OK, obs.error
         assert obs.phases["tls"] > 0
         assert obs.tls is not None
-        assert obs.tls.issuer == "CN=Vigie Test CA"
-        assert obs.tls.subject == "CN=vigie-test-good"
+        assert obs.tls.issuer.startswith("CN=Vigie simulator test CA,")
+        assert obs.tls.subject.startswith("CN=localhost")
         assert obs.tls.fingerprint_sha256 == certs.good_fingerprint
         assert obs.tls.version in ("TLSv1.2", "TLSv1.3")
         assert dt.datetime.fromisoformat(obs.tls.not_after) > dt.datetime.now(dt.UTC)
