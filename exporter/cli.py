@@ -20,6 +20,7 @@ import structlog
 from evidence.commands import add_commands as add_evidence_commands
 from evidence.export_cmd import add_commands as add_export_commands
 from exporter.central import add_commands as add_central_commands
+from exporter.clock import ClockWatch
 from exporter.config import ConfigError, Settings, load_settings
 from exporter.grafana import add_commands as add_dashboard_commands
 from exporter.logs import configure_logging
@@ -212,6 +213,10 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         asyncio.create_task(scheduler.run(), name="scheduler"),
         asyncio.create_task(service.watch_controls(stopping), name="controls"),
         asyncio.create_task(outages.run(stopping), name="outages"),
+        # A wall-clock jump (against the monotonic clock) is recorded as a ledger entry.
+        asyncio.create_task(
+            ClockWatch().run(evidence.sink.append, metrics.clock_jumps, stopping), name="clock"
+        ),
     ]
     checkpoints = evidence.background_tasks(settings.ledger.checkpoint_interval)
     await stopping.wait()

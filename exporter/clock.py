@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import dataclasses
 import datetime as dt
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import structlog
 
+from probes.environment import clock_sync_state, kernel_clock_state
 from probes.observation import format_time as _format_datetime
 
 __all__ = [
@@ -155,90 +153,3 @@ class ClockWatch:
 def format_time(unix: float) -> str:
     """RFC 3339 UTC with microseconds, as observations write their times."""
     return _format_datetime(dt.datetime.fromtimestamp(unix, dt.UTC))
-
-
-# --- synchronisation state -------------------------------------------------------------------
-
-_STA_UNSYNC = 0x0040
-_TIME_ERROR = 5
-
-
-class _Timex(ctypes.Structure):
-    """Linux `struct timex` (x86-64 and aarch64 layout), followed by reserved padding."""
-
-    _fields_ = [
-        ("modes", ctypes.c_uint),
-        ("offset", ctypes.c_long),
-        ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long),
-        ("esterror", ctypes.c_long),
-        ("status", ctypes.c_int),
-        ("constant", ctypes.c_long),
-        ("precision", ctypes.c_long),
-        ("tolerance", ctypes.c_long),
-        ("time_sec", ctypes.c_long),
-        ("time_usec", ctypes.c_long),
-        ("tick", ctypes.c_long),
-        ("ppsfreq", ctypes.c_long),
-        ("jitter", ctypes.c_long),
-        ("shift", ctypes.c_int),
-        ("stabil", ctypes.c_long),
-        ("jitcnt", ctypes.c_long),
-        ("calcnt", ctypes.c_long),
-        ("errcnt", ctypes.c_long),
-        ("stbcnt", ctypes.c_long),
-        ("tai", ctypes.c_int),
-        ("_reserved", ctypes.c_int * 11),
-    ]
-
-
-def kernel_clock_state() -> dict[str, Any] | None:
-    """The kernel's NTP discipline state (adjtimex, read-only: modes=0); None if unavailable."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        adjtimex = libc.adjtimex
-    except (OSError, AttributeError):
-        return None
-    timex = _Timex()
-    timex.modes = 0  # read only: never adjusts the clock
-    state = int(adjtimex(ctypes.byref(timex)))
-    if state < 0:
-        return None
-    synced = state != _TIME_ERROR and not timex.status & _STA_UNSYNC
-    return {
-        "source": "kernel",
-        "synchronized": synced,
-        "max_error_s": timex.maxerror / 1e6,
-        "est_error_s": timex.esterror / 1e6,
-    }
-
-
-def clock_sync_state(
-    run: Callable[[list[str]], str | None] | None = None,
-    kernel: Callable[[], dict[str, Any] | None] = kernel_clock_state,
-) -> dict[str, Any]:
-    """Whether the system clock is synchronised: timedatectl when systemd answers, else the
-    kernel's own NTP state (works in containers), else unknown (``synchronized: None``)."""
-    out = (run or _run)(["timedatectl", "show", "-p", "NTPSynchronized", "-p", "NTP"])
-    values = dict(line.split("=", 1) for line in (out or "").splitlines() if "=" in line)
-    if "NTPSynchronized" in values:
-        return {
-            "source": "ntp" if values.get("NTP") == "yes" else "system",
-            "synchronized": values["NTPSynchronized"] == "yes",
-            "reported_by": "timedatectl",
-        }
-    state = kernel()
-    if state is not None:
-        return {**state, "reported_by": "adjtimex"}
-    return {"source": "system", "synchronized": None, "reported_by": None}
-
-
-def _run(command: list[str]) -> str | None:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=2, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout if done.returncode == 0 else None

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from evidence.maintenance import check_windows
+from exporter.config_yaml import load_yaml
 from probes.targets import CONTROL_PREFIX, Duration, Target, validate_http_url
 
 __all__ = [
@@ -234,7 +235,7 @@ def load_settings(path: Path | None) -> Settings:
             [f"{label}: not valid UTF-8 (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})"]
         ) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""

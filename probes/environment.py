@@ -6,16 +6,26 @@ Gathered once at start-up and cheaply refreshed; never blocks or fails a probe.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import os
 import platform
 import socket
 import subprocess
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["clock_state", "collect_environment", "local_addresses", "resolvers", "vigie_version"]
+__all__ = [
+    "clock_sync_state",
+    "collect_environment",
+    "kernel_clock_state",
+    "local_addresses",
+    "resolvers",
+    "vigie_version",
+]
 
 
 def vigie_version() -> str:
@@ -58,24 +68,89 @@ def local_addresses() -> list[str]:
     return sorted(a for a in found if not a.startswith(("127.", "::1")))
 
 
-def clock_state() -> dict[str, Any]:
-    """Whether the system clock is synchronised (timedatectl), when the system says."""
+_STA_UNSYNC = 0x0040
+_TIME_ERROR = 5
+
+
+class _Timex(ctypes.Structure):
+    """Linux `struct timex` (x86-64 and aarch64 layout), followed by reserved padding."""
+
+    _fields_ = [
+        ("modes", ctypes.c_uint),
+        ("offset", ctypes.c_long),
+        ("freq", ctypes.c_long),
+        ("maxerror", ctypes.c_long),
+        ("esterror", ctypes.c_long),
+        ("status", ctypes.c_int),
+        ("constant", ctypes.c_long),
+        ("precision", ctypes.c_long),
+        ("tolerance", ctypes.c_long),
+        ("time_sec", ctypes.c_long),
+        ("time_usec", ctypes.c_long),
+        ("tick", ctypes.c_long),
+        ("ppsfreq", ctypes.c_long),
+        ("jitter", ctypes.c_long),
+        ("shift", ctypes.c_int),
+        ("stabil", ctypes.c_long),
+        ("jitcnt", ctypes.c_long),
+        ("calcnt", ctypes.c_long),
+        ("errcnt", ctypes.c_long),
+        ("stbcnt", ctypes.c_long),
+        ("tai", ctypes.c_int),
+        ("_reserved", ctypes.c_int * 11),
+    ]
+
+
+def kernel_clock_state() -> dict[str, Any] | None:
+    """The kernel's NTP discipline state (adjtimex, read-only: modes=0); None if unavailable."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
     try:
-        out = subprocess.run(
-            ["timedatectl", "show", "-p", "NTPSynchronized", "-p", "NTP"],
-            capture_output=True,
-            text=True,
-            timeout=2,
-            check=False,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {"source": "system", "synchronized": None}
-    values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-    synced = values.get("NTPSynchronized")
+        libc = ctypes.CDLL(name, use_errno=True)
+        adjtimex = libc.adjtimex
+    except (OSError, AttributeError):
+        return None
+    timex = _Timex()
+    timex.modes = 0  # read only: never adjusts the clock
+    state = int(adjtimex(ctypes.byref(timex)))
+    if state < 0:
+        return None
+    synced = state != _TIME_ERROR and not timex.status & _STA_UNSYNC
     return {
-        "source": "ntp" if values.get("NTP") == "yes" else "system",
-        "synchronized": None if synced is None else synced == "yes",
+        "source": "kernel",
+        "synchronized": synced,
+        "max_error_s": timex.maxerror / 1e6,
+        "est_error_s": timex.esterror / 1e6,
     }
+
+
+def clock_sync_state(
+    run: Callable[[list[str]], str | None] | None = None,
+    kernel: Callable[[], dict[str, Any] | None] = kernel_clock_state,
+) -> dict[str, Any]:
+    """Whether the system clock is synchronised: timedatectl when systemd answers, else the
+    kernel's own NTP state (works in containers), else unknown (``synchronized: None``)."""
+    out = (run or _run)(["timedatectl", "show", "-p", "NTPSynchronized", "-p", "NTP"])
+    values = dict(line.split("=", 1) for line in (out or "").splitlines() if "=" in line)
+    if "NTPSynchronized" in values:
+        return {
+            "source": "ntp" if values.get("NTP") == "yes" else "system",
+            "synchronized": values["NTPSynchronized"] == "yes",
+            "reported_by": "timedatectl",
+        }
+    state = kernel()
+    if state is not None:
+        return {**state, "reported_by": "adjtimex"}
+    return {"source": "system", "synchronized": None, "reported_by": None}
+
+
+def _run(command: list[str]) -> str | None:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=2, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 def _proxy() -> str | None:
@@ -98,5 +173,5 @@ def collect_environment(vantage: str, operator: str, user_agent: str) -> dict[st
         "python": platform.python_version(),
         "vigie": vigie_version(),
         "user_agent": user_agent,
-        "clock": clock_state(),
+        "clock": clock_sync_state(),
     }

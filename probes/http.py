@@ -157,7 +157,13 @@ class HttpProbe:
         try:
             digest = await asyncio.to_thread(build_and_store)
         except Exception as exc:  # a failing capture must not lose the observation
-            log.exception("warc_capture_failed", target=observation.target_id, error=str(exc))
+            if isinstance(exc, OSError) or isinstance(exc.__cause__, OSError):
+                # Disk full or unwritable store: expected, said in one line, no traceback.
+                log.error(  # noqa: TRY400
+                    "warc_capture_failed", target=observation.target_id, error=str(exc)
+                )
+            else:
+                log.exception("warc_capture_failed", target=observation.target_id, error=str(exc))
             return observation
         if digest is None:
             return observation
