@@ -23,6 +23,7 @@ import yaml
 
 __all__ = ["ServiceProcess", "free_port", "http_get", "run_service"]
 
+REPO = Path(__file__).resolve().parent.parent
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -46,8 +47,11 @@ def http_get(url: str, *, method: str = "GET", timeout: float = 10.0) -> tuple[i
 class ServiceProcess:
     """A `vigie run` child process with its config, state directory and log file."""
 
-    def __init__(self, config: Mapping[str, Any], state: Path) -> None:
+    def __init__(
+        self, config: Mapping[str, Any], state: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.state = state
+        self.env = dict(env or {})  # extra environment variables for the service
         self.port = free_port()
         cfg = dict(config)
         cfg.setdefault("listen", f"127.0.0.1:{self.port}")
@@ -79,7 +83,8 @@ class ServiceProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                cwd=REPO,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
             )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:

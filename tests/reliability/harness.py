@@ -13,13 +13,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from evidence.ledger import open_ledger
-from tests.service_fixture import ServiceProcess, http_get
+from tests.service_fixture import ServiceProcess
 
 __all__ = [
     "REPO",
@@ -94,33 +93,6 @@ def tree_rss_bytes(pid: int) -> int:
 
 class Service(ServiceProcess):
     """`vigie run` with extra environment variables (CA bundle, secrets) and evidence helpers."""
-
-    def __init__(
-        self, config: Mapping[str, Any], state: Path, env: Mapping[str, str] | None = None
-    ) -> None:
-        super().__init__(config, state)
-        self.env = dict(env or {})
-
-    def start(self, *, wait: float = 30.0) -> None:
-        """Start the service (with `self.env`) and wait until /healthz answers."""
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "exporter.cli", "run", "--config", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=REPO,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-            )
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"vigie run exited early:\n{self.log()}")
-            with contextlib.suppress(OSError):
-                if http_get(self.url + "/healthz", timeout=1.0)[0] == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"vigie run did not answer /healthz in {wait} s:\n{self.log()}")
 
     def kill(self) -> None:
         """SIGKILL the service (no cleanup at all) and reap it."""
