@@ -6,7 +6,7 @@ import asyncio
 import collections
 import itertools
 
-from exporter.scheduler import Scheduler, spread_offset
+from exporter.scheduler import CheckFn, Scheduler, spread_offset
 from probes.targets import Target
 
 
@@ -29,6 +29,34 @@ class TestSpread:
         assert spread_offset("anef-accueil", 60.0) == spread_offset("anef-accueil", 60.0)
 
 
+def _run(
+    targets: int,
+    check: CheckFn,
+    *,
+    interval: float,
+    max_concurrency: int,
+    seconds: float,
+    stop_grace: float = 3.0,
+) -> None:
+    """Run a scheduler over `targets` targets for `seconds`, then stop it and wait."""
+
+    async def scenario() -> None:
+        sched = Scheduler(
+            _targets(targets),
+            check,
+            interval_of=lambda _: interval,
+            max_concurrency=max_concurrency,
+            min_interval=0.01,
+            stop_grace=stop_grace,
+        )
+        task = asyncio.create_task(sched.run())
+        await asyncio.sleep(seconds)
+        sched.stop()
+        await asyncio.wait_for(task, timeout=10)
+
+    asyncio.run(scenario())
+
+
 class TestScheduling:
     def test_no_overlap_for_one_target(self) -> None:
         """A check slower than the interval never overlaps the next check of the same target."""
@@ -45,20 +73,7 @@ class TestScheduling:
             running[target.id] -= 1
             return None
 
-        async def scenario() -> None:
-            sched = Scheduler(
-                _targets(3),
-                check,
-                interval_of=lambda _: 0.03,
-                max_concurrency=10,
-                min_interval=0.01,
-            )
-            task = asyncio.create_task(sched.run())
-            await asyncio.sleep(0.5)
-            sched.stop()
-            await task
-
-        asyncio.run(scenario())
+        _run(3, check, interval=0.03, max_concurrency=10, seconds=0.5)
         assert not overlap
         assert all(calls[f"t{i}"] >= 3 for i in range(3))
 
@@ -74,20 +89,7 @@ class TestScheduling:
             state["now"] -= 1
             return None
 
-        async def scenario() -> None:
-            sched = Scheduler(
-                _targets(20),
-                check,
-                interval_of=lambda _: 0.05,
-                max_concurrency=3,
-                min_interval=0.01,
-            )
-            task = asyncio.create_task(sched.run())
-            await asyncio.sleep(0.4)
-            sched.stop()
-            await task
-
-        asyncio.run(scenario())
+        _run(20, check, interval=0.05, max_concurrency=3, seconds=0.4)
         assert state["peak"] == 3
         assert state["total"] >= 20
 
@@ -133,21 +135,7 @@ class TestScheduling:
                 raise
             return None
 
-        async def scenario() -> None:
-            sched = Scheduler(
-                _targets(1),
-                check,
-                interval_of=lambda _: 0.01,
-                max_concurrency=1,
-                min_interval=0.01,
-                stop_grace=0.2,
-            )
-            task = asyncio.create_task(sched.run())
-            await asyncio.sleep(0.1)
-            sched.stop()
-            await asyncio.wait_for(task, timeout=10)
-
-        asyncio.run(scenario())
+        _run(1, check, interval=0.01, max_concurrency=1, seconds=0.1, stop_grace=0.2)
         assert seen == ["cancelled"]
 
     def test_crashing_check_keeps_schedule(self) -> None:
@@ -158,18 +146,5 @@ class TestScheduling:
             calls[target.id] += 1
             raise RuntimeError("boom")
 
-        async def scenario() -> None:
-            sched = Scheduler(
-                _targets(1),
-                check,
-                interval_of=lambda _: 0.02,
-                max_concurrency=1,
-                min_interval=0.01,
-            )
-            task = asyncio.create_task(sched.run())
-            await asyncio.sleep(0.3)
-            sched.stop()
-            await task
-
-        asyncio.run(scenario())
+        _run(1, check, interval=0.02, max_concurrency=1, seconds=0.3)
         assert calls["t0"] >= 3
