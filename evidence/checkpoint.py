@@ -127,6 +127,14 @@ class Checkpoint:
         note = data.get("note")
         if data.get("type") != CHECKPOINT or not isinstance(note, str):
             raise CheckpointError(f"entry {seq} is not a checkpoint")
+        # Exactly the fields a checkpoint is written with: an added, removed or renamed field
+        # (even one the signature does not cover, such as `time`) is an altered entry.
+        if set(data) != _ENTRY_FIELDS:
+            odd = sorted(set(data) ^ _ENTRY_FIELDS)
+            raise CheckpointError(f"checkpoint entry {seq}: unexpected or missing fields {odd}")
+        time = data["time"]
+        if time is not None and not isinstance(time, str):
+            raise CheckpointError(f"checkpoint entry {seq}: its time is not text")
         parsed = cls.from_note(note, seq=seq, time=data.get("time"))
         if (
             data.get("origin") != parsed.origin
@@ -182,6 +190,12 @@ class Checkpoint:
             "key": self.key,
             "note": self.note,
         }
+
+
+# The keys of a checkpoint entry: `Checkpoint.body()` plus the ledger's own `type` and `seq`.
+_ENTRY_FIELDS = frozenset(
+    {"type", "seq", "origin", "tree_size", "root_hash", "time", "key", "note"}
+)
 
 
 def default_copy_path(ledger_url: str, artifacts_dir: Path | None = None) -> Path | None:

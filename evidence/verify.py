@@ -470,6 +470,14 @@ class _Verifier:
         except CheckpointError as exc:
             report.fail(seq, f"forged checkpoint: {exc}")
             return False
+        if checkpoint.key is not None and checkpoint.key != verifier.vkey():
+            # The recorded key is not covered by the signature: it must name the signer.
+            report.fail(
+                seq,
+                f"the checkpoint names the key {checkpoint.key} but is signed by "
+                f"{verifier.vkey()}: altered entry",
+            )
+            return False
         return True
 
     def _localise(self, checkpoint: Checkpoint) -> None:
@@ -596,7 +604,7 @@ class _Verifier:
             except (CheckpointError, IndexError):
                 report.fail(seq, f"{copy.path} holds a checkpoint at entry {seq}; the ledger not")
                 return
-            if stored.note != record.note:
+            if stored.note != record.note or stored.time != record.time:
                 report.fail(seq, f"the checkpoint differs from its copy in {copy.path}")
                 return
             report.copied_checkpoints += 1
