@@ -16,7 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
-from types import TracebackType
+
+from tests.background_server import BackgroundServer
 
 __all__ = ["ReceivedMail", "SmtpSink"]
 
@@ -156,32 +157,17 @@ class _Server(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
 
 
-class SmtpSink:
+class SmtpSink(BackgroundServer):
     """An SMTP server on 127.0.0.1 that keeps every message; use as a context manager."""
 
     def __init__(self) -> None:
         self._messages: list[ReceivedMail] = []
         self._cond = threading.Condition()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
-    def __enter__(self) -> SmtpSink:
-        self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def make_server(self) -> _Server:
+        """The server bound to 127.0.0.1 on a free port."""
+        return _Server(self)
 
     @property
     def port(self) -> int:

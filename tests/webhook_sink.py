@@ -12,8 +12,9 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any
+
+from tests.background_server import BackgroundServer
 
 __all__ = ["WebhookCall", "WebhookSink"]
 
@@ -67,32 +68,17 @@ class _Server(http.server.ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
 
 
-class WebhookSink:
+class WebhookSink(BackgroundServer):
     """An HTTP server on 127.0.0.1 that keeps every webhook call; use as a context manager."""
 
     def __init__(self) -> None:
         self._calls: list[WebhookCall] = []
         self._cond = threading.Condition()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
-    def __enter__(self) -> WebhookSink:
-        self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def make_server(self) -> _Server:
+        """The server bound to 127.0.0.1 on a free port."""
+        return _Server(self)
 
     @property
     def url(self) -> str:
