@@ -1058,8 +1058,13 @@ class TestPagesInChromium:
         """Unguarded, each page's four writes reach the server (so a guard has work to do)."""
 
         async def scenario(run: BrowserRun) -> None:
-            for url in (writable.portal_url, writable.login_url, writable.registration_url):
+            urls = (writable.portal_url, writable.login_url, writable.registration_url)
+            for done, url in enumerate(urls, start=1):
                 await run.page.goto(url)
+                # Leaving a page cancels its hidden-form post if it has not left yet.
+                deadline = time.monotonic() + 15
+                while writable.counts.writes < 4 * done and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
 
         chromium.run(scenario, block_writes=False)
         wait_for_writes(writable, 12)
