@@ -13,11 +13,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# Chromium from Debian (not a browser download at build time), fonts so that screenshots of
-# French pages render accents, tini to reap the browser's child processes.
+# Chromium's headless shell from Debian (not a browser download at build time), fonts so that
+# screenshots of French pages render accents, tini to reap the browser's child processes.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        chromium ca-certificates fonts-dejavu-core fonts-liberation tini tzdata \
+        chromium-headless-shell ca-certificates fonts-dejavu-core fonts-liberation tini tzdata \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 vigie \
@@ -41,7 +41,7 @@ ENV TZ=Europe/Paris \
     VIGIE_LEDGER__URL=sqlite:////var/lib/vigie/ledger.db \
     VIGIE_LEDGER__ARTIFACTS=/var/lib/vigie/artifacts \
     VIGIE_SIGNING__KEY=/var/lib/vigie/vantage.key \
-    VIGIE_BROWSER__EXECUTABLE=/usr/bin/chromium
+    VIGIE_BROWSER__EXECUTABLE=/usr/bin/chromium-headless-shell
 
 USER vigie
 WORKDIR /var/lib/vigie

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.vigie-installed
 CONFIG ?= vigie.yaml
 
 # Debian packages: what running needs, and what the tests and benchmarks need on top.
-DEBS_RUN := chromium ca-certificates fonts-dejavu-core
+DEBS_RUN := chromium-headless-shell chromium ca-certificates fonts-dejavu-core
 DEBS_TEST := $(DEBS_RUN) prometheus prometheus-alertmanager prometheus-blackbox-exporter \
 	nginx-light postgresql poppler-utils iproute2 openssl docker-compose
 

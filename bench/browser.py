@@ -3,7 +3,12 @@
 Also measures the memory of a Vigie-like process (20 HTTP + 5 browser targets) with its Chromium.
 Runs only against a local simulator child process; prints figures and ratios, asserts nothing.
 
-    .venv/bin/python bench/browser.py [--checks 50] [--rounds 3]
+    .venv/bin/python bench/browser.py [--checks 50] [--rounds 3] [--executable PATH]
+
+The bare script runs the same Chromium build as the probe (whichever the probe picked), so the
+ratio compares the probe's own overhead, not two browsers. Memory is given as the sum of RSS
+(counts the pages that Chromium's processes share once per process) and as the sum of PSS
+(shares them out: the memory the tree really takes).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from playwright.async_api import async_playwright
 
 from probes.base import ProbeContext, ProbeSettings
 from probes.browser import BrowserProbe
-from probes.browser_runtime import CHROMIUM_ARGS, DEBIAN_CHROMIUM, process_tree
+from probes.browser_runtime import CHROMIUM_ARGS, process_tree
 from probes.observation import Outcome
 from probes.targets import Target
 from simulator.counts import AUDIT_ENV
@@ -48,12 +53,16 @@ def _target(**fields: Any) -> Target:
     return Target.model_validate(fields)
 
 
-def _settings(concurrency: int = 1) -> ProbeSettings:
+def _settings(
+    concurrency: int = 1, executable: str | None = None, idle_close: float | None = None
+) -> ProbeSettings:
     return ProbeSettings(
         vantage="bench",
         user_agent=USER_AGENT,
         environment={"vantage": "bench"},
         browser_max_concurrency=concurrency,
+        browser_executable=executable,
+        browser_idle_close=idle_close,
     )
 
 
@@ -98,13 +107,16 @@ async def _probe_journey(probe: BrowserProbe, target: Target) -> tuple[float, fl
     return obs.duration_s, total
 
 
-async def latency(login_url: str, checks: int) -> dict[str, Any]:
+async def latency(login_url: str, checks: int, executable: str | None) -> dict[str, Any]:
     """p50/p95 of the journey, Vigie's probe vs a bare Playwright script, interleaved."""
     target = _target(id="anef-creation-compte", kind="browser", url=login_url, steps=JOURNEY_STEPS)
-    probe = BrowserProbe(_settings())
+    probe = BrowserProbe(_settings(executable=executable))
+    await _probe_journey(probe, target)  # launches the browser the probe picks
     async with async_playwright() as playwright:
         bare_browser = await playwright.chromium.launch(
-            executable_path=DEBIAN_CHROMIUM, args=list(CHROMIUM_ARGS), chromium_sandbox=False
+            executable_path=probe.runtime.executable,
+            args=list(CHROMIUM_ARGS),
+            chromium_sandbox=False,
         )
         try:
             for _ in range(3):  # warm-up: launches, caches of the simulator and the OS
@@ -128,7 +140,7 @@ async def latency(login_url: str, checks: int) -> dict[str, Any]:
         finally:
             await bare_browser.close()
             await probe.aclose()
-    return results
+    return {**results, "executable": probe.runtime.executable, "version": probe.runtime.version}
 
 
 # --------------------------------------------------------------------------------- RSS
@@ -175,7 +187,9 @@ def _total(kinds: dict[str, dict[str, int]], key: str) -> int:
     return sum(row[key] for row in kinds.values())
 
 
-async def _rss_child(urls: dict[str, str], rounds: int) -> dict[str, Any]:
+async def _rss_child(
+    urls: dict[str, str], rounds: int, executable: str | None, idle_close: float
+) -> dict[str, Any]:
     """Inside the child: 20 HTTP + 5 browser targets, `rounds` times; peak memory of the tree."""
     from probes.http import HttpProbe
 
@@ -219,7 +233,7 @@ async def _rss_child(urls: dict[str, str], rounds: int) -> dict[str, Any]:
             steps=({"expect_text": "Aide et contact"},),
         ),
     ]
-    settings = _settings(concurrency=2)
+    settings = _settings(concurrency=2, executable=executable, idle_close=idle_close)
     http = HttpProbe(settings)
     browser = BrowserProbe(settings)
     me = os.getpid()
@@ -249,18 +263,44 @@ async def _rss_child(urls: dict[str, str], rounds: int) -> dict[str, Any]:
             "kinds": kinds,
         }
         processes = len(process_tree(me))
+        await asyncio.sleep(idle_close + 2)  # the browser and its driver stop when idle
+        kinds = _memory(me)
+        closed: dict[str, Any] = {
+            "rss": _total(kinds, "rss"),
+            "pss": _total(kinds, "pss"),
+            "kinds": kinds,
+        }
     finally:
         stop.set()
         await sampler
         await browser.aclose()
         await http.aclose()
-    return {"peak": peak, "idle": idle, "outcomes": outcomes, "processes": processes}
+    return {
+        "peak": peak,
+        "idle": idle,
+        "closed": closed,
+        "outcomes": outcomes,
+        "processes": processes,
+    }
 
 
-def rss(sim: SimulatorProcess, rounds: int) -> dict[str, Any]:
+def rss(
+    sim: SimulatorProcess, rounds: int, executable: str | None, idle_close: float
+) -> dict[str, Any]:
     """Run the Vigie-like process as a child so its tree is only itself and its browser."""
+    extra = ["--executable", executable] if executable else []
     out = subprocess.run(
-        [sys.executable, __file__, "--rss-child", json.dumps(sim.urls), "--rounds", str(rounds)],
+        [
+            sys.executable,
+            __file__,
+            "--rss-child",
+            json.dumps(sim.urls),
+            "--rounds",
+            str(rounds),
+            "--idle-close",
+            str(idle_close),
+            *extra,
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -277,10 +317,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--executable", default=None, help="browser (default: the probe's choice)")
+    parser.add_argument(
+        "--idle-close", type=float, default=5.0, help="browser.idle_close in seconds (default 5)"
+    )
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
-        print(json.dumps(asyncio.run(_rss_child(json.loads(args.rss_child), args.rounds))))
+        urls = json.loads(args.rss_child)
+        result = asyncio.run(_rss_child(urls, args.rounds, args.executable, args.idle_close))
+        print(json.dumps(result))
         return 0
     # The bare script is not read-only: keep its writes out of any simulator write audit.
     env = {k: v for k, v in os.environ.items() if k != AUDIT_ENV}
@@ -289,7 +335,8 @@ def main() -> int:
         print(f"Machine: {os.cpu_count()} CPUs, load average {load} (figures depend on it)")
         print(f"Browser journey on the simulator ({args.checks} checks each, interleaved)")
         print(f"  journey: {sim.login_url[:60]}… → click '{CREATE_LINK}' → e-mail field")
-        results = asyncio.run(latency(sim.login_url, args.checks))
+        results = asyncio.run(latency(sim.login_url, args.checks, args.executable))
+        print(f"  browser: {results['executable']} (Chromium {results['version']}), both sides")
         print(_row("Vigie probe, journey", results["probe_journey"]))
         print(_row("bare Playwright, journey", results["bare_journey"]))
         print(_row("Vigie probe, whole check", results["probe_total"]))
@@ -306,16 +353,23 @@ def main() -> int:
         print(f"  probe journey p50: {p50:.3f} s (goal ≤ {P50_GOAL_S} s) {verdict}")
 
         print(f"\nMemory: one process, 20 HTTP + 5 browser targets, {args.rounds} rounds")
-        memory = rss(sim, args.rounds)
+        print("  (all 25 checks started at once, browser concurrency 2: the worst case)")
+        memory = rss(sim, args.rounds, args.executable, args.idle_close)
         mb = 1024 * 1024
-        for label in ("peak", "idle"):
+        labels = {
+            "peak": "peak",
+            "idle": "idle, browser open",
+            "closed": f"idle, after idle_close ({args.idle_close:g} s)",
+        }
+        for key, label in labels.items():
             print(
-                f"  {label:<5} RSS sum {memory[label]['rss'] / mb:7.1f} MB   "
-                f"PSS sum {memory[label]['pss'] / mb:7.1f} MB"
+                f"  {label:<32} RSS sum {memory[key]['rss'] / mb:7.1f} MB   "
+                f"PSS sum {memory[key]['pss'] / mb:7.1f} MB"
             )
-        peak = memory["peak"]["rss"] / mb
-        verdict = "ok" if peak <= RSS_GOAL_MB else "ABOVE GOAL"
-        print(f"  peak RSS sum / goal: {peak:.1f} / {RSS_GOAL_MB:.0f} MB {verdict}")
+        for key in ("rss", "pss"):
+            peak = memory["peak"][key] / mb
+            verdict = "ok" if peak <= RSS_GOAL_MB else "ABOVE GOAL"
+            print(f"  peak {key.upper()} sum / goal: {peak:.1f} / {RSS_GOAL_MB:.0f} MB {verdict}")
         print("  at peak, by process kind (RSS / PSS MB, count):")
         for kind, row in sorted(memory["peak"]["kinds"].items(), key=lambda kv: -kv[1]["pss"]):
             print(

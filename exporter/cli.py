@@ -71,6 +71,7 @@ def probe_settings(settings: Settings, artifacts: Any = None) -> ProbeSettings:
         if settings.browser.executable
         else None,
         browser_max_concurrency=settings.browser.max_concurrency,
+        browser_idle_close=settings.browser.idle_close,
     )
 
 

@@ -135,6 +135,9 @@ class BrowserSettings(_Section):
 
     executable: Path | None = None
     max_concurrency: Annotated[int, Field(ge=1, le=16)] = 2
+    # Stop the browser (and Playwright's driver, ~300 MB together) after this long without a
+    # check; the next check starts it again (~0.5 s, not counted in its timings). null: keep it.
+    idle_close: Duration | None = 30.0
 
 
 class Settings(BaseSettings):

@@ -47,6 +47,8 @@ class ProbeSettings:
     artifacts: ArtifactStore | None = None
     browser_executable: str | None = None
     browser_max_concurrency: int = 2
+    # Seconds without any check after which the browser and its driver stop (None: never).
+    browser_idle_close: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -150,6 +150,7 @@ class BrowserProbe:
             launch_timeout=launch_timeout,
             health_timeout=health_timeout,
             close_timeout=close_timeout,
+            idle_close=settings.browser_idle_close,
         )
         self._slots = asyncio.Semaphore(max(1, settings.browser_max_concurrency))
         self._close_timeout = close_timeout
@@ -271,7 +272,10 @@ class _Check:
             for task in (self.body_task, self.address_task, self.timing_task):
                 if task is not None:
                     task.cancel()
-            await self._close(context)
+            try:
+                await self._close(context)
+            finally:
+                self.runtime.release()
         return self._observation(started, journey_time, artifacts)
 
     def _context_options(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from playwright.async_api import Error as PlaywrightError
 __all__ = [
     "CHROMIUM_ARGS",
     "DEBIAN_CHROMIUM",
+    "DEBIAN_HEADLESS_SHELL",
     "BrowserRuntime",
     "BrowserUnavailableError",
     "process_tree",
@@ -31,6 +32,16 @@ __all__ = [
 log = structlog.get_logger("vigie.browser")
 
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
+# Debian's build of Chromium's "old headless" shell (package chromium-headless-shell): the same
+# engine without the desktop browser around it, which is what Playwright itself runs headless.
+# Measured with bench/browser.py: about half the memory and half the time of the full browser.
+DEBIAN_HEADLESS_SHELL = "/usr/bin/chromium-headless-shell"
+_HEADLESS_SHELL_BINARY = "/usr/lib/chromium/chromium-headless-shell"
+
+# The Playwright driver is a Node.js process that lives as long as the browser. Node sizes its
+# young generation for throughput (16 MiB semi-spaces); ours only relays protocol messages.
+# Measured: ~30 MB less resident memory, no measurable change in check times.
+DRIVER_NODE_OPTIONS = "--max-semi-space-size=2 --max-old-space-size=256"
 
 # A closed network, running as root: no sandbox (needs user namespaces), no GPU, no traffic of
 # the browser's own (updates, sync, field trials, QUIC probing) that could be mistaken for ours.
@@ -68,8 +79,13 @@ class BrowserRuntime:
         launch_timeout: float = 30.0,
         health_timeout: float = 10.0,
         close_timeout: float = 5.0,
+        idle_close: float | None = None,
     ) -> None:
         self._executable_override = executable
+        self._idle_close = idle_close or None
+        self._users = 0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_task: asyncio.Task[None] | None = None
         self._launch_timeout = launch_timeout
         self._health_timeout = health_timeout
         self._close_timeout = close_timeout
@@ -81,6 +97,7 @@ class BrowserRuntime:
         self.executable: str | None = None
         self.version: str | None = None
         self.launches = 0
+        self.idle_closes = 0
 
     # ------------------------------------------------------------------ public
 
@@ -102,7 +119,26 @@ class BrowserRuntime:
         """A fresh, empty browser context; relaunches the browser once if it is dead or hangs.
 
         Raises `BrowserUnavailableError` when no working browser can be had.
+        Every context handed out must be given back with `release` once closed: with
+        `idle_close`, the browser and its driver stop when no context was in use for that long.
         """
+        self._users += 1
+        self._cancel_idle_timer()
+        try:
+            return await self._new_context(options)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """A context obtained from `new_context` is closed (or its browser is gone)."""
+        self._users = max(0, self._users - 1)
+        if self._users == 0 and self._idle_close is not None and self._browser is not None:
+            self._cancel_idle_timer()
+            loop = asyncio.get_running_loop()
+            self._idle_timer = loop.call_later(self._idle_close, self._start_idle_close)
+
+    async def _new_context(self, options: dict[str, Any]) -> BrowserContext:
         last_error = "unknown error"
         for attempt in (1, 2):
             browser = await self._ensure_browser()
@@ -117,6 +153,25 @@ class BrowserRuntime:
             log.warning("browser_unresponsive", attempt=attempt, error=last_error)
             await self.kill(reason=last_error, expected=browser)
         raise BrowserUnavailableError(f"browser unusable after a relaunch: {last_error}")
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _start_idle_close(self) -> None:
+        self._idle_timer = None
+        if self._idle_task is None or self._idle_task.done():
+            self._idle_task = asyncio.get_running_loop().create_task(self._close_if_idle())
+
+    async def _close_if_idle(self) -> None:
+        """Stop the browser and the driver: nothing used them for `idle_close` seconds."""
+        async with self._lock:
+            if self._users or self._browser is None:
+                return
+            await self._close_locked()
+            self.idle_closes += 1
+            log.info("browser_closed_idle", idle_s=self._idle_close, closes=self.idle_closes)
 
     async def healthy(self) -> bool:
         """True when the browser answers a protocol round trip within the health timeout."""
@@ -159,17 +214,26 @@ class BrowserRuntime:
 
     async def aclose(self) -> None:
         """Close the browser and the Playwright driver, killing them if they do not comply."""
+        self._cancel_idle_timer()
+        idle_task, self._idle_task = self._idle_task, None
+        if idle_task is not None and not idle_task.done():
+            idle_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await idle_task
         async with self._lock:
-            browser, self._browser = self._browser, None
-            if browser is not None:
-                try:
-                    await asyncio.wait_for(browser.close(), timeout=self._close_timeout)
-                except (TimeoutError, PlaywrightError):
-                    self._browser = browser
-                    await self.kill(reason="browser did not close")
-            self._marker = None
-            self._pid = None
-            await self._stop_driver()
+            await self._close_locked()
+
+    async def _close_locked(self) -> None:
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            try:
+                await asyncio.wait_for(browser.close(), timeout=self._close_timeout)
+            except (TimeoutError, PlaywrightError):
+                self._browser = browser
+                await self.kill(reason="browser did not close")
+        self._marker = None
+        self._pid = None
+        await self._stop_driver()
 
     # ----------------------------------------------------------------- private
 
@@ -190,9 +254,10 @@ class BrowserRuntime:
     async def _launch(self) -> Browser:
         if self._playwright is None:
             try:
-                self._playwright = await asyncio.wait_for(
-                    async_playwright().start(), timeout=self._launch_timeout
-                )
+                with _driver_environment():
+                    self._playwright = await asyncio.wait_for(
+                        async_playwright().start(), timeout=self._launch_timeout
+                    )
             except (TimeoutError, PlaywrightError, OSError) as exc:
                 raise BrowserUnavailableError(
                     f"the Playwright driver did not start: {_first_line(str(exc)) or 'timeout'}"
@@ -239,7 +304,8 @@ class BrowserRuntime:
             return browser
         if not errors:
             errors.append(
-                f"no browser found: install the Debian package chromium ({DEBIAN_CHROMIUM}) "
+                "no browser found: install the Debian package chromium-headless-shell "
+                f"({DEBIAN_HEADLESS_SHELL}) or chromium ({DEBIAN_CHROMIUM}), "
                 "or run 'playwright install chromium', or set browser.executable"
             )
         raise BrowserUnavailableError("; ".join(errors))
@@ -255,14 +321,35 @@ class BrowserRuntime:
             return
         if _playwright_browser_installed():
             yield None
-        if Path(DEBIAN_CHROMIUM).exists():
-            yield DEBIAN_CHROMIUM
+        for debian in (DEBIAN_HEADLESS_SHELL, DEBIAN_CHROMIUM):
+            if Path(debian).exists():
+                yield _unwrapped(debian)
 
     async def _stop_driver(self) -> None:
         playwright, self._playwright = self._playwright, None
         if playwright is not None:
             with contextlib.suppress(TimeoutError, PlaywrightError, OSError):
                 await asyncio.wait_for(playwright.stop(), timeout=self._close_timeout)
+
+
+def _unwrapped(executable: str) -> str:
+    """The binary behind Debian's headless-shell wrapper script (one process less)."""
+    if executable == DEBIAN_HEADLESS_SHELL and Path(_HEADLESS_SHELL_BINARY).is_file():
+        return _HEADLESS_SHELL_BINARY
+    return executable
+
+
+@contextlib.contextmanager
+def _driver_environment() -> Iterator[None]:
+    """While the Playwright driver starts, give Node.js our memory options (unless set)."""
+    if "NODE_OPTIONS" in os.environ:
+        yield
+        return
+    os.environ["NODE_OPTIONS"] = DRIVER_NODE_OPTIONS
+    try:
+        yield
+    finally:
+        os.environ.pop("NODE_OPTIONS", None)
 
 
 def _first_line(text: str) -> str:
@@ -292,11 +379,17 @@ def _pid_has_marker(pid: int, marker: str) -> bool:
 def _find_browser_pid(marker: str) -> int | None:
     """The browser's main process: the one carrying our marker and no ``--type=`` switch."""
     wanted = f"{_MARKER}{marker}".encode()
+    found = []
     for entry in _proc_pids():
         args = _cmdline(entry).split(b"\0")
         if wanted in args and not any(a.startswith(b"--type=") for a in args):
+            found.append(entry)
+    # A wrapper script that does not exec (Debian's chromium-headless-shell) carries the same
+    # arguments: the browser is the one whose parent is not another match.
+    for entry in found:
+        if _parent_of(entry) in found:
             return entry
-    return None
+    return found[0] if found else None
 
 
 def _proc_pids() -> list[int]:

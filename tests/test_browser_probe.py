@@ -15,6 +15,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 import zlib
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
@@ -807,6 +808,106 @@ class TestBrowserLifecycle:
         assert obs.error is not None
         assert "no-such-chromium" in obs.error
         assert obs.steps == ()
+
+
+def driver_pids() -> set[int]:
+    """Pids of running Playwright drivers (Node.js processes), children of this process."""
+    return {
+        pid
+        for pid in process_tree(os.getpid())[1:]
+        if b"run-driver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    }
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@needs_chromium
+class TestIdleClose:
+    """browser.idle_close: between checks the browser and its driver stop, then come back."""
+
+    def probe(self, env: Env, idle_close: float | None) -> BrowserProbe:
+        settings = ProbeSettings(
+            vantage="test",
+            user_agent="Vigie-test/1.0 (+tests; lecture seule)",
+            environment={"vantage": "test"},
+            browser_max_concurrency=2,
+            browser_idle_close=idle_close,
+        )
+        return BrowserProbe(settings, health_timeout=2.0, close_timeout=3.0)
+
+    def check(self, env: Env, probe: BrowserProbe, path: str, timeout: float = 10) -> Observation:
+        target = Target.model_validate(
+            {"id": "essai", "kind": "browser", "url": env.site.url(path)}
+        )
+        ctx = ProbeContext(target=target, timeout=timeout, guard=ReadOnlyGuard())
+        return env.loop.run(probe.check(ctx), timeout=timeout + 30)
+
+    def test_idle_browser_and_driver_stop_and_come_back(self, env: Env) -> None:
+        """After idle_close without a check, no browser or driver runs; the next check works."""
+        before = driver_pids()
+        probe = self.probe(env, idle_close=0.5)
+        try:
+            assert self.check(env, probe, "/other").outcome is Outcome.OK
+            pid = probe.runtime.pid
+            assert pid is not None
+            assert driver_pids() - before
+            deadline = time.monotonic() + 10
+            while probe.runtime.idle_closes == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert probe.runtime.idle_closes == 1
+            assert not probe.runtime.connected
+            assert pid not in process_tree(os.getpid())
+            assert not driver_pids() - before
+            obs = self.check(env, probe, "/other")
+            assert obs.outcome is Outcome.OK, obs.error
+            assert probe.runtime.launches == 2
+            assert probe.runtime.connected
+        finally:
+            env.loop.run(probe.aclose())
+
+    def test_no_idle_close_while_a_check_runs(self, env: Env) -> None:
+        """A check longer than idle_close keeps the browser: only idle time counts."""
+        probe = self.probe(env, idle_close=0.5)
+        try:
+            assert self.check(env, probe, "/other").outcome is Outcome.OK
+
+            async def overlapping() -> tuple[Observation, Observation]:
+                slow = ProbeContext(
+                    target=Target(id="lent", kind="browser", url=env.site.url("/slow-doc")),
+                    timeout=10,
+                    guard=ReadOnlyGuard(),
+                )
+                quick = ProbeContext(
+                    target=Target(id="vite", kind="browser", url=env.site.url("/other")),
+                    timeout=10,
+                    guard=ReadOnlyGuard(),
+                )
+                first = asyncio.ensure_future(probe.check(slow))
+                await asyncio.sleep(0.2)
+                second = await probe.check(quick)  # ends while the slow one still runs
+                return await first, second
+
+            slow_obs, quick_obs = env.loop.run(overlapping(), timeout=40)
+            assert slow_obs.outcome is Outcome.OK, slow_obs.error
+            assert quick_obs.outcome is Outcome.OK, quick_obs.error
+            assert slow_obs.duration_s > 2.5  # well beyond idle_close
+            assert probe.runtime.idle_closes == 0
+            assert probe.runtime.launches == 1
+        finally:
+            env.loop.run(probe.aclose())
+
+    def test_without_idle_close_the_browser_stays(self, env: Env) -> None:
+        """idle_close None (the library default): one browser for the probe's whole life."""
+        probe = self.probe(env, idle_close=None)
+        try:
+            assert self.check(env, probe, "/other").outcome is Outcome.OK
+            time.sleep(1.0)
+            assert probe.runtime.connected
+            assert self.check(env, probe, "/other").outcome is Outcome.OK
+            assert probe.runtime.launches == 1
+            assert probe.runtime.idle_closes == 0
+        finally:
+            env.loop.run(probe.aclose())
 
 
 # ------------------------------------------------------------------ against the simulator

@@ -284,8 +284,8 @@ class TestDockerfile:
     def test_slim_python_with_debian_chromium(self, dockerfile: str) -> None:
         """The image is slim Python 3.11 with Chromium from Debian, used by the probes."""
         assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.MULTILINE)
-        assert re.search(r"apt-get install[^\n]*\\\n\s+chromium ", dockerfile)
-        assert "VIGIE_BROWSER__EXECUTABLE=/usr/bin/chromium" in dockerfile
+        assert re.search(r"apt-get install[^\n]*\\\n\s+chromium-headless-shell ", dockerfile)
+        assert "VIGIE_BROWSER__EXECUTABLE=/usr/bin/chromium-headless-shell\n" in dockerfile
 
     def test_runs_unprivileged_with_healthcheck(self, dockerfile: str) -> None:
         """The service runs as a non-root user and has a health check on /healthz."""

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.cli import probe_settings
 from exporter.config import ConfigError, load_settings
 from probes.targets import parse_duration
 
@@ -42,6 +43,17 @@ class TestShippedConfig:
         settings = load_settings(REPO / "vigie.yaml")
         api = next(t for t in settings.targets if t.id == "anef-api")
         assert set(api.expect.status) == {401, 403}
+
+    def test_browser_idle_close(self, tmp_path: Path) -> None:
+        """The browser stops after 30 s without a check by default; null keeps it running."""
+        settings = load_settings(REPO / "vigie.yaml")
+        assert settings.browser.idle_close == 30.0
+        assert probe_settings(settings).browser_idle_close == 30.0
+        cfg = tmp_path / "v.yaml"
+        cfg.write_text("browser: {idle_close: null}\n")
+        kept = load_settings(cfg)
+        assert kept.browser.idle_close is None
+        assert probe_settings(kept).browser_idle_close is None
 
     def test_builtin_defaults_used_without_file(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
