@@ -17,9 +17,24 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TlsMaterial", "make_tls_material"]
+__all__ = ["TlsMaterial", "ca_key_usage", "make_tls_material"]
 
 _ONE_DAY = dt.timedelta(days=1)
+
+
+def ca_key_usage(*, digital_signature: bool = True) -> x509.KeyUsage:
+    """The key usage of a certificate authority: signs certificates and revocation lists."""
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _name(common_name: str) -> x509.Name:
@@ -128,17 +143,7 @@ def make_tls_material(directory: Path, host: str) -> TlsMaterial:
         .not_valid_after(now + 30 * _ONE_DAY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            ca_key_usage(),
             critical=True,
         )
         .sign(ca_key, hashes.SHA256())

@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from simulator.tls import ca_key_usage
+
 __all__ = ["MODES", "LocalTsa", "Mode", "TestCa", "local_tsa", "make_ca"]
 
 Mode = Literal["ok", "chain", "http_500", "garbage", "hang", "reject", "replay", "redirect", "huge"]
@@ -153,17 +155,7 @@ def make_ca(common_name: str = "Vigie Test Root CA", *, key_type: KeyType = "ec"
         .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            ca_key_usage(digital_signature=False),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)

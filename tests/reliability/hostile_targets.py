@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from simulator.tls import ca_key_usage
 from tests.hostile import Client, Handler, HostileServer, respond
 
 __all__ = [
@@ -162,17 +163,7 @@ def _cert(
     )
     if ca:
         builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
+            ca_key_usage(),
             critical=True,
         ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     else:
