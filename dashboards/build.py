@@ -309,6 +309,31 @@ def _stat_options(
     }
 
 
+def _age_stat(  # noqa: PLR0917 - one stat panel, its words and its limits
+    layout: _Layout,
+    title: str,
+    description: str,
+    metric: str,
+    limits: tuple[float, float],
+    no_value: str,
+) -> Json:
+    """A stat panel: how long ago the Unix time in `metric` was (orange, then red past limits)."""
+    orange, red = limits
+    return _panel(
+        layout,
+        "stat",
+        title,
+        description,
+        (4, 5),
+        [_query(f"time() - max({metric}{{{PROBE_SEL}}} > 0)", "Il y a", instant=True)],
+        unit="dtdurations",
+        thresholds=_thresholds(("green", None), ("orange", orange), ("red", red)),
+        color={"mode": "thresholds"},
+        options=_stat_options(text_mode="value"),
+        no_value=no_value,
+    )
+
+
 def _series_options(*, legend: str = "list", sort: str = "desc") -> Json:
     return {
         "legend": {"calcs": [], "displayMode": legend, "placement": "bottom", "showLegend": True},
@@ -1138,50 +1163,27 @@ def probe_health() -> Json:
         )
     )
     panels.append(
-        _panel(
+        _age_stat(
             lay,
-            "stat",
             "Dernier point de contrôle signé",
             "Depuis combien de temps Vigie a scellé son registre de preuves pour la dernière "
             "fois (un « point de contrôle » signé qui empêche toute modification après coup). "
             "Normalement toutes les minutes ; au-delà d'une heure, il faut regarder la sonde.",
-            (4, 5),
-            [
-                _query(
-                    "time() - max(vigie_ledger_last_checkpoint_timestamp_seconds"
-                    f"{{{PROBE_SEL}}} > 0)",
-                    "Il y a",
-                    instant=True,
-                )
-            ],
-            unit="dtdurations",
-            thresholds=_thresholds(("green", None), ("orange", 600), ("red", 3600)),
-            color={"mode": "thresholds"},
-            options=_stat_options(text_mode="value"),
-            no_value="Aucun point de contrôle",
+            "vigie_ledger_last_checkpoint_timestamp_seconds",
+            (600, 3600),
+            "Aucun point de contrôle",
         )
     )
     panels.append(
-        _panel(
+        _age_stat(
             lay,
-            "stat",
             "Dernier horodatage par un tiers",
             "Depuis combien de temps une autorité d'horodatage indépendante (RFC 3161) a daté le "
             "registre de preuves, ce qui prouve qu'il existait déjà à cette date. Vide si aucune "
             "autorité n'est configurée (réglage « signing.tsa_url »).",
-            (4, 5),
-            [
-                _query(
-                    f"time() - max(vigie_tsa_last_success_timestamp_seconds{{{PROBE_SEL}}} > 0)",
-                    "Il y a",
-                    instant=True,
-                )
-            ],
-            unit="dtdurations",
-            thresholds=_thresholds(("green", None), ("orange", 7200), ("red", 86400)),
-            color={"mode": "thresholds"},
-            options=_stat_options(text_mode="value"),
-            no_value="Pas d'horodatage (non configuré ?)",
+            "vigie_tsa_last_success_timestamp_seconds",
+            (7200, 86400),
+            "Pas d'horodatage (non configuré ?)",
         )
     )
     panels.append(
