@@ -31,7 +31,20 @@ __all__ = ["SCHEMA", "PostgresLedger", "schema_sql"]
 TABLES = ("ledger_meta", "ledger_entries", "ledger_tree_nodes")
 _LOCK_KEY = 0x76696769  # "vigi": serialises writers of one database (transaction-scoped)
 
-SCHEMA = """
+# Every table is frozen: no UPDATE, DELETE or TRUNCATE, whoever asks.
+_FROZEN = "".join(
+    f"""
+DROP TRIGGER IF EXISTS {table}_frozen ON {table};
+CREATE TRIGGER {table}_frozen BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+DROP TRIGGER IF EXISTS {table}_no_truncate ON {table};
+CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
+"""
+    for table in TABLES
+)
+
+_TABLES_AND_FUNCTIONS = """
 CREATE TABLE IF NOT EXISTS ledger_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -71,25 +84,9 @@ END $$;
 DROP TRIGGER IF EXISTS ledger_entries_in_sequence ON ledger_entries;
 CREATE TRIGGER ledger_entries_in_sequence BEFORE INSERT ON ledger_entries
     FOR EACH ROW EXECUTE FUNCTION ledger_entries_in_sequence();
-DROP TRIGGER IF EXISTS ledger_entries_frozen ON ledger_entries;
-CREATE TRIGGER ledger_entries_frozen BEFORE UPDATE OR DELETE ON ledger_entries
-    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
-DROP TRIGGER IF EXISTS ledger_entries_no_truncate ON ledger_entries;
-CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON ledger_entries
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
-DROP TRIGGER IF EXISTS ledger_tree_nodes_frozen ON ledger_tree_nodes;
-CREATE TRIGGER ledger_tree_nodes_frozen BEFORE UPDATE OR DELETE ON ledger_tree_nodes
-    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
-DROP TRIGGER IF EXISTS ledger_tree_nodes_no_truncate ON ledger_tree_nodes;
-CREATE TRIGGER ledger_tree_nodes_no_truncate BEFORE TRUNCATE ON ledger_tree_nodes
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
-DROP TRIGGER IF EXISTS ledger_meta_frozen ON ledger_meta;
-CREATE TRIGGER ledger_meta_frozen BEFORE UPDATE OR DELETE ON ledger_meta
-    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
-DROP TRIGGER IF EXISTS ledger_meta_no_truncate ON ledger_meta;
-CREATE TRIGGER ledger_meta_no_truncate BEFORE TRUNCATE ON ledger_meta
-    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change();
 """
+
+SCHEMA = "".join((_TABLES_AND_FUNCTIONS, _FROZEN))
 
 
 def _quote_ident(name: str) -> str:
