@@ -58,7 +58,7 @@ bench-%: deps-test venv
 	$(BIN)/python bench/$*.py
 
 soak: deps-test venv
-	VIGIE_SOAK=1 $(BIN)/pytest -q -p no:cacheprovider tests/reliability
+	VIGIE_SOAK=1 $(BIN)/pytest -q -p no:cacheprovider --timeout 7200 tests/reliability
 
 dashboards: venv
 	$(BIN)/python -m dashboards
