@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -310,6 +311,65 @@ def rss(
     return result
 
 
+def _service_targets(urls: dict[str, str]) -> list[dict[str, Any]]:
+    """The 20 HTTP + 5 browser targets of the memory goal, as `vigie.yaml` entries."""
+    site, login, portal = urls["site_url"], urls["login_url"], urls["portal_url"]
+    pages = [f"{site}informations/{name}" for name in ("titres-de-sejour", "aide")]
+    http_urls = [site, portal, login, urls["registration_url"], *pages]
+    targets: list[dict[str, Any]] = [
+        {"id": f"http-{i:02d}", "kind": "http", "url": http_urls[i % len(http_urls)]}
+        for i in range(20)
+    ]
+    journeys: list[tuple[str, list[dict[str, Any]]]] = [
+        (login, [dict(step) for step in JOURNEY_STEPS]),
+        (portal, [{"expect_visible": "app-root"}, {"fail_if_text": "Site en maintenance"}]),
+        (login, [{"expect_visible": "input[name=username]"}]),
+        (site, [{"expect_text": "ANEF"}]),
+        (pages[1], [{"expect_text": "Aide et contact"}]),
+    ]
+    for i, (url, steps) in enumerate(journeys):
+        targets.append(
+            {"id": f"browser-{i}", "kind": "browser", "url": url, "steps": steps, "interval": "5m"}
+        )
+    return targets
+
+
+def service_memory(sim: SimulatorProcess, seconds: float) -> dict[str, Any]:
+    """The real `vigie run` with the shipped defaults: its tree's memory over `seconds`."""
+    from tests.service_fixture import ServiceProcess
+
+    samples: list[tuple[float, int, int]] = []
+    with tempfile.TemporaryDirectory(prefix="vigie-bench-") as state:
+        config = {
+            "vantage": {"name": "bench"},
+            "defaults": {"interval": "60s", "timeout": "30s"},
+            "targets": _service_targets(sim.urls),
+            "controls": [sim.urls["site_url"]],
+        }
+        service = ServiceProcess(config, Path(state))
+        service.start()
+        assert service.process is not None
+        began = time.monotonic()
+        try:
+            while (elapsed := time.monotonic() - began) < seconds:
+                kinds = _memory(service.process.pid)
+                samples.append((elapsed, _total(kinds, "rss"), _total(kinds, "pss")))
+                time.sleep(0.25)
+            checks = service.metrics().count("probe_success{")
+        finally:
+            service.stop()
+    peak = max(samples, key=lambda sample: sample[2])
+    # Time-weighted: samples are evenly spaced, so the mean of the samples.
+    return {
+        "peak_rss": max(sample[1] for sample in samples),
+        "peak_pss": peak[2],
+        "mean_rss": statistics.fmean(sample[1] for sample in samples),
+        "mean_pss": statistics.fmean(sample[2] for sample in samples),
+        "samples": len(samples),
+        "series": checks,
+    }
+
+
 # -------------------------------------------------------------------------------- main
 
 
@@ -320,6 +380,12 @@ def main() -> int:
     parser.add_argument("--executable", default=None, help="browser (default: the probe's choice)")
     parser.add_argument(
         "--idle-close", type=float, default=5.0, help="browser.idle_close in seconds (default 5)"
+    )
+    parser.add_argument(
+        "--service-seconds",
+        type=float,
+        default=330.0,
+        help="how long to run the real service for its memory (default 330: every target once)",
     )
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -376,6 +442,21 @@ def main() -> int:
                 f"    {kind:<28} {row['rss'] / mb:7.1f} / {row['pss'] / mb:7.1f}  x{row['count']}"
             )
         print(f"  processes in the tree: {memory['processes']}; outcomes: {memory['outcomes']}")
+
+        if args.service_seconds > 0:
+            print(
+                f"\nMemory: the real service (vigie run, shipped defaults: HTTP every 60 s, "
+                f"journeys every 5 min, idle_close 30 s), {args.service_seconds:g} s"
+            )
+            served = service_memory(sim, args.service_seconds)
+            for key in ("rss", "pss"):
+                peak = served[f"peak_{key}"] / mb
+                verdict = "ok" if peak <= RSS_GOAL_MB else "ABOVE GOAL"
+                print(
+                    f"  {key.upper()} sum: peak {peak:7.1f} MB ({verdict}, goal "
+                    f"{RSS_GOAL_MB:.0f}), time-weighted mean {served[f'mean_{key}'] / mb:7.1f} MB"
+                )
+            print(f"  {served['samples']} samples, {served['series']} targets with a result")
     return 0
 
 
