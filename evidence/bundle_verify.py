@@ -7,15 +7,17 @@ names the first failing file and entry; it never repairs or rewrites anything.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import queue
 import threading
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from hashlib import sha256 as _sha256
 from pathlib import Path
 from typing import IO, Any
@@ -28,7 +30,11 @@ from evidence.signing import NoteError, NoteVerifier, open_note
 __all__ = ["BundleReport", "print_bundle_report", "verify_bundle", "verify_bundle_cli"]
 
 _SIGNATURE_FILES = ("manifest.json", "manifest.sig", "manifest.tsr")
-_STREAMED = ("observations.jsonl", "proofs/hidden-leaves.bin")
+_STREAMED = {
+    "range": ("observations.jsonl", "proofs/hidden-leaves.bin"),
+    "outage": ("observations.jsonl",),
+}
+_MALFORMED = (ValueError, KeyError, TypeError, IndexError, AttributeError, binascii.Error)
 
 
 @dataclasses.dataclass(slots=True)
@@ -145,25 +151,38 @@ class _Verifier:
         return self.zf.open(name)
 
     def run(self) -> None:
+        self.check_members()
         manifest, verifier = self.check_manifest()
         self.check_files(manifest)
         self.check_checkpoints(verifier)
-        if manifest.get("mode") == "outage":
-            self.check_inclusions()
-        else:
-            self.check_range(manifest["files"])
+        self.check_streamed(manifest)
         self.check_timestamps()
         self.check_artifacts(manifest)
+
+    def check_members(self) -> None:
+        """Each name once, no folder entry holding data: a second copy of a file could be
+        what an unzip tool shows while the verifier checked the other one."""
+        seen: set[str] = set()
+        for info in self.zf.infolist():
+            name = info.filename
+            if name in seen:
+                raise _FailureError(
+                    name, "appears twice in the zip (a second copy is not what was verified)"
+                )
+            seen.add(name)
+            if name.endswith("/") and info.file_size:
+                raise _FailureError(name, "a folder entry holding data")
 
     def check_manifest(self) -> tuple[dict[str, Any], NoteVerifier]:
         raw = self.read("manifest.json")
         try:
             manifest = json.loads(raw)
             recorded = NoteVerifier.parse(manifest["public_key"])
-        except (ValueError, KeyError, NoteError) as exc:
+        except (*_MALFORMED, NoteError) as exc:
             raise _FailureError("manifest.json", f"unreadable: {exc}") from None
         if manifest.get("format") != BUNDLE_FORMAT:
             raise _FailureError("manifest.json", f"unknown format {manifest.get('format')!r}")
+        _check_manifest_fields(manifest)
         verifier = self.given_key or recorded
         self.report.key = verifier.vkey()
         self.report.vantage = verifier.name
@@ -174,20 +193,38 @@ class _Verifier:
                 f"vantage's published key ({recorded.vkey()}) or pass --public-key"
             )
         elif self.given_key.vkey() != recorded.vkey():
-            raise _FailureError("manifest.json", "names another key than the one given")
+            raise _FailureError(
+                "manifest.json",
+                f"names another key ({recorded.vkey()}) than the vantage key given "
+                f"({self.given_key.vkey()})",
+            )
         try:
-            text = open_note(self.read("manifest.sig").decode("utf-8"), verifier)
+            note = self.read("manifest.sig").decode("utf-8")
+            _check_canonical_signatures(note)
+            text = open_note(note, verifier)
         except (NoteError, UnicodeDecodeError) as exc:
-            raise _FailureError("manifest.sig", f"bad signature: {exc}") from None
+            whose = "the vantage key" if self.given_key is not None else "the key it carries"
+            raise _FailureError(
+                "manifest.sig", f"not signed by {whose} ({verifier.vkey()}): {exc}"
+            ) from None
         if text != f"{BUNDLE_FORMAT}\n{hashlib.sha256(raw).hexdigest()}\n":
             raise _FailureError("manifest.json", "changed after it was signed (hash mismatch)")
+        tsa = manifest.get("tsa")
+        if tsa and "manifest.tsr" not in self.names:
+            # Not a failure: a TSA down at export leaves a valid bundle without the token, and
+            # the signed manifest cannot say whether the token was obtained (it is made after).
+            self.report.warnings.append(
+                f"the manifest names a timestamp authority ({tsa}) but the bundle holds no "
+                "manifest.tsr: the manifest was not timestamped at export, or its token was "
+                "removed (the checkpoints' own tokens are not affected)"
+            )
         return manifest, verifier
 
     def check_files(self, manifest: dict[str, Any]) -> None:
         files: dict[str, dict[str, Any]] = manifest["files"]
-        streamed = _STREAMED if manifest.get("mode") != "outage" else ()
+        streamed = _STREAMED[manifest["mode"]]
         for name in sorted(files):
-            if name in streamed:  # hashed by check_range, in the same pass as the tree
+            if name in streamed:  # hashed by check_streamed, in the same pass as the proofs
                 if name not in self.names:
                     raise _FailureError(name, "missing from the bundle")
                 continue
@@ -209,66 +246,100 @@ class _Verifier:
 
     def check_checkpoints(self, verifier: NoteVerifier) -> None:
         name = "proofs/checkpoints.jsonl"
+        whose = "the vantage key" if self.given_key is not None else "the key the bundle carries"
         for line in self.read(name).splitlines():
             try:
                 data = json.loads(line)
                 checkpoint = Checkpoint.from_body(int(data["seq"]), data)
-                checkpoint.verify(verifier)
-            except (ValueError, KeyError, CheckpointError) as exc:
+            except (*_MALFORMED, CheckpointError) as exc:
                 raise _FailureError(name, f"checkpoint not valid: {exc}", _seq(line)) from None
+            try:
+                checkpoint.verify(verifier)
+            except CheckpointError as exc:
+                raise _FailureError(
+                    name,
+                    f"checkpoint not signed by {whose} ({verifier.vkey()}): {exc}",
+                    _seq(line),
+                ) from None
             if checkpoint.tree_size != checkpoint.seq:
                 raise _FailureError(
                     name, "checkpoint tree size differs from its position", _seq(line)
                 )
             note_file = f"proofs/checkpoints/{checkpoint.seq}.note"
-            if note_file in self.names and self.read(note_file).decode() != checkpoint.note:
+            if note_file in self.names and self.read(note_file) != checkpoint.note.encode():
                 raise _FailureError(note_file, "differs from the signed checkpoint")
             self.roots[checkpoint.tree_size] = checkpoint.root_hash
         self.report.checkpoints = len(self.roots)
 
-    def check_range(self, files: dict[str, dict[str, Any]]) -> None:
-        """Rebuild the tree over the range from the entries; each covering root must match.
+    def check_streamed(self, manifest: dict[str, Any]) -> None:
+        """Check the entries against the checkpoints: the tree over the range rebuilt from the
+        entries (range mode), or each entry's inclusion proof (outage mode).
 
-        observations.jsonl and proofs/hidden-leaves.bin are hashed in the same single pass
-        (their manifest hashes are compared here, not in `check_files`); when the tree does not
-        match, a file whose hash differs is named first.
+        observations.jsonl (and proofs/hidden-leaves.bin) are hashed in the same single pass
+        (their manifest hashes are compared here, not in `check_files`); when the proofs do not
+        hold, a file whose hash differs is named first, with the entry the proofs point at.
         """
         streams: dict[str, _HashedStream] = {}
+        check = self._check_inclusions if manifest["mode"] == "outage" else self._check_range
         try:
             try:
-                self._check_range(streams)
+                check(streams)
             except _FailureError as failure:
-                self._check_streams(streams, files, failure.entry)
+                self._check_streams(streams, manifest["files"], failure.entry, str(failure))
                 raise
-            self._check_streams(streams, files, None)
+            self._check_streams(streams, manifest["files"], None, "")
         finally:
             for stream in streams.values():
                 stream.close()
 
     def _check_streams(
-        self, streams: dict[str, _HashedStream], files: dict[str, dict[str, Any]], entry: int | None
+        self,
+        streams: dict[str, _HashedStream],
+        files: dict[str, dict[str, Any]],
+        entry: int | None,
+        sign: str,
     ) -> None:
+        """Compare the streamed members with the manifest; `entry` and `sign`: where and how the
+        proofs failed, if they did (the first sign of the change)."""
         for name, stream in streams.items():
             digest, size = stream.finish()
             if digest != files[name]["sha256"] or size != files[name]["size"]:
-                raise _FailureError(name, "changed: its SHA-256 differs from the manifest's", entry)
+                detail = f" (first sign: {sign})" if sign else ""
+                raise _FailureError(
+                    name, f"changed: its SHA-256 differs from the manifest's{detail}", entry
+                )
 
     def _hashed(self, streams: dict[str, _HashedStream], name: str) -> _HashedStream:
         stream = streams[name] = _HashedStream(name, self.open(name))
         return stream
 
     def _check_range(self, streams: dict[str, _HashedStream]) -> None:
-        proof = json.loads(self.read("proofs/range.json"))
-        start, stop = int(proof["start"]), int(proof["stop"])
-        left = [(n["level"], n["index"]) for n in proof["left"]]
-        if left != aligned_ranges(0, start):
-            raise _FailureError(
-                "proofs/range.json", "the left subtrees do not decompose the prefix"
-            )
+        name = "proofs/range.json"
+        try:
+            proof = json.loads(self.read(name))
+            start, stop, hidden = int(proof["start"]), int(proof["stop"]), int(proof["hidden"])
+            left = [(int(n["level"]), int(n["index"]), _hash(n["hash"])) for n in proof["left"]]
+            closing = proof["closing"]
+            end, right = -1, []
+            if closing is not None:
+                end = int(closing["seq"])
+                right = [
+                    (int(n["level"]), int(n["index"]), _hash(n["hash"])) for n in closing["right"]
+                ]
+            consistency = [
+                (int(c["old"]), int(c["new"]), [_hash(h) for h in c["proof"]])
+                for c in proof["consistency"]
+            ]
+        except _MALFORMED as exc:
+            raise _FailureError(name, f"malformed: {type(exc).__name__}: {exc}") from None
+        if not 0 <= start <= stop or hidden < 0:
+            raise _FailureError(name, f"bad range {start} to {stop}")
+        if [(level, index) for level, index, _ in left] != aligned_ranges(0, start):
+            raise _FailureError(name, "the left subtrees do not decompose the prefix")
         tree = _RangeTree(self.roots, start, stop)
-        for node in proof["left"]:
-            tree.tree.push(node["level"], base64.b64decode(node["hash"]))
-        if "proofs/hidden-leaves.bin" in self.names or proof["hidden"]:
+        for level, _index, node in left:
+            tree.tree.push(level, node)
+        if "proofs/hidden-leaves.bin" in self.names or hidden:
             tree.hidden = self._hashed(streams, "proofs/hidden-leaves.bin")
         entries = self._hashed(streams, "observations.jsonl")
         rest = b""
@@ -280,25 +351,27 @@ class _Verifier:
             tree.lines([rest])
         tree.gap(stop)
         if tree.hidden is not None and tree.hidden.read(1):
-            raise _FailureError("proofs/hidden-leaves.bin", "more leaf hashes than hidden entries")
+            raise _FailureError(
+                "proofs/hidden-leaves.bin", "more leaf hashes than hidden entries", stop
+            )
         tree.check_boundary()
+        if tree.hidden_count != hidden:
+            raise _FailureError(
+                name, f"{hidden} hidden entries announced, {tree.hidden_count} in the range"
+            )
         self.report.entries = tree.disclosed
-        self.report.hidden = int(proof["hidden"])
-        closing = proof.get("closing")
+        self.report.hidden = hidden
         if closing is not None:
-            end = int(closing["seq"])
-            right = [(n["level"], n["index"]) for n in closing["right"]]
-            if right != aligned_ranges(stop, end):
-                raise _FailureError(
-                    "proofs/range.json", "the right subtrees do not decompose the rest"
-                )
-            for node in closing["right"]:
-                tree.tree.push(node["level"], base64.b64decode(node["hash"]))
+            if [(level, index) for level, index, _ in right] != aligned_ranges(stop, end):
+                raise _FailureError(name, "the right subtrees do not decompose the rest")
+            for level, _index, node in right:
+                tree.tree.push(level, node)
             if end not in self.roots or tree.tree.root() != self.roots[end]:
+                first = tree.covered[-1] if tree.covered else start
                 raise _FailureError(
                     "observations.jsonl",
-                    f"entries {start} to {stop - 1} do not lead to the root of checkpoint {end}",
-                    start,
+                    f"entries {first} to {stop - 1} do not lead to the root of checkpoint {end}",
+                    end,
                 )
             tree.covered.append(end)
         else:
@@ -308,45 +381,66 @@ class _Verifier:
             )
         if not tree.covered:
             raise _FailureError("proofs/checkpoints.jsonl", "no checkpoint covers the entries")
-        for item in proof["consistency"]:
-            old, new = int(item["old"]), int(item["new"])
+        for old, new, path in consistency:
             try:
-                merkle.verify_consistency(
-                    old,
-                    new,
-                    self.roots[old],
-                    self.roots[new],
-                    [base64.b64decode(h) for h in item["proof"]],
-                )
+                merkle.verify_consistency(old, new, self.roots[old], self.roots[new], path)
             except (merkle.ProofError, KeyError) as exc:
                 raise _FailureError(
-                    "proofs/range.json", f"checkpoints {old} and {new} inconsistent: {exc}"
+                    name, f"checkpoints {old} and {new} inconsistent: {exc}"
                 ) from None
 
-    def check_inclusions(self) -> None:
-        proofs = self.read("proofs/inclusion.jsonl").splitlines()
-        with self.open("observations.jsonl") as lines:
-            count = 0
-            for line, proof_line in zip(lines, proofs, strict=False):
-                body = line[:-1] if line.endswith(b"\n") else line
+    def _check_inclusions(self, streams: dict[str, _HashedStream]) -> None:
+        """Outage mode: line n of observations.jsonl is the entry proved by line n of
+        proofs/inclusion.jsonl, in increasing order, one proof per entry."""
+        name = "proofs/inclusion.jsonl"
+        proofs = self.read(name).splitlines()
+        lines = _lines(self._hashed(streams, "observations.jsonl"))
+        previous = -1
+        number = 0
+        for number, (line, proof_line) in enumerate(itertools.zip_longest(lines, proofs), start=1):
+            if proof_line is None:
+                raise _FailureError(
+                    "observations.jsonl",
+                    f"line {number}: an entry without an inclusion proof",
+                    previous + 1,
+                )
+            try:
                 proof = json.loads(proof_line)
                 seq, size = int(proof["seq"]), int(proof["tree_size"])
-                if _seq(body) != seq or size not in self.roots:
-                    raise _FailureError("observations.jsonl", "entry without a valid proof", seq)
-                try:
-                    merkle.verify_inclusion(
-                        merkle.leaf_hash(body),
-                        seq,
-                        size,
-                        [base64.b64decode(h) for h in proof["path"]],
-                        self.roots[size],
-                    )
-                except merkle.ProofError as exc:
-                    raise _FailureError("observations.jsonl", f"changed: {exc}", seq) from None
-                count += 1
-        if count != len(proofs):
-            raise _FailureError("proofs/inclusion.jsonl", "one proof per entry expected")
-        self.report.entries = count
+                path = [_hash(h) for h in proof["path"]]
+            except _MALFORMED as exc:
+                raise _FailureError(
+                    name, f"line {number} is not an inclusion proof: {exc}"
+                ) from None
+            if seq <= previous:
+                raise _FailureError(name, f"line {number}: proofs out of order", seq)
+            previous = seq
+            if size not in self.roots:
+                raise _FailureError(
+                    name,
+                    f"entry {seq} proved in a tree of size {size}, signed by no checkpoint",
+                    seq,
+                )
+            if line is None:
+                raise _FailureError(
+                    "observations.jsonl",
+                    f"entry {seq} missing (proved by line {number} of {name})",
+                    seq,
+                )
+            claimed = _seq(line)
+            if claimed != seq:
+                raise _FailureError(
+                    "observations.jsonl",
+                    f"line {number}: entry {claimed} where entry {seq} was expected",
+                    seq,
+                )
+            try:
+                merkle.verify_inclusion(merkle.leaf_hash(line), seq, size, path, self.roots[size])
+            except merkle.ProofError as exc:
+                raise _FailureError(
+                    "observations.jsonl", f"entry {seq} changed: {exc}", seq
+                ) from None
+        self.report.entries = number
 
     def check_timestamps(self) -> None:
         from evidence.timestamp import TimestampError, verify_token, verify_token_signature
@@ -374,14 +468,25 @@ class _Verifier:
             else:
                 data_name = f"proofs/checkpoints/{Path(name).stem}.note"
             data = self.read(data_name)
+            token = self.read(name)
             try:
+                _check_token_framing(token)
                 if trusted:
-                    verify_token(self.read(name), data, certificates=[*trusted, *extra])
+                    # Only the roots are trust anchors: proofs/tsa-certificates.pem is bundle
+                    # content (copies of the certificates the tokens embed), so trusting it
+                    # would let whoever signs the bundle bring their own TSA.
+                    verify_token(token, data, certificates=trusted)
                 else:
-                    verify_token_signature(self.read(name), data, certificates=extra)
+                    verify_token_signature(token, data, certificates=extra)
+            except _TokenFramingError as exc:
+                raise _FailureError(name, f"timestamp token altered: {exc}") from None
             except TimestampError as exc:
                 raise _FailureError(
                     name, f"timestamp token not valid for {data_name}: {exc}"
+                ) from None
+            except Exception as exc:  # noqa: BLE001 - a damaged token can fail in any parser
+                raise _FailureError(
+                    name, f"timestamp token not readable: {type(exc).__name__}: {exc}"
                 ) from None
             self.report.timestamps += 1
 
@@ -391,7 +496,7 @@ class _Verifier:
             data = self.read(name)
             if hashlib.sha256(data).hexdigest() != Path(name).name.split(".", 1)[0]:
                 raise _FailureError(name, "its content does not hash to its name")
-            if ".warc" in name:
+            if name.endswith((".warc", ".warc.gz")):
                 self._check_warc(name, data)
         self.report.artifacts = len(names)
 
@@ -427,6 +532,7 @@ class _HashedStream:
         self.stream = stream
         self.sha = hashlib.sha256()
         self.size = 0
+        self._reader: Callable[[], None] | None = None  # stops the read-ahead thread, if any
 
     def read(self, size: int) -> bytes:
         try:
@@ -452,22 +558,32 @@ class _HashedStream:
                 ahead.put(exc)
             ahead.put(None)
 
+        def halt() -> None:
+            stop.set()
+            while thread.is_alive():
+                with contextlib.suppress(queue.Empty):
+                    ahead.get(timeout=0.05)
+            thread.join()
+            self._reader = None
+
         thread = threading.Thread(target=run, name="bundle-reader", daemon=True)
         thread.start()
+        self._reader = halt
         try:
             while (item := ahead.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
         finally:
-            stop.set()
-            while thread.is_alive():
-                with contextlib.suppress(queue.Empty):
-                    ahead.get(timeout=0.05)
-            thread.join()
+            halt()
 
     def finish(self) -> tuple[str, int]:
-        """Read what is left; (SHA-256 hex, size) of the whole member. Closes the member."""
+        """Read what is left; (SHA-256 hex, size) of the whole member. Closes the member.
+
+        A read-ahead thread still running (its consumer failed and was not closed yet) is
+        stopped first, so the member is never read by two threads at once."""
+        if self._reader is not None:
+            self._reader()
         try:
             while self.read(1 << 22):
                 pass
@@ -492,6 +608,8 @@ class _RangeTree:
         self.tree = merkle.CompactTree()
         self.roots = roots
         self.seq = start
+        self.stop = stop
+        self.hidden_count = 0
         self.marks = sorted(size for size in roots if start <= size <= stop)
         self.mark = 0
         self.covered: list[int] = []
@@ -503,20 +621,34 @@ class _RangeTree:
         first, count = self.seq, len(lines)
         # Fast path: the block starts and ends where expected (no hidden entry in between).
         # An entry moved inside the block cannot pass: the root at the next checkpoint differs.
-        if count and _seq(lines[0]) == first and _seq(lines[-1]) == first + count - 1:
+        if (
+            count
+            and first + count <= self.stop
+            and _seq(lines[0]) == first
+            and _seq(lines[-1]) == first + count - 1
+        ):
             self._extend([_sha256(b"\x00" + line).digest() for line in lines], first)
             self.disclosed += count
             return
         for line in lines:
             claimed = _seq(line)
+            number = self.disclosed + 1
             if claimed is None:
                 raise _FailureError(
-                    "observations.jsonl", f"line {self.disclosed + 1} is not an entry"
+                    "observations.jsonl", f"line {number} is not an entry", self.seq
+                )
+            if claimed >= self.stop:
+                raise _FailureError(
+                    "observations.jsonl",
+                    f"line {number}: entry {claimed} is past the end of the range ({self.stop})",
+                    self.seq,
                 )
             self.gap(claimed)
             if claimed != self.seq:
                 raise _FailureError(
-                    "observations.jsonl", f"entry out of place (expected {self.seq})", claimed
+                    "observations.jsonl",
+                    f"line {number}: entry {claimed} out of place (entry {self.seq} expected)",
+                    self.seq,
                 )
             self._extend([merkle.leaf_hash(line)], claimed)
             self.disclosed += 1
@@ -527,15 +659,21 @@ class _RangeTree:
         if count <= 0:
             return
         data = self.hidden.read(32 * count) if self.hidden is not None else b""
-        if len(data) != 32 * count:
+        got = len(data) // 32
+        # the leaves read are added first: a checkpoint they reach is checked before the
+        # shortage is reported (the entry named is then the checkpoint's)
+        self._extend([data[i : i + 32] for i in range(0, 32 * got, 32)], self.seq)
+        self.hidden_count += got
+        if got != count:
+            if self.hidden is None:  # a bundle of every entry: a line is missing
+                raise _FailureError("observations.jsonl", f"entry {self.seq} missing", self.seq)
             raise _FailureError(
-                "proofs/hidden-leaves.bin",
-                "a hidden entry's hash is missing",
-                self.seq + len(data) // 32,
+                "proofs/hidden-leaves.bin", "a hidden entry's hash is missing", self.seq
             )
-        self._extend([data[i : i + 32] for i in range(0, len(data), 32)], self.seq)
 
     def _extend(self, leaves: list[bytes], first: int) -> None:
+        if not leaves:
+            return
         done = 0
         while done < len(leaves):
             self.check_boundary()
@@ -561,6 +699,121 @@ class _RangeTree:
                     mark,
                 )
             self.covered.append(mark)
+
+
+def _check_canonical_signatures(note: str) -> None:
+    """Signature lines in canonical base64: the padding bits of the last character are not
+    part of the signature, so without this check 3 other spellings of it would verify too."""
+    for line in note[note.rfind("\n\n") + 2 :].splitlines():
+        encoded = line.rpartition(" ")[2]
+        try:
+            blob = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            continue  # open_note says what is wrong with it
+        if base64.b64encode(blob).decode("ascii") != encoded:
+            raise NoteError("a signature is not in canonical base64 (it was altered)")
+
+
+class _TokenFramingError(ValueError):
+    pass
+
+
+def _der(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, first content byte, end) of the DER element at `pos`."""
+    if pos + 2 > end:
+        raise _TokenFramingError("truncated DER")
+    tag, first = buf[pos], buf[pos + 1]
+    body, length = pos + 2, first
+    if first & 0x80:
+        count = first & 0x7F
+        if not 0 < count <= 4 or body + count > end:
+            raise _TokenFramingError("bad DER length")
+        length = int.from_bytes(buf[body : body + count], "big")
+        body += count
+    if body + length > end:
+        raise _TokenFramingError("a DER value runs past its container")
+    return tag, body, body + length
+
+
+def _der_children(buf: bytes, item: tuple[int, int, int]) -> list[tuple[int, int, int]]:
+    children = []
+    pos = item[1]
+    while pos < item[2]:
+        children.append(_der(buf, pos, item[2]))
+        pos = children[-1][2]
+    return children
+
+
+def _check_token_framing(token: bytes) -> None:
+    """The parts of an RFC 3161 reply that no signature covers must hold their only valid
+    values (RFC 3161 §2.4.2, RFC 5652 §5): a plain `granted` status, SignedData version 3, one
+    SignerInfo whose version matches its signer identifier (1: issuer and serial, 3: key id).
+    Verifiers ignore these bytes; checked here, a change to them is not silently accepted."""
+    top = _der(token, 0, len(token))
+    if top[0] != 0x30 or top[2] != len(token):
+        raise _TokenFramingError("not one DER SEQUENCE")
+    parts = _der_children(token, top)
+    if parts and parts[0][0] == 0x30:  # a TimeStampResp: status, then the token
+        status = [(t, token[b:e]) for t, b, e in _der_children(token, parts[0])]
+        if len(parts) != 2 or status != [(0x02, b"\x00")]:
+            raise _TokenFramingError("the reply's status is not a plain 'granted'")
+        parts = _der_children(token, parts[1])
+    if len(parts) != 2 or parts[1][0] != 0xA0:
+        raise _TokenFramingError("not a CMS ContentInfo")
+    inner = _der_children(token, parts[1])
+    if len(inner) != 1 or inner[0][0] != 0x30:
+        raise _TokenFramingError("no SignedData")
+    fields = _der_children(token, inner[0])
+    if len(fields) < 4 or (fields[0][0], token[fields[0][1] : fields[0][2]]) != (0x02, b"\x03"):
+        raise _TokenFramingError("the SignedData version is not 3")
+    signers = _der_children(token, fields[-1])
+    if fields[-1][0] != 0x31 or len(signers) != 1:
+        raise _TokenFramingError("not exactly one SignerInfo")
+    info = _der_children(token, signers[0])
+    if len(info) < 2 or info[0][0] != 0x02:
+        raise _TokenFramingError("the SignerInfo has no version")
+    version = token[info[0][1] : info[0][2]]
+    if (version, info[1][0]) not in ((b"\x01", 0x30), (b"\x03", 0x80)):
+        raise _TokenFramingError("the SignerInfo version does not match its signer identifier")
+
+
+def _lines(stream: _HashedStream) -> Iterator[bytes]:
+    """The lines of a member (without their newline), read in blocks."""
+    rest = b""
+    for block in stream.blocks(1 << 22):
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _hash(text: Any) -> bytes:
+    """A base64 SHA-256 hash from a proof (ValueError unless it is one)."""
+    if not isinstance(text, str):
+        raise TypeError(f"a hash is base64 text, not {type(text).__name__}")
+    value = base64.b64decode(text, validate=True)
+    if len(value) != merkle.HASH_SIZE:
+        raise ValueError(f"a hash is {merkle.HASH_SIZE} bytes, not {len(value)}")
+    return value
+
+
+def _check_manifest_fields(manifest: Any) -> None:
+    """The fields the verification relies on, with their types."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(
+        isinstance(name, str)
+        and isinstance(item, dict)
+        and isinstance(item.get("sha256"), str)
+        and type(item.get("size")) is int
+        for name, item in files.items()
+    ):
+        raise _FailureError("manifest.json", "its file list is malformed")
+    if manifest.get("mode") not in _STREAMED:
+        raise _FailureError("manifest.json", f"unknown mode {manifest.get('mode')!r}")
+    missing = sorted({*_STREAMED[manifest["mode"]][:1], "proofs/checkpoints.jsonl"} - set(files))
+    if missing:
+        raise _FailureError(missing[0], "not listed in the signed manifest")
 
 
 def _seq(body: bytes) -> int | None:

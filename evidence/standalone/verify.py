@@ -33,6 +33,7 @@ import json
 import os
 import sys
 import zipfile
+import zlib
 from typing import IO, Any
 
 try:
@@ -43,11 +44,28 @@ except ImportError:  # pragma: no cover - explained to the user
     sys.exit(2)
 
 
+FORMAT = "vigie-bundle/1"
+SIGNATURES = ("manifest.json", "manifest.sig", "manifest.tsr")
+# Fichiers que le système ajoute parfois à un dossier décompressé (jamais dans le zip).
+FICHIERS_SYSTEME = (".DS_Store", "Thumbs.db", "desktop.ini")
+
+
 class Echec(Exception):
-    """Un contrôle a échoué (le message dit quel fichier et quelle entrée)."""
+    """Un contrôle a échoué : le message, le fichier en cause et, s'il y a lieu, l'entrée."""
+
+    def __init__(self, message: str, fichier: str | None = None, entree: int | None = None):
+        self.message = message
+        self.fichier = fichier
+        self.entree = entree
+        lieu = ""
+        if fichier is not None:
+            lieu = fichier + (", entrée " + str(entree) if entree is not None else "") + " : "
+        super().__init__(lieu + message)
 
 
 # --- Lecture du dossier (zip ou répertoire) ---------------------------------------------------
+
+ZIP_ABIME = (zipfile.BadZipFile, zlib.error, EOFError)
 
 
 class Dossier:
@@ -55,32 +73,95 @@ class Dossier:
         self.zip: zipfile.ZipFile | None = None
         self.racine = chemin
         self.noms: list[str] = []
+        self.doublons: list[str] = []  # noms présents deux fois dans le zip
+        self.dossiers_pleins: list[
+            str
+        ] = []  # entrées « dossier/ » du zip qui contiennent des octets
         if os.path.isfile(chemin):
             self.zip = zipfile.ZipFile(chemin)
-            self.noms = [n for n in self.zip.namelist() if not n.endswith("/")]
+            for membre in self.zip.infolist():
+                nom = membre.filename
+                if nom.endswith("/"):
+                    if membre.file_size:
+                        self.dossiers_pleins.append(nom)
+                    continue
+                if nom in self.noms:
+                    self.doublons.append(nom)
+                else:
+                    self.noms.append(nom)
         else:
-            for base, _dirs, fichiers in os.walk(chemin):
+            for base, dossiers, fichiers in os.walk(chemin):
+                dossiers[:] = [d for d in dossiers if d != "__pycache__"]
                 for f in fichiers:
                     nom = os.path.relpath(os.path.join(base, f), chemin).replace(os.sep, "/")
                     self.noms.append(nom)
 
+    def systeme(self, nom: str) -> bool:
+        """Un fichier que le système d'exploitation ajoute à un dossier (pas dans un zip)."""
+        court = nom.rsplit("/", 1)[-1]
+        return self.zip is None and (court in FICHIERS_SYSTEME or court.startswith("._"))
+
     def ouvrir(self, nom: str) -> IO[bytes]:
+        if nom not in self.noms:
+            raise Echec("absent du dossier", nom)
         try:
             if self.zip is not None:
                 return self.zip.open(nom)
             return open(os.path.join(self.racine, *nom.split("/")), "rb")
-        except (KeyError, OSError):
-            raise Echec("fichier absent : " + nom) from None
+        except (KeyError, OSError, *ZIP_ABIME) as exc:
+            raise Echec("illisible (" + str(exc) + ")", nom) from None
 
     def lire(self, nom: str) -> bytes:
         with self.ouvrir(nom) as f:
             try:
                 return f.read()
-            except zipfile.BadZipFile as exc:
-                raise Echec("fichier " + nom + " : zip endommagé (" + str(exc) + ")") from None
+            except ZIP_ABIME as exc:
+                raise Echec("zip endommagé (" + str(exc) + ")", nom) from None
 
     def existe(self, nom: str) -> bool:
         return nom in self.noms
+
+
+class LectureEmpreinte:
+    """Un fichier lu une seule fois : son empreinte SHA-256 et sa taille sont calculées au fil
+    de la lecture, pour être comparées au manifeste après les contrôles de l'arbre."""
+
+    def __init__(self, dossier: Dossier, nom: str) -> None:
+        self.nom = nom
+        self.flux = dossier.ouvrir(nom)
+        self.empreinte = hashlib.sha256()
+        self.taille = 0
+
+    def read(self, taille: int = -1) -> bytes:
+        try:
+            bloc = self.flux.read(taille)
+        except ZIP_ABIME as exc:
+            raise Echec("zip endommagé (" + str(exc) + ")", self.nom) from None
+        self.empreinte.update(bloc)
+        self.taille += len(bloc)
+        return bloc
+
+    def lignes(self) -> Any:
+        """Les lignes (sans leur fin de ligne), lues par blocs."""
+        reste = b""
+        while True:
+            bloc = self.read(1 << 20)
+            if not bloc:
+                break
+            morceaux = (reste + bloc).split(b"\n")
+            reste = morceaux.pop()
+            yield from morceaux
+        if reste:
+            yield reste
+
+    def conforme(self, attendu: dict[str, Any]) -> bool:
+        """Lit la fin du fichier ; vrai si empreinte et taille sont celles du manifeste."""
+        while self.read(1 << 20):
+            pass
+        self.flux.close()
+        return bool(
+            self.empreinte.hexdigest() == attendu["sha256"] and self.taille == attendu["size"]
+        )
 
 
 # --- Arbre de Merkle (RFC 9162 §2.1) ----------------------------------------------------------
@@ -223,6 +304,9 @@ class Cle:
                 blob = base64.b64decode(b64, validate=True)
             except (binascii.Error, ValueError):
                 raise Echec("signature mal encodée (base64 invalide)") from None
+            if base64.b64encode(blob).decode("ascii") != b64:
+                # les bits de remplissage du dernier caractère ne sont pas signés
+                raise Echec("signature mal encodée (base64 non canonique : modifiée)")
             if nom == self.nom and blob[:4] == self.id:
                 try:
                     self.cle.verify(blob[4:], texte.encode("utf-8"))
@@ -246,31 +330,122 @@ def info(message: str) -> None:
 # --- Contrôles --------------------------------------------------------------------------------
 
 
+def verifier_membres(dossier: Dossier) -> None:
+    """Chaque nom une seule fois dans le zip : un outil de décompression pourrait montrer la
+    seconde copie d'un fichier alors que c'est la première qui a été vérifiée (ou l'inverse)."""
+    if dossier.doublons:
+        raise Echec("présent deux fois dans le zip (fichier ajouté)", dossier.doublons[0])
+    if dossier.dossiers_pleins:
+        raise Echec("entrée de dossier qui contient des données", dossier.dossiers_pleins[0])
+
+
+def entier(valeur: Any) -> int:
+    """Un entier JSON (TypeError sinon)."""
+    if isinstance(valeur, bool) or not isinstance(valeur, int):
+        raise TypeError("un entier est attendu, pas " + repr(valeur)[:40])
+    return valeur
+
+
+def objet_json(brut: bytes) -> dict[str, Any]:
+    """Un objet JSON (ValueError ou TypeError sinon)."""
+    valeur = json.loads(brut)
+    if not isinstance(valeur, dict):
+        raise TypeError("ce n'est pas un objet JSON")
+    return valeur
+
+
+def hachage(texte: Any) -> bytes:
+    """Une empreinte SHA-256 en base64 (ValueError ou TypeError sinon)."""
+    if not isinstance(texte, str):
+        raise TypeError("une empreinte est un texte base64")
+    valeur = base64.b64decode(texte, validate=True)
+    if len(valeur) != 32:
+        raise ValueError("une empreinte SHA-256 fait 32 octets")
+    return valeur
+
+
 def verifier_manifeste(dossier: Dossier, cle_donnee: str | None) -> tuple[dict[str, Any], Cle]:
     brut = dossier.lire("manifest.json")
-    manifeste = json.loads(brut)
-    cle = Cle(cle_donnee or manifeste["public_key"])
-    if cle_donnee is None:
+    try:
+        manifeste = objet_json(brut)
+    except (ValueError, TypeError) as exc:
+        raise Echec("illisible (" + str(exc) + ")", "manifest.json") from None
+    inscrite = manifeste.get("public_key")
+    if cle_donnee is not None:
+        try:
+            cle = Cle(cle_donnee)
+        except Echec as exc:
+            raise Echec("clé donnée avec --cle : " + str(exc)) from None
+        if not isinstance(inscrite, str) or cle_donnee.strip() != inscrite.strip():
+            raise Echec(
+                "nomme une autre clé (" + str(inscrite) + ") que la clé du point "
+                "d'observation donnée (" + cle_donnee.strip() + ")",
+                "manifest.json",
+            )
+    else:
+        try:
+            cle = Cle(str(inscrite))
+        except Echec as exc:
+            raise Echec("clé publique illisible : " + str(exc), "manifest.json") from None
         info("clé publique prise dans le manifeste : comparez-la à celle publiée par l'opérateur")
-        info("  " + manifeste["public_key"])
-    elif cle_donnee.strip() != manifeste["public_key"]:
-        raise Echec("manifest.json : signé par une autre clé que celle donnée")
+        info("  " + str(inscrite))
+    if manifeste.get("format") != FORMAT:
+        raise Echec("format inconnu : " + repr(manifeste.get("format")), "manifest.json")
     try:
         texte = cle.ouvrir_note(dossier.lire("manifest.sig").decode("utf-8"))
     except UnicodeDecodeError:
-        raise Echec("manifest.sig : ce n'est pas du texte UTF-8 (modifié)") from None
+        raise Echec("ce n'est pas du texte UTF-8 (modifié)", "manifest.sig") from None
     except Echec as exc:
-        raise Echec("manifest.sig : " + str(exc)) from None
-    attendu = manifeste["format"] + "\n" + hashlib.sha256(brut).hexdigest() + "\n"
-    if texte != attendu:
-        raise Echec("manifest.json : son empreinte ne correspond pas à la signature (modifié)")
+        if exc.fichier is not None:
+            raise
+        raise Echec(
+            "non signé par la clé du point d'observation "
+            + cle.nom
+            + " ("
+            + cle.id.hex()
+            + ") : "
+            + str(exc),
+            "manifest.sig",
+        ) from None
+    if texte != FORMAT + "\n" + hashlib.sha256(brut).hexdigest() + "\n":
+        raise Echec("son empreinte ne correspond pas à la signature (modifié)", "manifest.json")
+    fichiers = manifeste.get("files")
+    if not isinstance(fichiers, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("sha256"), str) and type(v.get("size")) is int
+        for v in fichiers.values()
+    ):
+        raise Echec("liste des fichiers mal formée", "manifest.json")
+    if manifeste.get("mode") not in ("range", "outage"):
+        raise Echec("mode inconnu : " + repr(manifeste.get("mode")), "manifest.json")
+    for nom in ("observations.jsonl", "proofs/checkpoints.jsonl"):
+        if nom not in fichiers:
+            raise Echec("absent du manifeste signé", nom)
     ok("manifeste signé par " + cle.nom + " (clé " + cle.id.hex() + ")")
+    if manifeste.get("tsa") and not dossier.existe("manifest.tsr"):
+        info(
+            "attention : le manifeste nomme une autorité d'horodatage mais manifest.tsr est "
+            "absent (pas d'horodatage du manifeste à l'export, ou jeton retiré) ; les "
+            "horodatages des points de contrôle restent vérifiés"
+        )
     return manifeste, cle
+
+
+def lus_en_flux(manifeste: dict[str, Any]) -> tuple[str, ...]:
+    """Les fichiers dont l'empreinte est vérifiée pendant le contrôle de l'arbre (pour nommer
+    l'entrée fautive) plutôt qu'avec les autres."""
+    if manifeste["mode"] == "outage":
+        return ("observations.jsonl",)
+    return ("observations.jsonl", "proofs/hidden-leaves.bin")
 
 
 def verifier_fichiers(dossier: Dossier, manifeste: dict[str, Any]) -> None:
     fichiers = manifeste["files"]
+    differes = lus_en_flux(manifeste)
     for nom in sorted(fichiers):
+        if nom in differes:
+            if not dossier.existe(nom):
+                raise Echec("absent du dossier", nom)
+            continue
         attendu = fichiers[nom]
         empreinte = hashlib.sha256()
         taille = 0
@@ -282,132 +457,460 @@ def verifier_fichiers(dossier: Dossier, manifeste: dict[str, Any]) -> None:
                         break
                     empreinte.update(bloc)
                     taille += len(bloc)
-            except zipfile.BadZipFile:
-                raise Echec("fichier " + nom + " : modifié (zip endommagé)") from None
+            except ZIP_ABIME:
+                raise Echec("modifié (zip endommagé)", nom) from None
         if empreinte.hexdigest() != attendu["sha256"] or taille != attendu["size"]:
-            raise Echec("fichier " + nom + " : modifié (empreinte SHA-256 différente)")
-    en_trop = [
+            raise Echec("modifié (empreinte SHA-256 différente)", nom)
+    en_trop = sorted(
         n
         for n in dossier.noms
-        if n not in fichiers and n not in ("manifest.json", "manifest.sig", "manifest.tsr")
+        if n not in fichiers and n not in SIGNATURES and not dossier.systeme(n)
+    )
+    # Dans un zip, tout fichier en trop est un ajout. Dans un dossier décompressé, seuls ceux
+    # d'artifacts/ et de proofs/ passeraient pour des preuves ; les autres (le zip lui-même,
+    # d'autres fichiers du dossier où l'on a décompressé) sont signalés sans faire échouer.
+    ajouts = [
+        n for n in en_trop if dossier.zip is not None or n.startswith(("artifacts/", "proofs/"))
     ]
+    if ajouts:
+        raise Echec("absent du manifeste signé (fichier ajouté)", ajouts[0])
     if en_trop:
-        info("fichiers non couverts par le manifeste (ignorés) : " + ", ".join(en_trop))
-    ok(str(len(fichiers)) + " fichiers intacts (SHA-256 et taille conformes au manifeste)")
+        info(
+            "attention : fichiers hors du dossier de preuves (non vérifiés) : " + ", ".join(en_trop)
+        )
+    ok(
+        str(len(fichiers)) + " fichiers intacts (SHA-256 et taille conformes au manifeste ; "
+        "les entrées sont vérifiées plus bas, avec les preuves)"
+    )
 
 
 def lire_points_de_controle(dossier: Dossier, cle: Cle) -> dict[int, bytes]:
+    nom = "proofs/checkpoints.jsonl"
     points = {}
-    for ligne in dossier.lire("proofs/checkpoints.jsonl").splitlines():
-        entree = json.loads(ligne)
-        seq = entree["seq"]
+    for numero, ligne in enumerate(dossier.lire(nom).splitlines(), 1):
+        seq = None
         try:
-            texte = cle.ouvrir_note(entree["note"])
+            entree = objet_json(ligne)
+            seq = entier(entree["seq"])
+            note = entree["note"]
+            taille, racine_b64 = entree["tree_size"], entree["root_hash"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Echec(
+                "ligne " + str(numero) + " illisible (" + str(exc) + ")", nom, seq
+            ) from None
+        try:
+            texte = cle.ouvrir_note(note)
         except Echec as exc:
-            raise Echec(f"proofs/checkpoints.jsonl, point de contrôle {seq} : {exc}") from None
-        origine, taille, racine = texte.split("\n")[:3]
-        if origine != cle.nom or int(taille) != seq or entree["tree_size"] != seq:
-            raise Echec("point de contrôle " + str(seq) + " : taille ou origine incohérente")
-        if racine != entree["root_hash"]:
-            raise Echec("point de contrôle " + str(seq) + " : racine incohérente avec sa note")
-        note = "proofs/checkpoints/" + str(seq) + ".note"
-        if dossier.existe(note) and dossier.lire(note).decode("utf-8") != entree["note"]:
-            raise Echec(note + " : différent du point de contrôle signé")
-        points[seq] = base64.b64decode(racine)
+            raise Echec(
+                "point de contrôle non signé par la clé du point d'observation "
+                + cle.nom
+                + " : "
+                + str(exc),
+                nom,
+                seq,
+            ) from None
+        morceaux = texte.split("\n")
+        if len(morceaux) < 4 or morceaux[0] != cle.nom or morceaux[1] != str(seq) or taille != seq:
+            raise Echec("point de contrôle : taille ou origine incohérente", nom, seq)
+        if morceaux[2] != racine_b64:
+            raise Echec("point de contrôle : racine incohérente avec sa note", nom, seq)
+        fichier_note = "proofs/checkpoints/" + str(seq) + ".note"
+        if dossier.existe(fichier_note) and dossier.lire(fichier_note) != note.encode("utf-8"):
+            raise Echec("différent du point de contrôle signé", fichier_note)
+        try:
+            points[seq] = hachage(morceaux[2])
+        except ValueError as exc:
+            raise Echec("racine illisible (" + str(exc) + ")", nom, seq) from None
     ok(str(len(points)) + " points de contrôle signés par " + cle.nom)
     return points
 
 
-def verifier_plage(dossier: Dossier, points: dict[int, bytes]) -> None:
-    preuve = json.loads(dossier.lire("proofs/range.json"))
-    debut, fin = preuve["start"], preuve["stop"]
-    arbre = Arbre()
-    gauche = decomposition(0, debut)
-    if [(n["level"], n["index"]) for n in preuve["left"]] != gauche:
-        raise Echec("proofs/range.json : sous-arbres de gauche mal formés")
-    for n in preuve["left"]:
-        arbre.ajouter(n["level"], base64.b64decode(n["hash"]))
-    masquees = dossier.ouvrir("proofs/hidden-leaves.bin") if preuve["hidden"] else None
-    verifies = set()
-    seq = debut
-    with dossier.ouvrir("observations.jsonl") as lignes:
-        for numero, ligne in enumerate(lignes, 1):
-            corps = ligne.rstrip(b"\n")
-            entree = json.loads(corps)
-            while seq < entree["seq"]:
-                feuille = masquees.read(32) if masquees is not None else b""
-                if len(feuille) != 32:
-                    raise Echec("observations.jsonl : entrée " + str(seq) + " absente")
-                arbre.ajouter(0, feuille)
-                seq += 1
-            if entree["seq"] != seq:
+def controle_en_flux(
+    dossier: Dossier, manifeste: dict[str, Any], controle: Any, *args: Any
+) -> None:
+    """Lance `controle` sur les fichiers lus en flux ; en cas d'échec, un fichier dont
+    l'empreinte diffère du manifeste est nommé en premier, avec l'entrée en cause."""
+    flux: dict[str, LectureEmpreinte | None] = dict.fromkeys(lus_en_flux(manifeste))
+
+    def ouvrir(nom: str) -> LectureEmpreinte:
+        lecture = flux[nom] = LectureEmpreinte(dossier, nom)
+        return lecture
+
+    def conformes(entree: int | None, cause: str) -> None:
+        for nom, lecture in flux.items():
+            if lecture is not None and not lecture.conforme(manifeste["files"][nom]):
+                raise Echec("modifié (empreinte SHA-256 différente" + cause + ")", nom, entree)
+
+    try:
+        controle(ouvrir, *args)
+    except Echec as exc:
+        conformes(exc.entree, " ; " + exc.message)
+        raise
+    conformes(None, "")
+
+
+class ArbrePlage:
+    """L'arbre de Merkle reconstruit sur la plage : chaque racine signée qu'il atteint est
+    comparée dès qu'il en a la taille."""
+
+    def __init__(self, points: dict[int, bytes], debut: int, fin: int) -> None:
+        self.arbre = Arbre()
+        self.points = points
+        self.seq = debut
+        self.fin = fin
+        self.verifies: list[int] = []
+        self.masquees: LectureEmpreinte | None = None
+        self.nb_masquees = 0
+
+    def borne(self) -> None:
+        if self.seq in self.points and self.arbre.taille == self.seq:
+            if self.arbre.racine() != self.points[self.seq]:
+                debut = self.verifies[-1] if self.verifies else None
                 raise Echec(
-                    f"observations.jsonl ligne {numero} : entrée {entree['seq']} "
-                    f"hors de sa place (attendu {seq})"
+                    "les entrées "
+                    + ("" if debut is None else "de " + str(debut) + " ")
+                    + "avant "
+                    + str(self.seq)
+                    + " ne recalculent pas la racine du point "
+                    "de contrôle " + str(self.seq),
+                    "observations.jsonl",
+                    self.seq,
                 )
-            if seq in points:
-                if arbre.racine() != points[seq]:
+            if self.seq not in self.verifies:
+                self.verifies.append(self.seq)
+
+    def feuille(self, empreinte: bytes) -> None:
+        self.borne()
+        self.arbre.ajouter(0, empreinte)
+        self.seq += 1
+
+    def masquees_jusqua(self, seq: int) -> None:
+        while self.seq < seq:
+            feuille = self.masquees.read(32) if self.masquees is not None else b""
+            if len(feuille) != 32:
+                if self.masquees is None:  # dossier de toutes les entrées : une ligne manque
                     raise Echec(
-                        f"entrées avant {seq} : l'arbre recalculé ne correspond pas "
-                        f"au point de contrôle {seq}"
+                        "entrée " + str(self.seq) + " absente", "observations.jsonl", self.seq
                     )
-                verifies.add(seq)
-            arbre.ajouter(0, h_feuille(corps))
-            seq += 1
-    while seq < fin:
-        feuille = masquees.read(32) if masquees is not None else b""
-        if len(feuille) != 32:
-            raise Echec(f"proofs/hidden-leaves.bin : empreinte de l'entrée {seq} absente")
-        arbre.ajouter(0, feuille)
-        seq += 1
-    if masquees is not None and masquees.read(1):
-        raise Echec("proofs/hidden-leaves.bin : empreintes en trop")
-    fermeture = preuve["closing"]
-    if fermeture is not None:
-        c = fermeture["seq"]
-        if [(n["level"], n["index"]) for n in fermeture["right"]] != decomposition(fin, c):
-            raise Echec("proofs/range.json : sous-arbres de droite mal formés")
-        for n in fermeture["right"]:
-            arbre.ajouter(n["level"], base64.b64decode(n["hash"]))
-        if c not in points or arbre.racine() != points[c]:
+                raise Echec(
+                    "empreinte de l'entrée masquée " + str(self.seq) + " absente",
+                    "proofs/hidden-leaves.bin",
+                    self.seq,
+                )
+            self.nb_masquees += 1
+            self.feuille(feuille)
+
+
+def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[str, Any]) -> None:
+    nom = "proofs/range.json"
+    try:
+        preuve = json.loads(dossier.lire(nom))
+        debut, fin, masquees = int(preuve["start"]), int(preuve["stop"]), int(preuve["hidden"])
+        gauche = [(int(n["level"]), int(n["index"]), hachage(n["hash"])) for n in preuve["left"]]
+        fermeture = preuve["closing"]
+        c, droite = -1, []  # type: int, list[tuple[int, int, bytes]]
+        if fermeture is not None:
+            c = int(fermeture["seq"])
+            droite = [
+                (int(n["level"]), int(n["index"]), hachage(n["hash"])) for n in fermeture["right"]
+            ]
+        coherences = [
+            (int(x["old"]), int(x["new"]), [hachage(h) for h in x["proof"]])
+            for x in preuve["consistency"]
+        ]
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise Echec("mal formé (" + type(exc).__name__ + " : " + str(exc) + ")", nom) from None
+    if not 0 <= debut <= fin or masquees < 0:
+        raise Echec("plage d'entrées invalide", nom)
+    if [(n, i) for n, i, _ in gauche] != decomposition(0, debut):
+        raise Echec("sous-arbres de gauche mal formés", nom)
+    arbre = ArbrePlage(points, debut, fin)
+    for niveau, _i, empreinte in gauche:
+        arbre.arbre.ajouter(niveau, empreinte)
+
+    def controle(ouvrir: Any) -> None:
+        if dossier.existe("proofs/hidden-leaves.bin") or masquees:
+            arbre.masquees = ouvrir("proofs/hidden-leaves.bin")
+        lignes = ouvrir("observations.jsonl")
+        for numero, corps in enumerate(lignes.lignes(), 1):
+            ici = "ligne " + str(numero) + " : "
+            try:
+                seq = entier(objet_json(corps)["seq"])
+            except (ValueError, KeyError, TypeError):
+                raise Echec(
+                    ici + "ce n'est pas une entrée", "observations.jsonl", arbre.seq
+                ) from None
+            if seq >= fin:
+                raise Echec(
+                    ici + "entrée " + str(seq) + " après la fin de la plage (" + str(fin) + ")",
+                    "observations.jsonl",
+                    arbre.seq,
+                )
+            arbre.masquees_jusqua(seq)
+            if seq != arbre.seq:
+                raise Echec(
+                    ici
+                    + "entrée "
+                    + str(seq)
+                    + " hors de sa place (attendu "
+                    + str(arbre.seq)
+                    + ")",
+                    "observations.jsonl",
+                    arbre.seq,
+                )
+            arbre.feuille(h_feuille(corps))
+        arbre.masquees_jusqua(fin)
+        arbre.borne()
+        if arbre.masquees is not None and arbre.masquees.read(1):
+            raise Echec("empreintes en trop", "proofs/hidden-leaves.bin", fin)
+        if arbre.nb_masquees != masquees:
             raise Echec(
-                f"entrées {debut} à {fin - 1} : la racine recalculée ne correspond pas "
-                f"au point de contrôle {c}"
+                str(masquees)
+                + " entrées masquées annoncées, "
+                + str(arbre.nb_masquees)
+                + " dans la plage",
+                nom,
             )
-        verifies.add(c)
-    if not verifies:
-        raise Echec(f"aucun point de contrôle ne couvre les entrées {debut} à {fin - 1}")
-    liste = ", ".join(str(s) for s in sorted(verifies))
-    ok(f"entrées {debut} à {fin - 1} : racine recalculée = points de contrôle {liste}")
-    if preuve["hidden"]:
-        info(
-            f"{preuve['hidden']} entrées d'autres cibles sont représentées par leur seule empreinte"
+        if fermeture is not None:
+            if [(n, i) for n, i, _ in droite] != decomposition(fin, c):
+                raise Echec("sous-arbres de droite mal formés", nom)
+            for niveau, _i, empreinte in droite:
+                arbre.arbre.ajouter(niveau, empreinte)
+            if c not in points or arbre.arbre.racine() != points[c]:
+                raise Echec(
+                    "les entrées " + str(debut) + " à " + str(fin - 1) + " ne mènent pas à la "
+                    "racine du point de contrôle " + str(c),
+                    "observations.jsonl",
+                    c,
+                )
+            if c not in arbre.verifies:
+                arbre.verifies.append(c)
+
+    controle_en_flux(dossier, manifeste, controle)
+    if not arbre.verifies:
+        raise Echec(
+            "aucun point de contrôle ne couvre les entrées " + str(debut) + " à " + str(fin - 1),
+            "proofs/checkpoints.jsonl",
         )
+    liste = ", ".join(str(s) for s in sorted(arbre.verifies))
+    ok(
+        "entrées " + str(debut) + " à " + str(fin - 1) + " : racine recalculée = points de "
+        "contrôle " + liste + " ; fichiers lus conformes au manifeste"
+    )
+    if masquees:
+        info(str(masquees) + " entrées d'autres cibles sont représentées par leur seule empreinte")
     if fermeture is None:
         info("attention : aucun point de contrôle n'est postérieur à la dernière entrée")
-    for c in preuve["consistency"]:
-        chemin = [base64.b64decode(x) for x in c["proof"]]
-        if not verifier_coherence(c["old"], c["new"], points[c["old"]], points[c["new"]], chemin):
+    for ancien, nouveau, chemin in coherences:
+        if (
+            ancien not in points
+            or nouveau not in points
+            or not verifier_coherence(ancien, nouveau, points[ancien], points[nouveau], chemin)
+        ):
             raise Echec(
-                f"proofs/range.json : points de contrôle {c['old']} et {c['new']} incohérents"
+                "points de contrôle " + str(ancien) + " et " + str(nouveau) + " incohérents", nom
             )
-    ok(str(len(preuve["consistency"])) + " preuves de cohérence entre points de contrôle")
+    ok(str(len(coherences)) + " preuves de cohérence entre points de contrôle")
 
 
-def verifier_inclusions(dossier: Dossier, points: dict[int, bytes]) -> None:
-    preuves = [json.loads(x) for x in dossier.lire("proofs/inclusion.jsonl").splitlines()]
-    with dossier.ouvrir("observations.jsonl") as lignes:
-        for ligne, preuve in zip(lignes, preuves):
-            corps = ligne.rstrip(b"\n")
-            seq, taille = preuve["seq"], preuve["tree_size"]
-            if json.loads(corps)["seq"] != seq or taille not in points:
-                raise Echec(f"observations.jsonl : entrée {seq} sans preuve valable")
-            chemin = [base64.b64decode(p) for p in preuve["path"]]
-            if racine_par_inclusion(h_feuille(corps), seq, taille, chemin) != points[taille]:
+def verifier_inclusions(
+    dossier: Dossier, points: dict[int, bytes], manifeste: dict[str, Any]
+) -> None:
+    nom = "proofs/inclusion.jsonl"
+    preuves = dossier.lire(nom).splitlines()
+    compte = [0]
+
+    def controle(ouvrir: Any) -> None:
+        lignes = list(ouvrir("observations.jsonl").lignes())
+        precedente = -1
+        for numero in range(1, max(len(lignes), len(preuves)) + 1):
+            ici = "ligne " + str(numero) + " : "
+            if numero > len(preuves):
                 raise Echec(
-                    f"observations.jsonl : entrée {seq} modifiée (preuve d'inclusion fausse)"
+                    ici + "entrée sans preuve d'inclusion", "observations.jsonl", precedente + 1
                 )
-    ok(str(len(preuves)) + " entrées prouvées incluses dans le registre signé")
+            try:
+                preuve = objet_json(preuves[numero - 1])
+                seq, taille = entier(preuve["seq"]), entier(preuve["tree_size"])
+                chemin = [hachage(p) for p in preuve["path"]]
+            except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+                raise Echec(ici + "preuve illisible (" + str(exc) + ")", nom) from None
+            if seq <= precedente:
+                raise Echec(ici + "preuves dans le désordre", nom, seq)
+            precedente = seq
+            if taille not in points:
+                raise Echec(
+                    ici
+                    + "preuve pour un arbre de taille "
+                    + str(taille)
+                    + " qu'aucun point de contrôle ne signe",
+                    nom,
+                    seq,
+                )
+            if numero > len(lignes):
+                raise Echec(
+                    "entrée absente (sa preuve est la " + ici[:-3] + " de " + nom + ")",
+                    "observations.jsonl",
+                    seq,
+                )
+            corps = lignes[numero - 1]
+            try:
+                lue: int | None = entier(objet_json(corps)["seq"])
+            except (ValueError, KeyError, TypeError):
+                lue = None
+            if lue != seq:
+                raise Echec(
+                    ici + "entrée " + str(lue) + " à la place de l'entrée " + str(seq),
+                    "observations.jsonl",
+                    seq,
+                )
+            if racine_par_inclusion(h_feuille(corps), seq, taille, chemin) != points[taille]:
+                raise Echec("modifiée (preuve d'inclusion fausse)", "observations.jsonl", seq)
+        compte[0] = len(lignes)
+
+    controle_en_flux(dossier, manifeste, controle)
+    ok(str(compte[0]) + " entrées prouvées incluses dans le registre signé")
+
+
+# --- Jetons RFC 3161 : les octets qu'aucune signature ne couvre ----------------------------------
+
+
+def der(tampon: bytes, pos: int, fin: int) -> tuple[int, int, int, int]:
+    """(étiquette, début, début du contenu, fin) de l'élément DER à la position `pos`."""
+    if pos + 2 > fin:
+        raise ValueError("DER tronqué")
+    etiquette, premier = tampon[pos], tampon[pos + 1]
+    contenu, longueur = pos + 2, premier
+    if premier & 0x80:
+        nombre = premier & 0x7F
+        if not 0 < nombre <= 4 or contenu + nombre > fin:
+            raise ValueError("longueur DER invalide")
+        longueur = int.from_bytes(tampon[contenu : contenu + nombre], "big")
+        contenu += nombre
+    if contenu + longueur > fin:
+        raise ValueError("valeur DER qui déborde")
+    return etiquette, pos, contenu, contenu + longueur
+
+
+def enfants(tampon: bytes, element: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+    liste = []
+    pos = element[2]
+    while pos < element[3]:
+        liste.append(der(tampon, pos, element[3]))
+        pos = liste[-1][3]
+    return liste
+
+
+def contenu(tampon: bytes, element: tuple[int, int, int, int]) -> bytes:
+    return tampon[element[2] : element[3]]
+
+
+def oid(texte: str) -> bytes:
+    """Le contenu DER d'un identifiant d'objet écrit « 1.2.840... »."""
+    arcs = [int(a) for a in texte.split(".")]
+    sortie = bytearray([40 * arcs[0] + arcs[1]])
+    for arc in arcs[2:]:
+        morceaux = [arc & 0x7F]
+        reste = arc >> 7
+        while reste:
+            morceaux.append(0x80 | (reste & 0x7F))
+            reste >>= 7
+        sortie += bytes(reversed(morceaux))
+    return bytes(sortie)
+
+
+EMPREINTES = {
+    oid("1.3.14.3.2.26"): "sha1",
+    oid("2.16.840.1.101.3.4.2.4"): "sha224",
+    oid("2.16.840.1.101.3.4.2.1"): "sha256",
+    oid("2.16.840.1.101.3.4.2.2"): "sha384",
+    oid("2.16.840.1.101.3.4.2.3"): "sha512",
+}
+# algorithme de signature -> (type de clé, empreinte, ou None si elle est ailleurs)
+SIGNATURES_CMS = {
+    oid("1.2.840.10045.4.3.1"): ("ec", "sha224"),
+    oid("1.2.840.10045.4.3.2"): ("ec", "sha256"),
+    oid("1.2.840.10045.4.3.3"): ("ec", "sha384"),
+    oid("1.2.840.10045.4.3.4"): ("ec", "sha512"),
+    oid("1.2.840.10045.2.1"): ("ec", None),
+    oid("1.2.840.113549.1.1.1"): ("rsa", None),
+    oid("1.2.840.113549.1.1.5"): ("rsa", "sha1"),
+    oid("1.2.840.113549.1.1.10"): ("rsa", None),
+    oid("1.2.840.113549.1.1.11"): ("rsa", "sha256"),
+    oid("1.2.840.113549.1.1.12"): ("rsa", "sha384"),
+    oid("1.2.840.113549.1.1.13"): ("rsa", "sha512"),
+    oid("1.2.840.113549.1.1.14"): ("rsa", "sha224"),
+    oid("1.3.101.112"): ("ed25519", None),
+}
+
+
+def type_de_cle(certificat: Any) -> str:
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    cle = certificat.public_key()
+    if isinstance(cle, ec.EllipticCurvePublicKey):
+        return "ec"
+    if isinstance(cle, rsa.RSAPublicKey):
+        return "rsa"
+    if isinstance(cle, ed25519.Ed25519PublicKey):
+        return "ed25519"
+    return "?"
+
+
+def controler_enveloppe(jeton: bytes) -> None:
+    """Les parties d'un jeton RFC 3161 qu'aucune signature ne couvre doivent avoir leur seule
+    valeur valable (RFC 3161 §2.4.2, RFC 5652 §5) : statut « accordé » simple, SignedData en
+    version 3, un seul SignerInfo dont la version correspond à l'identifiant du signataire, un
+    algorithme de signature cohérent avec l'empreinte et la clé du certificat signataire.
+    ValueError sinon. (Les vérificateurs usuels ignorent ces octets ; les modifier doit se voir.)"""
+    from cryptography import x509
+
+    haut = der(jeton, 0, len(jeton))
+    if haut[0] != 0x30 or haut[3] != len(jeton):
+        raise ValueError("ce n'est pas une SEQUENCE DER")
+    parties = enfants(jeton, haut)
+    if parties and parties[0][0] == 0x30:  # TimeStampResp : statut, puis jeton
+        statut = [(e[0], contenu(jeton, e)) for e in enfants(jeton, parties[0])]
+        if len(parties) != 2 or statut != [(0x02, b"\x00")]:
+            raise ValueError("statut de la réponse autre que « accordé »")
+        parties = enfants(jeton, parties[1])
+    if len(parties) != 2 or parties[1][0] != 0xA0:
+        raise ValueError("ce n'est pas un ContentInfo CMS")
+    dedans = enfants(jeton, parties[1])
+    if len(dedans) != 1 or dedans[0][0] != 0x30:
+        raise ValueError("pas de SignedData")
+    champs = enfants(jeton, dedans[0])
+    if len(champs) < 4 or (champs[0][0], contenu(jeton, champs[0])) != (0x02, b"\x03"):
+        raise ValueError("version de SignedData différente de 3")
+    signataires = enfants(jeton, champs[-1])
+    if champs[-1][0] != 0x31 or len(signataires) != 1:
+        raise ValueError("il faut exactement un SignerInfo")
+    info = enfants(jeton, signataires[0])
+    if len(info) < 6 or info[0][0] != 0x02:
+        raise ValueError("SignerInfo incomplet")
+    if (contenu(jeton, info[0]), info[1][0]) not in ((b"\x01", 0x30), (b"\x03", 0x80)):
+        raise ValueError("version du SignerInfo incohérente avec l'identifiant du signataire")
+    empreinte = EMPREINTES.get(contenu(jeton, enfants(jeton, info[2])[0]))
+    algorithme = SIGNATURES_CMS.get(contenu(jeton, enfants(jeton, info[4])[0]))
+    if empreinte is None or algorithme is None:
+        raise ValueError("algorithme d'empreinte ou de signature inconnu")
+    if algorithme[1] is not None and algorithme[1] != empreinte:
+        raise ValueError("algorithme de signature incohérent avec l'empreinte")
+    if info[1][0] != 0x30:
+        return  # signataire désigné par l'identifiant de sa clé
+    emetteur, serie = enfants(jeton, info[1])[:2]
+    for champ in champs[3:-1]:
+        if champ[0] != 0xA0:
+            continue
+        for element in enfants(jeton, champ):
+            certificat = x509.load_der_x509_certificate(jeton[element[1] : element[3]])
+            if (
+                certificat.issuer.public_bytes() == jeton[emetteur[1] : emetteur[3]]
+                and certificat.serial_number
+                == int.from_bytes(contenu(jeton, serie), "big", signed=True)
+                and type_de_cle(certificat) != algorithme[0]
+            ):
+                raise ValueError("algorithme de signature incohérent avec la clé du signataire")
 
 
 def donnees_du_jeton(nom: str) -> str:
@@ -436,35 +939,45 @@ def verifier_horodatages(dossier: Dossier) -> None:
         if rfc3161_client is None or racines is None:
             continue
         donnees = dossier.lire(donnees_nom)
-        reponse = rfc3161_client.decode_timestamp_response(dossier.lire(nom))
-        constructeur = rfc3161_client.VerifierBuilder()
-        for certificat in x509.load_pem_x509_certificates(racines):
-            constructeur = constructeur.add_root_certificate(certificat)
-        if dossier.existe("proofs/tsa-certificates.pem"):
-            chaine = dossier.lire("proofs/tsa-certificates.pem")
-            for certificat in x509.load_pem_x509_certificates(chaine):
-                if certificat.subject != certificat.issuer:
-                    try:
-                        constructeur = constructeur.tsa_certificate(certificat)
-                    except ValueError:
-                        constructeur = constructeur.add_intermediate_certificate(certificat)
+        jeton = dossier.lire(nom)
         try:
+            controler_enveloppe(jeton)
+        except Exception as exc:  # un certificat abîmé peut échouer de bien des façons
+            raise Echec("jeton d'horodatage modifié (" + str(exc) + ")", nom) from None
+        try:
+            reponse = rfc3161_client.decode_timestamp_response(jeton)
+            constructeur = rfc3161_client.VerifierBuilder()
+            for certificat in x509.load_pem_x509_certificates(racines):
+                constructeur = constructeur.add_root_certificate(certificat)
+            if dossier.existe("proofs/tsa-certificates.pem"):
+                chaine = dossier.lire("proofs/tsa-certificates.pem")
+                for certificat in x509.load_pem_x509_certificates(chaine):
+                    if certificat.subject != certificat.issuer:
+                        try:
+                            constructeur = constructeur.tsa_certificate(certificat)
+                        except ValueError:
+                            constructeur = constructeur.add_intermediate_certificate(certificat)
             constructeur.build().verify_message(reponse, donnees)
         except Exception as exc:
-            raise Echec(f"{nom} : jeton d'horodatage invalide pour {donnees_nom} ({exc})") from None
+            raise Echec(
+                "jeton d'horodatage invalide pour " + donnees_nom + " (" + str(exc) + ")", nom
+            ) from None
         date = reponse.tst_info.gen_time.isoformat()
-        ok(f"{nom} : horodatage RFC 3161 valide du {date} sur {donnees_nom}")
+        ok(nom + " : horodatage RFC 3161 valide du " + date + " sur " + donnees_nom)
     if rfc3161_client is None or racines is None:
         if rfc3161_client is None:
             raison = "module rfc3161-client absent"
         else:
             raison = "certificat racine de l'autorité absent"
-        info(f"{len(jetons)} jetons d'horodatage RFC 3161 non vérifiés ici ({raison}).")
+        info(str(len(jetons)) + " jetons d'horodatage RFC 3161 non vérifiés ici (" + raison + ").")
         info("Vérifiez-les avec OpenSSL, depuis le dossier décompressé, par exemple :")
         for nom in sorted(jetons):
             info(
-                f"  openssl ts -verify -data {donnees_du_jeton(nom)} -in {nom}"
-                " -CAfile proofs/tsa-ca.pem -untrusted proofs/tsa-certificates.pem"
+                "  openssl ts -verify -data "
+                + donnees_du_jeton(nom)
+                + " -in "
+                + nom
+                + " -CAfile proofs/tsa-ca.pem -untrusted proofs/tsa-certificates.pem"
             )
         info("(proofs/tsa-ca.pem : le certificat racine publié par l'autorité d'horodatage)")
 
@@ -474,14 +987,18 @@ def verifier_captures(dossier: Dossier, manifeste: dict[str, Any]) -> None:
     for nom in captures:
         attendu = nom.split("/", 1)[1].split(".", 1)[0]
         if hashlib.sha256(dossier.lire(nom)).hexdigest() != attendu:
-            raise Echec(f"fichier {nom} : son contenu ne correspond pas à son nom (empreinte)")
+            raise Echec("son contenu ne correspond pas à son nom (empreinte)", nom)
     ok(str(len(captures)) + " captures (artifacts/) conformes à leur empreinte")
 
 
 def main(arguments: list[str]) -> int:
+    arguments = list(arguments)
     cle = None
     if "--cle" in arguments:
         i = arguments.index("--cle")
+        if i + 1 >= len(arguments):
+            print("usage : python3 verify.py [dossier.zip] [--cle CLE]")
+            return 2
         cle = arguments[i + 1]
         if os.path.isfile(cle):
             with open(cle, encoding="utf-8") as f:
@@ -491,16 +1008,17 @@ def main(arguments: list[str]) -> int:
     print("Vérification du dossier de preuves : " + chemin)
     try:
         dossier = Dossier(chemin)
+        verifier_membres(dossier)
         manifeste, cle_ok = verifier_manifeste(dossier, cle)
         verifier_fichiers(dossier, manifeste)
         points = lire_points_de_controle(dossier, cle_ok)
         if manifeste["mode"] == "outage":
-            verifier_inclusions(dossier, points)
+            verifier_inclusions(dossier, points, manifeste)
         else:
-            verifier_plage(dossier, points)
+            verifier_plage(dossier, points, manifeste)
         verifier_horodatages(dossier)
         verifier_captures(dossier, manifeste)
-    except (Echec, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # un dossier abîmé ne doit jamais finir en trace d'appels
         message = str(exc) if isinstance(exc, Echec) else type(exc).__name__ + " : " + str(exc)
         print("ÉCHEC  " + message)
         print("RÉSULTAT : ÉCHEC — le dossier a été modifié ou est incomplet ; ne vous y fiez pas.")
