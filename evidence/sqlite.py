@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from evidence.ledger import LedgerError, SqlLedger
+from evidence.ledger import OBSERVATION, LedgerError, SqlLedger
 
 __all__ = ["SCHEMA", "SqliteLedger"]
 
@@ -199,6 +199,44 @@ class SqliteLedger(SqlLedger):
         )
         rows: list[tuple[int, str, bytes, bytes]] = cursor.fetchall()
         return rows
+
+    def scan_chunks(
+        self, start: int, stop: int, chunk: int = 1024
+    ) -> Iterator[tuple[Sequence[int], list[tuple[bytes, bytes, object]]]]:
+        """Rows of [start, stop) as (seqs, [(body, leaf hash, type), ...]), for `vigie verify`.
+
+        The read path of a full scan, one query per `chunk` seqs with as few columns as
+        possible: the type is None for observations (the bulk of a ledger: no string built
+        for them), and the seqs are `range(position, end)` when the chunk holds exactly
+        those entries (a seq is unique: as many rows as seqs in the range means every one
+        is there, in order); otherwise the chunk is read again with its seqs. Values are
+        returned as stored (a tampered column may hold another type). A chunk with no row
+        (a gap) yields nothing. Small chunks (~1.5 MB of entries) are hashed while still in
+        the CPU cache: ~10% faster than chunks of 8,192.
+        """
+        position = max(start, 0)
+        while position < stop:
+            end = min(position + chunk, stop)
+            with self._lock:
+                self._usable()
+                conn = self._db()
+                rows: list[tuple[bytes, bytes, object]] = conn.execute(
+                    "SELECT body, leaf_hash, NULLIF(type, ?) FROM ledger_entries "
+                    "WHERE seq >= ? AND seq < ? ORDER BY seq",
+                    (OBSERVATION, position, end),
+                ).fetchall()
+                seqs: Sequence[int] = range(position, end)
+                if len(rows) != end - position:
+                    numbered = conn.execute(
+                        "SELECT seq, body, leaf_hash, NULLIF(type, ?) FROM ledger_entries "
+                        "WHERE seq >= ? AND seq < ? ORDER BY seq",
+                        (OBSERVATION, position, end),
+                    ).fetchall()
+                    seqs = [row[0] for row in numbered]
+                    rows = [row[1:] for row in numbered]
+            if rows:
+                yield seqs, rows
+            position = end
 
     def _fetch_last_of_type(self, entry_type: str) -> tuple[int, bytes] | None:
         row = (

@@ -267,6 +267,16 @@ class TestRoots:
         for (level, index), node in seen.items():
             assert node == source(level, index)
 
+    def test_leaf_hashes_in_bulk(self) -> None:
+        """The bulk leaf hashes (from a pre-fed 0x00 state) equal one-by-one SHA-256(0x00 ‖ e),
+        also when called again (the shared state is copied, never consumed); text is refused."""
+        entries = [b"", b"\x00", b"\x01" * 63, b"x" * 64, b"y" * 1500, *_entries(20, seed=2)]
+        expected = [_h(b"\x00" + entry) for entry in entries]
+        assert merkle.leaf_hashes(entries) == expected
+        assert merkle.leaf_hashes(iter(entries)) == expected
+        with pytest.raises(TypeError):
+            merkle.leaf_hashes([b"ok", "text"])  # type: ignore[list-item]
+
     def test_perfect_levels_and_prefix_nodes(self) -> None:
         """The levels of a run give the compact range (and root) of every prefix."""
         hashes = merkle.leaf_hashes(_entries(50))

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -353,6 +354,49 @@ class TestTampering:
         assert report.first_bad_seq == built.size
         assert "root does not match" in (report.problem or "")
 
+    def test_checkpoint_hidden_by_its_type_column(self, built: Built) -> None:
+        """A checkpoint whose type column says 'observation' is still found and named (its
+        body ends like a checkpoint's): hiding it would leave its entries unprotected."""
+        seq = built.checkpoint_seqs[1]
+        _bypass(
+            built.url, [("UPDATE ledger_entries SET type = 'observation' WHERE seq = ?", [seq])]
+        )
+        report = built.verify()
+        assert report.first_bad_seq == seq
+        assert "the database lists it as 'observation'" in (report.problem or "")
+
+    def test_last_checkpoint_hidden_and_rewritten(self, built: Built) -> None:
+        """The last checkpoint, relisted as an observation and re-encoded (keys reordered, its
+        leaf hash and the stored tree rewritten to match), is caught by the outside copy."""
+        seq = built.checkpoint_seqs[-1]
+        data = json.loads(_entry(built, seq))
+        body = json.dumps({"type": data.pop("type"), **data}, separators=(",", ":")).encode()
+        _bypass(
+            built.url,
+            [
+                (
+                    (
+                        "UPDATE ledger_entries SET type = 'observation', body = ?, leaf_hash = ? "
+                        "WHERE seq = ?"
+                    ),
+                    [body, merkle.leaf_hash(body), seq],
+                )
+            ],
+        )
+        _rebuild_stored_tree(built.url)
+        report = built.verify()
+        assert report.first_bad_seq == seq
+        assert "hidden checkpoint" in (report.problem or "")
+
+    def test_observation_listed_as_a_checkpoint(self, built: Built) -> None:
+        """An observation whose type column says 'checkpoint' is named."""
+        _bypass(built.url, [("UPDATE ledger_entries SET type = 'checkpoint' WHERE seq = 30", [])])
+        report = built.verify()
+        assert report.first_bad_seq == 30
+        assert "type is 'observation' but the database lists it as 'checkpoint'" in (
+            report.problem or ""
+        )
+
     def test_missing_artifact(self, built: Built) -> None:
         """A deleted screenshot is named, at the observation that references it."""
         seq, sha = sorted(built.artifact_seqs.items())[4]
@@ -385,35 +429,53 @@ async def _one_checkpoint(ledger: Any, signer: NoteSigner) -> None:
         await writer.aclose()
 
 
+@dataclasses.dataclass
+class ParallelLedger:
+    """A ledger cut into many small segments, for the multi-process verifier."""
+
+    url: str
+    signer: NoteSigner
+
+
+@pytest.fixture
+def parallel_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ParallelLedger:
+    """~1,800 entries in segments of 256 (so that 2 processes share 8 of them)."""
+    monkeypatch.setattr(verify, "SEGMENT_LEVEL", 2 * STORED_LEVEL_STRIDE)  # 256 entries
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    signer = NoteSigner("paris-1", Ed25519PrivateKey.generate())
+    ledger = open_ledger(url, vantage="paris-1")
+
+    async def scenario() -> None:
+        writer = LedgerWriter(ledger)
+        checkpointer = Checkpointer(writer, signer)
+        try:
+            for block in range(6):
+                await writer.append_many([("gap", {"n": n}) for n in range(300 + block)])
+                await checkpointer.checkpoint()
+        finally:
+            await writer.aclose()
+
+    asyncio.run(scenario())
+    ledger.close()
+    return ParallelLedger(url, signer)
+
+
 class TestParallel:
-    """Large ledgers are verified by worker processes, with the same results."""
+    """Large ledgers are verified by several processes, with the same results."""
 
+    @pytest.mark.parametrize("method", ["fork", "spawn"])
     def test_parallel_and_in_process_agree(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, parallel_ledger: ParallelLedger, monkeypatch: pytest.MonkeyPatch, method: str
     ) -> None:
-        """With small segments, 2 workers give the root and first bad entry of 1 process."""
-        monkeypatch.setattr(verify, "SEGMENT_LEVEL", 2 * STORED_LEVEL_STRIDE)  # 256 entries
-        url = f"sqlite:///{tmp_path / 'ledger.db'}"
-        signer = NoteSigner("paris-1", Ed25519PrivateKey.generate())
-        ledger = open_ledger(url, vantage="paris-1")
-
-        async def scenario() -> None:
-            writer = LedgerWriter(ledger)
-            checkpointer = Checkpointer(writer, signer)
-            try:
-                for block in range(6):
-                    await writer.append_many([("gap", {"n": n}) for n in range(300 + block)])
-                    await checkpointer.checkpoint()
-            finally:
-                await writer.aclose()
-
-        asyncio.run(scenario())
-        ledger.close()
+        """With small segments, 2 processes give the root and first bad entry of 1 process,
+        whether the worker is forked or spawned."""
+        url, signer = parallel_ledger.url, parallel_ledger.signer
+        monkeypatch.setattr(verify, "_start_method", lambda ledger: method)
         single = verify_ledger(url, public_key=signer.verifier, workers=1)
         with structlog.testing.capture_logs() as logs:
             multi = verify_ledger(url, public_key=signer.verifier, workers=2)
-        events = [entry["event"] for entry in logs]
-        assert "verify_parallel" in events
+        events = {entry["event"]: entry for entry in logs}
+        assert events["verify_parallel"]["start_method"] == method
         assert "verify_workers_failed" not in events
         assert single.ok, single.problem
         assert multi.ok, multi.problem
@@ -424,6 +486,48 @@ class TestParallel:
         )
         _bypass(url, [("UPDATE ledger_entries SET body = x'00' WHERE seq = 1000", [])])
         assert verify_ledger(url, workers=2).first_bad_seq == 1000
+
+    def test_a_failing_worker_never_fails_verification(
+        self, parallel_ledger: ParallelLedger, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A worker whose scans raise hands its segments back; one that dies is replaced by
+        this process: the result is that of one process either way."""
+        url, signer = parallel_ledger.url, parallel_ledger.signer
+        single = verify_ledger(url, public_key=signer.verifier, workers=1)
+        parent = os.getpid()
+        scan = verify._scan
+
+        def raising(ledger: Any, job: Any) -> Any:
+            if os.getpid() != parent:
+                raise RuntimeError("worker trouble")
+            return scan(ledger, job)
+
+        def dying(ledger: Any, job: Any) -> Any:
+            if os.getpid() != parent:
+                os._exit(3)
+            return scan(ledger, job)
+
+        monkeypatch.setattr(verify, "_start_method", lambda ledger: "fork")
+        for broken, event in ((raising, None), (dying, "verify_workers_failed")):
+            monkeypatch.setattr(verify, "_scan", broken)
+            with structlog.testing.capture_logs() as logs:
+                multi = verify_ledger(url, public_key=signer.verifier, workers=2)
+            assert multi.ok, multi.problem
+            assert (multi.entries, multi.checkpoints, multi.root) == (
+                single.entries,
+                single.checkpoints,
+                single.root,
+            )
+            events = [entry["event"] for entry in logs]
+            assert "verify_parallel" in events
+            assert (event in events) if event else ("verify_workers_failed" not in events)
+
+    def test_segments_shrink_to_keep_every_process_busy(self) -> None:
+        """Segments are 65,536 entries, smaller (not below 4,096) when too few to share."""
+        assert verify._segment_level(10_000_000, 2) == 16
+        assert verify._segment_level(300_000, 1) == 16
+        assert verify._segment_level(300_000, 2) == 14  # 18 segments for 2 processes
+        assert verify._segment_level(20_000, 8) == 12
 
 
 class TestVerifyCommand:
