@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 import json
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +78,65 @@ class Corroboration:
 
     def vantages_for(self, vantage: str, outage_id: str) -> int:
         """How many vantages saw the outage `outage_id` of `vantage` (1 if not corroborated)."""
+        return len(self.names_for(vantage, outage_id)) or 1
+
+    def names_for(self, vantage: str, outage_id: str) -> tuple[str, ...]:
+        """The vantages that saw the outage `outage_id` of `vantage` (empty: not corroborated)."""
         for group in self.groups:
             if any(m.vantage == vantage and m.outage_id == outage_id for m in group.members):
-                return len(group.vantages)
-        return 1
+                return group.vantages
+        return ()
+
+    def names_by_outage(self, vantage: str) -> dict[str, tuple[str, ...]]:
+        """Outage id of `vantage` -> the vantages that saw it (corroborated outages only)."""
+        found: dict[str, tuple[str, ...]] = {}
+        for group in self.groups:
+            for member in group.members:
+                if member.vantage == vantage:
+                    found.setdefault(member.outage_id, group.vantages)
+        return found
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Corroboration:
+        """Read back `to_dict` output (the JSON of `vigie corroborate --json`).
+
+        Raises CorroborationError when it is not that JSON.
+        """
+        try:
+            groups = tuple(
+                CorroboratedOutage(
+                    target_id=str(group["target_id"]),
+                    start=str(group["start"]),
+                    end=None if group.get("end") is None else str(group["end"]),
+                    overlap_start=str(group.get("overlap_start") or group["start"]),
+                    overlap_end=None
+                    if group.get("overlap_end") is None
+                    else str(group["overlap_end"]),
+                    vantages=tuple(str(v) for v in group["vantages"]),
+                    members=tuple(
+                        OutageSighting(
+                            vantage=str(m["vantage"]),
+                            bundle=str(m.get("bundle") or ""),
+                            outage_id=str(m["outage_id"]),
+                            target_id=str(m.get("target_id") or group["target_id"]),
+                            kind=str(m.get("kind") or "down"),
+                            start=str(m.get("start") or group["start"]),
+                            end=None if m.get("end") is None else str(m["end"]),
+                        )
+                        for m in group.get("members", ())
+                    ),
+                )
+                for group in data.get("outages", ())
+            )
+            vantages = tuple(str(v) for v in data.get("vantages", ()))
+            min_vantages = int(data.get("min_vantages", 2))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CorroborationError(
+                f"not the JSON of `vigie corroborate --json`: {type(exc).__name__}: {exc}"
+            ) from None
+        if not vantages:  # older output: the vantages of the groups
+            vantages = tuple(dict.fromkeys(v for g in groups for v in g.vantages))
+        return cls(vantages, min_vantages, groups)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types (what `vigie export --corroboration` reads)."""

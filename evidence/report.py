@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -39,7 +39,15 @@ from reportlab.platypus import (
 )
 
 from evidence.availability import PARIS
-from evidence.report_data import OutageRow, ReportData, Screenshot, TargetReport
+from evidence.report_data import (
+    ClockJumpFact,
+    OutageRow,
+    ReportData,
+    Screenshot,
+    SeenValue,
+    TargetReport,
+    jumps_during,
+)
 
 __all__ = [
     "FONT_DIR",
@@ -71,6 +79,7 @@ _MONTHS = (
 )
 _NBSP = "\u00a0"
 _NNBSP = "\u202f"
+_MINUS = "\u2212"
 _INK = colors.HexColor("#1f2933")
 _MUTED = colors.HexColor("#52606d")
 _RULE = colors.HexColor("#cbd2d9")
@@ -161,6 +170,7 @@ class _Fonts:
     mono = "Courier"
     cell = "Helvetica"
     cell_bold = "Helvetica-Bold"
+    warn = "(!)"  # the warning sign when the font has it
 
 
 def _register_fonts() -> _Fonts:
@@ -199,6 +209,7 @@ def _register_fonts() -> _Fonts:
         )
     fonts.regular, fonts.bold, fonts.mono = "VigieSans", "VigieSans-Bold", "VigieMono"
     fonts.cell, fonts.cell_bold = "VigieCond", "VigieCond-Bold"
+    fonts.warn = "\u26a0"
     return fonts
 
 
@@ -344,8 +355,30 @@ def _axis_dates(
         )
 
 
-def _availability_chart(target: TargetReport, fonts: _Fonts, width: float) -> Drawing:
-    """Bars of daily availability (0 to 100 %); grey marks for days not monitored."""
+def _jump_positions(
+    days: Sequence[dt.date], jumps: Sequence[ClockJumpFact]
+) -> list[tuple[int, float, int]]:
+    """(day index, fraction of the Paris day, jump number) of each jump within `days`."""
+    index_of = {day: index for index, day in enumerate(days)}
+    found = []
+    for number, jump in enumerate(jumps, start=1):
+        local = _paris(jump.detected_at)
+        index = index_of.get(local.date())
+        if index is not None:
+            midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            fraction = (local - midnight).total_seconds() / 86400
+            found.append((index, min(max(fraction, 0.0), 1.0), number))
+    return found
+
+
+def _availability_chart(
+    target: TargetReport,
+    fonts: _Fonts,
+    width: float,
+    jumps: Sequence[ClockJumpFact] = (),
+) -> Drawing:
+    """Bars of daily availability (0 to 100 %); grey marks for days not monitored; red
+    dashed lines where the wall clock jumped."""
     height = 120.0
     drawing = Drawing(width, height)
     x0, y0, plot_w, plot_h = 34.0, 18.0, width - 40.0, height - 30.0
@@ -376,6 +409,29 @@ def _availability_chart(target: TargetReport, fonts: _Fonts, width: float) -> Dr
             ratio = point.availability
             color = _GREEN if ratio >= 0.999 else _ORANGE if ratio >= 0.99 else _RED
             drawing.add(_rect(x, y0, bar, max(0.5, plot_h * ratio), fill=color))
+        for index, fraction, number in _jump_positions([d.day for d in days], jumps):
+            x = x0 + slot * (index + fraction)
+            drawing.add(
+                Line(
+                    x,
+                    y0,
+                    x,
+                    y0 + plot_h,
+                    strokeColor=_RED,
+                    strokeWidth=1,
+                    strokeDashArray=[2, 1.5],
+                )
+            )
+            drawing.add(
+                String(
+                    x + 1.5,
+                    y0 + plot_h - 7,
+                    str(number),
+                    fontName=fonts.bold,
+                    fontSize=6,
+                    fillColor=_RED,
+                )
+            )
         _axis_dates(drawing, [d.day for d in days], x0, plot_w, y=y0 - 8, font=fonts.regular)
     drawing.add(
         String(
@@ -387,16 +443,37 @@ def _availability_chart(target: TargetReport, fonts: _Fonts, width: float) -> Dr
             fillColor=_INK,
         )
     )
-    legend = [(_GREEN, "≥ 99,9 %"), (_ORANGE, "≥ 99 %"), (_RED, "< 99 %"), (_GREY, "non surveillé")]
-    lx = x0 + plot_w - 230
-    for color, label in legend:
-        drawing.add(_rect(lx, height - 9, 7, 7, fill=color))
+    legend: list[tuple[Any, str]] = [
+        (_GREEN, "≥ 99,9 %"),
+        (_ORANGE, "≥ 99 %"),
+        (_RED, "< 99 %"),
+        (_GREY, "non surveillé"),
+    ]
+    if days and _jump_positions([d.day for d in days], jumps):
+        legend.append((None, "saut d'horloge"))
+    widths = [10 + pdfmetrics.stringWidth(label, fonts.regular, 6.5) + 8 for _, label in legend]
+    lx = x0 + plot_w - sum(widths) + 8  # right-aligned, clear of the title on the left
+    for (color, label), step in zip(legend, widths, strict=True):
+        if color is None:  # the clock-jump mark: a red dashed line, as on the bars
+            drawing.add(
+                Line(
+                    lx + 3,
+                    height - 9,
+                    lx + 3,
+                    height - 2,
+                    strokeColor=_RED,
+                    strokeWidth=1,
+                    strokeDashArray=[2, 1.5],
+                )
+            )
+        else:
+            drawing.add(_rect(lx, height - 9, 7, 7, fill=color))
         drawing.add(
             String(
                 lx + 10, height - 8, label, fontName=fonts.regular, fontSize=6.5, fillColor=_MUTED
             )
         )
-        lx += 58
+        lx += step
     return drawing
 
 
@@ -532,11 +609,45 @@ def _period_text(data: ReportData) -> str:
 
 
 def _corroboration_text(data: ReportData) -> str | None:
+    """The corroboration result in one sentence (None without corroboration)."""
     corroboration = data.corroboration
     if corroboration is None:
         return None
-    count = len(corroboration.vantages)
-    return f"confirmé depuis {count} points d'observation ({_e(', '.join(corroboration.vantages))})"
+    down = [o for o in data.outages if o.kind == "down"]
+    seen = [o for o in down if o.seen_from >= corroboration.min_vantages]
+    if corroboration.vantages:
+        names = _e(", ".join(corroboration.vantages))
+        return (
+            f"{len(seen)} interruption(s) sur {len(down)} confirmée(s) depuis au moins "
+            f"{corroboration.min_vantages} points d'observation, parmi les "
+            f"{len(corroboration.vantages)} comparés : {names}"
+        )
+    return (
+        f"{len(seen)} interruption(s) sur {len(down)} confirmée(s) depuis plusieurs points "
+        f"d'observation (jusqu'à {corroboration.count}) ; leurs noms n'ont pas été transmis "
+        "lors de l'export (voir la sortie de « vigie corroborate »)"
+    )
+
+
+def _clock_summary(data: ReportData, *, refer: bool = True) -> str:
+    """The clock jumps in one phrase (`refer`: pointing to the section that lists them)."""
+    if not data.clock_jumps_known:
+        return (
+            "non recherchés lors de cet export (les éventuelles entrées « clock_jump » "
+            "figurent dans observations.jsonl)"
+        )
+    total = data.clock_jumps_total or len(data.clock_jumps)
+    if not total:
+        return "aucun saut de l'horloge du système détecté pendant la période"
+    return (
+        f"{total} saut(s) de l'horloge du système détecté(s) : "
+        + "; ".join(
+            f"{_e(_short_datetime(j.detected_at))} ({_e(_jump_short(j))})"
+            for j in data.clock_jumps[:5]
+        )
+        + (" ; …" if total > 5 else "")
+        + (" — voir « Environnement des observations »" if refer else " — liste ci-dessous")
+    )
 
 
 def _title_page(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
@@ -562,6 +673,7 @@ def _title_page(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
             f"{len(down_outages)} interruption(s) confirmée(s)"
             + (f" sur {total} événements" if total != len(down_outages) else ""),
         ),
+        ("Sauts d'horloge", _clock_summary(data)),
         ("Rapport établi le", _e(format_datetime_fr(data.generated_at))),
         ("Archive de preuves", _e(data.bundle_name)),
     ]
@@ -626,7 +738,47 @@ def _summary(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
     return story
 
 
-def _outage_cells(row: OutageRow, number: int, s: _Styles, corroborated: bool) -> list[Any]:
+def _seen_from(row: OutageRow) -> str:
+    """Who saw an outage, with corroboration: the vantages by name, else their number."""
+    if row.vantages:
+        count = len(row.vantages)
+        return f"{_e(', '.join(row.vantages))}<br/><font size=6.5>({count} point(s))</font>"
+    if row.vantage_count:
+        return (
+            f"{row.vantage_count} point(s)<br/><font size=6.5>(noms non transmis à l'export)</font>"
+        )
+    return "—"
+
+
+def _jump_short(jump: ClockJumpFact) -> str:
+    """``+5 min``, ``-4,5 s`` (a true minus sign): the jump, signed (positive: forward)."""
+    size = abs(jump.jump_s)
+    text = (
+        f"{size:.1f}".replace(".", ",").removesuffix(",0") + f"{_NBSP}s"
+        if size < 60
+        else format_duration_fr(size)
+    )
+    return ("+" if jump.forward else _MINUS) + text
+
+
+def _jump_size(jump: ClockJumpFact) -> str:
+    """``+5 min (+300,000 s)``: the jump, signed, and exactly in seconds."""
+    exact = f"{abs(jump.jump_s):.3f}".replace(".", ",")
+    return f"{_jump_short(jump)} ({'+' if jump.forward else _MINUS}{exact}{_NBSP}s)"
+
+
+def _jump_marks(row: OutageRow, data: ReportData, s: _Styles) -> str:
+    """The clock jumps met by an outage, as a red note for its table row ("" if none)."""
+    numbers = jumps_during(row.started_at, row.ended_at, data.clock_jumps)
+    if not numbers:
+        return ""
+    listed = ", ".join(f"n° {i + 1} ({_e(_jump_short(data.clock_jumps[i]))})" for i in numbers)
+    return f"<br/><font size=6.5 color='#c53030'>{s.fonts.warn} saut d'horloge {listed}</font>"
+
+
+def _outage_cells(
+    row: OutageRow, number: int, s: _Styles, corroborated: bool, marks: str = ""
+) -> list[Any]:
     end = _short_datetime(row.ended_at) if row.ended_at else "en cours à la fin de la période"
     kind = "Interruption" if row.kind == "down" else "Lenteur"
     cells = [
@@ -634,13 +786,12 @@ def _outage_cells(row: OutageRow, number: int, s: _Styles, corroborated: bool) -
         _p(f"{_e(row.target_id)}<br/><font size=6.5 color='#52606d'>{kind}</font>", s.cell),
         _p(_e(_short_datetime(row.started_at)), s.cell),
         _p(_e(end), s.cell),
-        _p(_e(format_duration_fr(row.duration_s)), s.cell),
+        _p(_e(format_duration_fr(row.duration_s)) + marks, s.cell),
         _p(_e(row.cause or "—"), s.cell),
         _p(_e(row.maintenance or "non"), s.cell),
     ]
     if corroborated:
-        seen = len(row.vantages)
-        cells.append(_p(f"{seen} point(s)" if seen else "—", s.cell))
+        cells.append(_p(_seen_from(row), s.cell))
     return cells
 
 
@@ -671,9 +822,24 @@ def _outages(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
         fractions = [0.05, 0.15, 0.13, 0.13, 0.1, 0.21, 0.12, 0.11]
     rows: list[list[Any]] = [[_p(h, s.cell_bold) for h in header]]
     shown = rows_in[:MAX_OUTAGE_ROWS]
+    marked = 0
     for number, row in enumerate(shown, start=1):
-        rows.append(_outage_cells(row, number, s, corroborated))
+        marks = _jump_marks(row, data, s)
+        marked += bool(marks)
+        rows.append(_outage_cells(row, number, s, corroborated, marks))
     story.append(_table(rows, [width * f for f in fractions]))
+    if marked:
+        story.append(Spacer(1, 4))
+        story.append(
+            _p(
+                f"{s.fonts.warn} {marked} ligne(s) marquée(s) « saut d'horloge » : l'horloge du "
+                "système a sauté pendant l'interruption ou à ses bornes (liste des sauts dans la "
+                "section « Environnement des observations »). Leurs heures de début et de fin, "
+                "et donc leur durée, qui en est la différence, sont à corriger de l'ampleur du "
+                "saut indiquée.",
+                s.small,
+            )
+        )
     if total > len(shown):
         story.append(Spacer(1, 4))
         story.append(
@@ -693,14 +859,21 @@ def _charts(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
             "Pour chaque service : la disponibilité de chaque jour (heure de Paris) et la durée "
             "des vérifications (médiane et 95ᵉ centile : 95 % des vérifications du jour ont été "
             "plus rapides). Une durée qui atteint le délai maximal signale un service qui ne "
-            "répond plus.",
+            "répond plus."
+            + (
+                " Les traits rouges en pointillé, numérotés, marquent les sauts de l'horloge du "
+                "système détectés par Vigie (liste dans la section « Environnement des "
+                "observations ») : les heures enregistrées autour d'eux sont à lire avec prudence."
+                if data.clock_jumps
+                else ""
+            ),
             s.body,
         )
     )
     for target in data.targets[:MAX_CHART_TARGETS]:
         block: list[Flowable] = [
             _p(f"{_e(target.name)} <font color='#52606d' size=8>({_e(target.id)})</font>", s.h2),
-            _availability_chart(target, s.fonts, width),
+            _availability_chart(target, s.fonts, width, data.clock_jumps),
             Spacer(1, 6),
             _response_chart(target, s.fonts, width),
         ]
@@ -848,57 +1021,238 @@ def _methodology(data: ReportData, s: _Styles, width: float, number: int) -> lis
     return story
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{_number(count)} {word}{'s' if count > 1 else ''}"
+
+
+def _seen(value: SeenValue, census: bool = False) -> str:
+    """A value, with how many observations recorded it and when (Paris time); in a census
+    (`census`), a value no observation recorded is the configured one and says so."""
+    text = _e(value.value)
+    if not value.count:
+        if census:
+            text += (
+                " <font color='#52606d' size=6.5>— valeur de la configuration, non relevée "
+                "dans les observations</font>"
+            )
+        return text
+    when = ""
+    if value.first is not None and value.last is not None:
+        first, last = _short_datetime(value.first), _short_datetime(value.last)
+        when = f", le {first}" if first == last else f", du {first} au {last}"
+    return (
+        f"{text} <font color='#52606d' size=6.5>— {_plural(value.count, 'observation')}"
+        f"{_e(when)}</font>"
+    )
+
+
+def _seen_list(
+    values: Sequence[SeenValue],
+    omitted: int = 0,
+    empty: str = "non enregistré",
+    *,
+    missing: int = 0,
+    census: bool = False,
+) -> str:
+    lines = [_seen(v, census) for v in values]
+    if missing and any(v.count for v in values):
+        lines.append(
+            f"<font color='#52606d' size=6.5>non enregistré dans "
+            f"{_plural(missing, 'observation')}</font>"
+        )
+    if omitted:
+        lines.append(
+            f"<font color='#52606d' size=6.5>et d'autres valeurs, dans "
+            f"{_plural(omitted, 'observation')}, non détaillées ici (voir "
+            "observations.jsonl)</font>"
+        )
+    return "<br/>".join(lines) if lines else _e(empty)
+
+
+def _addresses(
+    by_target: Mapping[str, Sequence[SeenValue]], omitted: Mapping[str, int], prefix: str
+) -> str:
+    blocks = []
+    for target, values in sorted(by_target.items()):
+        listed = _seen_list(values, omitted.get(f"{prefix}/{target}", 0))
+        blocks.append(f"<b>{_e(target)}</b> :<br/>{listed}")
+    return "<br/>".join(blocks)
+
+
+def _clock_jumps(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
+    """The wall-clock jumps the service recorded, as a table (or a sentence when none)."""
+    story: list[Flowable] = [_p("Sauts d'horloge", s.h2)]
+    intro = (
+        "Vigie compare en permanence l'horloge du système, qui date les observations, à une "
+        "horloge monotone, qui ne peut ni avancer ni reculer brusquement. Un écart entre les "
+        "deux (« saut d'horloge ») est aussitôt inscrit au registre (entrée « clock_jump ») ; "
+        "il n'est jamais corrigé dans les observations."
+    )
+    if not data.clock_jumps_known:
+        story.append(
+            _p(
+                intro + " Cet export n'a pas recherché ces entrées : les éventuels sauts "
+                "figurent dans <i>observations.jsonl</i> (entrées de type « clock_jump »).",
+                s.body,
+            )
+        )
+        return story
+    total = data.clock_jumps_total or len(data.clock_jumps)
+    if not total:
+        story.append(_p(intro + " Aucun saut n'a été détecté pendant la période.", s.body))
+        return story
+    story.append(
+        _p(
+            intro + f" <b>{_plural(total, 'saut')} détecté{'s' if total > 1 else ''} pendant "
+            "la période.</b> Après un saut en avant, les heures enregistrées sont en avance de "
+            "son ampleur (en retard après un saut en arrière) jusqu'à ce que l'horloge soit "
+            "remise à l'heure ; les durées des vérifications, mesurées sur l'horloge "
+            "monotone, ne sont pas affectées. Les interruptions concernées sont marquées dans "
+            "le tableau des interruptions, et les sauts sur les graphiques jour par jour.",
+            s.body,
+        )
+    )
+    story.append(Spacer(1, 4))
+    header = ["N°", "Détecté le (Paris)", "L'horloge aurait dû indiquer", "Ampleur", "Sens"]
+    rows: list[list[Any]] = [[_p(h, s.cell_bold) for h in header]]
+    for number, jump in enumerate(data.clock_jumps, start=1):
+        sync = (
+            ""
+            if jump.synchronized is None
+            else " ; horloge synchronisée"
+            if jump.synchronized
+            else " ; horloge non synchronisée"
+        )
+        rows.append(
+            [
+                _p(str(number), s.cell),
+                _p(
+                    _e(_short_datetime(jump.detected_at))
+                    + (f"<br/><font size=6.5>entrée n° {jump.seq}</font>" if jump.seq else ""),
+                    s.cell,
+                ),
+                _p(_e(_short_datetime(jump.expected_at)) if jump.expected_at else "—", s.cell),
+                _p(_e(_jump_size(jump)), s.cell),
+                _p(
+                    (
+                        "en avant (l'horloge a avancé)"
+                        if jump.forward
+                        else "en arrière (l'horloge a reculé)"
+                    )
+                    + sync,
+                    s.cell,
+                ),
+            ]
+        )
+    story.append(_table(rows, [width * f for f in (0.06, 0.22, 0.22, 0.22, 0.28)]))
+    if total > len(data.clock_jumps):
+        story.append(
+            _p(
+                f"Seuls les {len(data.clock_jumps)} premiers sauts sont reproduits ici ; les "
+                f"{total} figurent dans <i>observations.jsonl</i>.",
+                s.muted,
+            )
+        )
+    return story
+
+
 def _environment(data: ReportData, s: _Styles, width: float, number: int) -> list[Flowable]:
     env = data.environment
+    if env.complete:
+        scope = (
+            "Les valeurs ci-dessous sont celles enregistrées dans les observations elles-mêmes : "
+            f"pour chaque rubrique, toutes les valeurs distinctes relevées dans les "
+            f"{_plural(env.observations, 'observation')} de la période, chacune avec le nombre "
+            "d'observations qui l'ont enregistrée et la date de la première et de la dernière "
+            "(heure de Paris)."
+            + (
+                " Au-delà d'un nombre limité de valeurs distinctes par rubrique, les "
+                "suivantes sont comptées sans être détaillées ; toutes figurent dans "
+                "<i>observations.jsonl</i>."
+                if env.omitted
+                else ""
+            )
+        )
+    else:
+        scope = (
+            "Les valeurs ci-dessous sont celles de la <b>première observation</b> de la "
+            "période seulement : cet export n'a pas recensé les valeurs de toutes les "
+            "observations. Chaque observation enregistre les siennes (champ « environment » "
+            "de <i>observations.jsonl</i>)."
+        )
     story: list[Flowable] = [
         CondPageBreak(8 * cm),
         _p(f"{number}. Environnement des observations (NF Z67-147)", s.h1),
         _p(
             "La norme NF Z67-147 décrit les conditions d'un constat sur internet : qui observe, "
-            "depuis où, avec quels outils, à travers quel réseau. Les valeurs ci-dessous sont "
-            "celles enregistrées dans les observations elles-mêmes (toutes les valeurs "
-            "distinctes rencontrées sur la période).",
+            "depuis où, avec quels outils, à travers quel réseau. " + scope,
             s.body,
         ),
         Spacer(1, 6),
     ]
+    omitted = env.omitted
 
-    def joined(values: Sequence[str], empty: str = "non enregistré") -> str:
-        return "<br/>".join(_e(v) for v in values) if values else _e(empty)
-
-    remote = (
-        "<br/>".join(
-            f"{_e(target)} : {_e(', '.join(ips))}" for target, ips in sorted(env.remote_ips.items())
+    def values(field: str, empty: str = "non enregistré") -> str:
+        return _seen_list(
+            getattr(env, field),
+            omitted.get(field, 0),
+            empty,
+            missing=env.missing.get(field, 0),
+            census=env.complete,
         )
-        or "non enregistré"
-    )
-    rows = [
-        ("Point d'observation", _e(env.vantage)),
-        ("Opérateur (responsable)", _e(env.operator or "non renseigné")),
-        ("Machine", joined(env.hostnames)),
-        ("Adresses IP de la machine", joined(env.local_ips)),
-        ("Résolveur DNS", joined(env.resolvers)),
-        ("Adresses IP des services", remote),
-        (
-            "Serveur mandataire (proxy)",
-            "aucun : connexions directes" if not env.proxies else joined(env.proxies),
-        ),
-        ("Système d'exploitation", joined(env.os)),
-        ("Navigateur", joined(env.browsers, "sans objet (vérifications HTTP seulement)")),
-        ("Logiciel", "Vigie " + ", ".join(_e(v) for v in env.vigie) if env.vigie else "Vigie"),
-        ("Python", joined(env.python)),
-        ("Identifiant envoyé (User-Agent)", joined(env.user_agents)),
-        (
-            "Profil vierge",
+
+    if env.remote_ips or env.resolved_ips:
+        remote = _addresses(env.remote_ips, omitted, "remote_ips") or "non enregistré"
+        resolved = _addresses(env.resolved_ips, omitted, "resolved_ips")
+    elif env.complete:
+        remote, resolved = "non enregistré dans les observations", ""
+    else:
+        remote = (
+            "non recensées dans ce rapport : chaque observation garde l'adresse contactée "
+            "(colonne « ip_distante » de observations.csv)"
+        )
+        resolved = ""
+    if env.fresh_profile and env.fresh_connection:
+        fresh = (
             "oui : chaque vérification en navigateur part d'un profil neuf (cache, cookies et "
             "stockage vides) ; chaque requête HTTP part d'une connexion neuve, sans cookie ni "
             "cache"
-            if env.fresh_profile and env.fresh_connection
-            else "non garanti pour toutes les observations",
+        )
+    else:
+        fresh = "non garanti pour toutes les observations" + (
+            f" : {_plural(env.not_fresh_profile, 'vérification')} en navigateur sans profil "
+            f"neuf, {_plural(env.not_fresh_connection, 'requête')} HTTP sans connexion neuve"
+            if env.complete
+            else ""
+        )
+    rows = [
+        ("Point d'observation", _e(env.vantage)),
+        ("Opérateur (responsable)", _e(env.operator or "non renseigné")),
+        ("Machine", values("hostnames")),
+        ("Adresses IP de la machine", values("local_ips")),
+        ("Résolveur DNS", values("resolvers")),
+        ("Adresses IP des services (contactées)", remote),
+    ]
+    if resolved:
+        rows.append(("Adresses IP des services (réponses DNS)", resolved))
+    rows += [
+        (
+            "Serveur mandataire (proxy)",
+            "aucun : connexions directes" if not env.proxies else values("proxies"),
         ),
-        ("Horloge", joined(env.clock)),
+        ("Système d'exploitation", values("os")),
+        ("Navigateur", values("browsers", "sans objet (vérifications HTTP seulement)")),
+        ("Logiciel (version de Vigie)", values("vigie")),
+        ("Python", values("python")),
+        ("Identifiant envoyé (User-Agent)", values("user_agents")),
+        ("Profil vierge", fresh),
+        (
+            "Horloge",
+            values("clock") + "<br/>Sauts d'horloge : " + _clock_summary(data, refer=False),
+        ),
     ]
     story.append(_facts(rows, s, width))
+    story += _clock_jumps(data, s, width)
     return story
 
 
@@ -1059,17 +1413,29 @@ def _corroboration(data: ReportData, s: _Styles, number: int) -> list[Flowable]:
     corroboration = data.corroboration
     if corroboration is None:
         return []
-    seen = [o for o in data.outages if len(o.vantages) >= corroboration.min_vantages]
+    down = [o for o in data.outages if o.kind == "down"]
+    seen = [o for o in down if o.seen_from >= corroboration.min_vantages]
+    if corroboration.vantages:
+        compared = (
+            f"Les observations ont été comparées à celles de {len(corroboration.vantages)} "
+            f"points d'observation ({_e(', '.join(corroboration.vantages))}), chacun avec son "
+            "propre registre signé et vérifié."
+        )
+    else:
+        compared = (
+            "Les observations ont été comparées à celles d'autres points d'observation, "
+            "chacun avec son propre registre signé et vérifié ; leurs noms n'ont pas été "
+            "transmis lors de l'export (ils figurent dans la sortie de « vigie corroborate »)."
+        )
     return [
         CondPageBreak(5 * cm),
         _p(f"{number}. Corroboration depuis plusieurs points d'observation", s.h1),
         _p(
-            f"Les observations ont été comparées à celles de {len(corroboration.vantages)} "
-            f"points d'observation indépendants ({_e(', '.join(corroboration.vantages))}), "
-            "chacun avec son propre registre signé. Une interruption est dite corroborée "
-            f"lorsqu'au moins {corroboration.min_vantages} d'entre eux l'ont constatée sur une "
-            f"période qui se recoupe : c'est le cas de {len(seen)} interruption(s) sur "
-            f"{len(data.outages)}. Résultat : {_corroboration_text(data)}.",
+            compared + " Une interruption est dite corroborée lorsqu'au moins "
+            f"{corroboration.min_vantages} d'entre eux l'ont constatée sur une période qui se "
+            f"recoupe : c'est le cas de {len(seen)} interruption(s) sur {len(down)}. La "
+            "colonne « Constatée depuis » du tableau des interruptions nomme, pour chacune, les "
+            "points d'observation qui l'ont constatée.",
             s.body,
         ),
     ]

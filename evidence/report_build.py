@@ -25,13 +25,13 @@ from evidence.report_data import (
     Corroboration,
     Custody,
     DayPoint,
-    EnvironmentFacts,
     Methodology,
     OutageRow,
     ReportData,
     Screenshot,
     TargetReport,
 )
+from evidence.report_facts import CLOCK_JUMP, MAX_VALUES, ReportFacts, clock_text
 
 if TYPE_CHECKING:
     from exporter.config import Settings
@@ -52,7 +52,6 @@ __all__ = [
 log = structlog.get_logger("vigie.report")
 
 MAX_SCREENSHOTS = 12  # thumbnails in the report
-MAX_VALUES = 8  # distinct values kept per environment fact
 THUMBNAIL_PX = 480
 _BUCKETS_PER_DOUBLING = 70  # ~1 % relative resolution of the period percentiles
 _MIN_DURATION = 1e-4
@@ -160,7 +159,6 @@ class _TargetStats:
     checks: int = 0
     failures: int = 0
     latest_day: dt.date | None = None
-    remote_ips: set[str] = dataclasses.field(default_factory=set)
 
     def add(self, day: dt.date, duration: float, *, failed: bool, offline: bool) -> None:
         record = self.days.get(day)
@@ -182,47 +180,6 @@ class _TargetStats:
                 if (day - old_day).days >= 2:
                     old.close()
             self.latest_day = day
-
-
-class _Values:
-    """Distinct values of one environment fact, at most MAX_VALUES kept."""
-
-    __slots__ = ("values",)
-
-    def __init__(self) -> None:
-        self.values: dict[str, None] = {}
-
-    def add(self, value: Any) -> None:
-        if value is None or value in ("", [], {}):
-            return
-        items = value if isinstance(value, list | tuple) else [value]
-        for item in items:
-            text = str(item)
-            if text and len(self.values) < MAX_VALUES:
-                self.values.setdefault(text, None)
-
-    def get(self) -> tuple[str, ...]:
-        return tuple(self.values)
-
-
-def clock_text(clock: Any) -> str | None:
-    """The clock facts of an observation's environment, in French."""
-    if not isinstance(clock, Mapping):
-        return None if clock is None else str(clock)
-    source = str(clock.get("source") or "système")
-    synced = clock.get("synchronized")
-    state = (
-        "synchronisée"
-        if synced is True
-        else "non synchronisée"
-        if synced is False
-        else "synchronisation inconnue"
-    )
-    offset = clock.get("offset_s")
-    text = f"{source}, {state}"
-    if isinstance(offset, int | float):
-        text += f", écart {offset:+.3f} s"
-    return text
 
 
 @dataclasses.dataclass(slots=True)
@@ -314,23 +271,7 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
     index = AvailabilityIndex(settings.maintenance)
     stats = {t.id: _TargetStats() for t in targets}
     custody = _Custody(public_key=public_key)
-    env = {
-        key: _Values()
-        for key in (
-            "hostname",
-            "local_ips",
-            "resolvers",
-            "proxy",
-            "os",
-            "python",
-            "vigie",
-            "browser",
-            "user_agent",
-            "clock",
-        )
-    }
-    fresh_profile = True
-    fresh_connection = True
+    tally = ReportFacts()
     wanted_shots: dict[str, str | None] = {}  # sha256 -> outage id
     for record in outages:
         if record.target_id not in wanted:
@@ -343,7 +284,6 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
     shot_facts: dict[str, tuple[str, dt.datetime]] = {}
     lo, hi = start.timestamp(), end.timestamp()
     offline_open = False
-    last_environment: dict[str, Any] = {}
     day, day_lo, day_hi = dt.date.min, 0.0, 0.0  # the Paris day of the last observation
 
     for item in entries:
@@ -383,26 +323,12 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
             if not day_lo <= ts < day_hi:
                 day, day_lo, day_hi = _paris_day(started)
             stats[target_id].add(day, duration, failed=not success, offline=offline)
-            if entry.get("remote_ip") and len(stats[target_id].remote_ips) < MAX_VALUES:
-                stats[target_id].remote_ips.add(str(entry["remote_ip"]))
-            environment = entry.get("environment") or {}
-            if environment == last_environment.get(target_id):
-                continue  # the facts rarely change: only new ones cost anything
-            last_environment[target_id] = environment
-            env["hostname"].add(environment.get("hostname"))
-            env["local_ips"].add(environment.get("local_ips"))
-            env["resolvers"].add(environment.get("resolvers"))
-            env["proxy"].add(environment.get("proxy"))
-            env["os"].add(environment.get("os"))
-            env["python"].add(environment.get("python"))
-            env["vigie"].add(environment.get("vigie"))
-            env["browser"].add(environment.get("browser"))
-            env["user_agent"].add(environment.get("user_agent"))
-            env["clock"].add(clock_text(environment.get("clock")))
-            if entry.get("kind") == "browser" and environment.get("fresh_profile") is False:
-                fresh_profile = False
-            if entry.get("kind") == "http" and environment.get("fresh_connection") is False:
-                fresh_connection = False
+            tally.observation(
+                target_id,
+                str(entry["started_at"]),
+                entry.get("remote_ip"),
+                entry.get("environment"),
+            )
         elif kind == "outage":
             custody.outage_events += 1
             custody.note_time(_maybe_time(entry.get("at")))
@@ -420,6 +346,9 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
             elif entry.get("event") == "online" and offline_open:
                 index.vantage_offline.close(at)
                 offline_open = False
+        elif kind == CLOCK_JUMP:  # in the range: listed whatever the (doubtful) time it bears
+            custody.note_time(_maybe_time(entry.get("wall_after")))
+            tally.clock_jump(seq if isinstance(seq, int) else None, entry)
         elif kind == "checkpoint":
             custody.checkpoints += 1
             facts = CheckpointFacts(
@@ -544,23 +473,8 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
             )
 
     vantage = settings.vantage
-    environment = EnvironmentFacts(
-        vantage=vantage.name,
-        operator=vantage.operator,
-        hostnames=env["hostname"].get(),
-        local_ips=env["local_ips"].get(),
-        resolvers=env["resolvers"].get(),
-        proxies=env["proxy"].get(),
-        os=env["os"].get(),
-        python=env["python"].get(),
-        vigie=env["vigie"].get(),
-        browsers=env["browser"].get(),
-        user_agents=env["user_agent"].get() or (settings.user_agent,),
-        clock=env["clock"].get(),
-        fresh_profile=fresh_profile,
-        fresh_connection=fresh_connection,
-        remote_ips={t: tuple(sorted(s.remote_ips)) for t, s in stats.items() if s.remote_ips},
-    )
+    environment = tally.environment_facts(vantage.name, vantage.operator, settings.user_agent)
+    jumps = tally.clock_jumps()
     methodology = Methodology(
         user_agent=settings.user_agent,
         confirm_after=settings.outages.confirm_after,
@@ -603,6 +517,8 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
         corroboration=corroboration,
         bundle_name=bundle_name,
         files=tuple(files),
+        clock_jumps=jumps,
+        clock_jumps_total=tally.jumps_total if tally.jumps_total != len(jumps) else None,
     )
 
 

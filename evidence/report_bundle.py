@@ -21,8 +21,6 @@ from evidence.outages import causes_text_fr
 from evidence.report import render_report
 from evidence.report_build import (
     MAX_SCREENSHOTS,
-    MAX_VALUES,
-    clock_text,
     expectation_fr,
     ledger_kind,
     steps_fr,
@@ -30,6 +28,7 @@ from evidence.report_build import (
 )
 from evidence.report_data import (
     CheckpointFacts,
+    ClockJumpFact,
     Corroboration,
     Custody,
     DayPoint,
@@ -40,16 +39,19 @@ from evidence.report_data import (
     Screenshot,
     TargetReport,
 )
+from evidence.report_facts import ReportFacts, sample_environment
 from probes.targets import CONTROL_PREFIX
 
 if TYPE_CHECKING:
     from evidence.checkpoint import Checkpoint
+    from evidence.corroborate import Corroboration as CorroborationResult
     from probes.targets import Target
 
 __all__ = [
     "BUNDLE_FILES",
     "BUNDLE_NAME",
     "bundle_report_data",
+    "corroborated_report",
     "duration_quantile",
     "render_bundle_report",
 ]
@@ -79,16 +81,22 @@ BUNDLE_FILES: tuple[tuple[str, str], ...] = (
 )
 
 
-def render_bundle_report(summary: BundleSummary, artifact: Callable[[str], bytes | None]) -> bytes:
+def render_bundle_report(
+    summary: BundleSummary,
+    artifact: Callable[[str], bytes | None],
+    *,
+    corroboration: CorroborationResult | None = None,
+) -> bytes:
     """``report.pdf`` of a bundle: `bundle_report_data` drawn by `report.render_report`.
 
     The PDF is reproducible (reportlab's invariant mode: no random document id, a fixed
     creation date in the metadata; the report shows when it was generated), so the same
-    export gives the same bytes.
+    export gives the same bytes. `corroboration`: the result of `vigie corroborate`, so that
+    the report names the vantages that saw each outage.
     """
     from reportlab import rl_config
 
-    data = bundle_report_data(summary, artifact)
+    data = bundle_report_data(summary, artifact, corroboration=corroboration)
     with _RENDER_LOCK:
         saved = rl_config.invariant
         rl_config.invariant = 1
@@ -96,6 +104,20 @@ def render_bundle_report(summary: BundleSummary, artifact: Callable[[str], bytes
             return render_report(data)
         finally:
             rl_config.invariant = saved
+
+
+def corroborated_report(
+    corroboration: CorroborationResult,
+) -> Callable[[BundleSummary, Callable[[str], bytes | None]], bytes]:
+    """A report hook for `export_bundle(report=...)` that names the corroborating vantages.
+
+    `corroboration`: `vigie corroborate` output (``Corroboration.from_dict`` of its JSON).
+    """
+
+    def render(summary: BundleSummary, artifact: Callable[[str], bytes | None]) -> bytes:
+        return render_bundle_report(summary, artifact, corroboration=corroboration)
+
+    return render
 
 
 def duration_quantile(counts: Sequence[float], q: float) -> float | None:
@@ -127,19 +149,6 @@ def _parse(value: str | None) -> dt.datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-
-
-def _values(value: Any) -> tuple[str, ...]:
-    """Distinct non-empty texts of one environment fact (at most MAX_VALUES)."""
-    if value is None or value in ("", [], {}):
-        return ()
-    items = value if isinstance(value, list | tuple) else [value]
-    seen: dict[str, None] = {}
-    for item in items:
-        text = str(item)
-        if text and len(seen) < MAX_VALUES:
-            seen.setdefault(text, None)
-    return tuple(seen)
 
 
 def _index(summary: BundleSummary, maintenance: Sequence[Any]) -> AvailabilityIndex:
@@ -249,14 +258,10 @@ def _target_report(
     )
 
 
-def _vantage_names(summary: BundleSummary, count: int) -> tuple[str, ...]:
-    """This vantage, then the others by number (the summary counts them, it has no names)."""
-    if count <= 0:
-        return ()
-    return (summary.vantage, *(f"autre point d'observation n° {n}" for n in range(2, count + 1)))
-
-
-def _outage_rows(summary: BundleSummary, now: dt.datetime) -> tuple[OutageRow, ...]:
+def _outage_rows(
+    summary: BundleSummary, now: dt.datetime, names: Mapping[str, tuple[str, ...]] | None
+) -> tuple[OutageRow, ...]:
+    """The outages; with corroboration, who saw each (by name when `names` is given)."""
     return tuple(
         OutageRow(
             id=record.id,
@@ -268,7 +273,8 @@ def _outage_rows(summary: BundleSummary, now: dt.datetime) -> tuple[OutageRow, .
             cause=causes_text_fr(record.causes) if record.causes else "",
             maintenance=record.maintenance,
             failed_checks=record.failed_checks,
-            vantages=_vantage_names(summary, summary.corroboration.get(record.id, 0)),
+            vantages=names.get(record.id, ()) if names is not None else (),
+            vantage_count=0 if names is not None else summary.corroboration.get(record.id, 0),
         )
         for record in sorted(summary.outages, key=lambda r: (r.started_at, r.id))
     )
@@ -314,28 +320,35 @@ def _screenshots(
     return tuple(shots)
 
 
+def _facts(summary: BundleSummary) -> ReportFacts | None:
+    """The tallies the export gathered while streaming (None: this export did not)."""
+    facts = getattr(summary, "report_facts", None)
+    return facts if isinstance(facts, ReportFacts) else None
+
+
 def _environment(summary: BundleSummary, settings: Any) -> EnvironmentFacts:
-    """The environment of the first observation of the bundle (the summary keeps one)."""
-    env: Mapping[str, Any] = summary.environment
-    kinds = {stats.kind for stats in summary.targets.values()}
+    """Every distinct fact of the bundle's observations when the export tallied them; else
+    the facts of its first observation, marked as such (`complete=False`)."""
     user_agent = settings.user_agent if settings is not None else None
-    clock = clock_text(env.get("clock"))
-    return EnvironmentFacts(
-        vantage=summary.vantage,
-        operator=summary.operator,
-        hostnames=_values(env.get("hostname")),
-        local_ips=_values(env.get("local_ips")),
-        resolvers=_values(env.get("resolvers") or env.get("resolver")),
-        proxies=_values(env.get("proxy")),
-        os=_values(env.get("os")),
-        python=_values(env.get("python")),
-        vigie=_values(env.get("vigie")),
-        browsers=_values(env.get("browser")),
-        user_agents=_values(env.get("user_agent")) or _values(user_agent),
-        clock=() if clock is None else (clock,),
-        fresh_profile=env.get("fresh_profile") is not False or "browser" not in kinds,
-        fresh_connection=env.get("fresh_connection") is not False or "http" not in kinds,
+    facts = _facts(summary)
+    if facts is not None:
+        return facts.environment_facts(summary.vantage, summary.operator, user_agent)
+    return sample_environment(
+        summary.environment,
+        summary.vantage,
+        summary.operator,
+        user_agent=user_agent,
+        kinds=frozenset(stats.kind for stats in summary.targets.values()),
     )
+
+
+def _clock_jumps(summary: BundleSummary) -> tuple[tuple[ClockJumpFact, ...], int | None, bool]:
+    """(jumps listed, total when more were recorded, whether the export looked for them)."""
+    facts = _facts(summary)
+    if facts is None:
+        return (), None, False
+    jumps = facts.clock_jumps()
+    return jumps, (facts.jumps_total if facts.jumps_total != len(jumps) else None), True
 
 
 def _checkpoint_facts(checkpoint: Checkpoint) -> CheckpointFacts:
@@ -402,7 +415,10 @@ def _methodology(settings: Any) -> Methodology:
 
 
 def bundle_report_data(
-    summary: BundleSummary, artifact: Callable[[str], bytes | None]
+    summary: BundleSummary,
+    artifact: Callable[[str], bytes | None],
+    *,
+    corroboration: CorroborationResult | None = None,
 ) -> ReportData:
     """What the report of the bundle shows, from `summary` only (no pass over the ledger).
 
@@ -410,7 +426,9 @@ def bundle_report_data(
     check, minus the gaps and vantage-offline spans recorded in the range, less the confirmed
     outages. Durations are percentiles of fixed buckets (within ~5 %). `settings` (when the
     CLI exported) gives the targets' configuration; without it, what the summary lacks is
-    said to be missing, and the interval is the observed one.
+    said to be missing, and the interval is the observed one. `corroboration` (the result
+    of `vigie corroborate`) names the vantages; without it, `summary.corroboration` gives
+    only how many saw each outage, and the report says the names were not given.
     """
     settings = summary.settings
     configured: dict[str, Target] = (
@@ -431,11 +449,16 @@ def bundle_report_data(
         for target_id, stats in summary.targets.items()
         if (not wanted or target_id in wanted) and not target_id.startswith(CONTROL_PREFIX)
     )
-    corroboration = None
-    if summary.corroboration:
-        corroboration = Corroboration(
-            vantages=_vantage_names(summary, max(summary.corroboration.values()))
+    seen: Corroboration | None = None
+    names: dict[str, tuple[str, ...]] | None = None
+    if corroboration is not None:
+        names = corroboration.names_by_outage(summary.vantage)
+        seen = Corroboration(
+            vantages=corroboration.vantages, min_vantages=corroboration.min_vantages
         )
+    elif summary.corroboration:
+        seen = Corroboration(vantages=(), count=max(summary.corroboration.values()))
+    jumps, jumps_total, jumps_known = _clock_jumps(summary)
     return ReportData(
         period_start=summary.period_start,
         period_end=summary.period_end,
@@ -443,12 +466,15 @@ def bundle_report_data(
         vantage=summary.vantage,
         operator=summary.operator,
         targets=targets,
-        outages=_outage_rows(summary, now),
+        outages=_outage_rows(summary, now, names),
         methodology=_methodology(settings),
         environment=_environment(summary, settings),
         custody=_custody(summary, settings),
         screenshots=_screenshots(summary, artifact),
-        corroboration=corroboration,
+        corroboration=seen,
         bundle_name=BUNDLE_NAME,
         files=BUNDLE_FILES,
+        clock_jumps=jumps,
+        clock_jumps_total=jumps_total,
+        clock_jumps_known=jumps_known,
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 __all__ = [
     "CheckpointFacts",
+    "ClockJumpFact",
     "Corroboration",
     "Custody",
     "DayPoint",
@@ -20,7 +21,9 @@ __all__ = [
     "OutageRow",
     "ReportData",
     "Screenshot",
+    "SeenValue",
     "TargetReport",
+    "jumps_during",
 ]
 
 
@@ -76,7 +79,13 @@ class OutageRow:
     cause: str  # French, e.g. "erreur HTTP 503 (12 fois)"
     maintenance: str | None = None  # label of the announced window it overlaps
     failed_checks: int = 0
-    vantages: tuple[str, ...] = ()  # with corroboration: the vantages that saw it
+    vantages: tuple[str, ...] = ()  # with corroboration: the vantages that saw it, by name
+    vantage_count: int = 0  # with corroboration, when only their number is known
+
+    @property
+    def seen_from(self) -> int:
+        """How many vantages saw it (0: not corroborated, or unknown)."""
+        return len(self.vantages) or self.vantage_count
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,24 +114,93 @@ class Methodology:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SeenValue:
+    """One distinct value of an environment fact, and in which observations it was recorded."""
+
+    value: str
+    count: int = 0  # observations that recorded it (0: a sample, not counted)
+    first: dt.datetime | None = None  # `started_at` of the first of them (ledger order)
+    last: dt.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class EnvironmentFacts:
-    """The observation environment in the terms of NF Z67-147 (distinct values seen)."""
+    """The observation environment in the terms of NF Z67-147.
+
+    With `complete`, each fact lists every distinct value recorded by the `observations` of
+    the period (up to a bound: `omitted` counts the observations whose value is not listed).
+    Without it, the values are those of one observation only, and the report says so.
+    """
 
     vantage: str
     operator: str
-    hostnames: tuple[str, ...] = ()
-    local_ips: tuple[str, ...] = ()
-    resolvers: tuple[str, ...] = ()
-    proxies: tuple[str, ...] = ()  # empty: no proxy in use
-    os: tuple[str, ...] = ()
-    python: tuple[str, ...] = ()
-    vigie: tuple[str, ...] = ()
-    browsers: tuple[str, ...] = ()
-    user_agents: tuple[str, ...] = ()
-    clock: tuple[str, ...] = ()  # e.g. "ntp, synchronisée"
+    hostnames: tuple[SeenValue, ...] = ()
+    local_ips: tuple[SeenValue, ...] = ()
+    resolvers: tuple[SeenValue, ...] = ()
+    proxies: tuple[SeenValue, ...] = ()  # empty: no proxy in use
+    os: tuple[SeenValue, ...] = ()
+    python: tuple[SeenValue, ...] = ()
+    vigie: tuple[SeenValue, ...] = ()
+    browsers: tuple[SeenValue, ...] = ()
+    user_agents: tuple[SeenValue, ...] = ()
+    clock: tuple[SeenValue, ...] = ()  # e.g. "ntp, synchronisée"
     fresh_profile: bool = True  # a new browser context per check (cache and cookies empty)
     fresh_connection: bool = True  # HTTP: a new connection per check, no cookies, no cache
-    remote_ips: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # target id -> the address each check connected to (`remote_ip`)
+    remote_ips: Mapping[str, tuple[SeenValue, ...]] = dataclasses.field(default_factory=dict)
+    # target id -> the addresses DNS gave for it (`environment.resolved_ips`)
+    resolved_ips: Mapping[str, tuple[SeenValue, ...]] = dataclasses.field(default_factory=dict)
+    complete: bool = True
+    observations: int = 0  # observations tallied (with `complete`)
+    # field name (or "remote_ips/<target>", "resolved_ips/<target>") -> observations whose
+    # value is beyond the bound of distinct values listed
+    omitted: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # field name -> observations that recorded no value for it (browsers, proxies: not counted)
+    missing: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    not_fresh_profile: int = 0  # browser checks recorded without a fresh profile
+    not_fresh_connection: int = 0  # HTTP checks recorded without a fresh connection
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClockJumpFact:
+    """A wall-clock jump the service detected (a `clock_jump` ledger entry).
+
+    The wall clock moved `jump_s` more than real (monotonic) time between two readings:
+    positive, it jumped forward; negative, backward. Observation times taken around it are
+    on a clock that jumped; check durations are monotonic and unaffected.
+    """
+
+    detected_at: dt.datetime  # the wall clock at the reading after the jump (`wall_after`)
+    jump_s: float
+    before: dt.datetime | None = None  # the wall clock at the reading before (`wall_before`)
+    expected_at: dt.datetime | None = None  # what the clock should have read (`wall_expected`)
+    seq: int | None = None
+    synchronized: bool | None = None  # clock sync state recorded with the jump
+
+    @property
+    def forward(self) -> bool:
+        """True when the clock jumped forward (timestamps after it read late)."""
+        return self.jump_s > 0
+
+    @property
+    def span(self) -> tuple[dt.datetime, dt.datetime]:
+        """The wall-clock times between the two readings (where timestamps are doubtful)."""
+        ends = [t for t in (self.before, self.expected_at, self.detected_at) if t is not None]
+        return min(ends), max(ends)
+
+
+def jumps_during(
+    start: dt.datetime,
+    end: dt.datetime | None,
+    jumps: Sequence[ClockJumpFact],
+) -> tuple[int, ...]:
+    """Indexes (in `jumps`) of the clock jumps whose span meets [start, end] (end None: open)."""
+    found = []
+    for index, jump in enumerate(jumps):
+        low, high = jump.span
+        if high >= start and (end is None or low <= end):
+            found.append(index)
+    return tuple(found)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -162,8 +240,14 @@ class Custody:
 class Corroboration:
     """Outages seen from several vantages (`vigie corroborate`)."""
 
-    vantages: tuple[str, ...]  # every vantage whose bundle was compared
+    vantages: tuple[str, ...]  # every vantage whose bundle was compared, by name
     min_vantages: int = 2  # an outage counts as corroborated when seen by at least this many
+    count: int = 0  # when the names were not given: how many vantages (at least)
+
+    @property
+    def size(self) -> int:
+        """How many vantages were compared."""
+        return len(self.vantages) or self.count
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -186,3 +270,6 @@ class ReportData:
     outages_total: int | None = None  # when the table lists fewer than exist (None: all)
     title: str = "Constat de disponibilité d'un service en ligne"
     files: tuple[tuple[str, str], ...] = ()  # (file in the bundle, what it holds, in French)
+    clock_jumps: tuple[ClockJumpFact, ...] = ()  # in ledger order
+    clock_jumps_total: int | None = None  # when fewer are listed than were recorded (None: all)
+    clock_jumps_known: bool = True  # False: this data source did not look for clock jumps

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from evidence.bundle import ExportRequest, export_bundle
-from evidence.corroborate import CorroborationError, corroborate
+from evidence.corroborate import Corroboration, CorroborationError, corroborate
 from tests.bundle_fixture import BUILD_START, build_ledger
 
 PERIOD = ExportRequest(BUILD_START, BUILD_START + dt.timedelta(hours=3))
@@ -48,6 +49,13 @@ class TestCorroborate:
         assert group.vantages == ("paris-1", "lyon-1")
         assert group.overlap_start.startswith("2026-11-23T09:45")
         assert result.vantages_for("paris-1", group.members[0].outage_id) == 2
+        assert result.names_for("paris-1", group.members[0].outage_id) == ("paris-1", "lyon-1")
+        assert result.names_by_outage("lyon-1") == {group.members[1].outage_id: group.vantages}
+        assert result.names_by_outage("lille-1") == {}
+        # what `vigie export --corroboration` reads back: the same result, names included
+        assert Corroboration.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+        with pytest.raises(CorroborationError, match="vigie corroborate --json"):
+            Corroboration.from_dict({"outages": [{"members": []}]})
         assert corroborate([a, b, c], min_vantages=3).groups == ()
         assert len(corroborate([a, b, c], min_vantages=1).groups) == 2
 

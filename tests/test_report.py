@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import io
+import json
+import pickle
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,14 +23,25 @@ from evidence.ledger import encode_entry
 from evidence.outages import OutageRecord, OutageTracker
 from evidence.report import format_datetime_fr, render_report
 from evidence.report_build import build_report_data
-from evidence.report_data import Corroboration, ReportData
+from evidence.report_data import (
+    ClockJumpFact,
+    Corroboration,
+    ReportData,
+    SeenValue,
+    jumps_during,
+)
+from evidence.report_facts import MAX_VALUES, ReportFacts, sample_environment
 from exporter.config import Settings, load_settings
+from probes.observation import canonical_json, format_time
 
 UTC = dt.UTC
 START = dt.datetime(2026, 11, 22, 23, 0, tzinfo=UTC)  # 23 Nov 2026 00:00 in Paris
 END = START + dt.timedelta(days=2)
 OUTAGE_AT = dt.datetime(2026, 11, 23, 13, 27, tzinfo=UTC)  # 14 h 27 in Paris
 OUTAGE_END = dt.datetime(2026, 11, 23, 14, 12, tzinfo=UTC)  # 15 h 12 in Paris
+UPGRADE_AT = START + dt.timedelta(days=1)  # Vigie 1.0.0 -> 1.0.1, the target moves address
+JUMP_AT = dt.datetime(2026, 11, 23, 13, 50, tzinfo=UTC)  # during the outage: +5 min
+BACK_AT = dt.datetime(2026, 11, 24, 7, 0, tzinfo=UTC)  # 8 h 00 in Paris, day 2: -4.5 s
 CONFIG = """
 vantage: {name: paris-1, operator: "Association Défense des Étrangers"}
 user_agent: "Vigie/1.0 (+https://example.org/vigie; contact@example.org)"
@@ -67,7 +80,9 @@ def png(color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
 
 
 def observation(target: str, kind: str, at: dt.datetime, **fields: Any) -> dict[str, Any]:
-    """A ledger observation body."""
+    """A ledger observation body (from UPGRADE_AT: Vigie 1.0.1 and a new target address)."""
+    upgraded = at >= UPGRADE_AT
+    address = "203.0.113.6" if upgraded else "203.0.113.5"
     body: dict[str, Any] = {
         "target_id": target,
         "kind": kind,
@@ -77,7 +92,7 @@ def observation(target: str, kind: str, at: dt.datetime, **fields: Any) -> dict[
         "success": True,
         "outcome": "ok",
         "http_status": 200,
-        "remote_ip": "203.0.113.5",
+        "remote_ip": address,
         "artifacts": {},
         "error": None,
         "environment": {
@@ -87,13 +102,13 @@ def observation(target: str, kind: str, at: dt.datetime, **fields: Any) -> dict[
             "proxy": None,
             "os": "Linux-6.1.0-amd64-x86_64-with-glibc2.36",
             "python": "3.11.2",
-            "vigie": "1.0.0",
+            "vigie": "1.0.1" if upgraded else "1.0.0",
             "user_agent": "Vigie/1.0",
             "clock": {"source": "ntp", "synchronized": True},
             **(
                 {"browser": "chromium 131.0.6778.85", "fresh_profile": True}
                 if kind == "browser"
-                else {}
+                else {"resolved_ips": [address, "2001:db8::5"], "fresh_connection": True}
             ),
         },
     }
@@ -101,8 +116,28 @@ def observation(target: str, kind: str, at: dt.datetime, **fields: Any) -> dict[
     return body
 
 
+def clock_jump(wall_after: dt.datetime, jump_s: float) -> dict[str, Any]:
+    """A `clock_jump` entry body as `exporter.clock.ClockJump.body` writes it."""
+    before = wall_after - dt.timedelta(seconds=5 + jump_s)
+    return {
+        "direction": "forward" if jump_s > 0 else "backward",
+        "jump_s": jump_s,
+        "threshold_s": 2.0,
+        "wall_before": format_time(before),
+        "wall_after": format_time(wall_after),
+        "wall_expected": format_time(before + dt.timedelta(seconds=5)),
+        "monotonic_elapsed_s": 5.0,
+        "clock": {"source": "ntp", "synchronized": True},
+        "note": "observation timestamps between wall_before and wall_after were taken on a "
+        "clock that jumped; durations are monotonic and unaffected",
+    }
+
+
 def scenario(tmp_path: Path) -> tuple[list[tuple[int, bytes]], list[OutageRecord], Settings, str]:
     """Two days, a check every 5 minutes per target, one outage of anef-accueil at 14 h 27.
+
+    Vigie is upgraded and the target changes address at UPGRADE_AT; the wall clock jumps
+    forward by 5 minutes during the outage (JUMP_AT) and back by 4.5 s on day 2 (BACK_AT).
 
     Returns the ledger entries, the outage records, the settings and the screenshot digest.
     """
@@ -119,6 +154,9 @@ def scenario(tmp_path: Path) -> tuple[list[tuple[int, bytes]], list[OutageRecord
 
     moment = START
     while moment < END:
+        for when, jump in ((JUMP_AT, 300.0), (BACK_AT, -4.5)):
+            if moment == when:
+                append("clock_jump", clock_jump(when, jump))
         down = OUTAGE_AT <= moment < OUTAGE_END
         failing = observation(
             "anef-accueil",
@@ -231,10 +269,16 @@ class TestBuildReportData:
     def test_environment_custody_screenshot(self, built: tuple[ReportData, str]) -> None:
         """Environment facts, custody counts and the failure screenshot are gathered."""
         data, shot = built
-        assert data.environment.local_ips == ("192.0.2.10",)
-        assert data.environment.proxies == ()
-        assert data.environment.browsers == ("chromium 131.0.6778.85",)
-        assert data.environment.clock == ("ntp, synchronisée",)
+        env = data.environment
+        first, last = START, END - dt.timedelta(minutes=5)
+        assert env.complete
+        assert env.observations == 2 * 2 * 288
+        assert env.local_ips == (SeenValue("192.0.2.10", 1152, first, last),)
+        assert env.proxies == ()
+        assert env.browsers == (SeenValue("chromium 131.0.6778.85", 576, first, last),)
+        assert env.clock == (SeenValue("ntp, synchronisée", 1152, first, last),)
+        assert env.fresh_profile
+        assert env.fresh_connection
         assert data.custody.first_seq == 0
         assert data.custody.checkpoints == 8
         assert data.custody.last_checkpoint is not None
@@ -242,6 +286,66 @@ class TestBuildReportData:
         assert [s.sha256 for s in data.screenshots] == [shot]
         assert data.screenshots[0].width <= 480
         assert data.methodology.maintenance == ("tous les jours de 02:00 à 03:00 (Europe/Paris)",)
+
+    def test_every_distinct_environment_value(self, built: tuple[ReportData, str]) -> None:
+        """A fact that changed lists each value with its count, first and last time."""
+        env = built[0].environment
+        before, after = UPGRADE_AT - dt.timedelta(minutes=5), UPGRADE_AT
+        last = END - dt.timedelta(minutes=5)
+        assert env.vigie == (
+            SeenValue("1.0.0", 576, START, before),
+            SeenValue("1.0.1", 576, after, last),
+        )
+        assert env.omitted == {}
+        assert env.missing == {}  # every observation recorded every fact
+
+    def test_target_addresses(self, built: tuple[ReportData, str]) -> None:
+        """Each target's contacted and DNS-given addresses are listed with counts."""
+        env = built[0].environment
+        before, last = UPGRADE_AT - dt.timedelta(minutes=5), END - dt.timedelta(minutes=5)
+        assert env.remote_ips["anef-accueil"] == (
+            SeenValue("203.0.113.5", 288, START, before),
+            SeenValue("203.0.113.6", 288, UPGRADE_AT, last),
+        )
+        assert set(env.remote_ips) == {"anef-accueil", "anef-creation-compte"}
+        resolved = {v.value: v.count for v in env.resolved_ips["anef-accueil"]}
+        assert resolved == {"203.0.113.5": 288, "203.0.113.6": 288, "2001:db8::5": 576}
+        assert "anef-creation-compte" not in env.resolved_ips  # browser checks record none
+
+    def test_clock_jumps(self, built: tuple[ReportData, str]) -> None:
+        """Both clock_jump entries are read, in ledger order, with size and direction."""
+        jumps = built[0].clock_jumps
+        assert [(j.detected_at, j.jump_s, j.forward) for j in jumps] == [
+            (JUMP_AT, 300.0, True),
+            (BACK_AT, -4.5, False),
+        ]
+        assert all(j.seq is not None and j.synchronized is True for j in jumps)
+        assert built[0].clock_jumps_total is None
+
+    def test_more_values_than_listed_are_counted(self, tmp_path: Path) -> None:
+        """Beyond MAX_VALUES distinct values, the observations of the others are counted."""
+        config = settings(tmp_path)
+        entries = [
+            (
+                seq,
+                encode_entry(
+                    "observation",
+                    seq,
+                    observation(
+                        "anef-accueil",
+                        "http",
+                        START + dt.timedelta(minutes=seq),
+                        remote_ip=f"198.51.100.{seq}",
+                    ),
+                ),
+            )
+            for seq in range(MAX_VALUES + 3)
+        ]
+        data = build_report_data(
+            entries, [], config, (START, END), config.targets, None, generated_at=END
+        )
+        assert len(data.environment.remote_ips["anef-accueil"]) == MAX_VALUES
+        assert data.environment.omitted == {"remote_ips/anef-accueil": 3}
 
 
 class TestRenderReport:
@@ -313,15 +417,184 @@ class TestRenderReport:
         assert many[-1].started_at.astimezone(paris).strftime("%d/%m/%Y %H:%M:%S") in text
         assert 9 <= pages(pdf, tmp_path) <= 20
 
-    def test_corroboration(self, built: tuple[ReportData, str], tmp_path: Path) -> None:
-        """A corroborated report says from how many vantages the outages were confirmed."""
+    def test_corroboration_names_the_vantages(
+        self, built: tuple[ReportData, str], tmp_path: Path
+    ) -> None:
+        """A corroborated report names the vantages compared and those that saw each outage."""
         data, _ = built
-        rows = tuple(dataclasses.replace(o, vantages=("paris-1", "lyon-1")) for o in data.outages)
+        rows = tuple(
+            dataclasses.replace(o, vantages=("paris-1", "lyon-1") if i == 0 else ("paris-1",))
+            for i, o in enumerate(data.outages)
+        )
         corroborated = dataclasses.replace(
             data, outages=rows, corroboration=Corroboration(("paris-1", "lyon-1", "lille-1"), 2)
         )
         text = " ".join(pdf_text(render_report(corroborated), tmp_path).split())
-        assert "confirmé depuis 3 points d'observation" in text
+        assert (
+            "1 interruption(s) sur 2 confirmée(s) depuis au moins 2 points d'observation, "
+            "parmi les 3 comparés : paris-1, lyon-1, lille-1"
+        ) in text
+        assert "paris-1, lyon-1" in text  # the cells of a row are read in columns
+        assert text.count("(2 point(s))") == 1
+        assert text.count("(1 point(s))") == 1
+        assert "Corroboration depuis plusieurs points d'observation" in text
+        assert "autre point d'observation" not in text
+
+    def test_corroboration_by_count_only(
+        self, built: tuple[ReportData, str], tmp_path: Path
+    ) -> None:
+        """Given only how many vantages saw each outage, the report says the names are missing."""
+        data, _ = built
+        rows = tuple(dataclasses.replace(o, vantage_count=2) for o in data.outages)
+        counted = dataclasses.replace(
+            data, outages=rows, corroboration=Corroboration((), 2, count=2)
+        )
+        text = " ".join(pdf_text(render_report(counted), tmp_path).split())
+        assert "2 point(s) (noms non transmis à l'export)" in text
+        assert "2 interruption(s) sur 2 confirmée(s) depuis plusieurs points" in text
+        assert "autre point d'observation" not in text
+        assert "paris-1, lyon-1" not in text
+
+    def test_environment_lists_every_value(
+        self, built: tuple[ReportData, str], tmp_path: Path
+    ) -> None:
+        """Each environment fact lists every distinct value with its count, first and last."""
+        text = " ".join(pdf_text(render_report(built[0]), tmp_path).split())
+        assert "toutes les valeurs distinctes relevées dans les" in text
+        assert "1.0.0 — 576 observations, du 23/11/2026 00:00:00 au 23/11/2026 23:55:00" in text
+        assert "1.0.1 — 576 observations, du 24/11/2026 00:00:00 au 24/11/2026 23:55:00" in text
+        assert "chromium 131.0.6778.85 — 576 observations" in text
+        assert "première observation" not in text
+
+    def test_target_addresses(self, built: tuple[ReportData, str], tmp_path: Path) -> None:
+        """Each target's addresses, contacted and from DNS, are listed (never "non enregistré")."""
+        text = " ".join(pdf_text(render_report(built[0]), tmp_path).split())
+        assert (
+            "Adresses IP des services (contactées) anef-accueil : 203.0.113.5 — 288 "
+            "observations, du 23/11/2026 00:00:00 au 23/11/2026 23:55:00 203.0.113.6 — 288 "
+            "observations, du 24/11/2026 00:00:00 au 24/11/2026 23:55:00"
+        ) in text
+        assert "Adresses IP des services (réponses DNS) anef-accueil :" in text
+        assert "2001:db8::5 — 576 observations" in text
+        assert "non enregistré" not in text
+
+    def test_one_sample_is_labelled(self, built: tuple[ReportData, str], tmp_path: Path) -> None:
+        """Facts from one observation only are said to be that, not every distinct value."""
+        data, _ = built
+        sample = sample_environment(
+            {"os": "Linux", "vigie": "1.0.0", "resolver": "127.0.0.53"}, "paris-1", "X"
+        )
+        text = pdf_text(render_report(dataclasses.replace(data, environment=sample)), tmp_path)
+        flat = " ".join(text.split())
+        assert "celles de la première observation de la période seulement" in flat
+        assert "toutes les valeurs distinctes" not in flat
+        assert "Résolveur DNS 127.0.0.53" in flat
+        assert "colonne « ip_distante » de observations.csv" in flat
+
+    def test_clock_jumps_listed_and_marked(
+        self, built: tuple[ReportData, str], tmp_path: Path
+    ) -> None:
+        """Clock jumps are listed (time, size, direction) and mark the outages they meet."""
+        text = " ".join(pdf_text(render_report(built[0]), tmp_path).split())
+        assert "2 sauts détectés pendant la période." in text
+        assert (
+            "1 23/11/2026 14:50:00 23/11/2026 14:45:00 +5 min (+300,000 s) en avant "
+            "(l'horloge a avancé) ; horloge synchronisée"
+        ) in text
+        minus = "\u2212"
+        assert f"{minus}4,5 s ({minus}4,500 s) en arrière (l'horloge a reculé)" in text
+        assert "24/11/2026 08:00:00" in text
+        # both outages (14:30-15:15 Paris) span jump 1; jump 2 (day 2) meets none
+        assert text.count("⚠ saut d'horloge n° 1 (+5 min)") == 2
+        assert "saut d'horloge n° 2" not in text
+        assert "2 ligne(s) marquée(s) « saut d'horloge »" in text
+        assert "Sauts d'horloge 2 saut(s) de l'horloge du système détecté(s)" in text
+        assert "Les traits rouges en pointillé, numérotés, marquent les sauts" in text
+
+    def test_no_clock_jump(self, built: tuple[ReportData, str], tmp_path: Path) -> None:
+        """Without a jump the report says none was detected; unsearched, it says so too."""
+        data, _ = built
+        text = " ".join(
+            pdf_text(render_report(dataclasses.replace(data, clock_jumps=())), tmp_path).split()
+        )
+        assert "aucun saut de l'horloge du système détecté pendant la période" in text
+        assert "Aucun saut n'a été détecté pendant la période." in text
+        assert "⚠" not in text
+        unknown = dataclasses.replace(data, clock_jumps=(), clock_jumps_known=False)
+        text = " ".join(pdf_text(render_report(unknown), tmp_path).split())
+        assert "non recherchés lors de cet export" in text
+
+
+class TestJumpsDuring:
+    """Which outages a clock jump concerns."""
+
+    def test_forward_backward_and_open(self) -> None:
+        """A jump meets an outage when the wall-clock span of its readings overlaps it."""
+        at = dt.datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+        forward = ClockJumpFact(at, 300.0, before=at - dt.timedelta(seconds=305))
+        backward = ClockJumpFact(at, -60.0, before=at + dt.timedelta(seconds=55))
+        jumps = (forward, backward)
+        minute = dt.timedelta(minutes=1)
+        assert jumps_during(at - 10 * minute, at - 6 * minute, jumps) == ()
+        assert jumps_during(at - 5 * minute, at - 4 * minute, jumps) == (0,)  # in the leap
+        assert jumps_during(at + 30 * dt.timedelta(seconds=1), at + minute, jumps) == (1,)
+        assert jumps_during(at - minute, None, jumps) == (0, 1)
+        assert jumps_during(at + 2 * minute, None, jumps) == ()
+
+
+class TestReportFacts:
+    """ReportFacts tallies in parts (pickled from worker processes) as in one pass."""
+
+    def test_merged_parts_equal_one_pass(self, tmp_path: Path) -> None:
+        """Two halves tallied apart, one pickled and back, merge into the whole's tallies."""
+        entries, _, _, _ = scenario(tmp_path)
+        decoded = [json.loads(body) for _, body in entries]
+        whole, first, second = ReportFacts(), ReportFacts(), ReportFacts()
+        half = len(decoded) // 2 + 7  # mid-run of both targets
+        for index, entry in enumerate(decoded):
+            part = first if index < half else second
+            for tally in (whole, part):
+                if entry["type"] == "observation":
+                    tally.observation_entry(entry)
+                elif entry["type"] == "clock_jump":
+                    tally.clock_jump(entry["seq"], entry)
+        first.merge(pickle.loads(pickle.dumps(second)))  # as from a worker process
+        assert first.environment_facts("paris-1", "X") == whole.environment_facts("paris-1", "X")
+        assert first.clock_jumps() == whole.clock_jumps()
+        assert len(whole.clock_jumps()) == 2
+
+    def test_addresses_changing_at_every_check(self) -> None:
+        """Round-robin addresses are all counted; the other facts stay one value each."""
+        tally, undecoded, loose = ReportFacts(), ReportFacts(), ReportFacts()
+        environments = []
+        for minute in range(10):
+            at = format_time(START + dt.timedelta(minutes=minute))
+            ips = ["192.0.2.1", "192.0.2.2"] if minute % 2 else ["192.0.2.2", "192.0.2.1"]
+            environment: dict[str, Any] = {
+                "os": "Linux",
+                "vigie": "1.0.1" if minute >= 6 else "1.0.0",
+                "resolved_ips": ips,
+            }
+            environments.append(environment)
+            tally.observation("t", at, ips[0], environment)
+            undecoded.observation("t", at, ips[0], canonical_json(environment))
+            loose.observation("t", at, ips[0], json.dumps(environment).encode())
+        assert environments[0]["resolved_ips"] == ["192.0.2.2", "192.0.2.1"]  # left untouched
+        env = tally.environment_facts("v", "o")
+        assert undecoded.environment_facts("v", "o") == env  # JSON text, decoded on change
+        assert loose.environment_facts("v", "o") == env  # not canonical: decoded each time
+        last = START + dt.timedelta(minutes=9)
+        assert env.remote_ips["t"] == (
+            SeenValue("192.0.2.2", 5, START, START + dt.timedelta(minutes=8)),
+            SeenValue("192.0.2.1", 5, START + dt.timedelta(minutes=1), last),
+        )
+        assert {v.value: v.count for v in env.resolved_ips["t"]} == {
+            "192.0.2.1": 10,
+            "192.0.2.2": 10,
+        }
+        assert env.os == (SeenValue("Linux", 10, START, last),)
+        assert [(v.value, v.count) for v in env.vigie] == [("1.0.0", 6), ("1.0.1", 4)]
+        assert env.observations == 10
 
 
 class TestFrenchDates:
