@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
+import itertools
 import json
+import random
+import sqlite3
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +25,7 @@ from evidence.bundle import (
     export_bundle,
 )
 from evidence.bundle_verify import verify_bundle
+from probes.observation import canonical_json
 from tests.bundle_fixture import BUILD_START, BuiltLedger, build_ledger
 
 PERIOD = ExportRequest(
@@ -255,7 +261,7 @@ class TestExportCommand:
 class TestCsvCells:
     def test_separators_and_quotes_survive_a_spreadsheet_reader(self) -> None:
         """Cells holding `;`, quotes or line breaks read back unchanged through `csv`."""
-        from evidence.bundle import _ObservationTable
+        from evidence.bundle import _decode_bodies, _ObservationTable
 
         entry = {
             "seq": 7,
@@ -271,7 +277,8 @@ class TestCsvCells:
             "artifacts": {"ab" * 32: "warc"},
         }
         later = {**entry, "seq": 8, "started_at": "2026-03-29T01:00:00.000000Z"}
-        text = _ObservationTable().lines([entry, later])
+        entries = _decode_bodies([canonical_json(entry), canonical_json(later)])
+        text = _ObservationTable().lines(entries)
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
         assert len(rows) == 2
         first = dict(zip(CSV_OBSERVATION_COLUMNS, rows[0], strict=True))
@@ -284,6 +291,39 @@ class TestCsvCells:
         assert rows[1][CSV_OBSERVATION_COLUMNS.index("date_paris")] == "2026-03-29 03:00:00"
 
 
+def _export_files(
+    built: BuiltLedger, out: Path, request: ExportRequest = PERIOD, *, workers: int = 0
+) -> dict[str, tuple[str, int]]:
+    """Export with a fixed creation time; the (SHA-256, size) of every member."""
+    ledger = built.open()
+    try:
+        result = export_bundle(
+            ledger,
+            out,
+            request,
+            signer=built.signer,
+            artifacts_dir=built.artifacts.root,
+            progress=False,
+            now=BUILD_START,
+            workers=workers,
+        )
+    finally:
+        ledger.close()
+    return result.files
+
+
+def _rewrite_body(built: BuiltLedger, seq: int, body: bytes) -> None:
+    """Change one stored entry (as an attacker would: the append-only triggers dropped)."""
+    with sqlite3.connect(built.url.removeprefix("sqlite:///")) as db:
+        triggers = db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'ledger_entries'"
+        ).fetchall()
+        for (name,) in triggers:
+            db.execute(f'DROP TRIGGER "{name}"')
+        db.execute("UPDATE ledger_entries SET body = ? WHERE seq = ?", (body, seq))
+    db.close()
+
+
 class TestWorkerProcess:
     def test_worker_gives_the_same_bundle(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -291,24 +331,221 @@ class TestWorkerProcess:
         """With a CSV worker process (large exports), the files are identical to a lone process."""
         from evidence import bundle
 
-        monkeypatch.setattr(bundle, "_CHUNK", 16)  # many chunks, alternating with the worker
+        monkeypatch.setattr(bundle, "_CHUNK", 16)  # many chunks through the pipe
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
-        contents = []
-        for workers in (0, 1):
-            ledger = built.open()
-            try:
-                result = export_bundle(
-                    ledger,
-                    tmp_path / f"b{workers}.zip",
-                    PERIOD,
-                    signer=built.signer,
-                    artifacts_dir=built.artifacts.root,
-                    progress=False,
-                    now=BUILD_START,
-                    workers=workers,
-                )
-            finally:
-                ledger.close()
-            contents.append(result.files)
-        assert contents[0] == contents[1]
+        alone = _export_files(built, tmp_path / "b0.zip", workers=0)
+        assert _export_files(built, tmp_path / "b1.zip", workers=1) == alone
         assert verify_bundle(tmp_path / "b1.zip", public_key=built.signer.verifier).ok
+
+    def test_entry_with_a_line_break_goes_whole_to_the_worker(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An entry that is not canonical JSON (a line break inside) gives the same CSV line
+        through the worker (which cannot split that chunk by lines) as in one process."""
+        from evidence import bundle
+
+        monkeypatch.setattr(bundle, "_CHUNK", 16)
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        ledger = built.open()
+        try:
+            seq = next(
+                s for s in range(60, 90) if json.loads(ledger.get(s)).get("type") == "observation"
+            )
+            body = ledger.get(seq)
+        finally:
+            ledger.close()
+        _rewrite_body(built, seq, body.replace(b'{"', b'{\n"', 1))
+        alone = _export_files(built, tmp_path / "b0.zip", workers=0)
+        assert _export_files(built, tmp_path / "b1.zip", workers=1) == alone
+        with zipfile.ZipFile(tmp_path / "b1.zip") as zf:
+            rows = zf.read("observations.csv").decode("utf-8-sig").splitlines()
+            assert zf.testzip() is None
+        assert sum(row.startswith(f"{seq};") for row in rows) == 1
+
+    def test_chunks_built_by_both_processes_give_the_same_bundle(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Chunks built by this process while the worker is busy (every other one here) are
+        merged in order: the same files as one process."""
+        from evidence import bundle
+
+        monkeypatch.setattr(bundle, "_CHUNK", 16)
+        turns = itertools.count()
+        monkeypatch.setattr(bundle._CsvPipeline, "_build_here", lambda _self: next(turns) % 2 == 1)
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        alone = _export_files(built, tmp_path / "b0.zip", workers=0)
+        assert _export_files(built, tmp_path / "b1.zip", workers=1) == alone
+        assert next(turns) >= 5  # chunks built here and in the worker
+
+    def test_part_tables_merge_to_the_figures_of_one_table(self) -> None:
+        """Tables of consecutive parts, merged in order, hold exactly the figures of one table
+        fed every entry: float sums added in the same order, the first environment of an
+        entry opening a day, artifacts and screenshots first seen first."""
+        from evidence.bundle import _decode_bodies, _ObservationTable
+
+        chance = random.Random(3)
+        bodies = []
+        for seq in range(400):
+            entry: dict[str, Any] = {
+                "seq": seq,
+                "target_id": f"t{seq % 3}",
+                "kind": "http",
+                "started_at": f"2026-03-{28 + seq // 150:02d}T{seq % 24:02d}:00:00.000000Z",
+                "success": chance.random() < 0.8,
+                "outcome": chance.choice(["ok", "timeout", "vantage_offline"]),
+                "duration_s": chance.choice([0.1, 0.2, 0.3, 1e-3, 7.0, 2, None]),
+            }
+            if seq >= 120:  # not in the entries opening the days of the first part
+                entry["environment"] = {"seq": seq}
+            if seq % 11 == 0:
+                sha = f"{seq % 4:064x}"
+                entry["artifacts"] = {sha: chance.choice(["screenshot", "warc"])}
+            bodies.append(canonical_json(entry))
+        entries = _decode_bodies(bodies)
+        whole = _ObservationTable()
+        text = whole.lines(entries)
+        assert whole.environment is not None
+        for cuts in ([0, 400], [0, 130, 131, 200, 400], [0, 1, 57, 121, 150, 151, 399, 400]):
+            merged = _ObservationTable()
+            pieces = [merged.lines(entries[: cuts[1]])]
+            for low, high in itertools.pairwise(cuts[1:]):
+                part = _ObservationTable(part=True)
+                pieces.append(part.lines(entries[low:high]))
+                merged.merge(part)
+            assert "".join(pieces) == text
+            for name in ("days", "outcomes", "first", "last", "kinds", "artifacts"):
+                assert getattr(merged, name) == getattr(whole, name), name
+                assert list(getattr(merged, name)) == list(getattr(whole, name)), name
+            assert merged.screenshots == whole.screenshots
+            assert merged.environment == whole.environment
+
+
+class TestZipMembers:
+    def test_members_deflated_here_read_back_in_any_zip_reader(self, tmp_path: Path) -> None:
+        """The entries and the CSV, deflated by this module and spliced into the zip, have the
+        CRC and sizes a zip reader checks, and are smaller than the data."""
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        files = _export_files(built, tmp_path / "b.zip", workers=1)
+        with zipfile.ZipFile(tmp_path / "b.zip") as zf:
+            assert zf.testzip() is None
+            for name in ("observations.jsonl", "observations.csv"):
+                info = zf.getinfo(name)
+                assert info.compress_type == zipfile.ZIP_DEFLATED
+                assert info.compress_size < info.file_size / 3
+                data = zf.read(name)
+                assert (hashlib.sha256(data).hexdigest(), len(data)) == files[name]
+
+    def test_without_zipfile_internals_the_members_are_the_same(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Should `zipfile` lose the attributes used to splice deflated data, the members are
+        inflated and written the ordinary way: same files, and the bundle verifies."""
+        from evidence import bundle
+
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        spliced = _export_files(built, tmp_path / "a.zip")
+        missing = (*bundle._RawMember._ATTRIBUTES, "_no_such_attribute")
+        monkeypatch.setattr(bundle._RawMember, "_ATTRIBUTES", missing)
+        assert _export_files(built, tmp_path / "b.zip") == spliced
+        assert verify_bundle(tmp_path / "b.zip", public_key=built.signer.verifier).ok
+        with zipfile.ZipFile(tmp_path / "a.zip") as a, zipfile.ZipFile(tmp_path / "b.zip") as b:
+            # deflated by zipfile this time (its default level): not the same compressed data
+            assert a.getinfo("observations.jsonl").CRC == b.getinfo("observations.jsonl").CRC
+            assert (
+                a.getinfo("observations.jsonl").compress_size
+                != b.getinfo("observations.jsonl").compress_size
+            )
+
+
+class TestObservationDecoding:
+    def test_fields_as_the_parsed_entry_gives_them(self) -> None:
+        """The decoded fields are those of the whole parsed entry (absent: None), whatever
+        their JSON type, the environment as JSON text; unused fields are skipped. A block of
+        lines decodes to the same, a line msgspec refuses included."""
+        from evidence.bundle import (
+            _block_observations,
+            _decode_bodies,
+            _decode_observation,
+            _observation_of,
+        )
+
+        bodies = [
+            canonical_json({"seq": 3, "target_id": "t", "success": True, "duration_s": 0.5}),
+            canonical_json(
+                {
+                    "seq": 4,
+                    "target_id": "t",
+                    "success": 1,
+                    "duration_s": None,
+                    "error": 'é\u00e9\n;"',
+                    "artifacts": {"ab": "warc"},
+                    "http_status": "503",
+                    "environment": {"nested": [1, {"deep": [2.5]}]},
+                    "final_url": ["not", "a", "string"],
+                }
+            ),
+            b'{"seq":5,"kind":"http","remote_ip":"192.0.2.1","outcome":"ok","duration_s":2}',
+            b'{"environment":null,"seq":18446744073709551616}',
+        ]
+        for body in bodies:
+            entry = json.loads(body)
+            for decoded in (_decode_observation(body), _observation_of(body)):
+                for name in decoded.__struct_fields__:
+                    value = getattr(decoded, name)
+                    if name == "environment":
+                        value = json.loads(bytes(value)) if value else None
+                    assert value == entry.get(name), name  # orjson: 2**64 as a float, equal
+        refused = b'{"seq":6,"duration_s":1e999}'  # msgspec refuses it, orjson too
+        block = b"\n".join([*bodies, b'{"type":"checkpoint"}']) + b"\n"
+        assert _block_observations(block, len(bodies) + 1, [len(bodies)]) == _decode_bodies(bodies)
+        with pytest.raises(ValueError, match=r"(?i)number|infinity|range"):
+            _block_observations(refused + b"\n", 1, [])
+
+    def test_a_body_msgspec_refuses_fails_as_before(self) -> None:
+        """A body that is not JSON raises the JSON parser's error (as before), not another."""
+        from evidence.bundle import _decode_bodies
+
+        with pytest.raises(ValueError, match=r"(?i)json|unexpected|expected"):
+            _decode_bodies([b'{"seq":1,"target_id":'])
+
+
+class TestTimestampLookup:
+    def test_same_entries_as_reading_every_window(self, tmp_path: Path) -> None:
+        """Timestamp entries of the windows after checkpoints: those inside the exported range
+        come from its list of seqs, the others are read; the result is what reading every
+        window of the ledger gives, in seq order, each entry once."""
+        from evidence.bundle import _Scanned, _timestamp_bodies
+        from evidence.ledger import OBSERVATION, TIMESTAMP, open_ledger
+
+        url = f"sqlite:///{tmp_path / 'l.db'}"
+        ledger = open_ledger(url, vantage="paris-1")
+        batch: list[tuple[str, Any]] = []
+        for seq in range(300):
+            if seq % 7 == 3:
+                stamp = {"checkpoint_seq": seq - 1, "token": "", "gen_time": str(seq)}
+                batch.append((TIMESTAMP, stamp))
+            else:
+                batch.append((OBSERVATION, {"target_id": "t", "seq": None}))
+        ledger.append(batch)
+        try:
+            kinds = [row.type for row in ledger.iter_rows(0, 300)]
+            bodies = [ledger.get(seq) for seq in range(300)]
+            chance = random.Random(7)
+            for _ in range(200):
+                windows = [
+                    (low, min(300, low + chance.randint(0, 40)))
+                    for low in sorted(chance.sample(range(300), chance.randint(0, 6)))
+                ]
+                start = chance.randint(0, 300)
+                stop = chance.randint(start, 300)
+                stamps = [s for s in range(start, stop) if kinds[s] == TIMESTAMP]
+                expected: list[bytes] = []
+                for low, high in windows:
+                    for seq in range(low, high):
+                        if kinds[seq] == TIMESTAMP and bodies[seq] not in expected:
+                            expected.append(bodies[seq])
+                scanned = _Scanned(start, stop, stamps)
+                assert list(_timestamp_bodies(ledger, windows, scanned)) == expected
+                assert list(_timestamp_bodies(ledger, windows, None)) == expected
+        finally:
+            ledger.close()
