@@ -48,7 +48,14 @@ import structlog
 from evidence import merkle
 from evidence.availability import PARIS
 from evidence.checkpoint import Checkpoint
-from evidence.ledger import CHECKPOINT, OBSERVATION, STORED_LEVEL_STRIDE, TIMESTAMP, Ledger
+from evidence.ledger import (
+    CHECKPOINT,
+    CLOCK_JUMP,
+    OBSERVATION,
+    STORED_LEVEL_STRIDE,
+    TIMESTAMP,
+    Ledger,
+)
 from evidence.outages import (
     ENTRY_GAP,
     ENTRY_OUTAGE,
@@ -57,6 +64,7 @@ from evidence.outages import (
     entry_time,
     outages_from_entries,
 )
+from evidence.report_facts import ReportFacts
 from evidence.signing import NoteSigner
 
 __all__ = [
@@ -216,6 +224,8 @@ class BundleSummary:
     settings: Any = None  # exporter.config.Settings when exported by the CLI
     gaps: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # Vigie not running
     vantage_events: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (at, event)
+    # every distinct environment fact, each target's addresses, the clock jumps (report)
+    report_facts: ReportFacts = dataclasses.field(default_factory=ReportFacts)
 
 
 ReportHook = Callable[[BundleSummary, Callable[[str], bytes | None]], bytes]
@@ -988,6 +998,8 @@ class _ObservationTable:
         # the environments of the entries that open a day (the first may be the one)
         self.durations: dict[tuple[str, str], list[float]] | None = {} if part else None
         self.openers: list[tuple[tuple[str, str], dict[str, Any]]] = []
+        # every distinct environment fact, each target's addresses (the report)
+        self.facts = ReportFacts()
 
     def lines(self, entries: Iterable[_Observation]) -> str:
         """The CSV lines of observation entries (decoded); figures are tallied.
@@ -1003,6 +1015,7 @@ class _ObservationTable:
         days, outcomes, first, last = self.days, self.outcomes, self.first, self.last
         bucket, bounds, blank = bisect.bisect_right, DURATION_BOUNDS, _BLANK_DAY
         durations = self.durations
+        note = self.facts.observation
         for entry in entries:
             target = entry.target_id or ""
             started = entry.started_at or ""
@@ -1025,6 +1038,7 @@ class _ObservationTable:
             if error:
                 error = error.replace("\r", " ").replace("\n", " ")[:300]
             ip = entry.remote_ip or ""
+            note(target, started, ip, entry.environment)
             kind = entry.kind or ""
             code = "" if status is None else status
             marks = (
@@ -1121,6 +1135,7 @@ class _ObservationTable:
         self.screenshots.extend(s for s in later.screenshots if s[0] not in self.artifacts)
         for sha, kind in later.artifacts.items():
             self.artifacts.setdefault(sha, kind)
+        self.facts.merge(later.facts)
 
     def finish(self, summary: BundleSummary) -> None:
         """Fold the tallies into the summary (`TargetStats`, artifacts, environment)."""
@@ -1152,6 +1167,7 @@ class _ObservationTable:
         summary.screenshots.extend(self.screenshots)
         if not summary.environment and self.environment:
             summary.environment = self.environment
+        summary.report_facts.merge(self.facts)
 
 
 _SEPARATORS = len(CSV_OBSERVATION_COLUMNS) - 1
@@ -1457,6 +1473,8 @@ def _other_entries(
         elif kind == ENTRY_VANTAGE:
             event = json.loads(body)
             summary.vantage_events.append((str(event.get("at") or ""), str(event.get("event"))))
+        elif kind == CLOCK_JUMP:
+            summary.report_facts.clock_jump(seq, json.loads(body))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1643,7 +1661,7 @@ def _write_outage(
     selected: list[tuple[int, bytes]] = []
     for rows in ledger.row_chunks(first, last + 1, _CHUNK):  # type: ignore[attr-defined]
         for seq, kind, body, _leaf in rows:
-            if seq in seqs or (kind == OBSERVATION and target_marker in body):
+            if seq in seqs or kind == CLOCK_JUMP or (kind == OBSERVATION and target_marker in body):
                 selected.append((seq, body))
     selected_seqs = {s for s, _ in selected}
     selected.extend((seq, ledger.get(seq)) for seq in sorted(seqs - selected_seqs))
@@ -1672,6 +1690,8 @@ def _write_outage(
                     observations.add(_decode_bodies([body]))
                 elif entry.get("type") == TIMESTAMP:
                     summary.timestamps[int(entry["checkpoint_seq"])] = str(entry.get("gen_time"))
+                elif entry.get("type") == CLOCK_JUMP:
+                    summary.report_facts.clock_jump(seq, entry)
         csv = observations.finish()
         csv.table.finish(summary)
         writer.put_deflated("observations.csv", csv_file, csv)

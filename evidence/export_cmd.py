@@ -126,12 +126,21 @@ def run_export(args: argparse.Namespace) -> int:
         print(f"vigie export: unknown target {unknown[0]!r} (known: {', '.join(sorted(known))})")
         return EXIT_USAGE
     corroboration: dict[str, int] = {}
+    report = None
     if args.corroboration is not None:
-        data = json.loads(args.corroboration.read_text(encoding="utf-8"))
-        for group in data.get("outages", []):
-            for member in group.get("members", []):
-                if member.get("vantage") == settings.vantage.name:
-                    corroboration[str(member["outage_id"])] = len(group.get("vantages", []))
+        from evidence.corroborate import Corroboration, CorroborationError
+        from evidence.report_bundle import corroborated_report
+
+        try:
+            corroborated = Corroboration.from_dict(
+                json.loads(args.corroboration.read_text(encoding="utf-8"))
+            )
+        except (OSError, ValueError, CorroborationError) as exc:
+            print(f"vigie export: --corroboration {args.corroboration}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        named = corroborated.names_by_outage(settings.vantage.name)
+        corroboration = {outage_id: len(names) for outage_id, names in named.items()}
+        report = corroborated_report(corroborated)  # the report names the vantages
     try:
         signer = NoteSigner(settings.vantage.name, load_private_key(settings.signing.key))
     except SigningKeyError as exc:
@@ -169,6 +178,7 @@ def run_export(args: argparse.Namespace) -> int:
             tsa_name=timestamper.url if timestamper is not None else None,
             tsa_certificates=tsa_roots,
             corroboration=corroboration,
+            report=report,
             progress=False if args.no_progress else None,
             settings=settings,
         )

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evidence.report_data import ClockJumpFact, EnvironmentFacts, SeenValue
+from probes.targets import CONTROL_PREFIX
 
 __all__ = [
     "CLOCK_JUMP",
@@ -449,8 +450,17 @@ class ReportFacts:
             _facts(vantage, operator, fields),
             fresh_profile=self.not_fresh_profile == 0,
             fresh_connection=self.not_fresh_connection == 0,
-            remote_ips={t: _seen_values(v) for t, v in sorted(self.remote_ips.items()) if v},
-            resolved_ips={t: _seen_values(v) for t, v in sorted(self.resolved_ips.items()) if v},
+            # the targets' addresses; the controls (our own network's check) are not targets
+            remote_ips={
+                t: _seen_values(v)
+                for t, v in sorted(self.remote_ips.items())
+                if v and not t.startswith(CONTROL_PREFIX)
+            },
+            resolved_ips={
+                t: _seen_values(v)
+                for t, v in sorted(self.resolved_ips.items())
+                if v and not t.startswith(CONTROL_PREFIX)
+            },
             complete=True,
             observations=self.observations,
             omitted=dict(self.omitted),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from evidence.bundle import DURATION_BOUNDS, BundleSummary, ExportRequest, export_bundle
+from evidence.bundle import DURATION_BOUNDS, ExportRequest, export_bundle
 from evidence.bundle_verify import verify_bundle
 from evidence.corroborate import Corroboration, corroborate
 from evidence.ledger import CHECKPOINT, CLOCK_JUMP, OBSERVATION, open_ledger
@@ -22,14 +21,6 @@ from probes.observation import Observation, Outcome, format_time
 from tests.bundle_fixture import BUILD_START, build_ledger, checkpoint_body
 
 PERIOD = ExportRequest(BUILD_START, BUILD_START + dt.timedelta(hours=2))
-# Whether the export tallies the report's facts while it streams (evidence.bundle gathers
-# `BundleSummary.report_facts`); until it does, the report shows one observation's facts.
-GATHERS_FACTS = "report_facts" in {f.name for f in dataclasses.fields(BundleSummary)}
-NEEDS_TALLY = pytest.mark.xfail(
-    not GATHERS_FACTS,
-    reason="evidence/bundle.py does not yet fill BundleSummary.report_facts",
-    strict=True,
-)
 
 
 def _settings(url: str, artifacts: Path) -> Settings:
@@ -219,7 +210,6 @@ class TestBundleReportFacts:
         assert verify_bundle(jumped).ok
         assert b'"type":"clock_jump"' in zipfile.ZipFile(jumped).read("observations.jsonl")
 
-    @NEEDS_TALLY
     def test_every_environment_value(self, jumped: Path) -> None:
         """Both resolver spellings and both Vigie versions are listed with their counts."""
         text = _report_text(jumped)
@@ -234,7 +224,6 @@ class TestBundleReportFacts:
         assert "Machine non enregistré Adresses IP de la machine non enregistré" in text
         assert "première observation" not in text
 
-    @NEEDS_TALLY
     def test_target_addresses(self, jumped: Path) -> None:
         """Each target's contacted addresses are listed, the new one with its single check."""
         text = _report_text(jumped)
@@ -243,7 +232,6 @@ class TestBundleReportFacts:
         assert "anef-connexion : 127.0.0.1 — 60 observations" in text
         assert "Adresses IP des services (réponses DNS) anef-accueil : 127.0.0.2" in text
 
-    @NEEDS_TALLY
     def test_clock_jump_listed(self, jumped: Path) -> None:
         """The jump is listed with its time, size and direction."""
         text = _report_text(jumped)
@@ -254,15 +242,10 @@ class TestBundleReportFacts:
         ) in text
 
     def test_report_is_honest_about_what_it_shows(self, jumped: Path) -> None:
-        """The environment section says whether it lists every value or one observation's."""
+        """The environment section of an export lists every distinct value, as it says."""
         text = _report_text(jumped)
-        if GATHERS_FACTS:
-            assert "toutes les valeurs distinctes" in text
-            assert "première observation" not in text
-        else:
-            assert "celles de la première observation de la période seulement" in text
-            assert "toutes les valeurs distinctes" not in text
-            assert "non recherchés lors de cet export" in text
+        assert "toutes les valeurs distinctes" in text
+        assert "première observation" not in text
 
 
 @pytest.fixture(scope="module")
