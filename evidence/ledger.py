@@ -256,18 +256,21 @@ def open_ledger(
     vantage: str | None = None,
     readonly: bool = False,
     password: str | None = None,
+    mmap: bool = False,
 ) -> SqlLedger:
     """Open (creating if needed, unless `readonly`) the ledger at `url`.
 
     `url`: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, a plain file path, or
     ``postgresql://user:pass@host:port/db``. `vantage` is recorded on creation and must
     match afterwards (it is the checkpoint origin). `password` overrides the URL's.
+    `mmap` (SQLite, read-only): map up to 2 GB of the file, for a whole-ledger scan that
+    wants speed more than a small resident size (`vigie verify`).
     """
     path = sqlite_path(url)
     if path is not None:
         from evidence.sqlite import SqliteLedger
 
-        return SqliteLedger(path, vantage=vantage, readonly=readonly)
+        return SqliteLedger(path, vantage=vantage, readonly=readonly, mmap=mmap)
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
         from evidence.postgres import PostgresLedger

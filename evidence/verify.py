@@ -187,7 +187,7 @@ def _worker(jobs: list[_Job], next_job: Any, results: Any) -> None:
             try:
                 if ledger is None:
                     job = jobs[index]
-                    ledger = open_ledger(job.url, readonly=True, password=job.password)
+                    ledger = open_ledger(job.url, readonly=True, password=job.password, mmap=True)
                 result = _scan(ledger, jobs[index])
             except Exception:  # noqa: BLE001 - the parent scans it and reports what fails
                 results.put((index, None))
@@ -746,7 +746,7 @@ def verify_ledger(
     began = time.monotonic()
     report = VerifyReport(source=str(source))
     try:
-        ledger = open_ledger(source, readonly=True, password=password)
+        ledger = open_ledger(source, readonly=True, password=password, mmap=True)
     except LedgerError as exc:
         report.fail(None, str(exc))
         return report
@@ -859,7 +859,9 @@ def _run_parallel(verifier: _Verifier, jobs: list[_Job], count: int) -> int:
                     process.start()
             finally:
                 job = jobs[0]
-                verifier.ledger = open_ledger(job.url, readonly=True, password=job.password)
+                verifier.ledger = open_ledger(
+                    job.url, readonly=True, password=job.password, mmap=True
+                )
         else:
             for process in processes:
                 process.start()
