@@ -38,6 +38,8 @@ __all__ = [
     "postgres_db",
     "postgres_server",
     "postgres_url",
+    "rebuild_stored_tree",
+    "shift_seqs",
 ]
 
 ADMIN = "vigie_admin"
@@ -307,3 +309,32 @@ def bypass_sql(url: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> Non
         for sql, params in statements:
             conn.execute(sql.replace("?", "%s"), tuple(params))  # type: ignore[arg-type]
         conn.commit()
+
+
+def shift_seqs(first: int, delta: int) -> list[tuple[str, list[Any]]]:
+    """Statements (for `bypass_sql`) moving the entries from `first` on by `delta` places."""
+    return [
+        ("UPDATE ledger_entries SET seq = seq + 1000000 WHERE seq >= ?", [first]),
+        ("UPDATE ledger_entries SET seq = seq - 1000000 + ? WHERE seq >= 1000000", [delta]),
+    ]
+
+
+def rebuild_stored_tree(url: str) -> None:
+    """Recompute every stored node from the (tampered) leaf hashes, as a careful forger would."""
+    from evidence import merkle
+    from evidence.ledger import open_ledger
+
+    ledger = open_ledger(url, readonly=True)
+    try:
+        leaves = [row.leaf_hash for row in ledger.iter_rows()]
+    finally:
+        ledger.close()
+    nodes: list[tuple[int, int, bytes]] = []
+    tree = merkle.CompactTree()
+    tree.extend(leaves, lambda level, index, node: nodes.append((level, index, node)), 4)
+    statements: list[tuple[str, list[Any]]] = [("DELETE FROM ledger_tree_nodes", [])]
+    statements += [
+        ("INSERT INTO ledger_tree_nodes (level, idx, hash) VALUES (?, ?, ?)", list(node))
+        for node in nodes
+    ]
+    bypass_sql(url, statements)

@@ -35,6 +35,7 @@ from evidence.signing import NoteSigner, keygen, load_private_key
 from evidence.verify import verify_ledger
 from exporter.config import Settings
 from probes.observation import Observation, Outcome
+from tests.postgres_fixture import bypass_sql, rebuild_stored_tree, shift_seqs
 
 pytest_plugins = ["tests.postgres_fixture"]
 
@@ -128,43 +129,12 @@ def built(ledger_url: str, tmp_path: Path) -> Built:
     return _build(ledger_url, tmp_path)
 
 
-def _bypass(url: str, statements: list[tuple[str, list[Any]]]) -> None:
-    from tests.postgres_fixture import bypass_sql
-
-    bypass_sql(url, statements)
-
-
 def _entry(built: Built, seq: int) -> bytes:
     ledger = open_ledger(built.url, readonly=True)
     try:
         return ledger.get(seq)
     finally:
         ledger.close()
-
-
-def _rebuild_stored_tree(url: str) -> None:
-    """Recompute every stored node from the (tampered) leaf hashes, as a careful forger would."""
-    ledger = open_ledger(url, readonly=True)
-    try:
-        leaves = [row.leaf_hash for row in ledger.iter_rows()]
-    finally:
-        ledger.close()
-    nodes: list[tuple[int, int, bytes]] = []
-    tree = merkle.CompactTree()
-    tree.extend(leaves, lambda level, index, node: nodes.append((level, index, node)), 4)
-    statements: list[tuple[str, list[Any]]] = [("DELETE FROM ledger_tree_nodes", [])]
-    statements += [
-        ("INSERT INTO ledger_tree_nodes (level, idx, hash) VALUES (?, ?, ?)", list(node))
-        for node in nodes
-    ]
-    _bypass(url, statements)
-
-
-def _shift(url: str, first: int, delta: int) -> list[tuple[str, list[Any]]]:
-    return [
-        ("UPDATE ledger_entries SET seq = seq + 1000000 WHERE seq >= ?", [first]),
-        ("UPDATE ledger_entries SET seq = seq - 1000000 + ? WHERE seq >= 1000000", [delta]),
-    ]
 
 
 class TestIntact:
@@ -202,7 +172,7 @@ class TestTampering:
     def test_changed_byte_in_an_observation(self, built: Built) -> None:
         """One changed character in entry 50 is reported at entry 50."""
         body = _entry(built, 50).replace(b'"http_status":200', b'"http_status":500')
-        _bypass(built.url, [("UPDATE ledger_entries SET body = ? WHERE seq = 50", [body])])
+        bypass_sql(built.url, [("UPDATE ledger_entries SET body = ? WHERE seq = 50", [body])])
         report = built.verify()
         assert not report.ok
         assert report.first_bad_seq == 50
@@ -213,14 +183,14 @@ class TestTampering:
         """Editing a checkpoint entry's time is caught at that entry."""
         seq = built.checkpoint_seqs[1]
         body = _entry(built, seq).replace(b'"time":"2', b'"time":"1')
-        _bypass(built.url, [("UPDATE ledger_entries SET body = ? WHERE seq = ?", [body, seq])])
+        bypass_sql(built.url, [("UPDATE ledger_entries SET body = ? WHERE seq = ?", [body, seq])])
         report = built.verify()
         assert report.first_bad_seq == seq
 
     def test_changed_entry_with_its_leaf_hash_rewritten(self, built: Built) -> None:
         """Rewriting the stored leaf hash too is caught by the stored tree, near the entry."""
         body = _entry(built, 50).replace(b'"http_status":200', b'"http_status":500')
-        _bypass(
+        bypass_sql(
             built.url,
             [
                 (
@@ -236,7 +206,7 @@ class TestTampering:
     def test_changed_entry_with_the_whole_stored_tree_rewritten(self, built: Built) -> None:
         """A forger who rewrites every stored hash still fails the next signed checkpoint."""
         body = _entry(built, 50).replace(b'"http_status":200', b'"http_status":500')
-        _bypass(
+        bypass_sql(
             built.url,
             [
                 (
@@ -245,7 +215,7 @@ class TestTampering:
                 )
             ],
         )
-        _rebuild_stored_tree(built.url)
+        rebuild_stored_tree(built.url)
         report = built.verify()
         previous, checkpoint = built.checkpoint_seqs[0], built.checkpoint_seqs[1]
         assert report.first_bad_seq == checkpoint
@@ -253,16 +223,16 @@ class TestTampering:
 
     def test_removed_entry(self, built: Built) -> None:
         """A deleted entry is named as missing."""
-        _bypass(built.url, [("DELETE FROM ledger_entries WHERE seq = 60", [])])
+        bypass_sql(built.url, [("DELETE FROM ledger_entries WHERE seq = 60", [])])
         report = built.verify()
         assert report.first_bad_seq == 60
         assert "entry 60 is missing" in (report.problem or "")
 
     def test_removed_entry_with_renumbering(self, built: Built) -> None:
         """Deleting entry 60 and renumbering the rest is caught at entry 60."""
-        _bypass(
+        bypass_sql(
             built.url,
-            [("DELETE FROM ledger_entries WHERE seq = 60", []), *_shift(built.url, 61, -1)],
+            [("DELETE FROM ledger_entries WHERE seq = 60", []), *shift_seqs(61, -1)],
         )
         report = built.verify()
         assert report.first_bad_seq == 60
@@ -272,10 +242,10 @@ class TestTampering:
     def test_inserted_entry(self, built: Built) -> None:
         """A crafted entry slipped in at 60 shows where the log diverges (entry 61)."""
         forged = encode_entry(OBSERVATION, 60, _observation(999, {}))
-        _bypass(
+        bypass_sql(
             built.url,
             [
-                *_shift(built.url, 60, 1),
+                *shift_seqs(60, 1),
                 (
                     "INSERT INTO ledger_entries (seq, type, body, leaf_hash) VALUES (?, ?, ?, ?)",
                     [60, OBSERVATION, forged, merkle.leaf_hash(forged)],
@@ -288,7 +258,7 @@ class TestTampering:
 
     def test_reordered_entries(self, built: Built) -> None:
         """Swapping entries 50 and 51 is caught at entry 50."""
-        _bypass(
+        bypass_sql(
             built.url,
             [
                 ("UPDATE ledger_entries SET seq = 1000050 WHERE seq = 50", []),
@@ -302,7 +272,7 @@ class TestTampering:
 
     def test_reordered_in_the_unsigned_tail(self, built: Built) -> None:
         """Entries after the last checkpoint are parsed: a swap there is caught too."""
-        _bypass(
+        bypass_sql(
             built.url,
             [
                 ("UPDATE ledger_entries SET seq = 1000125 WHERE seq = 125", []),
@@ -315,7 +285,7 @@ class TestTampering:
 
     def test_tail_cut_after_a_checkpoint(self, built: Built) -> None:
         """Cutting the end of the ledger, checkpoints included, shows in the outside copy."""
-        _bypass(built.url, [("DELETE FROM ledger_entries WHERE seq >= 100", [])])
+        bypass_sql(built.url, [("DELETE FROM ledger_entries WHERE seq >= 100", [])])
         report = built.verify()
         assert report.first_bad_seq == 100
         assert "cut off" in (report.problem or "")
@@ -358,7 +328,7 @@ class TestTampering:
         """A checkpoint whose type column says 'observation' is still found and named (its
         body ends like a checkpoint's): hiding it would leave its entries unprotected."""
         seq = built.checkpoint_seqs[1]
-        _bypass(
+        bypass_sql(
             built.url, [("UPDATE ledger_entries SET type = 'observation' WHERE seq = ?", [seq])]
         )
         report = built.verify()
@@ -371,7 +341,7 @@ class TestTampering:
         seq = built.checkpoint_seqs[-1]
         data = json.loads(_entry(built, seq))
         body = json.dumps({"type": data.pop("type"), **data}, separators=(",", ":")).encode()
-        _bypass(
+        bypass_sql(
             built.url,
             [
                 (
@@ -383,14 +353,16 @@ class TestTampering:
                 )
             ],
         )
-        _rebuild_stored_tree(built.url)
+        rebuild_stored_tree(built.url)
         report = built.verify()
         assert report.first_bad_seq == seq
         assert "hidden checkpoint" in (report.problem or "")
 
     def test_observation_listed_as_a_checkpoint(self, built: Built) -> None:
         """An observation whose type column says 'checkpoint' is named."""
-        _bypass(built.url, [("UPDATE ledger_entries SET type = 'checkpoint' WHERE seq = 30", [])])
+        bypass_sql(
+            built.url, [("UPDATE ledger_entries SET type = 'checkpoint' WHERE seq = 30", [])]
+        )
         report = built.verify()
         assert report.first_bad_seq == 30
         assert "type is 'observation' but the database lists it as 'checkpoint'" in (
@@ -484,7 +456,7 @@ class TestParallel:
             single.checkpoints,
             single.root,
         )
-        _bypass(url, [("UPDATE ledger_entries SET body = x'00' WHERE seq = 1000", [])])
+        bypass_sql(url, [("UPDATE ledger_entries SET body = x'00' WHERE seq = 1000", [])])
         assert verify_ledger(url, workers=2).first_bad_seq == 1000
 
     def test_a_failing_worker_never_fails_verification(
@@ -582,7 +554,7 @@ class TestVerifyCommand:
         """A changed entry makes verify exit 1 and name the entry on stderr."""
         self._ledger(tmp_path)
         url = f"sqlite:///{tmp_path / 'ledger.db'}"
-        _bypass(url, [("UPDATE ledger_entries SET body = x'7b7d' WHERE seq = 7", [])])
+        bypass_sql(url, [("UPDATE ledger_entries SET body = x'7b7d' WHERE seq = 7", [])])
         assert self._run(["verify", str(tmp_path / "ledger.db")], self._settings(tmp_path)) == 1
         err = capsys.readouterr().err
         assert "FAILED at entry 7" in err
@@ -616,7 +588,7 @@ class TestOddValues:
         ledger = open_ledger(url, vantage="paris-1")
         ledger.append([("gap", {"n": n}) for n in range(10)])
         ledger.close()
-        _bypass(url, [("UPDATE ledger_entries SET body = ? WHERE seq = 4", ['{"n":4}'])])
+        bypass_sql(url, [("UPDATE ledger_entries SET body = ? WHERE seq = 4", ['{"n":4}'])])
         report = verify_ledger(url)
         assert report.first_bad_seq == 4
         assert "not stored as bytes" in (report.problem or "")

@@ -28,7 +28,7 @@ from evidence.checkpoint import CheckpointCopy, Checkpointer
 from evidence.ledger import OBSERVATION, LedgerWriter, encode_entry, open_ledger
 from evidence.signing import NoteSigner
 from evidence.verify import verify_ledger
-from tests.postgres_fixture import bypass_sql
+from tests.postgres_fixture import bypass_sql, rebuild_stored_tree, shift_seqs
 
 ROUNDS = 3
 PER_ROUND = 20
@@ -141,30 +141,6 @@ def _fresh(pristine: Pristine, scratch: Path) -> Pristine.Copy:
     return pristine.copy(scratch)
 
 
-def _shift(first: int, delta: int) -> list[tuple[str, list[Any]]]:
-    return [
-        ("UPDATE ledger_entries SET seq = seq + 1000000 WHERE seq >= ?", [first]),
-        ("UPDATE ledger_entries SET seq = seq - 1000000 + ? WHERE seq >= 1000000", [delta]),
-    ]
-
-
-def _rebuild_stored_tree(url: str) -> None:
-    ledger = open_ledger(url, readonly=True)
-    try:
-        leaves = [row.leaf_hash for row in ledger.iter_rows()]
-    finally:
-        ledger.close()
-    nodes: list[tuple[int, int, bytes]] = []
-    tree = merkle.CompactTree()
-    tree.extend(leaves, lambda level, index, node: nodes.append((level, index, node)), 4)
-    statements: list[tuple[str, list[Any]]] = [("DELETE FROM ledger_tree_nodes", [])]
-    statements += [
-        ("INSERT INTO ledger_tree_nodes (level, idx, hash) VALUES (?, ?, ?)", list(node))
-        for node in nodes
-    ]
-    bypass_sql(url, statements)
-
-
 DETECTED: dict[str, int] = {}
 
 
@@ -203,7 +179,7 @@ class TestTamperingIsAlwaysDetected:
             ],
         )
         if rehash == "tree":
-            _rebuild_stored_tree(copy.url)
+            rebuild_stored_tree(copy.url)
         report = pristine.verify(copy)
         assert not report.ok, (seq, pos, rehash)
         if rehash == "none":
@@ -237,7 +213,7 @@ class TestTamperingIsAlwaysDetected:
             ("DELETE FROM ledger_entries WHERE seq = ?", [seq])
         ]
         if renumber:
-            statements += _shift(seq + 1, -1)
+            statements += shift_seqs(seq + 1, -1)
         bypass_sql(copy.url, statements)
         report = pristine.verify(copy)
         assert not report.ok
@@ -255,7 +231,7 @@ class TestTamperingIsAlwaysDetected:
         bypass_sql(
             copy.url,
             [
-                *_shift(seq, 1),
+                *shift_seqs(seq, 1),
                 (
                     "INSERT INTO ledger_entries (seq, type, body, leaf_hash) VALUES (?, ?, ?, ?)",
                     [seq, OBSERVATION, forged, merkle.leaf_hash(forged)],
