@@ -34,19 +34,7 @@ PERIOD = ExportRequest(
 
 
 def _export(built: BuiltLedger, out: Path, request: ExportRequest = PERIOD) -> Path:
-    ledger = built.open()
-    try:
-        export_bundle(
-            ledger,
-            out,
-            request,
-            signer=built.signer,
-            artifacts_dir=built.artifacts.root,
-            progress=False,
-        )
-    finally:
-        ledger.close()
-    return out
+    return built.export(out, request)
 
 
 class TestExportRoundTrip:
@@ -172,20 +160,7 @@ class TestTimestamps:
         root = local_tsa.ca_pem  # type: ignore[attr-defined]
         stamper = HttpTimestamper(url, ca_pem=root)
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path, stamper=stamper)
-        ledger = built.open()
-        try:
-            export_bundle(
-                ledger,
-                tmp_path / "b.zip",
-                PERIOD,
-                signer=built.signer,
-                artifacts_dir=built.artifacts.root,
-                timestamper=stamper,
-                tsa_certificates=[root],
-                progress=False,
-            )
-        finally:
-            ledger.close()
+        built.export(tmp_path / "b.zip", PERIOD, timestamper=stamper, tsa_certificates=[root])
         with zipfile.ZipFile(tmp_path / "b.zip") as zf:
             names = zf.namelist()
         assert "manifest.tsr" in names

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence.bundle import ExportRequest, export_bundle
+from evidence.bundle import ExportRequest
 from evidence.bundle_verify import verify_bundle
 from evidence.signing import NoteSigner
 from tests.bundle_fixture import BUILD_START, build_ledger
@@ -25,19 +25,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, NoteSigner]:
     """One filtered bundle (hidden leaves, artifacts, checkpoints) shared by the tamper tests."""
     directory = tmp_path_factory.mktemp("bundle")
     built = build_ledger(f"sqlite:///{directory / 'l.db'}", directory)
-    ledger = built.open()
-    try:
-        export_bundle(
-            ledger,
-            directory / "b.zip",
-            PERIOD,
-            signer=built.signer,
-            artifacts_dir=built.artifacts.root,
-            progress=False,
-        )
-    finally:
-        ledger.close()
-    return directory / "b.zip", built.signer
+    return built.export(directory / "b.zip", PERIOD), built.signer
 
 
 def _rewrite(source: Path, target: Path, name: str, position: int | None = None) -> None:

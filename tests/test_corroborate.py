@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence.bundle import ExportRequest, export_bundle
+from evidence.bundle import ExportRequest
 from evidence.corroborate import Corroboration, CorroborationError, corroborate
 from tests.bundle_fixture import BUILD_START, build_ledger
 
@@ -21,19 +21,7 @@ def _bundle(directory: Path, vantage: str, shift: int) -> Path:
     built = build_ledger(
         f"sqlite:///{directory / 'l.db'}", directory, vantage=vantage, outage_shift=shift
     )
-    ledger = built.open()
-    try:
-        export_bundle(
-            ledger,
-            directory / "b.zip",
-            PERIOD,
-            signer=built.signer,
-            artifacts_dir=built.artifacts.root,
-            progress=False,
-        )
-    finally:
-        ledger.close()
-    return directory / "b.zip"
+    return built.export(directory / "b.zip", PERIOD)
 
 
 class TestCorroborate:

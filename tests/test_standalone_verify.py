@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence.bundle import ExportRequest, export_bundle
+from evidence.bundle import ExportRequest
 from tests.bundle_fixture import (
     BUILD_START,
     BuiltLedger,
@@ -32,19 +32,7 @@ def bare_python() -> Path:
 
 
 def _bundle(directory: Path, built: BuiltLedger, request: ExportRequest = PERIOD) -> Path:
-    ledger = built.open()
-    try:
-        export_bundle(
-            ledger,
-            directory / "b.zip",
-            request,
-            signer=built.signer,
-            artifacts_dir=built.artifacts.root,
-            progress=False,
-        )
-    finally:
-        ledger.close()
-    return directory / "b.zip"
+    return built.export(directory / "b.zip", request)
 
 
 def _run(python: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -126,20 +114,7 @@ class TestStandaloneVerify:
         root = local_tsa.ca_pem  # type: ignore[attr-defined]
         stamper = HttpTimestamper(local_tsa.url, ca_pem=root)  # type: ignore[attr-defined]
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path, stamper=stamper)
-        ledger = built.open()
-        try:
-            export_bundle(
-                ledger,
-                tmp_path / "b.zip",
-                PERIOD,
-                signer=built.signer,
-                artifacts_dir=built.artifacts.root,
-                timestamper=stamper,
-                tsa_certificates=[root],
-                progress=False,
-            )
-        finally:
-            ledger.close()
+        built.export(tmp_path / "b.zip", PERIOD, timestamper=stamper, tsa_certificates=[root])
         folder = tmp_path / "unzipped"
         zipfile.ZipFile(tmp_path / "b.zip").extractall(folder)
         result = _run(bare_python, "verify.py", cwd=folder)
