@@ -456,7 +456,7 @@ class TestAlertmanagerDelivery:
                 alert_payload(*other, starts_at=_now()),
             ]
         )
-        states = _wait_states(am, {"inhib-same", "inhib-other"})
+        states = _wait_states(am, {"inhib-same": "suppressed", "inhib-other": "active"})
         assert states["inhib-same"]["state"] == "suppressed"
         assert states["inhib-same"]["inhibitedBy"]
         assert states["inhib-other"]["state"] == "active"
@@ -482,21 +482,27 @@ class TestAlertmanagerDelivery:
                 alert_payload(*muted, starts_at=_now()),
             ]
         )
-        states = _wait_states(am, {"gap-target"})
+        states = _wait_states(am, {"gap-target": "suppressed"})
         assert states["gap-target"]["state"] == "suppressed"
 
 
-def _wait_states(am: Alertmanager, targets: set[str]) -> dict[str, dict[str, Any]]:
-    """Alertmanager's status of the alerts of `targets`, once it has evaluated inhibitions."""
+def _wait_states(am: Alertmanager, expected: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Alertmanager's status of the alerts of the `expected` targets, once each is in its
+    expected state or after 20 s (the inhibitor learns of new alerts asynchronously, so an
+    alert may show `active` for a moment before its inhibiting alert has been seen)."""
     deadline = time.monotonic() + 20
     states: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
         states = {
             a["labels"]["target"]: a["status"]
             for a in am.alerts()
-            if a["labels"].get("target") in targets
+            if a["labels"].get("target") in expected
         }
-        if set(states) == targets and all(s["state"] != "unprocessed" for s in states.values()):
-            return states
+        if set(states) == set(expected) and all(
+            states[target]["state"] == state for target, state in expected.items()
+        ):
+            break
         time.sleep(0.2)
-    raise TimeoutError(f"Alertmanager did not process {targets}: {states}")
+    if set(states) != set(expected):
+        raise TimeoutError(f"Alertmanager did not list {sorted(expected)}: {states}")
+    return states
