@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from evidence.artifacts import FileArtifactStore
-from evidence.bundle import ExportRequest, export_bundle
+from evidence.bundle import ExportRequest, ExportResult, export_bundle
 from evidence.checkpoint import Checkpoint, checkpoint_text
 from evidence.ledger import CHECKPOINT, OBSERVATION, TIMESTAMP, SqlLedger, TreeHead, open_ledger
 from evidence.signing import NoteSigner
@@ -51,11 +51,11 @@ class BuiltLedger:
     def open(self) -> SqlLedger:
         return open_ledger(self.url, vantage=self.signer.name, readonly=True)
 
-    def export(self, out: Path, request: ExportRequest, **options: Any) -> Path:
+    def export(self, out: Path, request: ExportRequest, **options: Any) -> ExportResult:
         """`export_bundle` of this ledger to `out`, signed, with its artifacts, no progress."""
         ledger = self.open()
         try:
-            export_bundle(
+            return export_bundle(
                 ledger,
                 out,
                 request,
@@ -66,7 +66,6 @@ class BuiltLedger:
             )
         finally:
             ledger.close()
-        return out
 
 
 def checkpoint_body(signer: NoteSigner, head: TreeHead, when: dt.datetime) -> dict[str, Any]:

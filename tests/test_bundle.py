@@ -22,7 +22,6 @@ from evidence.bundle import (
     BundleError,
     ExportRequest,
     aligned_ranges,
-    export_bundle,
 )
 from evidence.bundle_verify import verify_bundle
 from probes.observation import canonical_json
@@ -34,7 +33,8 @@ PERIOD = ExportRequest(
 
 
 def _export(built: BuiltLedger, out: Path, request: ExportRequest = PERIOD) -> Path:
-    return built.export(out, request)
+    built.export(out, request)
+    return out
 
 
 class TestExportRoundTrip:
@@ -270,21 +270,7 @@ def _export_files(
     built: BuiltLedger, out: Path, request: ExportRequest = PERIOD, *, workers: int = 0
 ) -> dict[str, tuple[str, int]]:
     """Export with a fixed creation time; the (SHA-256, size) of every member."""
-    ledger = built.open()
-    try:
-        result = export_bundle(
-            ledger,
-            out,
-            request,
-            signer=built.signer,
-            artifacts_dir=built.artifacts.root,
-            progress=False,
-            now=BUILD_START,
-            workers=workers,
-        )
-    finally:
-        ledger.close()
-    return result.files
+    return built.export(out, request, now=BUILD_START, workers=workers).files
 
 
 def _rewrite_body(built: BuiltLedger, seq: int, body: bytes) -> None:

@@ -25,7 +25,8 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, NoteSigner]:
     """One filtered bundle (hidden leaves, artifacts, checkpoints) shared by the tamper tests."""
     directory = tmp_path_factory.mktemp("bundle")
     built = build_ledger(f"sqlite:///{directory / 'l.db'}", directory)
-    return built.export(directory / "b.zip", PERIOD), built.signer
+    built.export(directory / "b.zip", PERIOD)
+    return directory / "b.zip", built.signer
 
 
 def _rewrite(source: Path, target: Path, name: str, position: int | None = None) -> None:

@@ -21,7 +21,8 @@ def _bundle(directory: Path, vantage: str, shift: int) -> Path:
     built = build_ledger(
         f"sqlite:///{directory / 'l.db'}", directory, vantage=vantage, outage_shift=shift
     )
-    return built.export(directory / "b.zip", PERIOD)
+    built.export(directory / "b.zip", PERIOD)
+    return directory / "b.zip"
 
 
 class TestCorroborate:

@@ -32,7 +32,8 @@ def bare_python() -> Path:
 
 
 def _bundle(directory: Path, built: BuiltLedger, request: ExportRequest = PERIOD) -> Path:
-    return built.export(directory / "b.zip", request)
+    built.export(directory / "b.zip", request)
+    return directory / "b.zip"
 
 
 def _run(python: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
