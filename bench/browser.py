@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -31,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import structlog
 from playwright.async_api import async_playwright
 
 from probes.base import ProbeContext, ProbeSettings
@@ -51,6 +53,7 @@ JOURNEY_STEPS = (
 RATIO_GOAL = 1.2
 P50_GOAL_S = 0.6
 RSS_GOAL_MB = 350.0
+DEFAULT_CONCURRENCY = ProbeSettings.__dataclass_fields__["browser_max_concurrency"].default
 
 
 def _target(**fields: Any) -> Target:
@@ -243,7 +246,9 @@ async def _rss_child(
             steps=({"expect_text": "Aide et contact"},),
         ),
     ]
-    settings = _settings(concurrency=2, executable=executable, idle_close=idle_close)
+    settings = _settings(
+        concurrency=DEFAULT_CONCURRENCY, executable=executable, idle_close=idle_close
+    )
     http = HttpProbe(settings)
     browser = BrowserProbe(settings)
     me = os.getpid()
@@ -294,16 +299,58 @@ async def _rss_child(
     }
 
 
+async def _bare_memory_child(urls: dict[str, str], rounds: int, executable: str) -> dict[str, Any]:
+    """Inside the child: the reference, a bare Playwright script doing the journey `rounds` times.
+
+    Launched as such a script would launch it (Playwright's own flags only), on the same
+    Chromium build; its peak memory is what any Playwright journey costs on this machine.
+    """
+    me = os.getpid()
+    peak: dict[str, Any] = {"rss": 0, "pss": 0, "kinds": {}}
+
+    def sample() -> None:
+        kinds = _memory(me)
+        if _total(kinds, "rss") > peak["rss"]:
+            peak.update(rss=_total(kinds, "rss"), pss=_total(kinds, "pss"), kinds=kinds)
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable)
+        try:
+            for _ in range(rounds):
+                context = await browser.new_context(user_agent=USER_AGENT)
+                page = await context.new_page()
+                await page.goto(urls["login_url"])
+                sample()
+                await page.locator(CREATE_LINK).first.click()
+                await page.locator("input[type=email]").first.wait_for(state="visible")
+                sample()
+                await context.close()
+        finally:
+            await browser.close()
+    return {"peak": peak}
+
+
 def rss(
     sim: SimulatorProcess, rounds: int, executable: str | None, idle_close: float
 ) -> dict[str, Any]:
     """Run the Vigie-like process as a child so its tree is only itself and its browser."""
+    return _child(sim, "--rss-child", rounds, executable, idle_close)
+
+
+def bare_rss(sim: SimulatorProcess, rounds: int, executable: str) -> dict[str, Any]:
+    """The reference: a bare Playwright script's tree, as a child process too."""
+    return _child(sim, "--bare-rss-child", rounds, executable, 0.0)
+
+
+def _child(
+    sim: SimulatorProcess, mode: str, rounds: int, executable: str | None, idle_close: float
+) -> dict[str, Any]:
     extra = ["--executable", executable] if executable else []
     out = subprocess.run(
         [
             sys.executable,
             __file__,
-            "--rss-child",
+            mode,
             json.dumps(sim.urls),
             "--rounds",
             str(rounds),
@@ -397,7 +444,15 @@ def main() -> int:
         help="how long to run the real service for its memory (default 330: every target once)",
     )
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    # Library logs at warning and above only: stdout carries the figures.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.bare_rss_child:
+        urls = json.loads(args.bare_rss_child)
+        result = asyncio.run(_bare_memory_child(urls, args.rounds, args.executable))
+        print(json.dumps(result))
+        return 0
     if args.rss_child:
         urls = json.loads(args.rss_child)
         result = asyncio.run(_rss_child(urls, args.rounds, args.executable, args.idle_close))
@@ -434,8 +489,12 @@ def main() -> int:
         print(f"  probe journey p50: {p50:.3f} s (goal ≤ {P50_GOAL_S} s) {verdict}")
 
         print(f"\nMemory: one process, 20 HTTP + 5 browser targets, {args.rounds} rounds")
-        print("  (all 25 checks started at once, browser concurrency 2: the worst case)")
+        print(
+            f"  (all 25 checks started at once, browser concurrency {DEFAULT_CONCURRENCY} "
+            "as shipped: the worst case)"
+        )
         memory = rss(sim, args.rounds, args.executable, args.idle_close)
+        bare = bare_rss(sim, args.rounds, results["executable"])
         mb = 1024 * 1024
         labels = {
             "peak": "peak",
@@ -451,11 +510,23 @@ def main() -> int:
             peak = memory["peak"][key] / mb
             verdict = "ok" if peak <= RSS_GOAL_MB else "ABOVE GOAL"
             print(f"  peak {key.upper()} sum / goal: {peak:.1f} / {RSS_GOAL_MB:.0f} MB {verdict}")
-        print("  at peak, by process kind (RSS / PSS MB, count):")
-        for kind, row in sorted(memory["peak"]["kinds"].items(), key=lambda kv: -kv[1]["pss"]):
-            print(
-                f"    {kind:<28} {row['rss'] / mb:7.1f} / {row['pss'] / mb:7.1f}  x{row['count']}"
-            )
+        print(
+            f"  reference, bare Playwright script doing the journey (its own flags): "
+            f"RSS sum {bare['peak']['rss'] / mb:.1f} MB, PSS sum {bare['peak']['pss'] / mb:.1f} MB"
+        )
+        for key in ("rss", "pss"):
+            ratio = memory["peak"][key] / bare["peak"][key]
+            print(f"  peak {key.upper()} sum / bare script's: {ratio:.2f}")
+        for label, peak_kinds in (
+            ("Vigie", memory["peak"]["kinds"]),
+            ("bare", bare["peak"]["kinds"]),
+        ):
+            print(f"  at peak, {label}, by process kind (RSS / PSS MB, count):")
+            for kind, row in sorted(peak_kinds.items(), key=lambda kv: -kv[1]["pss"]):
+                print(
+                    f"    {kind:<28} {row['rss'] / mb:7.1f} / {row['pss'] / mb:7.1f}  "
+                    f"x{row['count']}"
+                )
         print(f"  processes in the tree: {memory['processes']}; outcomes: {memory['outcomes']}")
 
         if args.service_seconds > 0:

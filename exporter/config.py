@@ -134,7 +134,9 @@ class BrowserSettings(_Section):
     """The headless browser used by `browser` targets."""
 
     executable: Path | None = None
-    max_concurrency: Annotated[int, Field(ge=1, le=16)] = 2
+    # One journey at a time by default: each concurrent one costs a renderer process (~20-50 MB)
+    # and the shipped journeys (a few seconds every 5 minutes) never need to overlap.
+    max_concurrency: Annotated[int, Field(ge=1, le=16)] = 1
     # Stop the browser (and Playwright's driver, ~300 MB together) after this long without a
     # check; the next check starts it again (~0.5 s, not counted in its timings). null: keep it.
     idle_close: Duration | None = 30.0

@@ -46,7 +46,7 @@ class ProbeSettings:
     environment: Mapping[str, Any]
     artifacts: ArtifactStore | None = None
     browser_executable: str | None = None
-    browser_max_concurrency: int = 2
+    browser_max_concurrency: int = 1
     # Seconds without any check after which the browser and its driver stop (None: never).
     browser_idle_close: float | None = None
 

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import socket
 import struct
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import playwright
 import pytest
 from aiohttp import WSMsgType, web
 
@@ -34,7 +36,12 @@ from probes.browser import (
     classify_net_error,
     navigation_timings,
 )
-from probes.browser_runtime import DEBIAN_CHROMIUM, process_tree, process_tree_rss
+from probes.browser_runtime import (
+    DEBIAN_CHROMIUM,
+    PLAYWRIGHT_ENABLED_FEATURES,
+    process_tree,
+    process_tree_rss,
+)
 from probes.guard import ReadOnlyGuard
 from probes.observation import Observation, Outcome
 from probes.targets import Target
@@ -240,6 +247,7 @@ class Site:
             "/noisy": NOISY_PAGE,
             "/exception": EXCEPTION_PAGE,
             "/popup": POPUP_PAGE,
+            "/moves-on": MOVES_ON_PAGE,
         }
         if path == "/ws":
             socket_ = web.WebSocketResponse()
@@ -251,6 +259,9 @@ class Site:
         if path == "/hang":
             await self.release.wait()
             return web.Response(status=503)
+        if path == "/slow-image":
+            await asyncio.sleep(1)
+            return web.Response(status=404)
         if path == "/slow-doc":
             await asyncio.sleep(3)
             return web.Response(text=SLOW_DOC_PAGE, content_type="text/html")
@@ -273,6 +284,12 @@ class Site:
         if path == "/favicon.ico":
             return web.Response(status=404)
         return web.Response(text="écrit", status=200)
+
+
+# Leaves for /other once parsed, while an image still holds its load event back.
+MOVES_ON_PAGE = """<html><body><h1>Redirection</h1><img src="/slow-image">
+<script>addEventListener('DOMContentLoaded', () => location.replace('/other'));</script>
+</body></html>"""
 
 
 class Env:
@@ -643,6 +660,33 @@ class TestJourney:
 @pytest.mark.browser
 @pytest.mark.slow
 @needs_chromium
+class TestBrowserFlags:
+    def test_network_service_runs_in_the_browser_process(self, env: Env) -> None:
+        """Our --enable-features is the one Chromium keeps: no separate network process."""
+        assert env.check("/other").outcome is Outcome.OK
+        pid = env.probe.runtime.pid
+        assert pid is not None
+        commands = []
+        for child in process_tree(pid):
+            with contextlib.suppress(OSError):
+                commands.append(Path(f"/proc/{child}/cmdline").read_bytes())
+        assert any(b"--type=zygote" in command for command in commands)  # the listing works
+        assert not any(b"=network.mojom.NetworkService" in command for command in commands)
+
+    def test_playwright_feature_list_is_kept(self) -> None:
+        """Replacing Playwright's --enable-features must not drop any feature it enables."""
+        bundle = Path(playwright.__file__).parent / "driver/package/lib/coreBundle.js"
+        text = bundle.read_text("utf-8")
+        start = text.find("enabledFeatures = () => [")
+        assert start >= 0, f"Playwright's feature list moved: read {bundle} and update"
+        block = text[start : text.index("]", start)]
+        theirs = set(re.findall(r'"([A-Za-z0-9]+)"', block))
+        assert theirs, block
+        assert theirs <= set(PLAYWRIGHT_ENABLED_FEATURES), (
+            f"update PLAYWRIGHT_ENABLED_FEATURES in probes/browser_runtime.py to {sorted(theirs)}"
+        )
+
+
 class TestReadOnly:
     def test_no_write_reaches_the_server(self, env: Env) -> None:
         """Beacon, XHR PUT, fetch POST/DELETE, form POST, ping, worker, iframe and WebSocket writes
@@ -711,6 +755,12 @@ class TestFailures:
         obs = env.check("/redirect/2")
         assert obs.outcome is Outcome.OK, obs.error
         assert obs.redirects == 2
+        assert obs.final_url == env.site.url("/other")
+
+    def test_page_moving_on_before_its_load_event(self, env: Env) -> None:
+        """A script navigating away before the load event: the wait goes on in the new page."""
+        obs = env.check("/moves-on", [{"expect_text": "Autre page"}])
+        assert obs.outcome is Outcome.OK, obs.error
         assert obs.final_url == env.site.url("/other")
 
     def test_dns_failure(self, env: Env) -> None:
