@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from evidence.bundle import ExportRequest, export_bundle
 from evidence.ledger import open_ledger
 from evidence.signing import NoteSigner, load_private_key
 from exporter.evidence_download import evidence_download_handler
@@ -32,6 +31,9 @@ def evidence_cache_dir(settings: Settings) -> Path:
 
 def _export_outage(settings: Settings, outage_id: str, path: Path) -> None:
     """Write the bundle of one outage (blocking; runs in a worker thread)."""
+    # Imported on the first download: the exporter's ~5 MB stay out of the probing service.
+    from evidence.bundle import ExportRequest, export_bundle
+
     password = settings.ledger.password.get_secret_value() if settings.ledger.password else None
     signer = NoteSigner(settings.vantage.name, load_private_key(settings.signing.key))
     ledger = open_ledger(

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -18,9 +19,11 @@ from evidence.artifacts import FileArtifactStore
 from evidence.checkpoint import Checkpoint, CheckpointCopy, Checkpointer, default_copy_path
 from evidence.ledger import EntryBody, Ledger, LedgerError, LedgerWriter, open_ledger, redact_url
 from evidence.signing import NoteSigner, SigningKeyError, keygen, load_private_key
-from evidence.timestamp import HttpTimestamper
 from exporter.config import Settings
 from exporter.metrics import Metrics
+
+if TYPE_CHECKING:
+    from evidence.timestamp import HttpTimestamper
 
 __all__ = ["Evidence", "EvidenceError", "open_evidence"]
 
@@ -138,6 +141,9 @@ async def open_evidence(settings: Settings, metrics: Metrics) -> Evidence:
     writer = _CountingWriter(ledger, metrics)
     stamper = None
     if settings.signing.tsa_url:
+        # Imported only with a TSA: X.509 and RFC 3161 parsing cost the service ~9 MB.
+        from evidence.timestamp import HttpTimestamper
+
         ca = settings.signing.tsa_ca
         stamper = _MeteredStamper(
             HttpTimestamper(
