@@ -53,6 +53,8 @@ from evidence.signing import (
 from evidence.timestamp import HttpTimestamper
 from evidence.verify import verify_ledger
 from exporter.config import Settings
+from exporter.metrics import Metrics
+from exporter.wiring import open_evidence
 
 if TYPE_CHECKING:
     from tests.tsa_fixture import LocalTsa
@@ -463,6 +465,42 @@ class TestTimestamps:
         types = [json.loads(body)["type"] for _, body in ledger.iter_entries()]
         assert types.count("gap") == 11
         assert types[-1] == TSA_FAILURE
+
+
+class TestServiceWiring:
+    def test_service_with_a_tsa_stamps_its_checkpoints(
+        self, tmp_path: Path, local_tsa: LocalTsa
+    ) -> None:
+        """`tsa_url` in vigie.yaml: the service's checkpoints get tokens and the metric moves."""
+        ca = tmp_path / "tsa-ca.pem"
+        ca.write_bytes(local_tsa.ca_pem)
+        url = f"sqlite:///{tmp_path / 'ledger.db'}"
+        settings = Settings.model_validate(
+            {
+                "vantage": {"name": "paris-1"},
+                "ledger": {"url": url, "artifacts": str(tmp_path / "artifacts")},
+                "signing": {
+                    "key": str(tmp_path / "vantage.key"),
+                    "tsa_url": local_tsa.url,
+                    "tsa_ca": str(ca),
+                },
+            }
+        )
+        metrics = Metrics(vantage="paris-1", version="test")
+
+        async def scenario() -> None:
+            evidence = await open_evidence(settings, metrics)
+            await evidence.sink.append("gap", {"n": 1})
+            await evidence.checkpointer.checkpoint()
+            await evidence.aclose()
+
+        asyncio.run(scenario())
+        stamped = metrics.registry.get_sample_value("vigie_tsa_last_success_timestamp_seconds")
+        assert stamped is not None
+        assert stamped > 0
+        report = verify_ledger(url, tsa_certificates=[local_tsa.ca_pem])
+        assert report.ok, report.problem
+        assert report.timestamps == 1
 
 
 class TestKeygenCommand:
