@@ -167,7 +167,7 @@ def _kind(pid: int) -> str:
     if "playwright/driver" in command:
         return "playwright driver (node)"
     if "python" in command.split(" ", 1)[0]:
-        return "vigie (python)"
+        return "python (Vigie or the script)"
     parts = command.split()
     for prefix in ("--utility-sub-type=", "--type="):
         for part in parts:
