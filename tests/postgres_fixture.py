@@ -30,10 +30,13 @@ from typing import Any
 
 import pytest
 
+from evidence.ledger import SqlLedger, open_ledger
+
 __all__ = [
     "PostgresServer",
     "bypass_sql",
     "find_pg_bin",
+    "ledger",
     "ledger_url",
     "postgres_db",
     "postgres_server",
@@ -277,6 +280,16 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'ledger.db'}"
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return server.create_schema()
+
+
+@pytest.fixture
+def ledger(ledger_url: str) -> Iterator[SqlLedger]:
+    """An open empty ledger of vantage paris-1 at `ledger_url` (SQLite, then PostgreSQL)."""
+    opened = open_ledger(ledger_url, vantage="paris-1")
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def bypass_sql(url: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:

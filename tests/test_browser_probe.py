@@ -473,23 +473,29 @@ class TestRegistry:
         asyncio.run(registry.aclose())
 
 
+def _journey_config(tmp_path: Path, second_step: str) -> Path:
+    """A vigie.yaml with one browser target: a click, then `second_step` (YAML flow map)."""
+    config = tmp_path / "vigie.yaml"
+    config.write_text(
+        "targets:\n"
+        "  - id: essai\n"
+        "    kind: browser\n"
+        "    url: http://127.0.0.1:8080/\n"
+        "    steps:\n"
+        "      - {click: 'text=Se connecter'}\n"
+        f"      - {second_step}\n",
+        "utf-8",
+    )
+    return config
+
+
 class TestRefusedSteps:
     @pytest.mark.parametrize(
         "action", ["fill", "type", "press", "select_option", "check", "submit"]
     )
     def test_config_refuses_acting_steps(self, tmp_path: Path, action: str) -> None:
         """A browser step that would type, fill, select, check, press or submit fails config."""
-        config = tmp_path / "vigie.yaml"
-        config.write_text(
-            "targets:\n"
-            "  - id: essai\n"
-            "    kind: browser\n"
-            "    url: http://127.0.0.1:8080/\n"
-            "    steps:\n"
-            "      - {click: 'text=Se connecter'}\n"
-            f"      - {{{action}: 'input[name=username]'}}\n",
-            "utf-8",
-        )
+        config = _journey_config(tmp_path, f"{{{action}: 'input[name=username]'}}")
         with pytest.raises(ConfigError) as caught:
             load_settings(config)
         message = str(caught.value)
@@ -499,17 +505,7 @@ class TestRefusedSteps:
 
     def test_config_accepts_read_only_journey(self, tmp_path: Path) -> None:
         """The same journey with only read-only steps is valid."""
-        config = tmp_path / "vigie.yaml"
-        config.write_text(
-            "targets:\n"
-            "  - id: essai\n"
-            "    kind: browser\n"
-            "    url: http://127.0.0.1:8080/\n"
-            "    steps:\n"
-            "      - {click: 'text=Se connecter'}\n"
-            "      - {expect_visible: 'input[type=email]', timeout: 5s}\n",
-            "utf-8",
-        )
+        config = _journey_config(tmp_path, "{expect_visible: 'input[type=email]', timeout: 5s}")
         settings = load_settings(config)
         assert [s.action for s in settings.targets[0].steps] == ["click", "expect_visible"]
 

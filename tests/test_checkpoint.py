@@ -8,7 +8,6 @@ import base64
 import hashlib
 import json
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,15 +68,6 @@ C2SP_EXAMPLE = (
 @pytest.fixture
 def signer() -> NoteSigner:
     return NoteSigner("paris-1", Ed25519PrivateKey.generate())
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Iterator[SqlLedger]:
-    opened = open_ledger(ledger_url, vantage="paris-1")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 class TestKeygen:

@@ -7,7 +7,6 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,15 +49,6 @@ def _observation(n: int) -> dict[str, Any]:
         environment={"os": "Linux", "note": "é€ ✓"},
     )
     return obs.to_dict()
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Iterator[SqlLedger]:
-    opened = open_ledger(ledger_url, vantage="paris-1")
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 class TestAppend:
