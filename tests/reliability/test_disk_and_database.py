@@ -54,6 +54,28 @@ def tiny_fs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
 
+def _config(target: HostileServer, count: int, ledger_url: str, artifacts: Path) -> dict[str, Any]:
+    """`count` HTTP targets checked every second; checkpoints every second."""
+    return {
+        "targets": [
+            {"id": f"panne-{n}", "kind": "http", "url": target.url(f"/{n}"), "interval": "1s"}
+            for n in range(count)
+        ],
+        "ledger": {"url": ledger_url, "artifacts": str(artifacts), "checkpoint_interval": "1s"},
+    }
+
+
+def _check_after_write_failures(service: Service, code: int) -> str:
+    """The service stopped cleanly, logged its failed writes, and its ledger verifies."""
+    assert code == 0
+    log = service.log()
+    assert "ledger_write_failed" in log
+    assert "Traceback" not in log
+    verified = service.verify()
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    return log
+
+
 def _fill(directory: Path) -> Path:
     """Write a filler file until the filesystem is full; its path."""
     filler = directory / "filler"
@@ -85,17 +107,7 @@ class TestDiskFull:
     ) -> None:
         """Full disk: writes fail (logged, counted), the service keeps answering; space freed:
         checks are recorded again without a restart; the ledger verifies."""
-        config: dict[str, Any] = {
-            "targets": [
-                {"id": f"panne-{n}", "kind": "http", "url": target.url(f"/{n}"), "interval": "1s"}
-                for n in range(3)
-            ],
-            "ledger": {
-                "url": f"sqlite:///{tiny_fs / 'ledger.db'}",
-                "artifacts": str(tiny_fs / "artifacts"),
-                "checkpoint_interval": "1s",
-            },
-        }
+        config = _config(target, 3, f"sqlite:///{tiny_fs / 'ledger.db'}", tiny_fs / "artifacts")
         service = Service(config, tmp_path)
         service.start()
         try:
@@ -112,12 +124,7 @@ class TestDiskFull:
             )
         finally:
             code = service.stop()
-        assert code == 0
-        log = service.log()
-        assert "ledger_write_failed" in log
-        assert "Traceback" not in log
-        verified = service.verify()
-        assert verified.returncode == 0, verified.stdout + verified.stderr
+        _check_after_write_failures(service, code)
         observations = [e for e in ledger_bodies(service.ledger_url) if e["type"] == "observation"]
         assert len(observations) >= stalled + 6
 
@@ -154,18 +161,7 @@ class TestDatabaseLoss:
         """While the database is down writes fail (logged, counted) and the service keeps
         answering; once it is back, checks are recorded again by themselves; verify passes."""
         url = own_postgres.create_database("vigie_loss")
-        config: dict[str, Any] = {
-            "targets": [
-                {"id": f"panne-{n}", "kind": "http", "url": target.url(f"/{n}"), "interval": "1s"}
-                for n in range(2)
-            ],
-            "ledger": {
-                "url": url,
-                "artifacts": str(tmp_path / "artifacts"),
-                "checkpoint_interval": "1s",
-            },
-        }
-        service = Service(config, tmp_path)
+        service = Service(_config(target, 2, url, tmp_path / "artifacts"), tmp_path)
         service.start()
         try:
             service.wait_for(lambda: _probes(service) >= 2, what="first checks")
@@ -178,10 +174,5 @@ class TestDatabaseLoss:
             )
         finally:
             code = service.stop()
-        assert code == 0
-        log = service.log()
-        assert "ledger_write_failed" in log
-        assert "Traceback" not in log
+        log = _check_after_write_failures(service, code)
         assert own_postgres.password not in log
-        verified = service.verify()
-        assert verified.returncode == 0, verified.stdout + verified.stderr

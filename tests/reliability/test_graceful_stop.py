@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,22 @@ def slow() -> Iterator[HostileServer]:
         yield server
 
 
+def _config(
+    tmp_path: Path, target_id: str, url: str, interval: str, timeout: str
+) -> dict[str, Any]:
+    """One HTTP target; no periodic checkpoint, so the last one is the final one."""
+    return {
+        "targets": [
+            {"id": target_id, "kind": "http", "url": url, "interval": interval, "timeout": timeout}
+        ],
+        "ledger": {
+            "url": f"sqlite:///{tmp_path / 'ledger.db'}",
+            "artifacts": str(tmp_path / "artifacts"),
+            "checkpoint_interval": "1h",
+        },
+    }
+
+
 def _stop_timed(service: Service) -> tuple[int, float]:
     assert service.process is not None
     began = time.monotonic()
@@ -54,23 +71,7 @@ class TestGracefulStop:
     ) -> None:
         """The check running at SIGTERM is completed and recorded, a final checkpoint covers
         every entry, the exit code is 0 within 10 s, and `vigie verify` passes."""
-        config = {
-            "targets": [
-                {
-                    "id": "lent",
-                    "kind": "http",
-                    "url": slow.url("/"),
-                    "interval": "1s",
-                    "timeout": "5s",
-                }
-            ],
-            "ledger": {
-                "url": f"sqlite:///{tmp_path / 'ledger.db'}",
-                "artifacts": str(tmp_path / "artifacts"),
-                "checkpoint_interval": "1h",
-            },
-        }
-        service = Service(config, tmp_path)
+        service = Service(_config(tmp_path, "lent", slow.url("/"), "1s", "5s"), tmp_path)
         service.start()
         deadline = time.monotonic() + 20
         while len(slow.requests) < 2 and time.monotonic() < deadline:
@@ -95,23 +96,7 @@ class TestGracefulStop:
         """A check that would hang for 30 s does not hold the stop: exit 0 within 10 s, with a
         final checkpoint."""
         with HostileServer(_never) as server:
-            config = {
-                "targets": [
-                    {
-                        "id": "muet",
-                        "kind": "http",
-                        "url": server.url("/"),
-                        "timeout": "30s",
-                        "interval": "2s",
-                    }
-                ],
-                "ledger": {
-                    "url": f"sqlite:///{tmp_path / 'ledger.db'}",
-                    "artifacts": str(tmp_path / "artifacts"),
-                    "checkpoint_interval": "1h",
-                },
-            }
-            service = Service(config, tmp_path)
+            service = Service(_config(tmp_path, "muet", server.url("/"), "2s", "30s"), tmp_path)
             service.start()
             deadline = time.monotonic() + 70
             while not server.requests and time.monotonic() < deadline:
