@@ -12,8 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ __all__ = [
     "Service",
     "ledger_bodies",
     "process_memory_bytes",
-    "run_service_env",
     "soak_scale",
     "tree_rss_bytes",
     "vigie",
@@ -139,20 +137,3 @@ def ledger_bodies(url: str, password: str | None = None) -> list[dict[str, Any]]
         return [json.loads(body) for _, body in ledger.iter_entries()]
     finally:
         ledger.close()
-
-
-@contextlib.contextmanager
-def run_service_env(
-    config: Mapping[str, Any], env: Mapping[str, str] | None = None, state: Path | None = None
-) -> Iterator[Service]:
-    """`with run_service_env(cfg, env) as svc:` a started service, SIGTERMed at the end."""
-    with contextlib.ExitStack() as stack:
-        if state is None:
-            state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vigie-rel-")))
-        service = Service(config, state, env)
-        service.start()
-        try:
-            yield service
-        finally:
-            if service.process is not None and service.process.poll() is None:
-                service.stop()
