@@ -39,9 +39,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evidence.ledger import LedgerError, open_ledger  # noqa: E402
 from exporter.logs import configure_logging  # noqa: E402
 from simulator.process import SimulatorProcess  # noqa: E402
+from tests import service_fixture  # noqa: E402
 
 TARGET = "bench-site"
 FAULTS = ("http_500", "http_503_maintenance", "down", "reset", "wrong_content")
@@ -61,33 +61,11 @@ def parse_time(value: str) -> float:
     return dt.datetime.fromisoformat(value).timestamp()
 
 
-class LedgerFollower:
-    """Reads new entries of a ledger another process is writing (read-only)."""
+class LedgerFollower(service_fixture.LedgerFollower):
+    """Reads new entries of the benchmark target in a ledger `vigie run` is writing."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.ledger: Any = None
-        self.next_seq = 0
-        self.entries: list[dict[str, Any]] = []
-
-    def poll(self) -> list[dict[str, Any]]:
-        """Entries appended since the last poll (observations, outages, gaps)."""
-        if self.ledger is None:
-            if not self.path.exists():
-                return []
-            try:
-                self.ledger = open_ledger(self.path, readonly=True)
-            except LedgerError:
-                return []
-        new = []
-        for row in self.ledger.iter_rows(self.next_seq):
-            self.next_seq = row.seq + 1
-            if row.type in ("observation", "outage", "gap", "vantage"):
-                entry = json.loads(row.body)
-                if entry.get("target_id", TARGET) == TARGET:
-                    new.append(entry)
-        self.entries.extend(new)
-        return new
+        super().__init__(path, TARGET, types=("observation", "outage", "gap", "vantage"))
 
     def wait_for(self, predicate: Any, timeout: float, what: str) -> tuple[dict[str, Any], float]:
         """The first new entry matching `predicate` and the wall time it was seen."""
@@ -101,11 +79,6 @@ class LedgerFollower:
             f"no {what} in the ledger after {timeout:.0f} s: is the outage tracker wired into "
             "`vigie run` (OutageRecorder) and the ledger opened by the service?"
         )
-
-    def close(self) -> None:
-        """Close the ledger."""
-        if self.ledger is not None:
-            self.ledger.close()
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ Loopback only: configs written here point at the simulator or other local server
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -15,13 +16,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["ServiceProcess", "free_port", "http_get", "run_service"]
+__all__ = ["LedgerFollower", "ServiceProcess", "free_port", "http_get", "run_service"]
 
 REPO = Path(__file__).resolve().parent.parent
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -156,3 +157,64 @@ def run_service(config: Mapping[str, Any], state: Path | None = None) -> Iterato
         finally:
             if service.process is not None and service.process.poll() is None:
                 service.stop()
+
+
+class LedgerFollower:
+    """Follows the ledger a running `vigie run` writes (read-only): its new entries, in order.
+
+    With `target`, keeps only the entries of that target (and those naming no target: gaps,
+    vantage events); with `types`, parses only the rows of those entry types.
+    """
+
+    def __init__(
+        self, path: Path, target: str | None = None, types: Collection[str] | None = None
+    ) -> None:
+        self.path, self.target, self.types = path, target, types
+        self.ledger: Any = None
+        self.next_seq = 0
+        self.entries: list[dict[str, Any]] = []
+
+    def poll(self) -> list[dict[str, Any]]:
+        """The entries appended since the last poll (none before the ledger exists)."""
+        from evidence.ledger import LedgerError, open_ledger
+
+        if self.ledger is None:
+            if not self.path.exists():
+                return []
+            try:
+                self.ledger = open_ledger(self.path, readonly=True)
+            except LedgerError:
+                return []
+        new = []
+        for row in self.ledger.iter_rows(self.next_seq):
+            self.next_seq = row.seq + 1
+            if self.types is not None and row.type not in self.types:
+                continue
+            entry = json.loads(row.body)
+            if self.target is None or entry.get("target_id", self.target) == self.target:
+                new.append(entry)
+        self.entries.extend(new)
+        return new
+
+    def wait(
+        self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = 40.0
+    ) -> dict[str, Any]:
+        """The first new entry matching `predicate`; AssertionError after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for entry in self.poll():
+                if predicate(entry):
+                    return entry
+            time.sleep(0.02)
+        raise AssertionError(f"no {what} in the ledger within {timeout} s")
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        """Every entry of type `kind` so far."""
+        self.poll()
+        return [e for e in self.entries if e["type"] == kind]
+
+    def close(self) -> None:
+        """Close the ledger (a later poll opens it again)."""
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None

@@ -35,6 +35,7 @@ from evidence.outages import (
 from exporter.config import MaintenanceWindow, OutageRules
 from probes.observation import Observation, Outcome, canonical_json, format_time
 from probes.targets import Target
+from tests.service_fixture import LedgerFollower
 
 T0 = dt.datetime(2026, 11, 23, 12, 0, 0, tzinfo=dt.UTC)
 RULES = OutageRules(confirm_after=3, recover_after=2, recheck=10.0)
@@ -833,53 +834,6 @@ class TestRecorder:
 # --- the real service -------------------------------------------------------------------------
 
 
-class LedgerReader:
-    """Follows the ledger `vigie run` writes (read-only), keeping one target's entries."""
-
-    def __init__(self, path: Path, target: str) -> None:
-        self.path, self.target = path, target
-        self.ledger: Any = None
-        self.next_seq = 0
-        self.entries: list[dict[str, Any]] = []
-
-    def poll(self) -> list[dict[str, Any]]:
-        from evidence.ledger import LedgerError, open_ledger
-
-        if self.ledger is None:
-            if not self.path.exists():
-                return []
-            try:
-                self.ledger = open_ledger(self.path, readonly=True)
-            except LedgerError:
-                return []
-        new = []
-        for row in self.ledger.iter_rows(self.next_seq):
-            self.next_seq = row.seq + 1
-            entry = json.loads(row.body)
-            if entry.get("target_id", self.target) == self.target:
-                new.append(entry)
-        self.entries.extend(new)
-        return new
-
-    def wait(self, predicate: Any, what: str, timeout: float = 40.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for entry in self.poll():
-                if predicate(entry):
-                    return entry
-            time.sleep(0.02)
-        raise AssertionError(f"no {what} in the ledger within {timeout} s")
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        self.poll()
-        return [e for e in self.entries if e["type"] == kind]
-
-    def close(self) -> None:
-        if self.ledger is not None:
-            self.ledger.close()
-            self.ledger = None
-
-
 def _is(kind: str, **fields: Any) -> Any:
     return lambda e: e["type"] == kind and all(e.get(k) == v for k, v in fields.items())
 
@@ -937,7 +891,7 @@ class TestServiceTimelines:
         """One outage is recorded, starting and ending within one re-check of the fault."""
         from tests.service_fixture import run_service
 
-        reader = LedgerReader(tmp_path / "ledger.db", "accueil")
+        reader = LedgerFollower(tmp_path / "ledger.db", "accueil")
         try:
             with run_service(_service_config(simulator_process), tmp_path):
                 reader.wait(_is("observation", success=True), "first good check")
@@ -975,7 +929,7 @@ class TestServiceTimelines:
         """Faults cleared after one failed check, three times over, leave no outage."""
         from tests.service_fixture import run_service
 
-        reader = LedgerReader(tmp_path / "ledger.db", "accueil")
+        reader = LedgerFollower(tmp_path / "ledger.db", "accueil")
         try:
             with run_service(_service_config(simulator_process), tmp_path):
                 reader.wait(_is("observation", success=True), "first good check")
@@ -997,7 +951,7 @@ class TestServiceTimelines:
         """When every control fails with the target, checks are vantage_offline: no outage."""
         from tests.service_fixture import run_service
 
-        reader = LedgerReader(tmp_path / "ledger.db", "accueil")
+        reader = LedgerFollower(tmp_path / "ledger.db", "accueil")
         try:
             with run_service(_service_config(simulator_process), tmp_path):
                 reader.wait(_is("observation", success=True), "first good check")
@@ -1021,7 +975,7 @@ class TestServiceTimelines:
         from tests.service_fixture import run_service
 
         config = _service_config(simulator_process)
-        reader = LedgerReader(tmp_path / "ledger.db", "accueil")
+        reader = LedgerFollower(tmp_path / "ledger.db", "accueil")
         try:
             with run_service(config, tmp_path):
                 reader.wait(_is("observation", success=True), "first good check")
