@@ -1,7 +1,8 @@
 """`vigie keygen` and `vigie verify`: the evidence subcommands of the `vigie` CLI.
 
 `keygen` never overwrites a key; `verify` only reads (the ledger is opened read-only) and
-exits 1 naming the first bad entry, so scripts and people can rely on its exit code.
+exits 1 naming the first bad entry, so scripts and people can rely on its exit code. The
+exit codes, `add_command` and `command_settings` serve the other subcommands too.
 """
 
 from __future__ import annotations
@@ -16,13 +17,55 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from exporter.config import Settings
 
-__all__ = ["add_commands", "run_keygen", "run_verify"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "LoadSettings",
+    "add_command",
+    "add_commands",
+    "command_settings",
+    "run_keygen",
+    "run_verify",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 LoadSettings = Callable[[Path | None], "Settings"]
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    load_settings: LoadSettings,
+    *,
+    parents: Sequence[argparse.ArgumentParser] = (),
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
+    """Add the subcommand `name` with ``--config`` and `load_settings` in its defaults.
+
+    ``--config`` is left out when one of `parents` already carries it; `kwargs` go to
+    ``add_parser`` (help, description).
+    """
+    parser = subparsers.add_parser(name, parents=list(parents), **kwargs)
+    if not any("--config" in action.option_strings for p in parents for action in p._actions):
+        parser.add_argument(
+            "--config",
+            type=Path,
+            default=argparse.SUPPRESS,  # never hide a --config given before the command
+            metavar="FILE",
+            help="configuration file (default: ./vigie.yaml, else the built-in defaults)",
+        )
+    parser.set_defaults(load_settings=load_settings)
+    return parser
+
+
+def command_settings(args: argparse.Namespace) -> Settings:
+    """The settings of a subcommand added by `add_command` (its ``--config``, if given)."""
+    load: LoadSettings = args.load_settings
+    return load(getattr(args, "config", None))
 
 
 def add_commands(
@@ -36,21 +79,11 @@ def add_commands(
     `parents` may carry the common ``--config`` option; without it, each command adds its own.
     """
 
-    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(name, parents=list(parents), **kwargs)
-        if not any("--config" in action.option_strings for p in parents for action in p._actions):
-            parser.add_argument(
-                "--config",
-                type=Path,
-                default=argparse.SUPPRESS,  # never hide a --config given before the command
-                metavar="FILE",
-                help="configuration file (default: ./vigie.yaml, else the built-in defaults)",
-            )
-        parser.set_defaults(load_settings=load_settings)
-        return parser
-
-    keygen = add(
+    keygen = add_command(
+        subparsers,
         "keygen",
+        load_settings,
+        parents=parents,
         help="create the vantage's Ed25519 signing key (never overwrites one)",
         description="Create the Ed25519 key that signs this vantage's checkpoints. The "
         "private key is written with mode 0600, the public key beside it as <key>.pub.",
@@ -60,8 +93,11 @@ def add_commands(
     )
     keygen.set_defaults(handler=run_keygen)
 
-    verify = add(
+    verify = add_command(
+        subparsers,
         "verify",
+        load_settings,
+        parents=parents,
         help="verify a ledger or an evidence bundle (zip): exit 1 if anything was altered",
         description="Recompute every entry's hash and the Merkle tree, check every "
         "checkpoint's root and signature, every timestamp token and every artifact; for a "
@@ -105,16 +141,11 @@ def add_commands(
     verify.set_defaults(handler=run_verify)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    load: LoadSettings = args.load_settings
-    return load(getattr(args, "config", None))
-
-
 def run_keygen(args: argparse.Namespace) -> int:
     """`vigie keygen [--out PATH]`."""
     from evidence.signing import NoteVerifier, SigningKeyError, keygen, public_key_path
 
-    settings = _settings(args)
+    settings = command_settings(args)
     path: Path = args.out or settings.signing.key
     try:
         key = keygen(path)
@@ -130,7 +161,7 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     """`vigie verify [PATH]`: exit 0 when everything verifies, 1 at the first problem."""
-    settings = _settings(args)
+    settings = command_settings(args)
     target = args.path or settings.ledger.url
     if str(target).lower().endswith(".zip"):
         return _verify_bundle(args, Path(target))

@@ -10,38 +10,43 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from evidence.availability import PARIS
+from evidence.commands import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    LoadSettings,
+    add_command,
+    command_settings,
+)
 
-if TYPE_CHECKING:
-    from exporter.config import Settings
+__all__ = ["add_commands", "paris_moment", "parse_date", "run_corroborate", "run_export"]
 
-__all__ = ["add_commands", "parse_date", "run_corroborate", "run_export"]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+def paris_moment(text: str, *, end: bool = False) -> dt.datetime:
+    """A date (``2026-11-23``: its Paris midnight; as `end`, the next one) or an ISO date-time.
 
-LoadSettings = Callable[[Path | None], "Settings"]
+    A date-time without an offset is Paris time. Raises ValueError; callers word the message.
+    """
+    if len(text) == 10:
+        day = dt.date.fromisoformat(text)
+        if end:
+            day += dt.timedelta(days=1)
+        return dt.datetime.combine(day, dt.time(), PARIS)
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=PARIS)
 
 
 def parse_date(text: str, *, end: bool = False) -> dt.datetime:
     """A date (``2026-11-23``, Paris day; as `end`, the day after) or an ISO date-time."""
     try:
-        if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            if end:
-                day += dt.timedelta(days=1)
-            return dt.datetime.combine(day, dt.time(), PARIS)
-        moment = dt.datetime.fromisoformat(text)
+        return paris_moment(text, end=end)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date (YYYY-MM-DD) or a date-time (YYYY-MM-DDTHH:MM[+02:00])"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=PARIS)
 
 
 def add_commands(
@@ -49,21 +54,10 @@ def add_commands(
     load_settings: LoadSettings,
 ) -> None:
     """Add `export` and `corroborate` to the `vigie` parser (handler in ``args.handler``)."""
-
-    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        parser = subparsers.add_parser(name, **kwargs)
-        parser.add_argument(
-            "--config",
-            type=Path,
-            default=argparse.SUPPRESS,
-            metavar="FILE",
-            help="configuration file (default: ./vigie.yaml, else the built-in defaults)",
-        )
-        parser.set_defaults(load_settings=load_settings)
-        return parser
-
-    export = add(
+    export = add_command(
+        subparsers,
         "export",
+        load_settings,
         help="write an evidence bundle (zip) for a period, some targets or one outage",
         description="Write the evidence bundle of a period: the ledger entries, CSV tables, "
         "captures of failures, Merkle proofs, signed checkpoints and RFC 3161 tokens, the "
@@ -87,8 +81,10 @@ def add_commands(
     export.add_argument("--no-progress", action="store_true", help="no progress bar")
     export.set_defaults(handler=run_export)
 
-    corroborate = add(
+    corroborate = add_command(
+        subparsers,
         "corroborate",
+        load_settings,
         help="list the outages seen by several vantages (one verified bundle per vantage)",
         description="Verify each bundle, then list the outages (same target, overlapping "
         "periods) seen from at least --min vantages.",
@@ -99,18 +95,13 @@ def add_commands(
     corroborate.set_defaults(handler=run_corroborate)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    load: LoadSettings = args.load_settings
-    return load(getattr(args, "config", None))
-
-
 def run_export(args: argparse.Namespace) -> int:
     """`vigie export`: exit 0 with the bundle written, 1 when it cannot be, 2 on bad usage."""
     from evidence.bundle import BundleError, ExportRequest, export_bundle
     from evidence.ledger import LedgerError, open_ledger
     from evidence.signing import NoteSigner, SigningKeyError, load_private_key
 
-    settings = _settings(args)
+    settings = command_settings(args)
     if args.outage is None and (args.start is None or args.end is None):
         print("vigie export: give --from and --to, or --outage ID", file=sys.stderr)
         return EXIT_USAGE

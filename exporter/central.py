@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from evidence.outages import ENTRY_OUTAGE, OutageRecord, format_duration_fr, outages_from_entries
 from exporter.config import ConfigError
-from exporter.statuspage import _STYLE, paris_time
+from exporter.statuspage import _STYLE, html_page, paris_time
 
 __all__ = [
     "CentralConfig",
@@ -42,6 +42,7 @@ __all__ = [
     "load_central_config",
     "main",
     "render_central_page",
+    "run_handler",
 ]
 
 log = structlog.get_logger("vigie.central")
@@ -409,21 +410,11 @@ class Central:
 # --- HTML -------------------------------------------------------------------------------------
 
 _CENTRAL_STYLE = _STYLE + ".confirm{font-weight:bold}\n"
-
-
-def _page(title: str, body: str) -> str:
-    return f"""<!DOCTYPE html>
-<html lang="fr">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title><style>{_CENTRAL_STYLE}</style></head>
-<body>
-{body}
-<footer><p>Vigie observe en lecture seule, depuis plusieurs réseaux indépendants. Cette page lit
+_CENTRAL_FOOTER = """\
+Vigie observe en lecture seule, depuis plusieurs réseaux indépendants. Cette page lit
 les registres signés de chaque point d'observation sans jamais les modifier ; chaque registre
 se vérifie avec <code>vigie verify</code>, chaque archive de preuves aussi. Heures affichées :
-heure de Paris. <a href="/outages.json">Données (JSON)</a>.</p></footer>
-</body></html>
-"""
+heure de Paris. <a href="/outages.json">Données (JSON)</a>."""
 
 
 def _confirm_cell(outage: ConfirmedOutage, view: CentralView) -> str:
@@ -521,7 +512,7 @@ consécutives en échec) et n'en impute aucune au service quand sa propre connex
 Cette page rapproche les pannes d'un même service dont les périodes se chevauchent, et compte
 les points d'observation distincts qui les ont vues.</p>
 </main>"""
-    return _page(view.title, body)
+    return html_page(view.title, body, style=_CENTRAL_STYLE, footer=_CENTRAL_FOOTER)
 
 
 # --- HTTP -------------------------------------------------------------------------------------
@@ -620,6 +611,19 @@ def add_commands(
     _add_arguments(parser)
 
 
+def run_handler(args: argparse.Namespace) -> int:
+    """Run ``args.handler(args)``: its exit code, or 2 with one line per problem of a ConfigError.
+
+    Shared by `vigie` and ``python -m exporter.central`` (which does not load the service).
+    """
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(f"vigie: error: {line}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m exporter.central --config central.yaml`` (same as `vigie central`)."""
     from exporter.logs import configure_logging
@@ -628,12 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_arguments(parser)
     args = parser.parse_args(argv)
     configure_logging()
-    try:
-        return int(args.handler(args))
-    except ConfigError as exc:
-        for line in exc.lines:
-            print(f"vigie: error: {line}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_handler(args)
 
 
 if __name__ == "__main__":

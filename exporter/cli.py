@@ -20,6 +20,7 @@ import structlog
 from evidence.commands import add_commands as add_evidence_commands
 from evidence.export_cmd import add_commands as add_export_commands
 from exporter.central import add_commands as add_central_commands
+from exporter.central import run_handler
 from exporter.clock import ClockWatch
 from exporter.config import ConfigError, Settings, load_settings
 from exporter.grafana import add_commands as add_dashboard_commands
@@ -41,7 +42,6 @@ log = structlog.get_logger("vigie")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
 
 def run_async(coro_fn: Callable[[], Any]) -> Any:
@@ -296,11 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        return int(args.handler(args))
-    except ConfigError as exc:
-        for line in exc.lines:
-            print(f"vigie: error: {line}", file=sys.stderr)
-        return EXIT_USAGE
+        return run_handler(args)
     except KeyboardInterrupt:
         return 130
 

@@ -12,10 +12,11 @@ import io
 import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
+from evidence.commands import EXIT_FAILED, EXIT_OK, LoadSettings, add_command, command_settings
+from evidence.export_cmd import paris_moment
 from evidence.ledger import LedgerError
 from evidence.outages import (
     ENTRY_GAP,
@@ -42,13 +43,9 @@ __all__ = [
 ]
 
 PARIS = ZoneInfo("Europe/Paris")
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 _EVENTS = (ENTRY_OUTAGE, ENTRY_GAP, ENTRY_VANTAGE)
 _ALL = ("observation", *_EVENTS)
 
-LoadSettings = Callable[[Path | None], "Settings"]
 CSV_FIELDS = (
     "id",
     "target_id",
@@ -151,19 +148,12 @@ def parse_moment(text: str, *, end: bool = False) -> dt.datetime:
 
     Date-times without an offset are Paris time. Raises ValueError with a usable message.
     """
-    value = text.strip()
     try:
-        if len(value) == 10:
-            day = dt.date.fromisoformat(value)
-            if end:
-                day += dt.timedelta(days=1)
-            return dt.datetime.combine(day, dt.time(), PARIS)
-        moment = dt.datetime.fromisoformat(value)
+        return paris_moment(text.strip(), end=end)
     except ValueError:
         raise ValueError(
             f"{text!r} is not a date or date-time (e.g. 2026-11-23 or 2026-11-23T14:30)"
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=PARIS)
 
 
 def select(
@@ -261,8 +251,7 @@ def run_outages(
     """`vigie outages [--target ID] [--from DATE] [--to DATE] [--format table|csv|json]`."""
     from exporter.config import ConfigError
 
-    load: LoadSettings = args.load_settings
-    settings = load(getattr(args, "config", None))
+    settings = command_settings(args)
     try:
         start = parse_moment(args.from_) if args.from_ else None
         end = parse_moment(args.to, end=True) if args.to else None
@@ -301,8 +290,10 @@ def add_commands(
     source_factory: Callable[[Settings], EntrySource] | None = None,
 ) -> None:
     """Add `vigie outages` to the `vigie` parser (handler in ``args.handler``)."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "outages",
+        load_settings,
         help="list confirmed outages from the ledger (table, CSV or JSON)",
         description="List the confirmed outages (down) and slow periods (degraded) recorded "
         "in the ledger, oldest first. Times are stored in UTC; the table shows them in "
@@ -311,18 +302,9 @@ def add_commands(
         "day. An outage is listed when it overlaps the period.",
     )
     parser.add_argument(
-        "--config",
-        type=Path,
-        default=argparse.SUPPRESS,
-        metavar="FILE",
-        help="configuration file (default: ./vigie.yaml, else the built-in defaults)",
-    )
-    parser.add_argument(
         "--target", action="append", metavar="ID", help="only this target (repeatable)"
     )
     parser.add_argument("--from", dest="from_", metavar="DATE", help="from this day or time")
     parser.add_argument("--to", metavar="DATE", help="up to this day (included) or time")
     parser.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    parser.set_defaults(
-        handler=run_outages, load_settings=load_settings, source_factory=source_factory
-    )
+    parser.set_defaults(handler=run_outages, source_factory=source_factory)

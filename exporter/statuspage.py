@@ -39,6 +39,7 @@ __all__ = [
     "StatusView",
     "TargetView",
     "build_status_view",
+    "html_page",
     "outage_view",
     "paris_time",
     "render_outage_by_id",
@@ -364,16 +365,20 @@ def _scope(target_ids: Iterable[str], names: Mapping[str, str]) -> str:
 # --- HTML -------------------------------------------------------------------------------------
 
 
-def _page(title: str, body: str) -> str:
+_FOOTER = """Vigie observe en lecture seule : aucune démarche n'est effectuée, aucun compte
+n'est créé. Chaque observation est conservée dans un registre signé et infalsifiable.
+Heures affichées : heure de Paris. <a href="/metrics">Métriques Prometheus</a>."""
+
+
+def html_page(title: str, body: str, *, style: str = _STYLE, footer: str = _FOOTER) -> str:
+    """A French HTML page: `title` (escaped), inline `style`, then `body` and `footer` (HTML)."""
     return f"""<!DOCTYPE html>
 <html lang="fr">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title><style>{_STYLE}</style></head>
+<title>{escape(title)}</title><style>{style}</style></head>
 <body>
 {body}
-<footer><p>Vigie observe en lecture seule : aucune démarche n'est effectuée, aucun compte
-n'est créé. Chaque observation est conservée dans un registre signé et infalsifiable.
-Heures affichées : heure de Paris. <a href="/metrics">Métriques Prometheus</a>.</p></footer>
+<footer><p>{footer}</p></footer>
 </body></html>
 """
 
@@ -527,7 +532,7 @@ masquées.</p>
 <p>{escape(view.rules)} Quand tous les sites de contrôle échouent en même temps, la panne est
 celle de la sonde : elle n'est pas imputée aux services surveillés.</p>
 </main>"""
-    return _page("Vigie — état des services", body)
+    return html_page("Vigie — état des services", body)
 
 
 def render_outage_page(
@@ -584,7 +589,7 @@ def render_outage_page(
 observations, captures, preuves d'inclusion dans le registre signé, et un vérificateur
 autonome.</p>
 </main>"""
-    return _page(f"Vigie — {title}", body)
+    return html_page(f"Vigie — {title}", body)
 
 
 def render_status_page(service: Service, *, now: dt.datetime | None = None) -> str:
