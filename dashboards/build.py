@@ -50,6 +50,15 @@ SEL = 'target=~"$target", vantage=~"$vantage"'
 # Filters of the series that describe the probe itself (no `target` label).
 PROBE_SEL = 'job=~"$job", vantage=~"$vantage"'
 
+# 1 while a vantage's own network is up (its witness sites answer), 0 when it is cut off.
+VANTAGE_ONLINE = 'min by (vantage) (vigie_vantage_online{vantage=~"$vantage"})'
+# The probe's own incidents: counter of each kind and its French name in legends.
+PROBE_INCIDENTS = (
+    ("vigie_ledger_write_errors_total", "Écriture du registre"),
+    ("vigie_tsa_failures_total", "Horodatage"),
+    ("vigie_clock_jumps_total", "Horloge"),
+)
+
 # State code: the worst state wins when several vantages watch the same target.
 STATE_CODES = (("up", 1), ("recovering", 2), ("degraded", 3), ("failing", 4), ("down", 5))
 STATE_TEXT: Mapping[int, tuple[str, str]] = {
@@ -182,6 +191,19 @@ def _state_code() -> str:
     return "max by (target) (\n    " + "\n    or ".join(parts) + "\n  )"
 
 
+def _incident_queries(window: str, *, instant: bool) -> list[Json]:
+    """One query per kind of probe incident (refs A, B, C): how many happened over `window`."""
+    return [
+        _query(
+            f"sum(increase({metric}{{{PROBE_SEL}}}[{window}]))",
+            legend,
+            ref=ref,
+            instant=instant,
+        )
+        for ref, (metric, legend) in zip("ABC", PROBE_INCIDENTS, strict=True)
+    ]
+
+
 def _availability(window: str) -> str:
     return f"avg by (target) (avg_over_time(probe_success{{{SEL}}}[{window}]))"
 
@@ -309,6 +331,46 @@ def _stat_options(
     }
 
 
+def _stat(
+    layout: _Layout,
+    title: str,
+    description: str,
+    size: tuple[int, int],
+    targets: Sequence[Json],
+    *,
+    text_mode: str = "value_and_name",
+    color_mode: str = "background",
+    color: Json | None = None,
+    thresholds: Json | None = None,
+    unit: str | None = None,
+    decimals: int | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    mappings: Sequence[Json] = (),
+    links: Sequence[Json] = (),
+    no_value: str | None = None,
+) -> Json:
+    """A stat panel of the last values, coloured by its thresholds unless `color` is given."""
+    return _panel(
+        layout,
+        "stat",
+        title,
+        description,
+        size,
+        targets,
+        unit=unit,
+        decimals=decimals,
+        minimum=minimum,
+        maximum=maximum,
+        thresholds=thresholds,
+        mappings=mappings,
+        color=color or {"mode": "thresholds"},
+        options=_stat_options(text_mode=text_mode, color_mode=color_mode),
+        links=links,
+        no_value=no_value,
+    )
+
+
 def _age_stat(  # noqa: PLR0917 - one stat panel, its words and its limits
     layout: _Layout,
     title: str,
@@ -319,17 +381,15 @@ def _age_stat(  # noqa: PLR0917 - one stat panel, its words and its limits
 ) -> Json:
     """A stat panel: how long ago the Unix time in `metric` was (orange, then red past limits)."""
     orange, red = limits
-    return _panel(
+    return _stat(
         layout,
-        "stat",
         title,
         description,
         (4, 5),
         [_query(f"time() - max({metric}{{{PROBE_SEL}}} > 0)", "Il y a", instant=True)],
+        text_mode="value",
         unit="dtdurations",
         thresholds=_thresholds(("green", None), ("orange", orange), ("red", red)),
-        color={"mode": "thresholds"},
-        options=_stat_options(text_mode="value"),
         no_value=no_value,
     )
 
@@ -372,13 +432,13 @@ def _line(
     }
 
 
-def _timeline_options() -> Json:
+def _timeline_options(*, show_value: str = "never") -> Json:
     return {
         "alignValue": "left",
         "legend": {"displayMode": "list", "placement": "bottom", "showLegend": False},
         "mergeValues": True,
         "rowHeight": 0.9,
-        "showValue": "never",
+        "showValue": show_value,
         "tooltip": {"hideZeros": False, "mode": "single", "sort": "none"},
     }
 
@@ -391,6 +451,70 @@ def _timeline_custom() -> Json:
         "lineWidth": 0,
         "spanNulls": False,
     }
+
+
+def _timeseries(
+    layout: _Layout,
+    title: str,
+    description: str,
+    size: tuple[int, int],
+    targets: Sequence[Json],
+    *,
+    line: Json,
+    unit: str | None = None,
+    decimals: int | None = None,
+    maximum: float | None = None,
+    overrides: Sequence[Json] = (),
+    interval: str | None = None,
+    legend: str = "list",
+) -> Json:
+    """A time-series panel drawn from zero with `line` (see `_line`), one colour per series."""
+    return _panel(
+        layout,
+        "timeseries",
+        title,
+        description,
+        size,
+        targets,
+        unit=unit,
+        decimals=decimals,
+        minimum=0,
+        maximum=maximum,
+        custom=line,
+        color={"mode": "palette-classic"},
+        overrides=overrides,
+        options=_series_options(legend=legend),
+        interval=interval,
+    )
+
+
+def _timeline(
+    layout: _Layout,
+    title: str,
+    description: str,
+    size: tuple[int, int],
+    targets: Sequence[Json],
+    *,
+    mappings: Sequence[Json],
+    thresholds: Json,
+    show_value: str = "never",
+    links: Sequence[Json] = (),
+) -> Json:
+    """A state-timeline panel: one band per series, coloured by its value mappings."""
+    return _panel(
+        layout,
+        "state-timeline",
+        title,
+        description,
+        size,
+        targets,
+        mappings=mappings,
+        thresholds=thresholds,
+        color={"mode": "thresholds"},
+        custom=_timeline_custom(),
+        options=_timeline_options(show_value=show_value),
+        links=links,
+    )
 
 
 def _text(layout: _Layout, title: str, content: str, size: tuple[int, int]) -> Json:
@@ -604,9 +728,8 @@ def _dashboard(
 
 
 def _state_stat(layout: _Layout, size: tuple[int, int], *, text_mode: str) -> Json:
-    return _panel(
+    return _stat(
         layout,
-        "stat",
         "État actuel",
         "Ce que Vigie constate en ce moment pour chaque service. « En panne » : plusieurs "
         "contrôles de suite ont échoué, la panne est confirmée et enregistrée comme preuve. "
@@ -615,41 +738,46 @@ def _state_stat(layout: _Layout, size: tuple[int, int], *, text_mode: str) -> Js
         "surveillance » : le service répond de nouveau, Vigie attend confirmation.",
         size,
         [_query(_with_name(_state_code()), "{{name}}", instant=True)],
+        text_mode=text_mode,
         mappings=_state_mappings(),
         thresholds=_thresholds(("text", None)),
-        color={"mode": "thresholds"},
-        options=_stat_options(text_mode=text_mode),
         links=_service_link(),
         no_value="Aucun service",
     )
 
 
 def _availability_stat(
-    layout: _Layout, window: str, label: str, size: tuple[int, int], *, text_mode: str
+    layout: _Layout,
+    window: str,
+    label: str,
+    size: tuple[int, int],
+    *,
+    text_mode: str,
+    period: str | None = None,
+    no_value: str | None = "Pas encore de mesure",
 ) -> Json:
-    return _panel(
+    """Availability of each service over `window`, named `label` (`period` in the help text)."""
+    return _stat(
         layout,
-        "stat",
         f"Disponibilité — {label}",
-        f"Disponibilité de chaque service sur {label}. {AVAILABILITY_HELP}",
+        f"Disponibilité de chaque service sur {period or label}. {AVAILABILITY_HELP}",
         size,
         [_query(_with_name(_availability(window)), "{{name}}", instant=True)],
+        text_mode=text_mode,
+        color_mode="value",
         unit="percentunit",
         decimals=2,
         minimum=0,
         maximum=1,
         thresholds=_thresholds(("red", None), ("orange", 0.95), ("green", 0.99)),
-        color={"mode": "thresholds"},
-        options=_stat_options(text_mode=text_mode, color_mode="value"),
         links=_service_link(),
-        no_value="Pas encore de mesure",
+        no_value=no_value,
     )
 
 
 def _state_timeline(layout: _Layout, size: tuple[int, int]) -> Json:
-    return _panel(
+    return _timeline(
         layout,
-        "state-timeline",
         "Historique de l'état",
         "L'état de chaque service au fil du temps : chaque bande de couleur montre quand le "
         "service fonctionnait (vert), était ralenti (jaune), avait des échecs non encore "
@@ -658,9 +786,6 @@ def _state_timeline(layout: _Layout, size: tuple[int, int]) -> Json:
         [_query(_with_name(_state_code()), "{{name}}")],
         mappings=_state_mappings(),
         thresholds=_thresholds(("text", None)),
-        color={"mode": "thresholds"},
-        custom=_timeline_custom(),
-        options=_timeline_options(),
         links=_service_link(),
     )
 
@@ -737,9 +862,8 @@ def _quantile(quantile: float) -> str:
 
 
 def _response_time(layout: _Layout, size: tuple[int, int]) -> Json:
-    return _panel(
+    return _timeseries(
         layout,
-        "timeseries",
         "Temps de réponse (médian et lent)",
         "Combien de temps un contrôle complet prend. « Médian » : la moitié des contrôles ont "
         "été plus rapides. « Lent (95 %) » : 95 contrôles sur 100 ont été plus rapides, les 5 "
@@ -751,32 +875,23 @@ def _response_time(layout: _Layout, size: tuple[int, int]) -> Json:
             _query(_with_name(_quantile(0.5)), "{{name}} — médian", ref="A"),
             _query(_with_name(_quantile(0.95)), "{{name}} — lent (95 %)", ref="B"),
         ],
+        line=_line(),
         unit="s",
-        minimum=0,
-        custom=_line(),
-        color={"mode": "palette-classic"},
-        options=_series_options(legend="table"),
+        legend="table",
         interval="10m",
     )
 
 
 def _vantage_stat(layout: _Layout, size: tuple[int, int]) -> Json:
-    return _panel(
+    return _stat(
         layout,
-        "stat",
         "Réseau de la sonde",
         "Vigie vérifie en permanence des sites témoins indépendants (par exemple "
         "service-public.fr). S'ils sont tous injoignables en même temps, c'est la connexion de "
         "la sonde qui est coupée, pas le service surveillé : ces moments ne sont jamais comptés "
         "comme des pannes.",
         size,
-        [
-            _query(
-                'min by (vantage) (vigie_vantage_online{vantage=~"$vantage"})',
-                "{{vantage}}",
-                instant=True,
-            )
-        ],
+        [_query(VANTAGE_ONLINE, "{{vantage}}", instant=True)],
         mappings=[
             _value_map(
                 {
@@ -786,8 +901,6 @@ def _vantage_stat(layout: _Layout, size: tuple[int, int]) -> Json:
             )
         ],
         thresholds=_thresholds(("red", None), ("green", 1)),
-        color={"mode": "thresholds"},
-        options=_stat_options(),
         no_value="Sonde muette",
     )
 
@@ -798,9 +911,8 @@ def _vantages_seeing_stat(layout: _Layout, size: tuple[int, int]) -> Json:
         f'count by (target) ((max by (vantage, target) (vigie_outage_open{{kind="down", {SEL}}}) '
         "== 1) and on (vantage) (max by (vantage) (vigie_vantage_online) == 1))"
     )
-    return _panel(
+    return _stat(
         layout,
-        "stat",
         "Pannes en cours : vues depuis N points d'observation",
         "Pour chaque service en panne confirmée, le nombre de points d'observation (sondes "
         "installées sur des réseaux différents) qui voient la panne en ce moment. Une panne "
@@ -811,17 +923,14 @@ def _vantages_seeing_stat(layout: _Layout, size: tuple[int, int]) -> Json:
         [_query(_with_name(seen), "{{name}}", instant=True)],
         decimals=0,
         thresholds=_thresholds(("orange", None), ("red", 2)),
-        color={"mode": "thresholds"},
-        options=_stat_options(text_mode="value_and_name"),
         no_value="Aucune panne en cours",
         links=_service_link(),
     )
 
 
 def _collection_stat(layout: _Layout, size: tuple[int, int]) -> Json:
-    return _panel(
+    return _stat(
         layout,
-        "stat",
         "Sonde joignable",
         "Prometheus, la base qui garde l'historique des mesures, arrive-t-il à lire les mesures "
         "de Vigie ? Si ce n'est pas le cas, les tableaux ne se mettent plus à jour : ce n'est "
@@ -830,9 +939,37 @@ def _collection_stat(layout: _Layout, size: tuple[int, int]) -> Json:
         [_query(f"min by (vantage) (up{{{PROBE_SEL}}})", "{{vantage}}", instant=True)],
         mappings=[_value_map({"1": ("Oui", "green"), "0": ("Non", "red")})],
         thresholds=_thresholds(("red", None), ("green", 1)),
-        color={"mode": "thresholds"},
-        options=_stat_options(),
         no_value="Aucune sonde",
+    )
+
+
+def _outcomes_chart(
+    layout: _Layout,
+    title: str,
+    description: str,
+    size: tuple[int, int],
+    selector: str,
+    *,
+    decimals: int | None = None,
+    overrides: Sequence[Json] = (),
+) -> Json:
+    """Checks of `selector` per 5-minute bar, stacked by outcome (named in French)."""
+    return _timeseries(
+        layout,
+        title,
+        description,
+        size,
+        [
+            _query(
+                f"sum by (outcome) (increase(vigie_probes_total{{{selector}}}[$__interval]))",
+                "{{outcome}}",
+            )
+        ],
+        line=_line(fill=80, stacked=True, bars=True),
+        unit="short",
+        decimals=decimals,
+        overrides=[*_rename(OUTCOME_NAMES), *overrides],
+        interval="5m",
     )
 
 
@@ -858,9 +995,8 @@ def overview() -> Json:
     panels.append(lay.row("Maintenant"))
     panels.append(_state_stat(lay, (12, 6), text_mode="value_and_name"))
     panels.append(
-        _panel(
+        _stat(
             lay,
-            "stat",
             "Pannes en cours",
             "Nombre de pannes confirmées qui ne sont pas terminées, tous services confondus. "
             "Leur liste est plus bas, dans « Pannes en cours ».",
@@ -872,9 +1008,8 @@ def overview() -> Json:
                     instant=True,
                 )
             ],
+            text_mode="value",
             thresholds=_thresholds(("green", None), ("red", 1)),
-            color={"mode": "thresholds"},
-            options=_stat_options(text_mode="value"),
         )
     )
     panels.append(_vantage_stat(lay, (4, 6)))
@@ -884,28 +1019,19 @@ def overview() -> Json:
     for window, label in (("24h", "24 heures"), ("7d", "7 jours"), ("30d", "30 jours")):
         panels.append(_availability_stat(lay, window, label, (8, 7), text_mode="value_and_name"))
     panels.append(
-        _panel(
+        _availability_stat(
             lay,
-            "stat",
-            "Disponibilité — période affichée",
-            "Disponibilité de chaque service sur la période choisie en haut à droite de la page. "
-            + AVAILABILITY_HELP,
+            "$__range",
+            "période affichée",
             (8, 7),
-            [_query(_with_name(_availability("$__range")), "{{name}}", instant=True)],
-            unit="percentunit",
-            decimals=2,
-            minimum=0,
-            maximum=1,
-            thresholds=_thresholds(("red", None), ("orange", 0.95), ("green", 0.99)),
-            color={"mode": "thresholds"},
-            options=_stat_options(color_mode="value"),
-            links=_service_link(),
+            text_mode="value_and_name",
+            period="la période choisie en haut à droite de la page",
+            no_value=None,
         )
     )
     panels.append(
-        _panel(
+        _stat(
             lay,
-            "stat",
             "Pannes confirmées — 30 jours",
             "Nombre de pannes confirmées ouvertes ces 30 derniers jours, par service (les "
             "ralentissements ne sont pas comptés ici).",
@@ -920,17 +1046,15 @@ def overview() -> Json:
                     instant=True,
                 )
             ],
+            color_mode="value",
             decimals=0,
             thresholds=_thresholds(("green", None), ("orange", 1), ("red", 5)),
-            color={"mode": "thresholds"},
-            options=_stat_options(color_mode="value"),
             links=_service_link(),
         )
     )
     panels.append(
-        _panel(
+        _stat(
             lay,
-            "stat",
             "Durée cumulée des pannes — 30 jours",
             "Temps total passé en panne confirmée ces 30 derniers jours, par service, du premier "
             "contrôle raté au premier contrôle réussi. Seules les pannes terminées sont comptées "
@@ -946,10 +1070,9 @@ def overview() -> Json:
                     instant=True,
                 )
             ],
+            color_mode="value",
             unit="dtdurations",
             thresholds=_thresholds(("green", None), ("orange", 60), ("red", 3600)),
-            color={"mode": "thresholds"},
-            options=_stat_options(color_mode="value"),
             links=_service_link(),
         )
     )
@@ -983,9 +1106,8 @@ def service_detail() -> Json:
     for window, label in (("24h", "24 heures"), ("7d", "7 jours"), ("30d", "30 jours")):
         panels.append(_availability_stat(lay, window, label, (4, 5), text_mode="value"))
     panels.append(
-        _panel(
+        _stat(
             lay,
-            "stat",
             "Certificat de sécurité",
             "Nombre de jours avant l'expiration du certificat de sécurité (le cadenas du "
             "navigateur) présenté par le site. Un certificat expiré empêche les usagers "
@@ -998,11 +1120,11 @@ def service_detail() -> Json:
                     instant=True,
                 )
             ],
+            text_mode="value",
+            color_mode="value",
             unit="d",
             decimals=0,
             thresholds=_thresholds(("red", None), ("orange", 7), ("green", 21)),
-            color={"mode": "thresholds"},
-            options=_stat_options(text_mode="value", color_mode="value"),
             no_value="Pas de certificat mesuré",
         )
     )
@@ -1010,9 +1132,8 @@ def service_detail() -> Json:
     panels.append(lay.row("Historique"))
     panels.append(_state_timeline(lay, (24, 5)))
     panels.append(
-        _panel(
+        _timeline(
             lay,
-            "state-timeline",
             "Code de réponse du serveur",
             "Le code que le serveur a renvoyé à chaque contrôle (pour les contrôles de page "
             "simples). 200 : tout va bien. 401/403 : accès refusé, normal pour une page qui "
@@ -1027,89 +1148,64 @@ def service_detail() -> Json:
                 _range_map(500, 599, "Erreur du serveur", "red", 3),
             ],
             thresholds=_thresholds(("red", None), ("green", 100), ("orange", 400), ("red", 500)),
-            color={"mode": "thresholds"},
-            custom=_timeline_custom(),
-            options=_timeline_options() | {"showValue": "auto"},
+            show_value="auto",
         )
     )
     panels.append(_open_outages_table(lay, (24, 5)))
 
     panels.append(lay.row("Temps de réponse"))
     panels.append(
-        _panel(
+        _timeseries(
             lay,
-            "timeseries",
             "Où passe le temps (dernier contrôle)",
             "Le temps de réponse découpé en étapes, empilées : trouver l'adresse du site, s'y "
             "connecter, établir le chiffrement, attendre que le serveur prépare la page, puis la "
             "télécharger. Si l'attente du serveur domine, c'est le site lui-même qui est lent.",
             (12, 9),
             [_query(f"max by (phase) (probe_http_duration_seconds{{{SEL}}})", "{{phase}}")],
+            line=_line(fill=60, stacked=True, step=True),
             unit="s",
-            minimum=0,
-            custom=_line(fill=60, stacked=True, step=True),
-            color={"mode": "palette-classic"},
             overrides=_rename(PHASE_NAMES),
-            options=_series_options(),
         )
     )
     panels.append(
-        _panel(
+        _timeseries(
             lay,
-            "timeseries",
             "Durée des étapes du parcours (navigateur)",
             "Pour les parcours faits avec un vrai navigateur (par exemple ouvrir la page de "
             "connexion puis le formulaire de création de compte) : le temps pris par chaque "
             "étape lors du dernier contrôle.",
             (12, 9),
             [_query(f"max by (step) (vigie_browser_step_duration_seconds{{{SEL}}})", "{{step}}")],
+            line=_line(step=True),
             unit="s",
-            minimum=0,
-            custom=_line(step=True),
-            color={"mode": "palette-classic"},
-            options=_series_options(),
         )
     )
     panels.append(_response_time(lay, (12, 9)))
     panels.append(
-        _panel(
+        _timeseries(
             lay,
-            "timeseries",
             "Durée de chaque contrôle",
             "Le temps total du dernier contrôle, point par point, pour chaque point de mesure.",
             (12, 9),
             [_query(f"max by (vantage) (probe_duration_seconds{{{SEL}}})", "{{vantage}}")],
+            line=_line(points=True),
             unit="s",
-            minimum=0,
-            custom=_line(points=True),
-            color={"mode": "palette-classic"},
-            options=_series_options(),
         )
     )
 
     panels.append(lay.row("Contrôles"))
     panels.append(
-        _panel(
+        _outcomes_chart(
             lay,
-            "timeseries",
             "Résultats des contrôles",
             "Combien de contrôles ont été faits, et comment ils se sont terminés : réussis, ou "
             "la raison de l'échec. Les contrôles faits pendant une coupure du réseau de la sonde "
             "sont montrés à part et ne comptent pas contre le service.",
             (24, 8),
-            [
-                _query(
-                    f"sum by (outcome) (increase(vigie_probes_total{{{SEL}}}[$__interval]))",
-                    "{{outcome}}",
-                )
-            ],
-            unit="short",
+            SEL,
             decimals=0,
-            minimum=0,
-            custom=_line(fill=80, stacked=True, bars=True),
-            color={"mode": "palette-classic"},
             overrides=[
-                *_rename(OUTCOME_NAMES),
                 {
                     "matcher": {"id": "byName", "options": "ok"},
                     "properties": [
@@ -1117,8 +1213,6 @@ def service_detail() -> Json:
                     ],
                 },
             ],
-            options=_series_options(),
-            interval="5m",
         )
     )
     return _dashboard(
@@ -1144,9 +1238,8 @@ def probe_health() -> Json:
     panels.append(_collection_stat(lay, (4, 5)))
     panels.append(_vantage_stat(lay, (4, 5)))
     panels.append(
-        _panel(
+        _stat(
             lay,
-            "stat",
             "Version de Vigie",
             "La version du logiciel Vigie qui fait les mesures, par point de mesure.",
             (4, 5),
@@ -1157,8 +1250,9 @@ def probe_health() -> Json:
                     instant=True,
                 )
             ],
+            text_mode="name",
+            color_mode="none",
             color={"fixedColor": "text", "mode": "fixed"},
-            options=_stat_options(text_mode="name", color_mode="none"),
             no_value="Sonde muette",
         )
     )
@@ -1187,46 +1281,24 @@ def probe_health() -> Json:
         )
     )
     panels.append(
-        _panel(
+        _stat(
             lay,
-            "stat",
             "Incidents de la sonde — 24 heures",
             "Erreurs d'écriture du registre de preuves, échecs d'horodatage et sauts de "
             "l'horloge de la machine sur les dernières 24 heures. Tout doit être à zéro ; sinon "
             "prévenez la personne qui administre la sonde.",
             (4, 5),
-            [
-                _query(
-                    f"sum(increase(vigie_ledger_write_errors_total{{{PROBE_SEL}}}[24h]))",
-                    "Écriture du registre",
-                    ref="A",
-                    instant=True,
-                ),
-                _query(
-                    f"sum(increase(vigie_tsa_failures_total{{{PROBE_SEL}}}[24h]))",
-                    "Horodatage",
-                    ref="B",
-                    instant=True,
-                ),
-                _query(
-                    f"sum(increase(vigie_clock_jumps_total{{{PROBE_SEL}}}[24h]))",
-                    "Horloge",
-                    ref="C",
-                    instant=True,
-                ),
-            ],
+            _incident_queries("24h", instant=True),
+            color_mode="value",
             decimals=0,
             thresholds=_thresholds(("green", None), ("red", 1)),
-            color={"mode": "thresholds"},
-            options=_stat_options(color_mode="value"),
         )
     )
 
     panels.append(lay.row("Registre de preuves"))
     panels.append(
-        _panel(
+        _timeseries(
             lay,
-            "timeseries",
             "Entrées ajoutées au registre",
             "Chaque contrôle, chaque début et fin de panne et chaque point de contrôle ajoute "
             "une entrée au registre de preuves. Une courbe à zéro alors que la sonde tourne "
@@ -1239,97 +1311,54 @@ def probe_health() -> Json:
                     "{{vantage}}",
                 )
             ],
+            line=_line(fill=40, bars=True),
             unit="short",
-            minimum=0,
-            custom=_line(fill=40, bars=True),
-            color={"mode": "palette-classic"},
-            options=_series_options(),
             interval="1m",
         )
     )
     panels.append(
-        _panel(
+        _timeseries(
             lay,
-            "timeseries",
             "Erreurs de la sonde",
             "Erreurs d'écriture du registre, échecs d'horodatage et sauts d'horloge, au fil du "
             "temps.",
             (12, 8),
-            [
-                _query(
-                    f"sum(increase(vigie_ledger_write_errors_total{{{PROBE_SEL}}}"
-                    "[$__rate_interval]))",
-                    "Écriture du registre",
-                    ref="A",
-                ),
-                _query(
-                    f"sum(increase(vigie_tsa_failures_total{{{PROBE_SEL}}}[$__rate_interval]))",
-                    "Horodatage",
-                    ref="B",
-                ),
-                _query(
-                    f"sum(increase(vigie_clock_jumps_total{{{PROBE_SEL}}}[$__rate_interval]))",
-                    "Horloge",
-                    ref="C",
-                ),
-            ],
+            _incident_queries("$__rate_interval", instant=False),
+            line=_line(fill=20),
             unit="short",
-            minimum=0,
-            custom=_line(fill=20),
-            color={"mode": "palette-classic"},
-            options=_series_options(),
         )
     )
 
     panels.append(lay.row("Contrôles"))
     panels.append(
-        _panel(
+        _outcomes_chart(
             lay,
-            "timeseries",
             "Contrôles en échec, par cause",
             "Les contrôles qui ont échoué, tous services confondus, selon la raison. Beaucoup "
             "d'échecs « réseau de la sonde coupé » désignent un problème de la sonde, pas des "
             "services.",
             (12, 8),
-            [
-                _query(
-                    "sum by (outcome) (increase(vigie_probes_total"
-                    f'{{outcome!="ok", {SEL}}}[$__interval]))',
-                    "{{outcome}}",
-                )
-            ],
-            unit="short",
-            minimum=0,
-            custom=_line(fill=80, stacked=True, bars=True),
-            color={"mode": "palette-classic"},
-            overrides=_rename(OUTCOME_NAMES),
-            options=_series_options(),
-            interval="5m",
+            f'outcome!="ok", {SEL}',
         )
     )
     panels.append(
-        _panel(
+        _timeseries(
             lay,
-            "timeseries",
             "Réseau de la sonde",
             "1 : la connexion de la sonde fonctionne. 0 : tous les sites témoins sont "
             "injoignables, les contrôles sont mis de côté.",
             (12, 8),
-            [_query('min by (vantage) (vigie_vantage_online{vantage=~"$vantage"})', "{{vantage}}")],
-            minimum=0,
-            maximum=1,
+            [_query(VANTAGE_ONLINE, "{{vantage}}")],
+            line=_line(step=True),
             decimals=0,
-            custom=_line(step=True),
-            color={"mode": "palette-classic"},
-            options=_series_options(),
+            maximum=1,
         )
     )
 
     panels.append(lay.row("Collecte par Prometheus"))
     panels.append(
-        _panel(
+        _timeseries(
             lay,
-            "timeseries",
             "Lecture des mesures par Prometheus",
             "1 quand Prometheus arrive à lire les mesures de la sonde, 0 sinon ; et le temps que "
             "prend cette lecture. Réglage technique, utile à la personne qui administre Vigie.",
@@ -1344,26 +1373,19 @@ def probe_health() -> Json:
                     ref="B",
                 ),
             ],
-            minimum=0,
-            custom=_line(step=True),
-            color={"mode": "palette-classic"},
-            options=_series_options(),
+            line=_line(step=True),
         )
     )
     panels.append(
-        _panel(
+        _timeseries(
             lay,
-            "timeseries",
             "Nombre de mesures lues",
             "Combien de séries de mesures Prometheus lit à chaque passage. Une chute brutale "
             "signifie que des services ont disparu de la configuration de Vigie.",
             (12, 8),
             [_query(f"max by (instance) (scrape_samples_scraped{{{PROBE_SEL}}})", "{{instance}}")],
+            line=_line(),
             unit="short",
-            minimum=0,
-            custom=_line(),
-            color={"mode": "palette-classic"},
-            options=_series_options(),
         )
     )
     return _dashboard(

@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -406,6 +406,22 @@ MAY_BE_EMPTY = {
 }
 
 
+def _panel_query(uid: str, panel: str) -> PanelQuery:
+    """The one query of the panel titled `panel` in dashboard `uid`."""
+    (query,) = [q for q in panel_queries(all_dashboards()[uid]) if q.panel == panel]
+    return query
+
+
+def _empty_panels(stack: Stack, uid: str, target: str, skip: Callable[[str], bool]) -> list[str]:
+    """The queries of dashboard `uid` (but the panels `skip` rejects) that return no data."""
+    return [
+        f"{query.panel} [{query.ref}]"
+        for query in panel_queries(all_dashboards()[uid])
+        if not skip(query.panel)
+        and not stack.query(_substitute(query, target), instant=query.instant)
+    ]
+
+
 @pytest.mark.prometheus
 @pytest.mark.slow
 class TestQueriesAgainstPrometheus:
@@ -432,21 +448,17 @@ class TestQueriesAgainstPrometheus:
     def test_overview_panels_return_data(self, stack: Stack) -> None:
         """Every panel of the overview returns data for a live probe (all services selected)."""
         open_outage = bool(stack.query("vigie_outage_open == 1", instant=True))
-        empty = []
-        for query in panel_queries(all_dashboards()["vigie-overview"]):
-            if query.panel.startswith("annotation:"):
-                continue
-            if query.panel == "Pannes en cours" and not open_outage:
-                continue
-            if not stack.query(_substitute(query, ".*"), instant=query.instant):
-                empty.append(f"{query.panel} [{query.ref}]")
-        assert empty == []
+
+        def skip(panel: str) -> bool:
+            return panel.startswith("annotation:") or (
+                panel == "Pannes en cours" and not open_outage
+            )
+
+        assert _empty_panels(stack, "vigie-overview", ".*", skip) == []
 
     def test_overview_names_each_service(self, stack: Stack) -> None:
         """The state panel returns one series per service, carrying its display name."""
-        (state,) = [
-            q for q in panel_queries(all_dashboards()["vigie-overview"]) if q.panel == "État actuel"
-        ]
+        state = _panel_query("vigie-overview", "État actuel")
         result = stack.query(_substitute(state, ".*"), instant=True)
         assert sorted(r["metric"]["name"] for r in result) == [
             "Simulateur — API",
@@ -459,11 +471,7 @@ class TestQueriesAgainstPrometheus:
 
     def test_availability_reflects_failures(self, stack: Stack) -> None:
         """The failing API shows a lower availability than the healthy home page."""
-        (avail,) = [
-            q
-            for q in panel_queries(all_dashboards()["vigie-overview"])
-            if q.panel == "Disponibilité — 24 heures"
-        ]
+        avail = _panel_query("vigie-overview", "Disponibilité — 24 heures")
         values = {
             r["metric"]["target"]: float(r["value"][1])
             for r in stack.query(_substitute(avail, ".*"), instant=True)
@@ -474,32 +482,23 @@ class TestQueriesAgainstPrometheus:
     def test_service_panels_return_data(self, stack: Stack) -> None:
         """The per-service dashboard has data for a failing target, except panels that need
         a browser journey or an RFC 3161 authority."""
-        empty = []
-        for query in panel_queries(all_dashboards()["vigie-service"]):
-            if query.panel.startswith("annotation:") or query.panel in MAY_BE_EMPTY:
-                continue
-            if query.panel in {"Certificat de sécurité", "Pannes en cours"}:
-                continue  # sim-api is plain HTTP; outages: see the overview test
-            if not stack.query(_substitute(query, "sim-api"), instant=query.instant):
-                empty.append(query.panel)
-        assert empty == []
+
+        def skip(panel: str) -> bool:
+            # sim-api is plain HTTP (no certificate); open outages: see the overview test.
+            return (
+                panel.startswith("annotation:")
+                or panel in MAY_BE_EMPTY
+                or panel in {"Certificat de sécurité", "Pannes en cours"}
+            )
+
+        assert _empty_panels(stack, "vigie-service", "sim-api", skip) == []
 
     def test_probe_health_panels_return_data(self, stack: Stack) -> None:
         """The probe-health dashboard has data for a running Vigie (except signatures/TSA)."""
-        empty = []
-        for query in panel_queries(all_dashboards()["vigie-probe-health"]):
-            if query.panel in MAY_BE_EMPTY:
-                continue
-            if not stack.query(_substitute(query, ".*"), instant=query.instant):
-                empty.append(f"{query.panel} [{query.ref}]")
-        assert empty == []
+        assert _empty_panels(stack, "vigie-probe-health", ".*", MAY_BE_EMPTY.__contains__) == []
 
     def test_certificate_expiry_shown_for_https(self, stack: Stack) -> None:
         """The certificate panel gives a number of days for the HTTPS target."""
-        (cert,) = [
-            q
-            for q in panel_queries(all_dashboards()["vigie-service"])
-            if q.panel == "Certificat de sécurité"
-        ]
+        cert = _panel_query("vigie-service", "Certificat de sécurité")
         (result,) = stack.query(_substitute(cert, "sim-https"), instant=True)
         assert float(result["value"][1]) > 1
