@@ -38,6 +38,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from evidence import outages
 from evidence.availability import PARIS
 from evidence.report_data import (
     ClockJumpFact,
@@ -89,6 +90,7 @@ _GREEN = colors.HexColor("#2f855a")
 _ORANGE = colors.HexColor("#c05621")
 _RED = colors.HexColor("#c53030")
 _GREY = colors.HexColor("#9aa5b1")
+_CHART_HEIGHT = 120.0  # points, of each daily chart
 
 # --- French formatting ------------------------------------------------------------------------
 
@@ -120,18 +122,8 @@ def _short_datetime(moment: dt.datetime) -> str:
 
 
 def format_duration_fr(seconds: float) -> str:
-    """``2 h 05 min``, ``3 j 4 h``, ``45 s``."""
-    total = round(max(seconds, 0.0))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days} j {hours} h {minutes:02d} min" if hours or minutes else f"{days} j"
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s" if secs else f"{minutes} min"
-    return f"{secs} s"
+    """``2 h 05 min``, ``3 j 4 h 00 min``, ``45 s``: past a day, the minutes are kept."""
+    return outages.format_duration_fr(seconds, day_minutes=True)
 
 
 def _percent(ratio: float | None, digits: int = 3) -> str:
@@ -371,6 +363,48 @@ def _jump_positions(
     return found
 
 
+def _chart_frame(
+    width: float, fonts: _Fonts, ticks: Sequence[tuple[float, str]]
+) -> tuple[Drawing, float, float, float, float]:
+    """A chart's drawing with its plot frame and grid lines, each labelled on the left.
+
+    `ticks`: (fraction of the plot height, label) of each grid line. Returns the drawing and
+    the plot's left, bottom, width and height.
+    """
+    drawing = Drawing(width, _CHART_HEIGHT)
+    x0, y0, plot_w, plot_h = 34.0, 18.0, width - 40.0, _CHART_HEIGHT - 30.0
+    drawing.add(_rect(x0, y0, plot_w, plot_h, stroke=_RULE))
+    for fraction, label in ticks:
+        y = y0 + plot_h * fraction
+        drawing.add(Line(x0, y, x0 + plot_w, y, strokeColor=_RULE, strokeWidth=0.3))
+        drawing.add(
+            String(
+                x0 - 3,
+                y - 2.5,
+                label,
+                fontName=fonts.regular,
+                fontSize=6.5,
+                fillColor=_MUTED,
+                textAnchor="end",
+            )
+        )
+    return drawing, x0, y0, plot_w, plot_h
+
+
+def _chart_title(drawing: Drawing, x0: float, title: str, fonts: _Fonts) -> None:
+    """The chart's title, at the top left."""
+    drawing.add(
+        String(x0, _CHART_HEIGHT - 8, title, fontName=fonts.bold, fontSize=8, fillColor=_INK)
+    )
+
+
+def _legend_label(drawing: Drawing, x: float, label: str, fonts: _Fonts) -> None:
+    """The text of one legend entry, at the top of the chart."""
+    drawing.add(
+        String(x, _CHART_HEIGHT - 8, label, fontName=fonts.regular, fontSize=6.5, fillColor=_MUTED)
+    )
+
+
 def _availability_chart(
     target: TargetReport,
     fonts: _Fonts,
@@ -379,25 +413,9 @@ def _availability_chart(
 ) -> Drawing:
     """Bars of daily availability (0 to 100 %); grey marks for days not monitored; red
     dashed lines where the wall clock jumped."""
-    height = 120.0
-    drawing = Drawing(width, height)
-    x0, y0, plot_w, plot_h = 34.0, 18.0, width - 40.0, height - 30.0
+    ticks = [(pct / 100, f"{pct}{_NNBSP}%") for pct in (0, 25, 50, 75, 100)]
+    drawing, x0, y0, plot_w, plot_h = _chart_frame(width, fonts, ticks)
     days = target.days
-    drawing.add(_rect(x0, y0, plot_w, plot_h, stroke=_RULE))
-    for pct in (0, 25, 50, 75, 100):
-        y = y0 + plot_h * pct / 100
-        drawing.add(Line(x0, y, x0 + plot_w, y, strokeColor=_RULE, strokeWidth=0.3))
-        drawing.add(
-            String(
-                x0 - 3,
-                y - 2.5,
-                f"{pct}{_NNBSP}%",
-                fontName=fonts.regular,
-                fontSize=6.5,
-                fillColor=_MUTED,
-                textAnchor="end",
-            )
-        )
     if days:
         slot = plot_w / len(days)
         bar = min(max(0.6, slot * 0.8), 18.0)
@@ -433,16 +451,7 @@ def _availability_chart(
                 )
             )
         _axis_dates(drawing, [d.day for d in days], x0, plot_w, y=y0 - 8, font=fonts.regular)
-    drawing.add(
-        String(
-            x0,
-            height - 8,
-            "Disponibilité par jour (heure de Paris)",
-            fontName=fonts.bold,
-            fontSize=8,
-            fillColor=_INK,
-        )
-    )
+    _chart_title(drawing, x0, "Disponibilité par jour (heure de Paris)", fonts)
     legend: list[tuple[Any, str]] = [
         (_GREEN, "≥ 99,9 %"),
         (_ORANGE, "≥ 99 %"),
@@ -458,21 +467,17 @@ def _availability_chart(
             drawing.add(
                 Line(
                     lx + 3,
-                    height - 9,
+                    _CHART_HEIGHT - 9,
                     lx + 3,
-                    height - 2,
+                    _CHART_HEIGHT - 2,
                     strokeColor=_RED,
                     strokeWidth=1,
                     strokeDashArray=[2, 1.5],
                 )
             )
         else:
-            drawing.add(_rect(lx, height - 9, 7, 7, fill=color))
-        drawing.add(
-            String(
-                lx + 10, height - 8, label, fontName=fonts.regular, fontSize=6.5, fillColor=_MUTED
-            )
-        )
+            drawing.add(_rect(lx, _CHART_HEIGHT - 9, 7, 7, fill=color))
+        _legend_label(drawing, lx + 10, label, fonts)
         lx += step
     return drawing
 
@@ -489,27 +494,13 @@ def _nice_ceiling(value: float) -> float:
 
 def _response_chart(target: TargetReport, fonts: _Fonts, width: float) -> Drawing:
     """Lines of the daily median and 95th percentile check duration."""
-    height = 120.0
-    drawing = Drawing(width, height)
-    x0, y0, plot_w, plot_h = 34.0, 18.0, width - 40.0, height - 30.0
     days = target.days
-    drawing.add(_rect(x0, y0, plot_w, plot_h, stroke=_RULE))
     peak = max((d.p95_s or d.p50_s or 0.0 for d in days), default=0.0)
     top = _nice_ceiling(peak * 1.05)
-    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
-        y = y0 + plot_h * frac
-        drawing.add(Line(x0, y, x0 + plot_w, y, strokeColor=_RULE, strokeWidth=0.3))
-        drawing.add(
-            String(
-                x0 - 3,
-                y - 2.5,
-                _seconds(top * frac).replace(_NNBSP, " "),
-                fontName=fonts.regular,
-                fontSize=6.5,
-                fillColor=_MUTED,
-                textAnchor="end",
-            )
-        )
+    ticks = [
+        (frac, _seconds(top * frac).replace(_NNBSP, " ")) for frac in (0.0, 0.25, 0.5, 0.75, 1.0)
+    ]
+    drawing, x0, y0, plot_w, plot_h = _chart_frame(width, fonts, ticks)
     if days:
         slot = plot_w / len(days)
         for attr, color, dash in (("p95_s", _ORANGE, [2, 1.5]), ("p50_s", _BLUE, None)):
@@ -523,24 +514,20 @@ def _response_chart(target: TargetReport, fonts: _Fonts, width: float) -> Drawin
                 run += [x0 + slot * (index + 0.5), y0 + plot_h * min(value / top, 1.0)]
             _flush_line(drawing, run, color, dash)
         _axis_dates(drawing, [d.day for d in days], x0, plot_w, y=y0 - 8, font=fonts.regular)
-    drawing.add(
-        String(
-            x0,
-            height - 8,
-            "Durée des vérifications par jour",
-            fontName=fonts.bold,
-            fontSize=8,
-            fillColor=_INK,
-        )
-    )
+    _chart_title(drawing, x0, "Durée des vérifications par jour", fonts)
     lx = x0 + plot_w - 170
     for color, label in ((_BLUE, "médiane"), (_ORANGE, "95ᵉ centile")):
-        drawing.add(Line(lx, height - 6, lx + 12, height - 6, strokeColor=color, strokeWidth=1.5))
         drawing.add(
-            String(
-                lx + 15, height - 8, label, fontName=fonts.regular, fontSize=6.5, fillColor=_MUTED
+            Line(
+                lx,
+                _CHART_HEIGHT - 6,
+                lx + 12,
+                _CHART_HEIGHT - 6,
+                strokeColor=color,
+                strokeWidth=1.5,
             )
         )
+        _legend_label(drawing, lx + 15, label, fonts)
         lx += 75
     return drawing
 

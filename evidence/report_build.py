@@ -43,8 +43,10 @@ __all__ = [
     "ArtifactReader",
     "build_report_data",
     "clock_text",
+    "configured_methodology",
     "expectation_fr",
     "ledger_kind",
+    "outage_row",
     "steps_fr",
     "thumbnail",
 ]
@@ -224,6 +226,44 @@ def ledger_kind(url: str) -> str:
     if url.startswith(("postgresql:", "postgres:")):
         return "PostgreSQL (journal en ajout seul, modifications refusées par la base)"
     return "SQLite (journal en ajout seul, modifications refusées par la base)"
+
+
+def configured_methodology(settings: Settings) -> Methodology:
+    """How the observations were made, as the configuration `settings` says."""
+    return Methodology(
+        user_agent=settings.user_agent,
+        confirm_after=settings.outages.confirm_after,
+        recover_after=settings.outages.recover_after,
+        recheck_s=settings.outages.recheck,
+        controls=tuple(settings.controls),
+        maintenance=tuple(describe(w) for w in settings.maintenance),
+    )
+
+
+def outage_row(
+    record: OutageRecord,
+    now: dt.datetime,
+    *,
+    vantages: tuple[str, ...] = (),
+    vantage_count: int = 0,
+) -> OutageRow:
+    """The table row of `record`, lasting until `now` while it is open.
+
+    `vantages`, `vantage_count`: with corroboration, who saw it (by name, or how many).
+    """
+    return OutageRow(
+        id=record.id,
+        target_id=record.target_id,
+        kind=record.kind,
+        started_at=record.start,
+        ended_at=record.end,
+        duration_s=record.duration(now),
+        cause=causes_text_fr(record.causes) if record.causes else "",
+        maintenance=record.maintenance,
+        failed_checks=record.failed_checks,
+        vantages=vantages,
+        vantage_count=vantage_count,
+    )
 
 
 def thumbnail(data: bytes) -> tuple[bytes, int, int] | None:
@@ -430,20 +470,7 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
     for record in sorted(outages, key=lambda r: (r.started_at, r.id)):
         if record.target_id not in wanted:
             continue
-        rows.append(
-            OutageRow(
-                id=record.id,
-                target_id=record.target_id,
-                kind=record.kind,
-                started_at=record.start,
-                ended_at=record.end,
-                duration_s=record.duration(clock_now),
-                cause=causes_text_fr(record.causes) if record.causes else "",
-                maintenance=record.maintenance,
-                failed_checks=record.failed_checks,
-                vantages=tuple(vantages_of.get(record.id, ())),
-            )
-        )
+        rows.append(outage_row(record, clock_now, vantages=tuple(vantages_of.get(record.id, ()))))
 
     screenshots = []
     if artifacts is not None:
@@ -475,14 +502,6 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
     vantage = settings.vantage
     environment = tally.environment_facts(vantage.name, vantage.operator, settings.user_agent)
     jumps = tally.clock_jumps()
-    methodology = Methodology(
-        user_agent=settings.user_agent,
-        confirm_after=settings.outages.confirm_after,
-        recover_after=settings.outages.recover_after,
-        recheck_s=settings.outages.recheck,
-        controls=tuple(settings.controls),
-        maintenance=tuple(describe(w) for w in settings.maintenance),
-    )
     custody_facts = Custody(
         ledger=ledger_kind(settings.ledger.url),
         first_seq=custody.first_seq,
@@ -510,7 +529,7 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
         operator=vantage.operator,
         targets=tuple(target_reports),
         outages=tuple(rows),
-        methodology=methodology,
+        methodology=configured_methodology(settings),
         environment=environment,
         custody=custody_facts,
         screenshots=tuple(screenshots),

@@ -16,13 +16,13 @@ import structlog
 
 from evidence.availability import PARIS, AvailabilityIndex
 from evidence.bundle import DURATION_BOUNDS, BundleSummary, TargetStats
-from evidence.maintenance import describe
-from evidence.outages import causes_text_fr
 from evidence.report import render_report
 from evidence.report_build import (
     MAX_SCREENSHOTS,
+    configured_methodology,
     expectation_fr,
     ledger_kind,
+    outage_row,
     steps_fr,
     thumbnail,
 )
@@ -39,7 +39,7 @@ from evidence.report_data import (
     Screenshot,
     TargetReport,
 )
-from evidence.report_facts import ReportFacts, sample_environment
+from evidence.report_facts import ReportFacts, parse_time, sample_environment
 from probes.targets import CONTROL_PREFIX
 
 if TYPE_CHECKING:
@@ -141,30 +141,20 @@ def duration_quantile(counts: Sequence[float], q: float) -> float | None:
     return None  # pragma: no cover - rank < total
 
 
-def _parse(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
-
-
 def _index(summary: BundleSummary, maintenance: Sequence[Any]) -> AvailabilityIndex:
     """Monitored, down and degraded time of every target, from the summary alone."""
     index = AvailabilityIndex(maintenance)
     for target_id, stats in summary.targets.items():
-        first = _parse(stats.first_at)
+        first = parse_time(stats.first_at)
         if first is not None:
             index.seen(target_id, first.timestamp())
     for start_text, end_text in summary.gaps:
-        gap_start, gap_end = _parse(start_text), _parse(end_text)
+        gap_start, gap_end = parse_time(start_text), parse_time(end_text)
         if gap_start is not None and gap_end is not None and gap_end >= gap_start:
             index.gaps.add(gap_start.timestamp(), gap_end.timestamp())
     offline_open = False
     for at_text, event in sorted(summary.vantage_events):
-        at = _parse(at_text)
+        at = parse_time(at_text)
         if at is None:
             continue
         if event == "offline" and not offline_open:
@@ -191,7 +181,7 @@ def _buckets(figures: Iterable[Sequence[float]]) -> list[float]:
 
 def _interval_estimate(stats: TargetStats) -> float:
     """Seconds between checks as observed (only used when the export had no configuration)."""
-    first, last = _parse(stats.first_at), _parse(stats.last_at)
+    first, last = parse_time(stats.first_at), parse_time(stats.last_at)
     if first is None or last is None or stats.checks < 2:
         return 0.0
     return round((last - first).total_seconds() / (stats.checks - 1))
@@ -263,16 +253,9 @@ def _outage_rows(
 ) -> tuple[OutageRow, ...]:
     """The outages; with corroboration, who saw each (by name when `names` is given)."""
     return tuple(
-        OutageRow(
-            id=record.id,
-            target_id=record.target_id,
-            kind=record.kind,
-            started_at=record.start,
-            ended_at=record.end,
-            duration_s=record.duration(now),
-            cause=causes_text_fr(record.causes) if record.causes else "",
-            maintenance=record.maintenance,
-            failed_checks=record.failed_checks,
+        outage_row(
+            record,
+            now,
             vantages=names.get(record.id, ()) if names is not None else (),
             vantage_count=0 if names is not None else summary.corroboration.get(record.id, 0),
         )
@@ -357,15 +340,15 @@ def _checkpoint_facts(checkpoint: Checkpoint) -> CheckpointFacts:
     return CheckpointFacts(
         tree_size=checkpoint.tree_size,
         root_hash=base64.b64encode(checkpoint.root_hash).decode("ascii"),
-        time=_parse(checkpoint.time),
+        time=parse_time(checkpoint.time),
         seq=checkpoint.seq,
     )
 
 
 def _custody(summary: BundleSummary, settings: Any) -> Custody:
-    firsts = [t for s in summary.targets.values() if (t := _parse(s.first_at)) is not None]
-    lasts = [t for s in summary.targets.values() if (t := _parse(s.last_at)) is not None]
-    stamps = [t for text in summary.timestamps.values() if (t := _parse(text)) is not None]
+    firsts = [t for s in summary.targets.values() if (t := parse_time(s.first_at)) is not None]
+    lasts = [t for s in summary.targets.values() if (t := parse_time(s.last_at)) is not None]
+    stamps = [t for text in summary.timestamps.values() if (t := parse_time(text)) is not None]
     checkpoints = summary.checkpoints
     tsa = summary.tsa_name or (settings.signing.tsa_url if settings is not None else None)
     return Custody(
@@ -404,14 +387,7 @@ def _methodology(settings: Any) -> Methodology:
             recover_after=rules.recover_after,
             recheck_s=rules.recheck,
         )
-    return Methodology(
-        user_agent=settings.user_agent,
-        confirm_after=settings.outages.confirm_after,
-        recover_after=settings.outages.recover_after,
-        recheck_s=settings.outages.recheck,
-        controls=tuple(settings.controls),
-        maintenance=tuple(describe(w) for w in settings.maintenance),
-    )
+    return configured_methodology(settings)
 
 
 def bundle_report_data(

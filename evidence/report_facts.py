@@ -24,6 +24,7 @@ __all__ = [
     "ReportFacts",
     "clock_jump_fact",
     "clock_text",
+    "parse_time",
     "sample_environment",
 ]
 
@@ -92,7 +93,8 @@ def _texts(field: str, environment: Mapping[str, Any]) -> list[str]:
     return [text for item in items if item is not None and (text := str(item))]
 
 
-def _time(text: Any) -> dt.datetime | None:
+def parse_time(text: Any) -> dt.datetime | None:
+    """The time of an ISO 8601 text, UTC when it names no zone (None: no text, or unreadable)."""
     if not isinstance(text, str) or not text:
         return None
     try:
@@ -106,7 +108,7 @@ def _before(a: str, b: str) -> bool:
     """Whether the time `a` is before `b` (RFC 3339 texts; UTC ones compare as text)."""
     if len(a) == len(b) and a[-1:] == "Z" and b[-1:] == "Z":
         return a < b
-    ta, tb = _time(a), _time(b)
+    ta, tb = parse_time(a), parse_time(b)
     if ta is None or tb is None:
         return tb is None and ta is not None
     return ta < tb
@@ -141,7 +143,9 @@ def _note(table: dict[str, _Seen], text: str, tally: Sequence[Any], limit: int) 
 
 def _seen_values(table: Mapping[str, _Seen]) -> tuple[SeenValue, ...]:
     return tuple(
-        SeenValue(value=text, count=int(seen[0]), first=_time(seen[1]), last=_time(seen[2]))
+        SeenValue(
+            value=text, count=int(seen[0]), first=parse_time(seen[1]), last=parse_time(seen[2])
+        )
         for text, seen in table.items()
     )
 
@@ -200,7 +204,7 @@ def _same_facts(a: Any, b: Any) -> bool:
 
 def clock_jump_fact(body: Mapping[str, Any], seq: int | None = None) -> ClockJumpFact | None:
     """A `clock_jump` entry as the report shows it (None when its times are unreadable)."""
-    detected = _time(body.get("wall_after"))
+    detected = parse_time(body.get("wall_after"))
     jump = body.get("jump_s")
     if detected is None or not isinstance(jump, int | float) or isinstance(jump, bool):
         return None
@@ -210,8 +214,8 @@ def clock_jump_fact(body: Mapping[str, Any], seq: int | None = None) -> ClockJum
     return ClockJumpFact(
         detected_at=detected,
         jump_s=float(jump),
-        before=_time(body.get("wall_before")),
-        expected_at=_time(body.get("wall_expected")),
+        before=parse_time(body.get("wall_before")),
+        expected_at=parse_time(body.get("wall_expected")),
         seq=raw_seq if isinstance(raw_seq, int) and not isinstance(raw_seq, bool) else seq,
         synchronized=synced if isinstance(synced, bool) else None,
     )
