@@ -47,6 +47,7 @@ __all__ = [
     "CLICKABLE_SELECTOR",
     "LOAD_STEP",
     "MAX_BLOCKED_LISTED",
+    "MAX_BODY_BYTES",
     "MAX_CONSOLE_ERRORS",
     "BrowserProbe",
     "classify_net_error",
@@ -61,6 +62,9 @@ LOAD_STEP = "chargement"  # name of the initial navigation in `Observation.steps
 MAX_CONSOLE_ERRORS = 20
 MAX_MESSAGE_CHARS = 300
 MAX_BLOCKED_LISTED = 100
+# The first document's body is hashed up to this size, the HTTP probe's limit; a larger one is
+# not copied out of the browser (it would pass through the driver and Vigie base64-encoded).
+MAX_BODY_BYTES = 10 * 1024 * 1024
 HARD_DEADLINE_GRACE = 1.0  # seconds past ctx.timeout before the asyncio guard cuts the check
 
 # What `click` may press: links and buttons. Anything else (checkboxes, inputs, selects) would be
@@ -619,7 +623,7 @@ class _Check:
         self.redirects = hops
         # Address and body are fetched while the journey goes on, off its critical path.
         self.address_task = asyncio.ensure_future(response.server_addr())
-        self.body_task = asyncio.ensure_future(response.body())
+        self.body_task = asyncio.ensure_future(_document_body(response))
 
     async def _finish_background(self) -> None:
         """Collect what was fetched in the background (bounded, best effort)."""
@@ -843,6 +847,14 @@ def navigation_timings(entry: dict[str, Any]) -> tuple[dict[str, float], dict[st
         phases["processing"] = seconds(get("responseStart") - get("requestStart"))
         phases["transfer"] = seconds(get("responseEnd") - get("responseStart"))
     return timings, phases
+
+
+async def _document_body(response: Response) -> bytes | None:
+    """The document's body, or None when it is larger than `MAX_BODY_BYTES`."""
+    sizes = await response.request.sizes()
+    if sizes["responseBodySize"] > MAX_BODY_BYTES:
+        return None
+    return await response.body()
 
 
 async def _collect(task: asyncio.Future[T] | None, seconds: float = 2.0) -> T | None:

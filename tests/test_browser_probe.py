@@ -31,6 +31,7 @@ from exporter.config import ConfigError, load_settings
 from probes.base import ProbeContext, ProbeRegistry, ProbeSettings, default_factories
 from probes.browser import (
     LOAD_STEP,
+    MAX_BODY_BYTES,
     MAX_CONSOLE_ERRORS,
     BrowserProbe,
     classify_net_error,
@@ -259,6 +260,11 @@ class Site:
         if path == "/hang":
             await self.release.wait()
             return web.Response(status=503)
+        if path == "/big":  # one byte over the limit, in a page that still renders
+            filler = "x" * (MAX_BODY_BYTES + 1 - len(BIG_PAGE_HEAD) - len(BIG_PAGE_TAIL))
+            return web.Response(
+                text=BIG_PAGE_HEAD + filler + BIG_PAGE_TAIL, content_type="text/html"
+            )
         if path == "/slow-image":
             await asyncio.sleep(1)
             return web.Response(status=404)
@@ -285,6 +291,9 @@ class Site:
             return web.Response(status=404)
         return web.Response(text="écrit", status=200)
 
+
+BIG_PAGE_HEAD = "<html><body><h1>Grande page</h1><!-- "
+BIG_PAGE_TAIL = " --></body></html>"
 
 # Leaves for /other once parsed, while an image still holds its load event back.
 MOVES_ON_PAGE = """<html><body><h1>Redirection</h1><img src="/slow-image">
@@ -541,6 +550,13 @@ class TestJourney:
         assert set(obs.phases) == {"resolve", "connect", "processing", "transfer"}
         assert obs.remote_ip == "127.0.0.1"
         assert obs.body_sha256 == hashlib.sha256(JOURNEY_PAGE.encode()).hexdigest()
+
+    def test_body_over_the_limit_is_not_hashed(self, env: Env) -> None:
+        """A document over MAX_BODY_BYTES is checked as usual, its body left in the browser."""
+        obs = env.check("/big", [{"expect_text": "Grande page"}])
+        assert obs.outcome is Outcome.OK, obs.error
+        assert obs.body_sha256 is None
+        assert obs.body_bytes is None
 
     def test_observation_records_environment(self, env: Env) -> None:
         """The environment names the browser, the user agent and the fresh profile."""
