@@ -242,7 +242,7 @@ class _Check:
         self.current: tuple[str, str, float] | None = None  # (name, prefix, started)
         # When the first navigation began: what started_at and duration_s describe.
         self.journey_started: tuple[dt.datetime, float] | None = None
-        self.body_task: asyncio.Future[bytes] | None = None
+        self.body_task: asyncio.Future[bytes | None] | None = None
         self.address_task: asyncio.Future[Any] | None = None
         self.timing_task: asyncio.Future[Any] | None = None
         self.notes: list[str] = []
