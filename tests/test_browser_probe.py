@@ -699,6 +699,9 @@ class TestBrowserFlags:
         )
 
 
+@pytest.mark.browser
+@pytest.mark.slow
+@needs_chromium
 class TestReadOnly:
     def test_no_write_reaches_the_server(self, env: Env) -> None:
         """Beacon, XHR PUT, fetch POST/DELETE, form POST, ping, worker, iframe and WebSocket writes
