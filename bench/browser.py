@@ -304,6 +304,8 @@ async def _bare_memory_child(urls: dict[str, str], rounds: int, executable: str)
 
     Launched as such a script would launch it (Playwright's own flags only), on the same
     Chromium build; its peak memory is what any Playwright journey costs on this machine.
+    Sampled once each page is shown (the Vigie side every 0.2 s): if anything, the reference
+    peak is underestimated, which leans the ratio against Vigie.
     """
     me = os.getpid()
     peak: dict[str, Any] = {"rss": 0, "pss": 0, "kinds": {}}
