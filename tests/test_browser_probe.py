@@ -877,11 +877,12 @@ class TestBrowserLifecycle:
 
 def driver_pids() -> set[int]:
     """Pids of running Playwright drivers (Node.js processes), children of this process."""
-    return {
-        pid
-        for pid in process_tree(os.getpid())[1:]
-        if b"run-driver" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    }
+    found = set()
+    for pid in process_tree(os.getpid())[1:]:
+        with contextlib.suppress(OSError):  # a process that exited meanwhile is no driver
+            if b"run-driver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.add(pid)
+    return found
 
 
 @pytest.mark.browser
