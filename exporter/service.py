@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -54,6 +57,20 @@ def control_targets(urls: Sequence[str], timeout: float) -> list[Target]:
     ]
 
 
+def _clip(text: str) -> str:
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _offline(obs: Observation, why: str) -> Observation:
+    """`obs` recorded as a failure of this vantage, not of the target, saying why."""
+    return dataclasses.replace(
+        obs,
+        success=False,
+        outcome=Outcome.VANTAGE_OFFLINE,
+        error=_clip(f"{why}; target check said {obs.outcome}: {obs.error or ''}"),
+    )
+
+
 @dataclasses.dataclass
 class _TargetStatus:
     """What the service knows of a target right now (for the status page)."""
@@ -83,6 +100,7 @@ class Service:
         self._controls_check: asyncio.Task[bool] | None = None
         self._controls_checked_at = -1e9
         self._controls_ok = True
+        self._names_checked: tuple[float, bool] = (-1e9, True)
         self.started = time.time()
         self._captured_at: dict[str, float] = {}
         metrics.declare_targets(settings.targets)
@@ -103,18 +121,73 @@ class Service:
             self._captured_at[target.id] = now
         return obs
 
+    async def classify(self, obs: Observation) -> Observation:
+        """Whose fault a failed check is: a failure of this vantage's own resolver or network
+        becomes `vantage_offline` (it neither opens nor closes an outage); a failure the
+        controls do not share stays the target's."""
+        if obs.success:
+            return obs
+        dns = obs.environment.get("dns")
+        if isinstance(dns, dict) and self.control_names:
+            resolving = await self.controls_resolve()
+            verdict = "target" if resolving else "resolver"
+            obs = dataclasses.replace(
+                obs, environment={**obs.environment, "dns": {**dns, "verdict": verdict}}
+            )
+            if not resolving:
+                return _offline(
+                    obs,
+                    f"this vantage's DNS resolver failed ({dns.get('error')}): the control "
+                    f"sites' names do not resolve either (resolvers: "
+                    f"{', '.join(dns.get('resolvers') or ()) or 'unknown'})",
+                )
+            return dataclasses.replace(
+                obs,
+                error=_clip(
+                    f"{obs.error or ''} (the control sites' names resolve through the same "
+                    "resolver: the failure is the target's)"
+                ),
+            )
+        if self.controls and not await self.vantage_online():
+            return _offline(obs, "all controls failed")
+        return obs
+
+    @property
+    def control_names(self) -> tuple[str, ...]:
+        """The control sites' host names (IP literals left out): resolver health checks."""
+        names: list[str] = []
+        for control in self.controls:
+            host = urlsplit(control.url).hostname or ""
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                if host and host not in names:
+                    names.append(host)
+        return tuple(names)
+
+    async def controls_resolve(self) -> bool:
+        """Whether at least one control site's name resolves now (the system resolver, as the
+        probes use it); shared for half a re-check period."""
+        loop = asyncio.get_running_loop()
+        checked_at, answer = self._names_checked
+        if loop.time() - checked_at < self.settings.outages.recheck / 2:
+            return answer
+        timeout = min(self.settings.defaults.timeout, 10.0)
+
+        async def resolves(name: str) -> bool:
+            try:
+                async with asyncio.timeout(timeout):
+                    return bool(await loop.getaddrinfo(name, 443, type=socket.SOCK_STREAM))
+            except (OSError, TimeoutError, UnicodeError):
+                return False
+
+        answer = any(await asyncio.gather(*(resolves(n) for n in self.control_names)))
+        self._names_checked = (loop.time(), answer)
+        return answer
+
     async def check_target(self, target: Target) -> float | None:
         """One scheduled check: probe, classify our own network, record, publish."""
-        obs = await self.probe(target)
-        if not obs.success and self.controls and not await self.vantage_online():
-            obs = dataclasses.replace(
-                obs,
-                success=False,
-                outcome=Outcome.VANTAGE_OFFLINE,
-                error=f"all controls failed; target check said {obs.outcome}: {obs.error or ''}"[
-                    :300
-                ],
-            )
+        obs = await self.classify(await self.probe(target))
         try:
             seq = await self.record(obs)
         except LedgerWriteError:
