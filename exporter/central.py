@@ -26,7 +26,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from evidence.outages import ENTRY_OUTAGE, OutageRecord, format_duration_fr, outages_from_entries
-from exporter.config import ConfigError
+from exporter.config import ConfigError, redact_secrets
+from exporter.hostcheck import HostAllowList, host_middleware
 from exporter.statuspage import _STYLE, html_page, paris_time
 
 __all__ = [
@@ -106,12 +107,17 @@ class CentralConfig(BaseModel):
     title: str = "Vigie — vue d'ensemble des points d'observation"
     targets: dict[str, str] = Field(default_factory=dict)  # target id -> name shown
     refresh_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    # host names the page answers to besides `listen`'s (DNS-rebinding defence; "*": any)
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def host_port(self) -> tuple[str, int]:
         """`listen` split into host and port."""
         host, _, port = self.listen.rpartition(":")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        number = int(port)
+        if not 1 <= number <= 65535:
+            raise ValueError(port)
+        return host.strip("[]") or "127.0.0.1", number
 
 
 def load_central_config(path: Path) -> CentralConfig:
@@ -540,7 +546,8 @@ def build_app(central: Central) -> Any:
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    app = web.Application(middlewares=[read_only])
+    allow = HostAllowList(central.config.host_port[0], None, central.config.allowed_hosts)
+    app = web.Application(middlewares=[host_middleware(allow), read_only])
     app.router.add_get("/", page)
     app.router.add_get("/outages.json", data)
     app.router.add_get("/healthz", healthz)
@@ -620,7 +627,7 @@ def run_handler(args: argparse.Namespace) -> int:
         return int(args.handler(args))
     except ConfigError as exc:
         for line in exc.lines:
-            print(f"vigie: error: {line}", file=sys.stderr)
+            print(f"vigie: error: {redact_secrets(line)}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -1,0 +1,196 @@
+"""No message ever shows a secret: secret fields' values and passwords inside URLs stay hidden,
+whether the bad value comes from the file or from a ``VIGIE_*`` variable, for every command.
+
+Also: a value from the environment is reported as coming from its variable (not the file), a
+``VIGIE_*`` variable that names no setting is reported, and a listen port out of range is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.cli import main
+from exporter.config import ConfigError, load_settings, redact_secrets, warn_unknown_env
+
+# (case, YAML text, environment, the secret that must never be printed)
+SECRET_CASES = [
+    (
+        "numeric-password-file",
+        "evidence_auth: {user: legal, password: 20251231}\n",
+        {},
+        "20251231",
+    ),
+    (
+        "numeric-password-env-json",
+        "targets: []\n",
+        {"VIGIE_EVIDENCE_AUTH": '{"user": "legal", "password": 20251231}'},
+        "20251231",
+    ),
+    ("auth-string-file", 'evidence_auth: "legal:Ev1dence-S3cret!"\n', {}, "Ev1dence-S3cret!"),
+    (
+        "auth-string-env",
+        "targets: []\n",
+        {"VIGIE_EVIDENCE_AUTH": "legal:Ev1dence-S3cret!"},
+        "Ev1dence-S3cret!",
+    ),
+    (
+        "misspelt-password-file",
+        "evidence_auth: {user: legal, pasword: Typo-S3cret}\n",
+        {},
+        "Typo-S3cret",
+    ),
+    (
+        "misspelt-password-env",
+        "targets: []\n",
+        {"VIGIE_EVIDENCE_AUTH__PASWORD": "Typo-S3cret"},
+        "Typo-S3cret",
+    ),
+    (
+        "ledger-url-file",
+        "ledger: {url: 'mysql://vigie:Db-S3cret-000@db.example/vigie'}\n",
+        {},
+        "Db-S3cret-000",
+    ),
+    (
+        "ledger-url-env",
+        "targets: []\n",
+        {"VIGIE_LEDGER__URL": "mysql://vigie:Db-S3cret-000@db.example/vigie"},
+        "Db-S3cret-000",
+    ),
+    ("ledger-password-number", "ledger: {password: 73914625}\n", {}, "73914625"),
+    ("ledger-password-list", "ledger: {password: [Lst-S3cret]}\n", {}, "Lst-S3cret"),
+    ("top-level-misspelt-secret", "pasword: Top-S3cret\n", {}, "Top-S3cret"),
+    (
+        "target-url-with-password",
+        "targets: [{id: a, name: A, kind: http, url: 'ftp://u:Tgt-S3cret@h.example/'}]\n",
+        {},
+        "Tgt-S3cret",
+    ),
+    (
+        "control-url-with-password",
+        "controls: ['gopher://u:Ctl-S3cret@h.example/']\n",
+        {},
+        "Ctl-S3cret",
+    ),
+    (
+        "tsa-url-with-password-env",
+        "targets: []\n",
+        {"VIGIE_SIGNING__TSA_URL": "ldap://u:Tsa-S3cret@tsa.example/"},
+        "Tsa-S3cret",
+    ),
+]
+
+# Every command that reads vigie.yaml (`demo` runs its own simulator configuration).
+COMMANDS = [
+    ["config", "check", "{config}"],
+    ["check", "--config", "{config}"],
+    ["run", "--config", "{config}"],
+    ["outages", "--config", "{config}"],
+    ["export", "--config", "{config}", "--out", "{tmp}/out.zip"],
+    ["keygen", "--config", "{config}", "--out", "{tmp}/key"],
+    ["verify", "--config", "{config}", "{tmp}/missing-ledger.db"],
+    ["dashboards", "push", "--config", "{config}", "--grafana-url", "http://127.0.0.1:9/"],
+    ["corroborate", "--config", "{config}", "{tmp}/a.zip", "{tmp}/b.zip"],
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_vigie_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith("VIGIE_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(
+    ("case", "text", "env", "secret"), SECRET_CASES, ids=[c[0] for c in SECRET_CASES]
+)
+def test_secret_never_in_any_command_output(
+    case: str,
+    text: str,
+    env: dict[str, str],
+    secret: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each bad secret value, through each command: exit 2, one error naming the key, no secret."""
+    config = tmp_path / "vigie.yaml"
+    config.write_text(text, "utf-8")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    for command in COMMANDS:
+        argv = [part.format(config=config, tmp=tmp_path) for part in command]
+        code = main(argv)
+        out, err = capsys.readouterr()
+        assert secret not in out + err, (case, argv, out + err)
+        assert "Traceback" not in err
+        if command[0] in {"verify", "corroborate"}:
+            continue  # these may stop on their missing inputs before reading the configuration
+        assert code == 2, (case, argv, out + err)
+        assert err.startswith("vigie: error: "), (argv, err)
+        if env:
+            # the value came from a variable: the message names it, not the file
+            assert "environment variable VIGIE_" in err, err
+
+
+def test_error_still_names_key_and_non_secret_value(tmp_path: Path) -> None:
+    """Hiding secrets does not hide what is wrong with an ordinary value."""
+    config = tmp_path / "vigie.yaml"
+    config.write_text("defaults: {interval: soon}\n", "utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert info.value.lines[0].startswith(f"{config}: defaults.interval: ")
+    assert "'soon'" in info.value.lines[0]
+
+
+def test_redact_secrets_keeps_user_and_host() -> None:
+    assert redact_secrets("x 'postgresql://vigie:p@ss/w@rd@db:5432/v' y") == (
+        "x 'postgresql://vigie:***@db:5432/v' y"
+    )
+    assert redact_secrets("https://user@example.org/") == "https://user@example.org/"
+
+
+def test_env_value_reported_as_coming_from_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "vigie.yaml"
+    config.write_text("listen: 127.0.0.1:9188\n", "utf-8")
+    monkeypatch.setenv("VIGIE_DEFAULTS__TIMEOUT", "later")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    (line,) = info.value.lines
+    assert line.startswith("environment variable VIGIE_DEFAULTS__TIMEOUT: defaults.timeout: ")
+    assert str(config) not in line
+
+
+def test_misspelt_variable_is_reported_with_a_suggestion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("VIGIE_LISTN", "0.0.0.0:80")
+    monkeypatch.setenv("VIGIE_CONFIG", str(tmp_path / "vigie.yaml"))  # a known non-setting
+    expected = (
+        "environment variable VIGIE_LISTN names no Vigie setting and is ignored "
+        "(did you mean VIGIE_LISTEN?)"
+    )
+    assert warn_unknown_env() == [expected]
+    config = tmp_path / "vigie.yaml"
+    config.write_text("targets: []\n", "utf-8")
+    assert main(["config", "check", str(config)]) == 0
+    err = capsys.readouterr().err
+    assert "vigie: warning: environment variable VIGIE_LISTN names no Vigie setting" in err
+    assert "0.0.0.0:80" not in err  # the value is never echoed
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:99999", "127.0.0.1:0", "[::1]:65536"])
+def test_listen_port_out_of_range_is_refused(tmp_path: Path, listen: str) -> None:
+    config = tmp_path / "vigie.yaml"
+    config.write_text(f"listen: '{listen}'\n", "utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert "listen: port" in info.value.lines[0]
+    assert "out of range: expected 1 to 65535" in info.value.lines[0]
