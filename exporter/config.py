@@ -96,7 +96,10 @@ class OutageRules(_Section):
 
     confirm_after: Annotated[int, Field(ge=1, le=100)] = 3
     recover_after: Annotated[int, Field(ge=1, le=100)] = 2
-    recheck: Duration = 10.0
+    recheck: Duration = 10.0  # never slower than a target's own interval (capped to it)
+    # A failed or slow check made while Vigie's own event loop ran later than this is not held
+    # against the target: recorded as the vantage's problem, and re-checked.
+    max_loop_lag: Duration = 0.5
 
 
 class MaintenanceWindow(_Section):

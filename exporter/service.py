@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from exporter.config import Settings
+from exporter.looplag import LoopLag
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
 from probes.base import ProbeContext, ProbeRegistry
@@ -101,6 +102,7 @@ class Service:
         self._controls_checked_at = -1e9
         self._controls_ok = True
         self._names_checked: tuple[float, bool] = (-1e9, True)
+        self.lag = LoopLag()
         self.started = time.time()
         self._captured_at: dict[str, float] = {}
         metrics.declare_targets(settings.targets)
@@ -186,8 +188,38 @@ class Service:
         return answer
 
     async def check_target(self, target: Target) -> float | None:
-        """One scheduled check: probe, classify our own network, record, publish."""
-        obs = await self.classify(await self.probe(target))
+        """One scheduled check: probe, classify our own load and network, record, publish.
+
+        A check during which this process's own event loop ran late beyond
+        `outages.max_loop_lag` is never a verdict against the target when it failed or was
+        slow: it is recorded as this vantage's problem (`vantage_offline`, saying so) and the
+        target is re-checked soon.
+        """
+        self.lag.start()
+        since = self.lag.now()
+        obs = await self.probe(target)
+        lag = self.lag.worst_since(since)
+        obs = dataclasses.replace(obs, environment={**obs.environment, "loop_lag_s": round(lag, 6)})
+        limit = self.settings.outages.max_loop_lag
+        slow = target.slow_after is not None and obs.duration_s > target.slow_after
+        overloaded = lag > limit and (not obs.success or slow)
+        if overloaded:
+            log.warning("probe_overloaded", target=target.id, loop_lag_s=round(lag, 3))
+            obs = _offline(
+                obs,
+                f"this vantage was overloaded: its event loop ran {lag:.3f} s late during the "
+                f"check (limit {limit:g} s); not held against the target, re-checked",
+            )
+        else:
+            obs = await self.classify(obs)
+        delay = await self.publish(target, obs)
+        if overloaded:
+            recheck = self.settings.outages.recheck
+            return recheck if delay is None else min(delay, recheck)
+        return delay
+
+    async def publish(self, target: Target, obs: Observation) -> float | None:
+        """Record `obs`, then update status, metrics and outages; the fast re-check delay."""
         try:
             seq = await self.record(obs)
         except LedgerWriteError:
