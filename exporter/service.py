@@ -26,7 +26,7 @@ from probes.base import ProbeContext, ProbeRegistry
 from probes.observation import Observation, Outcome, utc_now
 from probes.targets import CONTROL_PREFIX, Expectation, Target
 
-__all__ = ["EvidenceSink", "LedgerWriteError", "Service", "control_targets"]
+__all__ = ["EvidenceSink", "LedgerWriteError", "Service", "check_once", "control_targets"]
 
 log = structlog.get_logger("vigie.service")
 
@@ -300,3 +300,34 @@ class Service:
         self._controls_ok = online
         self.metrics.set_vantage_online(online)
         return online
+
+
+class _NoSink:
+    """`vigie check` records nothing: entries are numbered and dropped."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def append(self, entry_type: str, body: Mapping[str, Any]) -> int:  # noqa: ARG002
+        self.count += 1
+        return self.count
+
+
+async def check_once(
+    settings: Settings, registry: ProbeRegistry, targets: Sequence[Target]
+) -> tuple[list[Observation], bool]:
+    """Probe `targets` once, classified as `vigie run` does (controls, resolver), recording
+    nothing: the observations and whether this vantage's own network answered."""
+    from probes.environment import vigie_version
+
+    metrics = Metrics(vantage=settings.vantage.name, version=vigie_version())
+    service = Service(settings, registry, metrics, _NoSink())
+    limit = asyncio.Semaphore(settings.max_concurrency)
+
+    async def one(target: Target) -> Observation:
+        async with limit:
+            return await service.probe(target)
+
+    observations = list(await asyncio.gather(*(one(t) for t in targets)))
+    classified = [await service.classify(obs) for obs in observations]
+    return classified, service.vantage_is_online

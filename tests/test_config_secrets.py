@@ -194,3 +194,28 @@ def test_listen_port_out_of_range_is_refused(tmp_path: Path, listen: str) -> Non
         load_settings(config)
     assert "listen: port" in info.value.lines[0]
     assert "out of range: expected 1 to 65535" in info.value.lines[0]
+
+
+def test_check_table_detail_is_not_cut_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
+    """`vigie check`'s DETAIL column keeps the whole error when the output is not a terminal."""
+    from exporter.cli import _print_table
+    from probes.observation import Observation, Outcome
+
+    error = (
+        "connection to [2001:db8::1]:443 failed: Network is unreachable (tried 4 addresses) " * 2
+    )
+    _print_table(
+        [
+            Observation(
+                target_id="t",
+                kind="http",
+                vantage="v",
+                started_at="2026-12-07T18:00:00.000000Z",
+                duration_s=0.5,
+                success=False,
+                outcome=Outcome.CONNECT_ERROR,
+                error=error,
+            )
+        ]
+    )
+    assert error in capsys.readouterr().out

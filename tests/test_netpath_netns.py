@@ -317,3 +317,34 @@ class TestResolverIsNotTheSite:
         # two outages: NXDOMAIN, then SERVFAIL; none from the resolver's own failures
         assert len(records) == 2, records
         assert all(r.ended_at is not None for r in records)
+
+
+class TestVigieCheckOffline:
+    def test_vigie_check_without_network_blames_the_vantage(self, net: Net, tmp_path: Path) -> None:
+        """`vigie check` with the vantage's resolver unreachable asks the controls and says the
+        probe's own connection is down, instead of a dns_error of the target (issue 17 #5)."""
+        net.write_etc("resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        net.write_etc("hosts", "127.0.0.1 localhost\n")
+        config = tmp_path / "vigie.yaml"
+        config.write_text(
+            "targets:\n"
+            f"  - {{id: site, name: Site, kind: http, url: 'http://site.test:{net.port}/'}}\n"
+            f"controls: ['http://control.test:{net.port}/control']\n"
+            "defaults: {timeout: 5s}\n",
+            "utf-8",
+        )
+        command = ["check", "--config", str(config), "--format", "json"]
+        done = subprocess.run(
+            ["ip", "netns", "exec", net.namespace, sys.executable, "-m", "exporter.cli", *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+        assert done.returncode == 1, done.stderr
+        (obs,) = json.loads(done.stdout)
+        assert obs["outcome"] == "vantage_offline"
+        assert obs["environment"]["dns"]["verdict"] == "resolver"
+        assert obs["environment"]["dns"]["resolvers"] == ["127.0.0.1"]
+        assert "connexion de cette sonde semble coupée" in done.stderr
