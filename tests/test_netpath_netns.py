@@ -17,6 +17,7 @@ used, and everything is removed afterwards. Needs root and `ip netns`; skipped o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.server
 import json
@@ -101,27 +102,37 @@ class _Server6(http.server.ThreadingHTTPServer):
     address_family = socket.AF_INET6
 
 
+class NetUnavailableError(Exception):
+    """This machine cannot build the test network (not root, no iproute2...)."""
+
+
 def _free_octet() -> int:
     used = _ip("-o", "addr").stdout
     for _ in range(50):
         octet = secrets.randbelow(250) + 2
         if f" 10.200.{octet}." not in used and f"2001:db8:c0:{octet:x}::" not in used:
             return octet
-    pytest.skip("no free test subnet for the veth pair")
+    raise NetUnavailableError("no free test subnet for the veth pair")
 
 
-@pytest.fixture
-def net() -> Iterator[Net]:
+@contextlib.contextmanager
+def make_net() -> Iterator[Net]:
+    """The namespace, veth pair, /etc/netns files and servers; all removed on exit.
+
+    Raises `NetUnavailableError` when this machine cannot create them (not root, no iproute2).
+    """
     if os.geteuid() != 0:
-        pytest.skip("needs root to create a network namespace (ip netns)")
+        raise NetUnavailableError("needs root to create a network namespace (ip netns)")
     if shutil.which("ip") is None:
-        pytest.skip("needs the `ip` command (iproute2)")
+        raise NetUnavailableError("needs the `ip` command (iproute2)")
     token = secrets.token_hex(3)
     namespace, host_if, ns_if = f"vigie-test-{token}", f"vh{token}", f"vn{token}"
     etc = Path("/etc/netns") / namespace
     created = _ip("netns", "add", namespace, check=False)
     if created.returncode != 0:
-        pytest.skip(f"cannot create a network namespace here: {created.stderr.strip()}")
+        raise NetUnavailableError(
+            f"cannot create a network namespace here: {created.stderr.strip()}"
+        )
     servers: list[http.server.ThreadingHTTPServer] = []
     try:
         etc.mkdir(parents=True)
@@ -156,7 +167,16 @@ def net() -> Iterator[Net]:
         shutil.rmtree(etc, ignore_errors=True)
 
 
-def _dual_stack(net: Net, *, first: str) -> str:
+@pytest.fixture
+def net() -> Iterator[Net]:
+    try:
+        with make_net() as built:
+            yield built
+    except NetUnavailableError as exc:
+        pytest.skip(str(exc))
+
+
+def dual_stack(net: Net, *, first: str) -> str:
     """`dual.test` names both host addresses; `first` (ipv4|ipv6) is the one tried first."""
     net.write_etc(
         "hosts", f"127.0.0.1 localhost\n{net.host_ip6} dual.test\n{net.host_ip4} dual.test\n"
@@ -180,7 +200,7 @@ class TestHappyEyeballs:
     ) -> None:
         """The first address drops every packet: the other family answers well within the
         timeout (a sequential connect would spend the whole deadline on the first)."""
-        url = _dual_stack(net, first=first)
+        url = dual_stack(net, first=first)
         net.black_hole(getattr(net, dropped))
         obs = net.probe(url, timeout=5.0)
         assert obs["outcome"] == "ok", obs["error"]
@@ -197,7 +217,7 @@ class TestHappyEyeballs:
 
     def test_refused_family_is_recorded_and_the_other_answers(self, net: Net) -> None:
         """An address that refuses at once is recorded as refused; the next one answers."""
-        url = _dual_stack(net, first="ipv6").replace(f":{net.port}/", f":{net.port + 1}/")
+        url = dual_stack(net, first="ipv6").replace(f":{net.port}/", f":{net.port + 1}/")
         obs = net.probe(url, timeout=5.0)
         assert obs["outcome"] == "connect_error"  # nothing listens on port+1 at all
         attempts = obs["environment"]["connections"][0]["attempts"]
