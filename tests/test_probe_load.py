@@ -24,7 +24,6 @@ import pytest
 from exporter.config import Settings
 from exporter.looplag import LoopLag
 from exporter.metrics import Metrics
-from exporter.scheduler import Scheduler
 from exporter.service import Service
 from probes.base import ProbeContext, ProbeRegistry, ProbeSettings
 from probes.observation import Observation, Outcome, format_time, utc_now
@@ -128,35 +127,6 @@ class TestLoopLag:
         (entry,) = sink.entries
         assert entry["outcome"] == "timeout"
         assert 0.0 <= entry["environment"]["loop_lag_s"] < 0.1
-
-
-class TestRecheck:
-    def test_recheck_never_slower_than_the_interval(self) -> None:
-        """`recheck: 10s` with a 0.05 s interval: re-checks come at the interval's pace."""
-        calls: list[float] = []
-
-        async def check(_target: Target) -> float | None:
-            calls.append(asyncio.get_running_loop().time())
-            return 10.0  # the configured re-check, slower than the interval
-
-        async def scenario() -> None:
-            sched = Scheduler(
-                [Target(id="t0", name="t0", kind="http", url="http://127.0.0.1:9/")],
-                check,
-                interval_of=lambda _: 0.05,
-                max_concurrency=1,
-                min_interval=0.01,
-            )
-            task = asyncio.create_task(sched.run())
-            for _ in range(500):
-                if len(calls) >= 4:
-                    break
-                await asyncio.sleep(0.01)
-            sched.stop()
-            await task
-
-        asyncio.run(scenario())
-        assert len(calls) >= 4  # with a 10 s re-check there would be one call in 5 s
 
 
 # --- a real CPU hog beside the real service ----------------------------------------------------
