@@ -62,6 +62,13 @@ def _clip(text: str) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _with_dns(obs: Observation, dns: Mapping[str, Any], verdict: str) -> Observation:
+    """`obs` whose `environment.dns` says whose failure the lookup was."""
+    return dataclasses.replace(
+        obs, environment={**obs.environment, "dns": {**dns, "verdict": verdict}}
+    )
+
+
 def _offline(obs: Observation, why: str) -> Observation:
     """`obs` recorded as a failure of this vantage, not of the target, saying why."""
     return dataclasses.replace(
@@ -126,25 +133,27 @@ class Service:
     async def classify(self, obs: Observation) -> Observation:
         """Whose fault a failed check is: a failure of this vantage's own resolver or network
         becomes `vantage_offline` (it neither opens nor closes an outage); a failure the
-        controls do not share stays the target's."""
+        controls do not share stays the target's.
+
+        A failed lookup is first compared with the control sites' names through the same
+        resolver (none resolves: the resolver's failure); then, as for any failure, the
+        control sites themselves are asked (a caching resolver can answer while the network
+        is down)."""
         if obs.success:
             return obs
         dns = obs.environment.get("dns")
         if isinstance(dns, dict) and self.control_names:
-            resolving = await self.controls_resolve()
-            verdict = "target" if resolving else "resolver"
-            obs = dataclasses.replace(
-                obs, environment={**obs.environment, "dns": {**dns, "verdict": verdict}}
-            )
-            if not resolving:
+            if not await self.controls_resolve():
                 return _offline(
-                    obs,
+                    _with_dns(obs, dns, "resolver"),
                     f"this vantage's DNS resolver failed ({dns.get('error')}): the control "
                     f"sites' names do not resolve either (resolvers: "
                     f"{', '.join(dns.get('resolvers') or ()) or 'unknown'})",
                 )
+            if self.controls and not await self.vantage_online():
+                return _offline(_with_dns(obs, dns, "network"), "all controls failed")
             return dataclasses.replace(
-                obs,
+                _with_dns(obs, dns, "target"),
                 error=_clip(
                     f"{obs.error or ''} (the control sites' names resolve through the same "
                     "resolver: the failure is the target's)"

@@ -219,3 +219,24 @@ def test_check_table_detail_is_not_cut_when_piped(capsys: pytest.CaptureFixture[
         ]
     )
     assert error in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('vantages:\n  - {ledger: "mysql://u:Cen-S3cret@h/x"}\n', "Cen-S3cret"),
+        ('vantages:\n  - {ledger: "postgresql://u@h/x", password: 55501234}\n', "55501234"),
+        ('vantages:\n  - {ledger: "postgresql://u@h/x", pasword: Cen-Typo-S3cret}\n', "Typo"),
+        ('vantages:\n  - {ledger: "postgresql://u:Cen-S3cret@h/x"}\nlisten: "h:99999"\n', "S3c"),
+    ],
+)
+def test_central_config_errors_show_no_secret(
+    text: str, secret: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`vigie central`'s own configuration: same rule (and its listen port range)."""
+    config = tmp_path / "central.yaml"
+    config.write_text(text, "utf-8")
+    assert main(["central", "--config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert secret not in out + err
+    assert err.startswith("vigie: error: ")

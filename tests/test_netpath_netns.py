@@ -300,6 +300,10 @@ class TestResolverIsNotTheSite:
                 for mode in plan:
                     dns.mode = mode
                     runner.check(1)
+                # names resolve (say, from a cache) but no control site answers: no verdict
+                net.status["/control"] = 503
+                dns.mode = "nxdomain"
+                runner.check(1)
             finally:
                 err = runner.stop()
         finally:
@@ -319,7 +323,10 @@ class TestResolverIsNotTheSite:
             "dns_error",
             "dns_error",
             "ok",
+            "vantage_offline",
         ], err
+        assert observations[-1]["environment"]["dns"]["verdict"] == "network"
+        assert "all controls failed" in observations[-1]["error"]
         for obs in observations[1:5]:
             dns_facts = obs["environment"]["dns"]
             assert dns_facts["verdict"] == "resolver"
