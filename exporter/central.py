@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from evidence.outages import ENTRY_OUTAGE, OutageRecord, format_duration_fr, outages_from_entries
-from exporter.config import ConfigError
+from exporter.config import ConfigError, OpenDataSettings
 from exporter.statuspage import _STYLE, html_page, paris_time
 
 __all__ = [
@@ -106,6 +106,7 @@ class CentralConfig(BaseModel):
     title: str = "Vigie — vue d'ensemble des points d'observation"
     targets: dict[str, str] = Field(default_factory=dict)  # target id -> name shown
     refresh_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    open_data: OpenDataSettings = OpenDataSettings()  # licence of /outages.csv, .atom, ...
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -544,6 +545,16 @@ def build_app(central: Central) -> Any:
     app.router.add_get("/", page)
     app.router.add_get("/outages.json", data)
     app.router.add_get("/healthz", healthz)
+
+    async def open_data(request: web.Request) -> Any:
+        from exporter.opendata import central_open_data
+
+        view = await asyncio.to_thread(central.view)
+        return central_open_data(view, request, central.config.open_data)
+
+    from exporter.opendata import add_open_data_routes
+
+    add_open_data_routes(app, open_data, skip=("/outages.json",))  # its own JSON, above
     return app
 
 
