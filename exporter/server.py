@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from exporter.attestation_routes import add_attestation_routes
 from exporter.evidence_routes import make_evidence_handler
 from exporter.metrics import CONTENT_TYPE_LATEST
 from exporter.opendata import OpenData, add_open_data_routes, service_open_data
@@ -71,4 +72,5 @@ def build_app(service: Service) -> web.Application:
         return service_open_data(service, request)
 
     add_open_data_routes(app, open_data)
+    add_attestation_routes(app, service)
     return app

@@ -468,7 +468,9 @@ def _outages_table(view: StatusView) -> str:
             f"<td>{escape(o.started)}</td><td{css}>{escape(o.ended)}</td>"
             f"<td>{escape(o.duration)}</td><td>{escape(o.causes)}</td><td>{maintenance}</td>"
             f'<td><a href="{escape(o.url)}">Détail<span class="sr"> de la panne '
-            f"{escape(o.target_name)} du {escape(o.started)}</span></a></td></tr>"
+            f"{escape(o.target_name)} du {escape(o.started)}</span></a><br>"
+            f'<a href="{escape(o.url)}/attestation.zip">Attestation pour cette panne'
+            f'<span class="sr"> ({escape(o.target_name)}, {escape(o.started)})</span></a></td></tr>'
         )
     more = ""
     if view.outages_total > len(view.outages):
@@ -588,6 +590,9 @@ def render_outage_page(
 <p><a href="{escape(view.url)}/evidence.zip">Télécharger le dossier de preuves (zip)</a> :
 observations, captures, preuves d'inclusion dans le registre signé, et un vérificateur
 autonome.</p>
+<p><a href="{escape(view.url)}/attestation.zip">Attestation pour cette panne</a> (PDF d'une ou
+deux pages, avec son archive de preuves) ; pour une autre plage horaire :
+<a href="/attestation">attestation d'observation</a>.</p>
 </main>"""
     return html_page(f"Vigie — {title}", body)
 

@@ -361,6 +361,7 @@ def _config(sim: Any, state: Path) -> dict[str, Any]:
             "checkpoint_interval": "1s",
         },
         "signing": {"key": str(state / "vantage.key")},
+        "evidence_auth": {"user": "avocate", "password": "s3cret-de-test"},
     }
 
 
@@ -387,6 +388,8 @@ class TestCommand:
             follower.wait(lambda e: e.get("event") == "closed", "outage closed")
             follower.wait(lambda e: e.get("success") is True, "a good check after")
             config = service.config_path
+            self._status_page(service.url, follower.entries, tmp_path)
+        follower.poll()  # every entry, up to the service's stop
         follower.close()
         entries = follower.entries
         start = fault_at.replace(microsecond=0) - dt.timedelta(seconds=2)
@@ -457,6 +460,40 @@ class TestCommand:
             env={"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "utf-8"},
         )
         assert bare.returncode == 0, bare.stdout + bare.stderr
+
+    def _status_page(self, base: str, entries: list[dict[str, Any]], tmp_path: Path) -> None:
+        """The outage's attestation link and the typed-window page, behind evidence_auth."""
+        import base64
+        import io
+
+        from tests.test_opendata import fetch
+
+        (outage_id,) = {e["outage_id"] for e in entries if e["type"] == "outage"}
+        login = {"Authorization": "Basic " + base64.b64encode(b"avocate:s3cret-de-test").decode()}
+        status, _, html = fetch(f"{base}/")
+        assert f"/outages/{outage_id}/attestation.zip".encode() in html
+        link = f"{base}/outages/{outage_id}/attestation.zip"
+        assert fetch(link)[0] == 401
+        assert fetch(f"{base}/attestation")[0] == 401
+        status, headers, body = fetch(link, login)
+        assert status == 200, body[:300]
+        assert headers["Content-Type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(body)) as zf:
+            assert sorted(zf.namelist()) == ["attestation.pdf", "attestation.zip"]
+            zf.extractall(tmp_path / "web")
+        text = pdf_text(tmp_path / "web" / "attestation.pdf")
+        assert outage_id in text
+        assert_plain(text)
+        done = _vigie("verify", str(tmp_path / "web" / "attestation.zip"))
+        assert done.returncode == 0, done.stdout + done.stderr
+        status, _, page = fetch(f"{base}/attestation", login)
+        assert status == 200
+        assert b'<form method="get" action="/attestation.zip">' in page
+        bad = f"{base}/attestation.zip?target=accueil&window=2026-03-29T02:30/04:00"
+        status, _, answer = fetch(bad, login)
+        assert status == 400
+        assert "does not exist" in answer.decode()
+        assert fetch(f"{base}/attestation.zip", login, method="POST")[0] == 405
 
     def test_bad_input(self, tmp_path: Path) -> None:
         """Bad windows, unknown targets and a wrong file name end with one line and exit 2."""
