@@ -13,13 +13,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 import tests.bundle_fixture as bundle_fixture
 from evidence.attestation import (
@@ -35,24 +33,13 @@ from exporter.config import Settings
 from probes.observation import Outcome
 from tests.bundle_fixture import BuiltLedger, build_ledger, cryptography_only_python
 from tests.service_fixture import LedgerFollower, run_service
+from tests.test_export_e2e import _config as export_config
+from tests.test_export_e2e import _vigie
 
 REFERENCE = "dossier n° 2026-114"
 # Words that must never reach the person's file: outcome codes and page selectors.
 CODES = [o.value for o in Outcome if o is not Outcome.OK]
 SELECTORS = ["input[", "text=", "expect_visible", "css=", "#/"]
-
-
-def _vigie(*args: str) -> subprocess.CompletedProcess[str]:
-    script = Path(sys.executable).with_name("vigie")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "exporter.cli"]
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-    )
 
 
 def pdf_text(path: Path) -> str:
@@ -159,15 +146,7 @@ class TestPlainWords:
 
 
 def _settings(built: BuiltLedger, directory: Path) -> Settings:
-    key = directory / "vantage.key"
-    key.write_bytes(
-        built.signer._key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key.chmod(0o600)
+    key = built.save_key(directory / "vantage.key")
     return Settings.model_validate(
         {
             "vantage": {"name": built.signer.name, "operator": "Association de test"},
@@ -339,28 +318,8 @@ class TestFigures:
 
 def _config(sim: Any, state: Path) -> dict[str, Any]:
     return {
+        **export_config(sim, state),
         "vantage": {"name": "att-paris", "operator": "Association de test"},
-        "user_agent": "Vigie-test/0.1 (+http://localhost; tests)",
-        "defaults": {"interval": "1s", "timeout": "2s"},
-        "min_interval": "0.3s",
-        "targets": [
-            {
-                "id": "accueil",
-                "name": "Simulateur — accueil",
-                "kind": "http",
-                "url": sim.urls["site_url"],
-                "interval": "0.5s",
-                "expect": {"contains": "trangers"},
-            }
-        ],
-        "controls": [sim.urls["login_url"]],
-        "outages": {"confirm_after": 2, "recover_after": 2, "recheck": "0.3s"},
-        "ledger": {
-            "url": f"sqlite:///{state / 'ledger.db'}",
-            "artifacts": str(state / "artifacts"),
-            "checkpoint_interval": "1s",
-        },
-        "signing": {"key": str(state / "vantage.key")},
         "evidence_auth": {"user": "avocate", "password": "s3cret-de-test"},
     }
 

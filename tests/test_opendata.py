@@ -24,10 +24,11 @@ import feedparser
 import pytest
 from frictionless import validate
 
-from evidence.bundle import ExportRequest, export_bundle
 from exporter.central import Central, CentralConfig, build_app
-from tests.bundle_fixture import BUILD_START, build_ledger
+from tests.bundle_fixture import BUILD_START
 from tests.service_fixture import LedgerFollower, run_service
+from tests.test_export_e2e import _config as export_config
+from tests.test_vantages_central_page import _bundle
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -89,29 +90,9 @@ def check_frictionless(directory: Path, files: Mapping[str, bytes]) -> None:
 
 def _config(sim: Any, state: Path) -> dict[str, Any]:
     return {
+        **export_config(sim, state),
         "vantage": {"name": "od-paris", "operator": "Association de test"},
-        "user_agent": "Vigie-test/0.1 (+http://localhost; tests)",
-        "defaults": {"interval": "1s", "timeout": "2s"},
-        "min_interval": "0.3s",
-        "targets": [
-            {
-                "id": "accueil",
-                "name": "Simulateur — accueil",
-                "kind": "http",
-                "url": sim.urls["site_url"],
-                "interval": "0.5s",
-                "expect": {"contains": "trangers"},
-            }
-        ],
-        "controls": [sim.urls["login_url"]],
-        "outages": {"confirm_after": 2, "recover_after": 2, "recheck": "0.3s"},
         "open_data": {"licence_name": "ODbL-1.0", "licence_title": "ODbL"},
-        "ledger": {
-            "url": f"sqlite:///{state / 'ledger.db'}",
-            "artifacts": str(state / "artifacts"),
-            "checkpoint_interval": "1s",
-        },
-        "signing": {"key": str(state / "vantage.key")},
     }
 
 
@@ -221,23 +202,6 @@ class TestServiceOpenData:
             assert "Simulateur — accueil" in svg.decode()
             assert fetch(f"{base}/badges/nope.svg")[0] == 404
         follower.close()
-
-
-def _bundle(directory: Path, vantage: str, shift: int) -> Path:
-    directory.mkdir()
-    built = build_ledger(
-        f"sqlite:///{directory / 'l.db'}", directory, vantage=vantage, outage_shift=shift
-    )
-    with built.open() as ledger:
-        export_bundle(
-            ledger,
-            directory / "b.zip",
-            ExportRequest(BUILD_START, BUILD_START + dt.timedelta(hours=3)),
-            signer=built.signer,
-            artifacts_dir=built.artifacts.root,
-            progress=False,
-        )
-    return directory / "b.zip"
 
 
 class TestCentralOpenData:
