@@ -99,6 +99,7 @@ class OpenOutage:
     vantages: tuple[str, ...]
     evidence_path: str  # relative to the base URL ("" when there is none)
     page_path: str  # the outage's own page (or the status page)
+    references: tuple[str, ...] = ()  # central: "vantage : outage id" of each sighting
 
     @property
     def duration_s(self) -> float | None:
@@ -230,7 +231,9 @@ def outages_json(data: OpenData) -> bytes:
     document = {
         "title": data.title,
         "source": data.source,
-        "generated_at": _utc(data.generated_at),
+        "updated_at": _utc(
+            data.updated
+        ),  # not the request time: the ETag stays while nothing changes
         "licence": {"name": data.licence.licence_name, "path": data.licence.licence_url},
         "outages": [_outage_row(data, o) for o in data.outages],
     }
@@ -328,7 +331,7 @@ def datapackage(data: OpenData) -> bytes:
         "description": "Historique des pannes observées par Vigie, en lecture seule, depuis "
         f"« {data.source} ». Chaque panne renvoie à son archive de preuves signée.",
         "homepage": data.url("/"),
-        "created": _utc(data.generated_at),
+        "created": _utc(data.updated),
         "licenses": [
             {
                 "name": licence.licence_name,
@@ -408,6 +411,11 @@ def outages_atom(data: OpenData) -> bytes:
             lines.append(f"Pendant une maintenance annoncée : {outage.maintenance}.")
         if outage.evidence_path:
             lines.append(f"Archive de preuves : {data.url(outage.evidence_path)}")
+        if outage.references:
+            lines.append(
+                "Références dans les registres (archive de preuves auprès de chaque point "
+                f"d'observation) : {', '.join(outage.references)}."
+            )
         entry.summary(" ".join(lines))
         entry.category(term=outage.target_id, label=outage.target_name)
     return _entry_link_attributes(feed.atom_str(pretty=True), links)
@@ -628,6 +636,7 @@ def central_open_data(
                 vantages=group.vantages,
                 evidence_path="",
                 page_path="/",
+                references=tuple(f"{s.vantage} : {s.record.id}" for s in group.sightings),
             )
         )
     targets = dict(view.names)

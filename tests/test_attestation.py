@@ -290,6 +290,7 @@ class TestFigures:
         targets = chosen_targets(settings, ["anef-accueil"], None)
         windows = [
             parse_window("2026-11-23T10:30/11:00"),
+            parse_window("2026-11-23T09:50/10:20"),
             parse_window("2026-11-22T09:00/12:00"),
             parse_window("2026-11-30T23:00/2026-12-01T03:00"),
         ]
@@ -301,6 +302,7 @@ class TestFigures:
         assert "Référence" not in text
         assert "ne prouve pas que la personne concernée a tenté" in text
         assert "Aucune vérification de ce service n'est enregistrée" in text
+        assert "Aucune vérification de 9 h 50 à 10 h 00 (10 min)" in text
         assert "postérieure à l'établissement de ce document" in text
         assert "30 vérifications" in text
         assert "10 en échec" in text

@@ -248,7 +248,10 @@ class TestCentralOpenData:
         check_rfc4287(answers["outages.atom"][2])
         feed = feedparser.parse(answers["outages.atom"][2])
         assert feed.bozo == 0
-        assert "2 point(s) d'observation : lyon-1, paris-1" in feed.entries[0].summary
+        summary = feed.entries[0].summary
+        assert "2 point(s) d'observation : lyon-1, paris-1" in summary
+        assert "durée 15 min" in summary
+        assert "lyon-1 : anef-accueil-lyon-1-45" in summary
         package = json.loads(answers["datapackage.json"][2])
         assert [r["name"] for r in package["resources"]] == ["outages"]
         assert package["licenses"][0]["name"] == "etalab-2.0"
