@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 CAPTURE_MARGIN = dt.timedelta(hours=6)  # how far from a window a capture is looked for
-SILENCE_FACTOR = 3  # no check for this many intervals: that time was not watched
+SILENCE_FACTOR = 2  # no check started for this many (interval + timeout): not watched
 _OBSERVATION = "observation"
 _OFFLINE = "vantage_offline"
 _WINDOW = re.compile(r"^\s*(?P<start>[0-9T:\-. ]+?)\s*/\s*(?P<end>[0-9T:\-. ]+?)\s*$")
@@ -152,6 +152,12 @@ class TargetInfo:
     kind: str  # http | browser
     url: str
     interval_s: float
+    timeout_s: float = 0.0  # a check may last this long before the next one starts
+
+    @property
+    def silence_s(self) -> float:
+        """Longer than this without a check starting, the target was not watched."""
+        return SILENCE_FACTOR * (self.interval_s + self.timeout_s)
 
 
 _PLAIN = {
@@ -426,15 +432,15 @@ def _silences(
     times: Sequence[dt.datetime],
     start: dt.datetime,
     end: dt.datetime,
-    interval: float,
+    limit_s: float,
     *,
     gaps: Sequence[tuple[dt.datetime, dt.datetime]],
     first_ever: dt.datetime | None,
 ) -> list[Silence]:
-    """Stretches of ``[start, end)`` longer than SILENCE_FACTOR intervals without a check."""
+    """Stretches of ``[start, end)`` longer than `limit_s` without a check starting."""
     if end <= start:
         return []
-    limit = dt.timedelta(seconds=SILENCE_FACTOR * interval)
+    limit = dt.timedelta(seconds=limit_s)
     points = [start, *times, end]
     out = []
     for lo, hi in itertools.pairwise(points):
@@ -538,7 +544,7 @@ def build_attestation(
                             [c.at for c in mine],
                             window.start,
                             observed_end,
-                            target.interval_s,
+                            target.silence_s,
                             gaps=gaps,
                             first_ever=first_ever.get(target.id),
                         )

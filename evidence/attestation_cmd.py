@@ -50,7 +50,14 @@ def chosen_targets(settings: Settings, ids: list[str], kind: str | None) -> list
     if not chosen:
         raise ValueError("give --target ID (repeatable) or --kind http|browser")
     return [
-        TargetInfo(t.id, t.name or t.id, str(t.kind), str(t.url), settings.interval_of(t))
+        TargetInfo(
+            t.id,
+            t.name or t.id,
+            str(t.kind),
+            str(t.url),
+            settings.interval_of(t),
+            settings.timeout_of(t),
+        )
         for t in chosen
     ]
 

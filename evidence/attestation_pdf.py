@@ -132,8 +132,8 @@ def _target_story(
         checks = f"{facts.checks} vérification{'s' if facts.checks > 1 else ''}"
         lines.append(
             f"{checks} depuis le point d'observation {vantages} : "
-            f"<b>{facts.successes} réussie{'s' if facts.successes > 1 else ''}</b>, "
-            f"<b>{facts.failed} en échec</b>."
+            f"<b>{_count(facts.successes, 'réussie', 'réussies')}</b>, "
+            f"<b>{_count(facts.failed, 'en échec', 'en échec')}</b>."
         )
         if facts.offline:
             lines.append(
@@ -155,7 +155,7 @@ def _target_story(
         for outage in facts.outages:
             label = "Panne confirmée" if outage.kind == "down" else "Lenteur confirmée"
             if outage.end is None:
-                span = f"depuis le {_moment(outage.start)}, toujours en cours"
+                span = f"depuis le {_moment(outage.start)}, sans fin enregistrée à ce jour"
             else:
                 duration = format_duration_fr((outage.end - outage.start).total_seconds())
                 span = f"{_span(outage.start, outage.end)} ({duration})"
@@ -201,6 +201,10 @@ def _capture_story(
         story.append(picture)
     story.append(Paragraph(caption, s.small))
     return story
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"aucune {one}" if n == 0 else f"{n} {one if n == 1 else many}"
 
 
 def _upper_first(text: str) -> str:

@@ -30,6 +30,7 @@ from evidence.attestation import (
 from evidence.attestation_cmd import chosen_targets, write_attestation
 from evidence.availability import PARIS
 from exporter.config import Settings
+from probes.browser_runtime import DEBIAN_CHROMIUM
 from probes.observation import Outcome
 from tests.bundle_fixture import BuiltLedger, build_ledger, cryptography_only_python
 from tests.service_fixture import LedgerFollower, run_service
@@ -37,6 +38,8 @@ from tests.test_export_e2e import _config as export_config
 from tests.test_export_e2e import _vigie
 
 REFERENCE = "dossier n° 2026-114"
+REPO = Path(__file__).resolve().parent.parent
+REGISTRATION = "/auth/realms/anef-usagers/login-actions/registration"
 # Words that must never reach the person's file: outcome codes and page selectors.
 CODES = [o.value for o in Outcome if o is not Outcome.OK]
 SELECTORS = ["input[", "text=", "expect_visible", "css=", "#/"]
@@ -124,7 +127,9 @@ class TestPlainWords:
         """A journey stopped at a step names the page and the step number, not the selector."""
         from evidence.attestation import TargetInfo
 
-        target = TargetInfo("creation", "ANEF — création de compte", "browser", "http://x/", 300)
+        target = TargetInfo(
+            "creation", "ANEF — création de compte", "browser", "http://x/", 300, 60
+        )
         words = describe_failure(
             {
                 "outcome": "step_failed",
@@ -505,3 +510,71 @@ class TestCapture:
         ).stdout
         assert len(images.strip().splitlines()) == 3  # two header lines, one image
         assert "3 min avant le début de la plage" in pdf_text(out)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(DEBIAN_CHROMIUM).exists(), reason="Chromium is not installed")
+class TestJourney:
+    def test_account_creation_form_missing(self, simulator_process: Any, tmp_path: Path) -> None:
+        """The shipped account-creation journey, its form removed by the simulator: the PDF says
+        the page did not show in plain words, draws the screenshot, names no selector."""
+        from exporter.config import load_settings
+
+        shipped = {t.id: t for t in load_settings(REPO / "vigie.yaml").targets}
+        journey = shipped["anef-creation-compte"]
+        state = tmp_path / "state"
+        state.mkdir()
+        config = export_config(simulator_process, state)
+        config["targets"] = [
+            {
+                "id": journey.id,
+                "name": journey.name,
+                "kind": "browser",
+                "url": simulator_process.urls["login_url"],
+                "interval": "1s",
+                "timeout": "8s",
+                "steps": [
+                    s.model_dump(exclude_none=True, exclude_defaults=True) for s in journey.steps
+                ],
+            }
+        ]
+        follower = LedgerFollower(state / "ledger.db", target=journey.id)
+        with run_service(config, state) as service:
+            follower.wait(lambda e: e.get("success") is True, "a good journey", timeout=90)
+            start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+            simulator_process.set_fault(REGISTRATION, "form_missing", "login")
+            try:
+                follower.wait(lambda e: e.get("event") == "opened", "outage opened", timeout=90)
+            finally:
+                simulator_process.clear_faults()
+            config_path = service.config_path
+        follower.close()
+        end = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
+        out = tmp_path / "creation.pdf"
+        done = _vigie(
+            "attestation",
+            "--config",
+            str(config_path),
+            "--kind",
+            "browser",
+            "--window",
+            f"{_paris(start)}/{_paris(end)}",
+            "--out",
+            str(out),
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        text = pdf_text(out)
+        assert_plain(text)
+        for step in journey.steps:
+            for selector in (step.click, step.expect_visible):
+                if selector:
+                    assert selector not in text
+        assert "la page « ANEF — création de compte » ne s'affichait pas en entier" in text
+        assert "Capture d'écran dans l'archive" in text
+        images = subprocess.run(
+            ["pdfimages", "-list", str(out)], capture_output=True, text=True, check=True
+        ).stdout
+        assert len(images.strip().splitlines()) >= 3  # the screenshot is drawn
+        done = _vigie("verify", str(out.with_suffix(".zip")))
+        assert done.returncode == 0, done.stdout + done.stderr
