@@ -415,7 +415,8 @@ _CENTRAL_FOOTER = """\
 Vigie observe en lecture seule, depuis plusieurs réseaux indépendants. Cette page lit
 les registres signés de chaque point d'observation sans jamais les modifier ; chaque registre
 se vérifie avec <code>vigie verify</code>, chaque archive de preuves aussi. Heures affichées :
-heure de Paris. <a href="/outages.json">Données (JSON)</a>."""
+heure de Paris. Données ouvertes : <a href="/outages.json">JSON</a>,
+<a href="/outages.csv">CSV</a>, <a href="/outages.atom">flux des pannes (Atom)</a>."""
 
 
 def _confirm_cell(outage: ConfirmedOutage, view: CentralView) -> str:

@@ -367,7 +367,9 @@ def _scope(target_ids: Iterable[str], names: Mapping[str, str]) -> str:
 
 _FOOTER = """Vigie observe en lecture seule : aucune démarche n'est effectuée, aucun compte
 n'est créé. Chaque observation est conservée dans un registre signé et infalsifiable.
-Heures affichées : heure de Paris. <a href="/metrics">Métriques Prometheus</a>."""
+Heures affichées : heure de Paris. <a href="/metrics">Métriques Prometheus</a>.
+Données ouvertes : <a href="/outages.atom">flux des pannes (Atom)</a>,
+<a href="/outages.csv">CSV</a>, <a href="/datapackage.json">description</a>."""
 
 
 def html_page(title: str, body: str, *, style: str = _STYLE, footer: str = _FOOTER) -> str:
@@ -375,7 +377,9 @@ def html_page(title: str, body: str, *, style: str = _STYLE, footer: str = _FOOT
     return f"""<!DOCTYPE html>
 <html lang="fr">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title><style>{style}</style></head>
+<title>{escape(title)}</title><style>{style}</style>
+<link rel="alternate" type="application/atom+xml" title="Pannes confirmées" href="/outages.atom">
+</head>
 <body>
 {body}
 <footer><p>{footer}</p></footer>

@@ -201,6 +201,12 @@ class TestServiceOpenData:
             ET.fromstring(svg)
             assert "Simulateur — accueil" in svg.decode()
             assert fetch(f"{base}/badges/nope.svg")[0] == 404
+            # Feed readers find the feed from the status page itself (autodiscovery).
+            page = fetch(f"{base}/")[2].decode()
+            assert (
+                '<link rel="alternate" type="application/atom+xml" title="Pannes confirmées" '
+                'href="/outages.atom">' in page
+            )
         follower.close()
 
 
