@@ -64,6 +64,7 @@ class VantageSource(BaseModel):
     password: SecretStr | None = None
     password_env: str | None = None  # name of an environment variable holding the password
     bundle: Path | None = None
+    public_url: str | None = None  # its status page, for links to its evidence (open data)
 
     @model_validator(mode="after")
     def _one_source(self) -> VantageSource:
@@ -73,6 +74,8 @@ class VantageSource(BaseModel):
             ("postgresql://", "postgres://", "sqlite:///")
         ):
             raise ValueError("ledger URL must start with postgresql:// or sqlite:///")
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with http:// or https://")
         return self
 
     def secret(self) -> str | None:
@@ -401,6 +404,14 @@ class Central:
             )
             return self._view
 
+    def public_urls(self) -> dict[str, str]:
+        """Vantage name -> the public address its source configures (read ones only)."""
+        return {
+            reader.state.vantage: reader.source.public_url
+            for reader in self._readers
+            if reader.state.vantage and reader.source.public_url
+        }
+
     def close(self) -> None:
         """Close the ledger connections."""
         with self._lock:
@@ -551,7 +562,7 @@ def build_app(central: Central) -> Any:
         from exporter.opendata import central_open_data
 
         view = await asyncio.to_thread(central.view)
-        return central_open_data(view, request, central.config.open_data)
+        return central_open_data(view, request, central.config.open_data, central.public_urls())
 
     from exporter.opendata import add_open_data_routes
 

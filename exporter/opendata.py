@@ -100,6 +100,7 @@ class OpenOutage:
     evidence_path: str  # relative to the base URL ("" when there is none)
     page_path: str  # the outage's own page (or the status page)
     references: tuple[str, ...] = ()  # central: "vantage : outage id" of each sighting
+    evidence_urls: tuple[str, ...] = ()  # central: absolute, on each vantage's own service
 
     @property
     def duration_s(self) -> float | None:
@@ -151,6 +152,11 @@ class OpenData:
         """An absolute URL for `path` ("" stays "")."""
         return f"{self.base_url}{path}" if path else ""
 
+    def evidence(self, outage: OpenOutage) -> list[str]:
+        """Absolute URLs of the outage's evidence bundles (one per vantage on central)."""
+        own = [self.url(outage.evidence_path)] if outage.evidence_path else []
+        return own + list(outage.evidence_urls)
+
 
 def _utc(moment: dt.datetime | None) -> str:
     if moment is None:
@@ -200,7 +206,7 @@ def _outage_row(data: OpenData, outage: OpenOutage) -> dict[str, Any]:
         "maintenance": outage.maintenance or None,
         "vantages": " ".join(outage.vantages),
         "confirmed_by": len(outage.vantages),
-        "evidence_url": data.url(outage.evidence_path) or None,
+        "evidence_url": " ".join(data.evidence(outage)) or None,
     }
 
 
@@ -382,15 +388,15 @@ def outages_atom(data: OpenData) -> bytes:
         entry_links = [
             {"href": data.url(outage.page_path), "rel": "alternate", "type": "text/html"}
         ]
-        if outage.evidence_path:
-            entry_links.append(
-                {
-                    "href": data.url(outage.evidence_path),
-                    "rel": "related",
-                    "type": "application/zip",
-                    "title": "Archive de preuves",
-                }
-            )
+        entry_links.extend(
+            {
+                "href": href,
+                "rel": "related",
+                "type": "application/zip",
+                "title": "Archive de preuves",
+            }
+            for href in data.evidence(outage)
+        )
         for link in entry_links:
             entry.link(**link)
         links.append(entry_links)
@@ -409,8 +415,8 @@ def outages_atom(data: OpenData) -> bytes:
         ]
         if outage.maintenance:
             lines.append(f"Pendant une maintenance annoncée : {outage.maintenance}.")
-        if outage.evidence_path:
-            lines.append(f"Archive de preuves : {data.url(outage.evidence_path)}")
+        if data.evidence(outage):
+            lines.append(f"Archive de preuves : {' '.join(data.evidence(outage))}")
         if outage.references:
             lines.append(
                 "Références dans les registres (archive de preuves auprès de chaque point "
@@ -606,11 +612,20 @@ def service_open_data(
 
 
 def central_open_data(
-    view: CentralView, request: web.Request, licence: OpenDataSettings
+    view: CentralView,
+    request: web.Request,
+    licence: OpenDataSettings,
+    public_urls: Mapping[str, str] | None = None,
 ) -> OpenData:
     """The open data of `vigie central`: outages merged across vantages (no monthly table:
-    central reads outage events only, not the checks that tell monitored time)."""
+    central reads outage events only, not the checks that tell monitored time).
+
+    `public_urls`: vantage name -> its service's public address, for links to each vantage's
+    evidence bundle of the outage."""
     from collections import Counter
+    from urllib.parse import quote
+
+    services = {k: v.rstrip("/") for k, v in (public_urls or {}).items()}
 
     from evidence.outages import causes_text_fr
 
@@ -637,6 +652,11 @@ def central_open_data(
                 evidence_path="",
                 page_path="/",
                 references=tuple(f"{s.vantage} : {s.record.id}" for s in group.sightings),
+                evidence_urls=tuple(
+                    f"{services[s.vantage]}/outages/{quote(s.record.id, safe='')}/evidence.zip"
+                    for s in group.sightings
+                    if s.vantage in services
+                ),
             )
         )
     targets = dict(view.names)

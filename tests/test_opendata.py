@@ -216,7 +216,10 @@ class TestCentralOpenData:
         config = CentralConfig.model_validate(
             {
                 "vantages": [
-                    {"bundle": str(_bundle(tmp_path / "a", "paris-1", 0))},
+                    {
+                        "bundle": str(_bundle(tmp_path / "a", "paris-1", 0)),
+                        "public_url": "https://vigie-paris.example.org/",
+                    },
                     {"bundle": str(_bundle(tmp_path / "b", "lyon-1", 5))},
                 ],
                 "targets": {"anef-accueil": "ANEF — page d'accueil"},
@@ -248,6 +251,9 @@ class TestCentralOpenData:
         assert row["vantages"] == "lyon-1 paris-1"
         assert row["confirmed_by"] == "2"
         assert row["target_name"] == "ANEF — page d'accueil"
+        assert row["evidence_url"] == (
+            "https://vigie-paris.example.org/outages/anef-accueil-paris-1-40/evidence.zip"
+        )
         start = BUILD_START + dt.timedelta(minutes=40)
         assert dt.datetime.fromisoformat(row["started_at"]) == start
         assert dt.datetime.fromisoformat(row["ended_at"]) == start + dt.timedelta(minutes=15)
@@ -258,6 +264,8 @@ class TestCentralOpenData:
         assert "2 point(s) d'observation : lyon-1, paris-1" in summary
         assert "durée 15 min" in summary
         assert "lyon-1 : anef-accueil-lyon-1-45" in summary
+        related = [link.href for link in feed.entries[0].links if link.rel == "related"]
+        assert related == [row["evidence_url"]]  # lyon-1 has no public_url: no link guessed
         package = json.loads(answers["datapackage.json"][2])
         assert [r["name"] for r in package["resources"]] == ["outages"]
         assert package["licenses"][0]["name"] == "etalab-2.0"
