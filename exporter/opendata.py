@@ -7,7 +7,6 @@ availability index); nothing is written, and nothing is shown that the status pa
 
 from __future__ import annotations
 
-import calendar
 import csv
 import dataclasses
 import datetime as dt
@@ -490,11 +489,10 @@ def _badge(data: OpenData, target_id: str) -> bytes | None:
 
 
 def _http_date(moment: dt.datetime) -> str:
-    utc = moment.astimezone(dt.UTC)
-    return (
-        f"{calendar.day_abbr[utc.weekday()]}, {utc.day:02d} {calendar.month_abbr[utc.month]} "
-        f"{utc.year} {utc:%H:%M:%S} GMT"
-    )
+    """RFC 9110 date (``Mon, 07 Dec 2026 18:40:00 GMT``), whatever the locale."""
+    from email.utils import format_datetime
+
+    return format_datetime(moment.astimezone(dt.UTC).replace(microsecond=0), usegmt=True)
 
 
 def cached_response(

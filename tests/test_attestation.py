@@ -248,6 +248,45 @@ class TestFigures:
         assert silence.end == dt.datetime(2026, 11, 23, 10, 0, tzinfo=PARIS)
         assert facts.checks == 20
 
+    def test_vigie_stopped(self, tmp_path: Path) -> None:
+        """A stretch when Vigie was not running (a `gap` entry) is named as such."""
+        from evidence.ledger import open_ledger
+
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path, minutes=30)
+        ledger = open_ledger(built.url, vantage="paris-1")
+        try:  # as the service records it at its next start
+            ledger.append(
+                [
+                    (
+                        "gap",
+                        {
+                            "from": "2026-11-23T09:29:00Z",
+                            "to": "2026-11-23T10:29:00Z",
+                            "duration_s": 3600.0,
+                            "reason": "not_running",
+                        },
+                    )
+                ]
+            )
+        finally:
+            ledger.close()
+        settings = _settings(built, tmp_path)
+        reader = built.open()
+        try:
+            (facts,) = build_attestation(
+                reader,
+                chosen_targets(settings, ["anef-accueil"], None),
+                [parse_window("2026-11-23T10:20/11:00")],
+                vantage="paris-1",
+                now=NOW,
+            ).facts
+        finally:
+            reader.close()
+        (silence,) = facts.silences
+        assert silence.reason == "Vigie était arrêté (interruption enregistrée dans le registre)"
+        assert silence.start == dt.datetime(2026, 11, 23, 9, 29, tzinfo=dt.UTC)  # last check
+        assert facts.checks == 10
+
     def test_future_window(self, synthetic: Any) -> None:
         """A window after the attestation's time reports nothing and counts its future part."""
         now = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)  # 11:00 in Paris
