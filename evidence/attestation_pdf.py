@@ -82,6 +82,15 @@ def number_ranges(seqs: Sequence[int], limit: int = MAX_LISTED) -> str:
 
 def _window_title(facts: WindowFacts, number: int) -> str:
     window = facts.window
+    start, end = window.local_start, window.local_end
+    if start.time() == end.time() == dt.time(0, 0):  # whole Paris days
+        last = end.date() - dt.timedelta(days=1)
+        if last == start.date():
+            return f"Plage n° {number} : le {format_date_fr(last)}, toute la journée"
+        return (
+            f"Plage n° {number} : du {format_date_fr(start.date())} au "
+            f"{format_date_fr(last)} inclus, journées entières (heure de Paris)"
+        )
     return f"Plage n° {number} : {_span(window.start, window.end)} (heure de Paris)"
 
 
@@ -272,9 +281,11 @@ def render_attestation(
         facts = [f for f in attestation.facts if f.window is window]
         block: list[Flowable] = [Paragraph(_window_title(facts[0], number), s.h2)]
         block += [Paragraph(note, s.body) for note in _window_notes(facts[0])]
-        story.append(KeepTogether(block))
-        for one in facts:
-            story.append(KeepTogether(_target_story(one, s, load)))
+        for index, one in enumerate(facts):
+            part = _target_story(one, s, load)
+            if index == 0:  # the window's title never ends a page alone
+                part = block + part
+            story.append(KeepTogether(part))
             story.append(Spacer(1, 4))
     story.append(Paragraph("Ce que ce document ne prouve pas", s.h2))
     story.append(

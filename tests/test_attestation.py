@@ -335,7 +335,7 @@ class TestFigures:
         windows = [
             parse_window("2026-11-23T10:30/11:00"),
             parse_window("2026-11-23T09:50/10:20"),
-            parse_window("2026-11-22T09:00/12:00"),
+            parse_window("2026-11-22/2026-11-22"),
             parse_window("2026-11-30T23:00/2026-12-01T03:00"),
         ]
         plain = tmp_path / "sans.pdf"
@@ -347,6 +347,7 @@ class TestFigures:
         assert "ne prouve pas que la personne concernée a tenté" in text
         assert "Aucune vérification de ce service n'est enregistrée" in text
         assert "Aucune vérification de 9 h 50 à 10 h 00 (10 min)" in text
+        assert "Plage n° 3 : le 22 novembre 2026, toute la journée" in text
         assert "postérieure à l'établissement de ce document" in text
         assert "30 vérifications" in text
         assert "10 en échec" in text
