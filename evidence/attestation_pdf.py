@@ -216,6 +216,14 @@ def _count(n: int, one: str, many: str) -> str:
     return f"aucune {one}" if n == 0 else f"{n} {one if n == 1 else many}"
 
 
+def _bundle_period(attestation: Attestation) -> str:
+    """The period the bundle was exported for (as `attestation_cmd` asks for it)."""
+    start = min(w.start for w in attestation.windows)
+    end = min(max(w.end for w in attestation.windows), attestation.generated_at)
+    text = _span(start, end)
+    return f"la période {text}" if text.startswith("du ") else text
+
+
 def _upper_first(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -308,7 +316,9 @@ def render_attestation(
                 "au registre signé. Toute personne peut la vérifier hors ligne avec la commande "
                 f"<font name='{fonts.mono}'>vigie verify {_e(attestation.bundle_name)}</font> "
                 f"ou avec le programme <font name='{fonts.mono}'>verify.py</font> qu'elle "
-                "contient. Empreinte SHA-256 de l'archive : "
+                f"contient. Elle couvre {_bundle_period(attestation)} (heure de Paris), ce qui "
+                "contient toutes les plages, pour les services cités. Empreinte SHA-256 de "
+                "l'archive : "
                 f"<font name='{fonts.mono}' size=7>{_e(attestation.bundle_sha256 or '')}</font>.",
                 s.body,
             )
