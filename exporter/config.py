@@ -157,6 +157,19 @@ class EvidenceAuth(_Section):
     password: SecretStr
 
 
+class OpenDataSettings(_Section):
+    """The licence published with the open data (`/datapackage.json`, `/outages.atom`)."""
+
+    licence_name: Annotated[str, Field(min_length=1)] = "etalab-2.0"  # SPDX identifier
+    licence_title: Annotated[str, Field(min_length=1)] = "Licence Ouverte / Open Licence 2.0"
+    licence_url: str = "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"
+
+    @field_validator("licence_url")
+    @classmethod
+    def _licence_url(cls, value: str) -> str:
+        return validate_http_url(value)
+
+
 class BrowserSettings(_Section):
     """The headless browser used by `browser` targets."""
 
@@ -198,6 +211,7 @@ class Settings(BaseSettings):
     # Host names the HTTP endpoint answers to besides `listen`'s and `public_url`'s (a request
     # for any other gets 421: DNS-rebinding defence). "*" answers any (behind a proxy).
     allowed_hosts: tuple[Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9.:\[\]-]+)$")], ...] = ()
+    open_data: OpenDataSettings = OpenDataSettings()
     min_interval: Duration = 1.0
 
     @classmethod
