@@ -93,7 +93,9 @@ COMMANDS = [
     ["verify", "--config", "{config}", "{tmp}/missing-ledger.db"],
     ["dashboards", "push", "--config", "{config}", "--grafana-url", "http://127.0.0.1:9/"],
     ["corroborate", "--config", "{config}", "{tmp}/a.zip", "{tmp}/b.zip"],
+    ["attestation", "--config", "{config}", "--window", "{window}", "--out", "{tmp}/a.pdf"],
 ]
+WINDOW = "2026-12-01 10:00/2026-12-01 11:00"
 
 
 @pytest.fixture(autouse=True)
@@ -124,7 +126,7 @@ def test_secret_never_in_any_command_output(
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
     for command in COMMANDS:
-        argv = [part.format(config=config, tmp=tmp_path) for part in command]
+        argv = [part.format(config=config, tmp=tmp_path, window=WINDOW) for part in command]
         code = main(argv)
         out, err = capsys.readouterr()
         assert secret not in out + err, (case, argv, out + err)
