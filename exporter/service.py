@@ -23,6 +23,7 @@ from exporter.looplag import LoopLag
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
 from probes.base import ProbeContext, ProbeRegistry
+from probes.environment import resolvers, vigie_version
 from probes.observation import Observation, Outcome, utc_now
 from probes.targets import CONTROL_PREFIX, Expectation, Target
 
@@ -58,8 +59,28 @@ def control_targets(urls: Sequence[str], timeout: float) -> list[Target]:
     ]
 
 
+_CHROMIUM_DNS_ERRORS = ("ERR_NAME_NOT_RESOLVED", "ERR_NAME_RESOLUTION_FAILED")
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _dns_facts(obs: Observation) -> Mapping[str, Any] | None:
+    """What the check recorded of a failed lookup (`environment.dns`); for a browser's
+    `dns_error` (Chromium records none), the host, Chromium's error and the resolvers."""
+    dns = obs.environment.get("dns")
+    if isinstance(dns, dict):
+        return dns
+    if obs.outcome is not Outcome.DNS_ERROR:
+        return None
+    error = obs.error or ""
+    code = next((c for c in _CHROMIUM_DNS_ERRORS if c in error), "dns_error")
+    return {
+        "host": urlsplit(obs.final_url or "").hostname or "",
+        "error": code,
+        "resolvers": resolvers(),
+    }
 
 
 def _with_dns(obs: Observation, dns: Mapping[str, Any], verdict: str) -> Observation:
@@ -141,8 +162,8 @@ class Service:
         is down)."""
         if obs.success:
             return obs
-        dns = obs.environment.get("dns")
-        if isinstance(dns, dict) and self.control_names:
+        dns = _dns_facts(obs)
+        if dns is not None and self.control_names:
             if not await self.controls_resolve():
                 return _offline(
                     _with_dns(obs, dns, "resolver"),
@@ -327,8 +348,6 @@ async def check_once(
 ) -> tuple[list[Observation], bool]:
     """Probe `targets` once, classified as `vigie run` does (controls, resolver), recording
     nothing: the observations and whether this vantage's own network answered."""
-    from probes.environment import vigie_version
-
     metrics = Metrics(vantage=settings.vantage.name, version=vigie_version())
     service = Service(settings, registry, metrics, _NoSink())
     limit = asyncio.Semaphore(settings.max_concurrency)
