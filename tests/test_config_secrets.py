@@ -7,9 +7,11 @@ Also: a value from the environment is reported as coming from its variable (not 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from exporter.cli import main
 from exporter.config import ConfigError, load_settings, redact_secrets, warn_unknown_env
@@ -99,12 +101,14 @@ WINDOW = "2026-12-01 10:00/2026-12-01 11:00"
 
 
 @pytest.fixture(autouse=True)
-def _no_vigie_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_vigie_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     import os
 
     for name in list(os.environ):
         if name.upper().startswith("VIGIE_"):
             monkeypatch.delenv(name)
+    yield
+    structlog.reset_defaults()  # `main` bound logging to pytest's captured (then closed) stderr
 
 
 @pytest.mark.parametrize(
