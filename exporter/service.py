@@ -131,6 +131,12 @@ class Service:
         self._controls_ok = True
         self._names_checked: tuple[float, bool] = (-1e9, True)
         self.lag = LoopLag()
+        # A control check is reused for half the effective re-check (never slower than the
+        # most frequent target's interval), so the first failures of a cut are not the target's.
+        effective = min(
+            [settings.outages.recheck] + [settings.interval_of(t) for t in settings.targets]
+        )
+        self._reuse_for = effective / 2
         self.started = time.time()
         self._captured_at: dict[str, float] = {}
         metrics.declare_targets(settings.targets)
@@ -202,7 +208,7 @@ class Service:
         probes use it); shared for half a re-check period."""
         loop = asyncio.get_running_loop()
         checked_at, answer = self._names_checked
-        if loop.time() - checked_at < self.settings.outages.recheck / 2:
+        if loop.time() - checked_at < self._reuse_for:
             return answer
         timeout = min(self.settings.defaults.timeout, 10.0)
 
@@ -296,7 +302,7 @@ class Service:
     async def vantage_online(self) -> bool:
         """Whether at least one control answers now; concurrent callers share one check."""
         loop = asyncio.get_running_loop()
-        if loop.time() - self._controls_checked_at < self.settings.outages.recheck / 2:
+        if loop.time() - self._controls_checked_at < self._reuse_for:
             return self._controls_ok
         if self._controls_check is None or self._controls_check.done():
             self._controls_check = asyncio.create_task(self._check_controls())

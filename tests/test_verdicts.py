@@ -74,3 +74,48 @@ def test_browser_dns_error_is_compared_with_the_controls_names(
     assert dns["error"] == "ERR_NAME_NOT_RESOLVED"
     assert dns["verdict"] == ("target" if names_resolve else "resolver")
     assert isinstance(dns["resolvers"], list)
+
+
+def test_control_check_not_reused_longer_than_the_interval_allows() -> None:
+    """`interval: 1s` with the default `recheck: 10s`: a control check is reused for at most
+    half a second, so the first failures of a network cut are not counted against the target."""
+    seen: list[str] = []
+
+    class _Probe:
+        kind = "http"
+
+        async def check(self, ctx: Any) -> Observation:
+            seen.append(ctx.target.id)
+            return Observation(
+                target_id=ctx.target.id,
+                kind="http",
+                vantage="t",
+                started_at="2026-12-07T18:00:00.000000Z",
+                duration_s=0.01,
+                success=False,
+                outcome=Outcome.CONNECT_ERROR,
+            )
+
+        async def aclose(self) -> None:
+            return None
+
+    settings = Settings.model_validate(
+        {
+            "defaults": {"interval": "1s"},
+            "targets": [{"id": "site", "name": "S", "kind": "http", "url": "http://127.0.0.1:9/"}],
+            "controls": ["http://127.0.0.1:9/control"],
+        }
+    )
+    registry = ProbeRegistry(
+        ProbeSettings(vantage="t", user_agent="Vigie-test/1.0", environment={}),
+        {"http": lambda _settings: _Probe()},
+    )
+    service = Service(settings, registry, Metrics(vantage="t", version="t"), _Sink())
+
+    async def scenario() -> None:
+        assert not await service.vantage_online()
+        await asyncio.sleep(0.6)
+        assert not await service.vantage_online()
+
+    asyncio.run(scenario())
+    assert seen == ["control-1", "control-1"]  # checked again, not reused for 5 s
