@@ -605,6 +605,12 @@ def run_central(args: argparse.Namespace) -> int:
     config = load_central_config(args.config)
     if args.listen:
         config = config.model_copy(update={"listen": args.listen})
+        try:
+            config.host_port  # noqa: B018 - validates `--listen`
+        except ValueError:
+            raise ConfigError(
+                [f"--listen: expected HOST:PORT with a port from 1 to 65535, got {args.listen!r}"]
+            ) from None
     central = Central(config)
     asyncio.run(_serve(config, central))
     return EXIT_OK

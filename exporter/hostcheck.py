@@ -51,7 +51,7 @@ class HostAllowList:
         listen_host = listen_host.strip("[]").lower()
         self.any_host = "*" in allowed
         self.any_ip = listen_host in _WILDCARDS
-        names = {a.strip().lower().rstrip(".") for a in allowed if a != "*"}
+        names = {a.strip().strip("[]").lower().rstrip(".") for a in allowed if a != "*"}
         names.add(listen_host)
         if self.any_ip or listen_host in {"127.0.0.1", "::1", "localhost"}:
             names |= _LOCALHOST | {"127.0.0.1", "::1"}

@@ -246,3 +246,16 @@ def test_central_config_errors_show_no_secret(
     out, err = capsys.readouterr()
     assert secret not in out + err
     assert err.startswith("vigie: error: ")
+
+
+def test_central_listen_override_out_of_range_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "central.yaml"
+    config.write_text("vantages:\n  - {ledger: 'sqlite:///none.db'}\n", "utf-8")
+    assert main(["central", "--config", str(config), "--listen", "127.0.0.1:99999"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "vigie: error: --listen: expected HOST:PORT with a port from 1 to 65535, "
+        "got '127.0.0.1:99999'\n"
+    )

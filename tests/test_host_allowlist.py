@@ -155,6 +155,10 @@ class TestAllowList:
         assert not allow.allows("10.1.2.3")
         assert not allow.allows("example.org")
 
+    def test_bracketed_ipv6_in_the_list(self) -> None:
+        allow = HostAllowList("127.0.0.1", None, ["[fd00::7]"])
+        assert allow.allows("[fd00::7]:9188")
+
     def test_star_turns_the_check_off(self) -> None:
         assert HostAllowList("127.0.0.1", None, ["*"]).allows("anything.example")
 
