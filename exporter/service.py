@@ -231,6 +231,16 @@ class Service:
         slow: it is recorded as this vantage's problem (`vantage_offline`, saying so) and the
         target is re-checked soon.
         """
+        obs, overloaded = await self.judged(target)
+        delay = await self.publish(target, obs)
+        if overloaded:
+            recheck = self.settings.outages.recheck
+            return recheck if delay is None else min(delay, recheck)
+        return delay
+
+    async def judged(self, target: Target) -> tuple[Observation, bool]:
+        """Probe `target` measuring this process's loop lag, then say whose fault a failure
+        is; the observation and whether it was taken while the probe itself was overloaded."""
         self.lag.start()
         since = self.lag.now()
         obs = await self.probe(target)
@@ -238,21 +248,14 @@ class Service:
         obs = dataclasses.replace(obs, environment={**obs.environment, "loop_lag_s": round(lag, 6)})
         limit = self.settings.outages.max_loop_lag
         slow = target.slow_after is not None and obs.duration_s > target.slow_after
-        overloaded = lag > limit and (not obs.success or slow)
-        if overloaded:
+        if lag > limit and (not obs.success or slow):
             log.warning("probe_overloaded", target=target.id, loop_lag_s=round(lag, 3))
-            obs = _offline(
+            return _offline(
                 obs,
                 f"this vantage was overloaded: its event loop ran {lag:.3f} s late during the "
                 f"check (limit {limit:g} s); not held against the target, re-checked",
-            )
-        else:
-            obs = await self.classify(obs)
-        delay = await self.publish(target, obs)
-        if overloaded:
-            recheck = self.settings.outages.recheck
-            return recheck if delay is None else min(delay, recheck)
-        return delay
+            ), True
+        return await self.classify(obs), False
 
     async def publish(self, target: Target, obs: Observation) -> float | None:
         """Record `obs`, then update status, metrics and outages; the fast re-check delay."""
@@ -360,8 +363,11 @@ async def check_once(
 
     async def one(target: Target) -> Observation:
         async with limit:
-            return await service.probe(target)
+            obs, _overloaded = await service.judged(target)
+            return obs
 
-    observations = list(await asyncio.gather(*(one(t) for t in targets)))
-    classified = [await service.classify(obs) for obs in observations]
-    return classified, service.vantage_is_online
+    try:
+        observations = list(await asyncio.gather(*(one(t) for t in targets)))
+    finally:
+        service.lag.stop()
+    return observations, service.vantage_is_online
