@@ -119,6 +119,10 @@ class TestLoopLag:
         assert "overloaded" in entry["error"]
         assert f"target check said {outcome.value}" in entry["error"]
         assert delay == service.settings.outages.recheck  # re-checked soon
+        lag = entry["environment"]["loop_lag_s"]
+        assert f'vigie_probe_loop_lag_seconds{{target="site"}} {lag}' in (
+            service.metrics.render().decode()
+        )
 
     def test_calm_failure_stays_the_target_s(self) -> None:
         """Without lag, the same failure is the target's, and the lag is still recorded."""
