@@ -26,7 +26,12 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from evidence.maintenance import check_windows
 from exporter.config_yaml import load_yaml
@@ -317,6 +322,8 @@ def _validate(data: Any, label: str) -> Settings:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError([_format_error(label, err, data) for err in exc.errors()]) from None
+    except SettingsError as exc:  # a VIGIE_* variable holding a list or mapping is not JSON
+        raise ConfigError([_env_parse_error(str(exc))]) from None
     _check_unique_ids(settings, label)
     _check_maintenance(settings, label)
     return settings
@@ -451,6 +458,18 @@ def _source(label: str, loc: Sequence[int | str], data: Mapping[str, Any]) -> st
         if keys[: len(path)] == path or (keys[:1] == path[:1] and keys[0] not in data):
             return f"environment variable {name}"
     return label
+
+
+def _env_parse_error(message: str) -> str:
+    """One line for pydantic-settings' failure to parse a ``VIGIE_*`` value (never the value)."""
+    match = re.search(r'field "([^"]+)"', message)
+    field = match.group(1) if match else ""
+    names = [n for n in os.environ if n.upper() == f"{_ENV_PREFIX}{field.upper()}"]
+    where = f"environment variable {names[0]}" if names else "environment"
+    return (
+        f"{where}: {field or 'a setting'}: not valid JSON (a list or mapping of keys is expected "
+        "here, written in JSON)"
+    )
 
 
 def warn_unknown_env(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -77,6 +77,12 @@ SECRET_CASES = [
         "Ctl-S3cret",
     ),
     (
+        "targets-env-not-json",
+        "targets: []\n",
+        {"VIGIE_TARGETS": '[{"id": "x", "url": "https://u:Js-S3cret@h.example/"'},
+        "Js-S3cret",
+    ),
+    (
         "tsa-url-with-password-env",
         "targets: []\n",
         {"VIGIE_SIGNING__TSA_URL": "ldap://u:Tsa-S3cret@tsa.example/"},
