@@ -76,6 +76,7 @@ __all__ = [
     "BundleSummary",
     "ExportRequest",
     "ExportResult",
+    "NotCoveredYetError",
     "ReportHook",
     "TargetStats",
     "aligned_ranges",
@@ -144,6 +145,10 @@ CSV_OUTAGE_COLUMNS = (
 
 class BundleError(Exception):
     """The bundle cannot be built as asked (the message says what to change)."""
+
+
+class NotCoveredYetError(BundleError):
+    """The entries asked for are not yet covered by a signed checkpoint (retry after one)."""
 
 
 class Stamper(Protocol):
@@ -215,6 +220,9 @@ class BundleSummary:
     tsa_name: str | None = None
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)
     screenshots: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (sha, target)
+    # screenshot sha -> (started_at, outcome) of the first observation that names it: the
+    # report shows captures of failures only, each with its time
+    capture_info: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
     artifact_files: dict[str, str] = dataclasses.field(default_factory=dict)  # sha -> zip path
     corroboration: dict[str, int] = dataclasses.field(default_factory=dict)
     mode: str = "range"
@@ -224,6 +232,9 @@ class BundleSummary:
     settings: Any = None  # exporter.config.Settings when exported by the CLI
     gaps: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # Vigie not running
     vantage_events: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (at, event)
+    # the period asked for, when the data cover only part of it (`period_*` are the data's)
+    requested_start: dt.datetime | None = None
+    requested_end: dt.datetime | None = None
     # every distinct environment fact, each target's addresses, the clock jumps (report)
     report_facts: ReportFacts = dataclasses.field(default_factory=ReportFacts)
 
@@ -993,6 +1004,7 @@ class _ObservationTable:
         self.kinds: dict[str, str] = {}
         self.artifacts: dict[str, str] = {}  # sha -> kind, first seen first
         self.screenshots: list[tuple[str, str]] = []  # (sha, target)
+        self.captures: dict[str, tuple[str, str]] = {}  # sha -> (started_at, outcome)
         self.environment: dict[str, Any] | None = None
         # part tables: the durations of the successful checks of each day, in order, and
         # the environments of the entries that open a day (the first may be the one)
@@ -1094,15 +1106,18 @@ class _ObservationTable:
             outcomes[key] = outcomes.get(key, 0) + 1
             last[target] = started
             if artifacts:
-                self._artifacts(target, artifacts)
+                self._artifacts(target, artifacts, started, "ok" if success else outcome)
         return "".join(out)
 
-    def _artifacts(self, target: str, artifacts: Mapping[str, Any]) -> None:
+    def _artifacts(
+        self, target: str, artifacts: Mapping[str, Any], started: str, outcome: str
+    ) -> None:
         for sha, kind in artifacts.items():
             if sha not in self.artifacts:
                 self.artifacts[sha] = str(kind)
                 if kind == "screenshot":
                     self.screenshots.append((sha, target))
+                    self.captures[sha] = (started, outcome)
 
     def merge(self, later: _ObservationTable) -> None:
         """Add the figures of the `part` table of the next entries, exactly as if they had
@@ -1135,6 +1150,8 @@ class _ObservationTable:
         self.screenshots.extend(s for s in later.screenshots if s[0] not in self.artifacts)
         for sha, kind in later.artifacts.items():
             self.artifacts.setdefault(sha, kind)
+        for sha, info in later.captures.items():
+            self.captures.setdefault(sha, info)
         self.facts.merge(later.facts)
 
     def finish(self, summary: BundleSummary) -> None:
@@ -1165,6 +1182,8 @@ class _ObservationTable:
         for sha, kind in self.artifacts.items():
             summary.artifact_files.setdefault(sha, kind)
         summary.screenshots.extend(self.screenshots)
+        for sha, info in self.captures.items():
+            summary.capture_info.setdefault(sha, info)
         if not summary.environment and self.environment:
             summary.environment = self.environment
         summary.report_facts.merge(self.facts)
@@ -1503,6 +1522,15 @@ def _write_range(
             f"{request.end.isoformat()}: choose another period"
         )
     summary.range_start, summary.range_stop = start, stop
+    # The report's period is that of the data: it starts at the first entry exported, and a
+    # period still running (a day asked for before its end) ends at the last entry, not in
+    # the future. The request is kept for the manifest, and the report names it.
+    first, last = _time_at(ledger, start), _time_at(ledger, stop - 1)
+    summary.requested_start, summary.requested_end = request.start, request.end
+    if first is not None and first > request.start:
+        summary.period_start = first
+    if request.end > summary.created_at and last is not None and last >= summary.period_start:
+        summary.period_end = min(last, request.end)
     wanted = set(request.targets)
     outage_entries: list[dict[str, Any]] = []
     in_range_checkpoints: list[tuple[int, bytes]] = []
@@ -1657,6 +1685,11 @@ def _write_outage(
     seqs = {int(e["seq"]) for e in events}
     first = record.first_seq if record.first_seq is not None else min(seqs)
     last = record.last_seq if record.last_seq is not None else max(seqs)
+    if record.is_open:
+        # Still going on: the target's observations up to the last checkpoint show it lasting.
+        latest = ledger.latest_checkpoint()
+        if latest is not None and latest.seq is not None and latest.seq > max(last, *seqs):
+            last = latest.seq - 1
     target_marker = f'"target_id":"{record.target_id}"'.encode()
     selected: list[tuple[int, bytes]] = []
     for rows in ledger.row_chunks(first, last + 1, _CHUNK):  # type: ignore[attr-defined]
@@ -1669,12 +1702,16 @@ def _write_outage(
     top = selected[-1][0]
     closing = _closing_checkpoint(ledger, top + 1, size)
     if closing is None:
-        raise BundleError(
+        raise NotCoveredYetError(
             f"the outage {outage_id} is not yet covered by a checkpoint: retry after the "
             "next one (every ledger.checkpoint_interval)"
         )
     tree_size = closing[0]
     summary.range_start, summary.range_stop = selected[0][0], top + 1
+    # The period of an outage bundle is that of the entries it carries, not the request's.
+    times = [t for _, body in selected if (t := entry_time(json.loads(body))) is not None]
+    summary.period_start = min([record.start, *times])
+    summary.period_end = max([record.end or record.start, *times])
     summary.entries = summary.disclosed = len(selected)
     summary.checkpoints = [Checkpoint.from_entry(*closing)]
     with tempfile.TemporaryFile() as csv_file, _Spool() as proofs:
@@ -1840,8 +1877,10 @@ def _manifest(summary: BundleSummary, files: Mapping[str, tuple[str, int]]) -> b
         "public_key": summary.public_key,
         "mode": summary.mode,
         "period": {
-            "from": summary.period_start.astimezone(dt.UTC).isoformat(),
-            "to": summary.period_end.astimezone(dt.UTC).isoformat(),
+            "from": (summary.requested_start or summary.period_start)
+            .astimezone(dt.UTC)
+            .isoformat(),
+            "to": (summary.requested_end or summary.period_end).astimezone(dt.UTC).isoformat(),
         },
         "targets": list(summary.target_filter) or None,
         "outage": summary.outage_id,

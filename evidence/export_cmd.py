@@ -97,9 +97,10 @@ def add_commands(
 
 def run_export(args: argparse.Namespace) -> int:
     """`vigie export`: exit 0 with the bundle written, 1 when it cannot be, 2 on bad usage."""
-    from evidence.bundle import BundleError, ExportRequest, export_bundle
-    from evidence.ledger import LedgerError, open_ledger
-    from evidence.signing import NoteSigner, SigningKeyError, load_private_key
+    from evidence.bundle import BundleError, ExportRequest
+    from evidence.export_open import export_with_settings, open_export
+    from evidence.ledger import LedgerError
+    from evidence.signing import SigningKeyError
 
     settings = command_settings(args)
     if args.outage is None and (args.start is None or args.end is None):
@@ -133,51 +134,23 @@ def run_export(args: argparse.Namespace) -> int:
         corroboration = {outage_id: len(names) for outage_id, names in named.items()}
         report = corroborated_report(corroborated)  # the report names the vantages
     try:
-        signer = NoteSigner(settings.vantage.name, load_private_key(settings.signing.key))
+        opening = open_export(settings)
     except SigningKeyError as exc:
         print(f"vigie export: the bundle is signed with the vantage key: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    timestamper = None
-    tsa_roots: list[bytes] = []
-    if settings.signing.tsa_ca is not None and settings.signing.tsa_ca.is_file():
-        tsa_roots.append(settings.signing.tsa_ca.read_bytes())
-    if settings.signing.tsa_url:
-        from evidence.timestamp import HttpTimestamper
-
-        timestamper = HttpTimestamper(
-            settings.signing.tsa_url,
-            timeout=settings.signing.tsa_timeout,
-            ca_pem=tsa_roots[0] if tsa_roots else None,
-        )
-    password = settings.ledger.password.get_secret_value() if settings.ledger.password else None
     try:
-        ledger = open_ledger(
-            settings.ledger.url, vantage=settings.vantage.name, readonly=True, password=password
-        )
-    except LedgerError as exc:
-        print(f"vigie export: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        result = export_bundle(
-            ledger,
+        result = export_with_settings(
+            settings,
             args.out,
             ExportRequest(start, end, tuple(args.target), args.outage),
-            signer=signer,
-            operator=settings.vantage.operator,
-            artifacts_dir=settings.ledger.artifacts,
-            timestamper=timestamper,
-            tsa_name=timestamper.url if timestamper is not None else None,
-            tsa_certificates=tsa_roots,
+            opening=opening,
             corroboration=corroboration,
             report=report,
             progress=False if args.no_progress else None,
-            settings=settings,
         )
     except (BundleError, LedgerError) as exc:
         print(f"vigie export: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    finally:
-        ledger.close()
     summary = result.summary
     print(
         f"{result.path}: {summary.entries} entries ({summary.hidden} as hashes only), "

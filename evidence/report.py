@@ -649,6 +649,20 @@ def _title_page(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
     total = data.outages_total if data.outages_total is not None else len(data.outages)
     rows = [
         ("Période observée", _e(_period_text(data))),
+        *(
+            [
+                (
+                    "Période demandée",
+                    _e(
+                        f"du {format_datetime_fr(data.requested[0], zone=False)} au "
+                        f"{format_datetime_fr(data.requested[1], zone=False)} ; Vigie n'a "
+                        "enregistré d'observations qu'aux dates ci-dessus"
+                    ),
+                )
+            ]
+            if data.requested is not None
+            else []
+        ),
         (
             "Services observés",
             "<br/>".join(f"{_e(t.name)} — {_e(t.url)}" for t in data.targets) or "—",
@@ -906,6 +920,20 @@ def _screenshots(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
             s.body,
         )
     )
+    if data.offline_captures:
+        one = data.offline_captures == 1
+        story.append(
+            _p(
+                f"{_plural(data.offline_captures, 'capture prise', 'captures prises')} alors "
+                "que la connexion du point d'observation lui-même était coupée (tous les sites "
+                "témoins en échec) "
+                + ("n'est pas montrée" if one else "ne sont pas montrées")
+                + " ici : ce n'est pas un échec du service observé. "
+                + ("Elle reste" if one else "Elles restent")
+                + " dans le dossier <i>artifacts/</i> de l'archive.",
+                s.body,
+            )
+        )
     story.append(Spacer(1, 6))
     columns = 3
     box = width / columns - 8
@@ -1008,8 +1036,10 @@ def _methodology(data: ReportData, s: _Styles, width: float, number: int) -> lis
     return story
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{_number(count)} {word}{'s' if count > 1 else ''}"
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    """``1 interruption``, ``0 interruption``, ``3 interruptions`` (French: 0 and 1 are
+    singular); `plural` when it is not `word` + s (``capture prise`` / ``captures prises``)."""
+    return f"{_number(count)} {(plural or word + 's') if count > 1 else word}"
 
 
 def _seen(value: SeenValue, census: bool = False) -> str:

@@ -350,7 +350,7 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
             for sha, art_kind in artifacts_of.items():
                 if art_kind == "warc":
                     custody.warcs += 1
-                elif art_kind == "screenshot" and not success:
+                elif art_kind == "screenshot" and not success and not offline:
                     custody.screenshots += 1
                     if sha in wanted_shots:
                         shot_facts[sha] = (target_id, started)

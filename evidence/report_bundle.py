@@ -263,20 +263,37 @@ def _outage_rows(
     )
 
 
+_NOT_FAILURES = frozenset({"ok", _VANTAGE_OFFLINE})
+
+
 def _screenshots(
     summary: BundleSummary, artifact: Callable[[str], bytes | None]
-) -> tuple[Screenshot, ...]:
-    """Thumbnails of the bundle's failure screenshots: one per outage first, then others."""
+) -> tuple[tuple[Screenshot, ...], int]:
+    """Thumbnails of the bundle's failure screenshots (one per outage first, then others),
+    each with the time of its check; and how many captures were left out because their
+    check was made while the vantage's own connection was down (not a failure of the site).
+
+    A capture of a successful check, or one whose check the bundle does not carry, is never
+    shown as a failure.
+    """
     in_bundle = summary.artifact_files
+    info = summary.capture_info
     target_of = dict(summary.screenshots)
+    offline = sum(
+        1 for sha, (_, outcome) in info.items() if outcome == _VANTAGE_OFFLINE and sha in in_bundle
+    )
+
+    def failure(sha: str) -> bool:
+        return sha in in_bundle and sha in info and info[sha][1] not in _NOT_FAILURES
+
     chosen: dict[str, tuple[str, str | None]] = {}  # sha -> (target, outage id)
     for record in summary.outages:
         for sha, kind in record.artifacts.items():
-            if kind == "screenshot" and sha in in_bundle:
+            if kind == "screenshot" and failure(sha):
                 chosen.setdefault(sha, (record.target_id, record.id))
                 break
     for sha, target in summary.screenshots:
-        if sha in in_bundle:
+        if failure(sha):
             chosen.setdefault(sha, (target, None))
     shots = []
     for sha, (target, outage_id) in list(chosen.items())[:MAX_SCREENSHOTS]:
@@ -293,14 +310,14 @@ def _screenshots(
             Screenshot(
                 sha256=sha,
                 target_id=target_of.get(sha, target),
-                taken_at=None,  # the summary does not keep the time of each capture
+                taken_at=parse_time(info[sha][0]),
                 thumbnail_png=png,
                 outage_id=outage_id,
                 width=width,
                 height=height,
             )
         )
-    return tuple(shots)
+    return tuple(shots), offline
 
 
 def _facts(summary: BundleSummary) -> ReportFacts | None:
@@ -435,6 +452,7 @@ def bundle_report_data(
     elif summary.corroboration:
         seen = Corroboration(vantages=(), count=max(summary.corroboration.values()))
     jumps, jumps_total, jumps_known = _clock_jumps(summary)
+    shots, offline_captures = _screenshots(summary, artifact)
     return ReportData(
         period_start=summary.period_start,
         period_end=summary.period_end,
@@ -446,11 +464,24 @@ def bundle_report_data(
         methodology=_methodology(settings),
         environment=_environment(summary, settings),
         custody=_custody(summary, settings),
-        screenshots=_screenshots(summary, artifact),
+        screenshots=shots,
+        offline_captures=offline_captures,
         corroboration=seen,
         bundle_name=BUNDLE_NAME,
         files=BUNDLE_FILES,
         clock_jumps=jumps,
         clock_jumps_total=jumps_total,
         clock_jumps_known=jumps_known,
+        requested=_requested(summary),
     )
+
+
+def _requested(summary: BundleSummary) -> tuple[dt.datetime, dt.datetime] | None:
+    """The period asked for, when the data of the bundle cover visibly less of it."""
+    start, end = summary.requested_start, summary.requested_end
+    if start is None or end is None:
+        return None
+    slack = dt.timedelta(minutes=1)
+    if summary.period_start - start < slack and end - summary.period_end < slack:
+        return None
+    return start, end

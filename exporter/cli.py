@@ -174,6 +174,7 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
     # appends outage events a crash lost and the `gap` since the last entry.
     outages = await OutageRecorder.start(settings, sink, metrics, evidence.ledger)
     service = Service(settings, registry, metrics, sink, outages)
+    service.checkpointer = evidence.checkpointer  # a download may need one now
 
     runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
     await runner.setup()

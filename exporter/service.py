@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -21,6 +21,9 @@ from exporter.outage_recorder import OutageRecorder
 from probes.base import ProbeContext, ProbeRegistry
 from probes.observation import Observation, Outcome, utc_now
 from probes.targets import CONTROL_PREFIX, Expectation, Target
+
+if TYPE_CHECKING:
+    from evidence.checkpoint import Checkpointer
 
 __all__ = ["EvidenceSink", "LedgerWriteError", "Service", "control_targets"]
 
@@ -78,6 +81,7 @@ class Service:
         self.metrics = metrics
         self.sink = sink
         self.outages = outages  # the status page reads `self.outages.tracker`
+        self.checkpointer: Checkpointer | None = None  # signs a checkpoint for a download
         self.status: dict[str, _TargetStatus] = {t.id: _TargetStatus(t) for t in settings.targets}
         self.controls = control_targets(settings.controls, min(settings.defaults.timeout, 15.0))
         self._controls_check: asyncio.Task[bool] | None = None
