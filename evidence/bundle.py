@@ -232,6 +232,7 @@ class BundleSummary:
     settings: Any = None  # exporter.config.Settings when exported by the CLI
     gaps: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # Vigie not running
     vantage_events: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (at, event)
+    bundle_name: str = ""  # the zip's file name, as the report and LISEZMOI.txt name it
     # the period asked for, when the data cover only part of it (`period_*` are the data's)
     requested_start: dt.datetime | None = None
     requested_end: dt.datetime | None = None
@@ -1258,14 +1259,16 @@ def export_bundle(
     settings: Any = None,
     now: dt.datetime | None = None,
     workers: int | None = None,
+    bundle_name: str | None = None,
 ) -> ExportResult:
     """Write the evidence bundle of `request` to `out` (a zip); return what was written.
 
     `tsa_certificates`: the TSA's root (and intermediates) to include beside the certificates
     the tokens embed. `report`: renders ``report.pdf`` from the summary (default: the French
     report). `workers`: child processes building half the CSV (None: one for a large export
-    when there is a second core, else none). Raises BundleError when there is nothing to
-    export or the ledger is unusable.
+    when there is a second core, else none). `bundle_name`: the file name the report and
+    LISEZMOI.txt give the bundle (default: the name of `out`). Raises BundleError when there
+    is nothing to export or the ledger is unusable.
     """
     began = time.monotonic()
     if request.end <= request.start:
@@ -1293,6 +1296,7 @@ def export_bundle(
         target_filter=tuple(request.targets),
         outage_id=request.outage_id,
         settings=settings,
+        bundle_name=bundle_name or Path(out).name,
     )
     if settings is not None:
         for target in getattr(settings, "targets", ()):
@@ -1909,6 +1913,12 @@ def _manifest(summary: BundleSummary, files: Mapping[str, tuple[str, int]]) -> b
     return _pretty(data)
 
 
+def _fingerprint_of(vkey: str) -> str:
+    from evidence.signing import NoteVerifier, key_fingerprint
+
+    return key_fingerprint(NoteVerifier.parse(vkey).raw)
+
+
 def _lisezmoi(summary: BundleSummary) -> bytes:
     template = _standalone("LISEZMOI.txt").decode("utf-8")
     targets = ", ".join(summary.target_filter) or "toutes les cibles"
@@ -1921,6 +1931,8 @@ def _lisezmoi(summary: BundleSummary) -> bytes:
         "cle": summary.public_key,
         "entrees": f"{summary.range_start} à {max(summary.range_stop - 1, summary.range_start)}",
         "cree": paris_time(summary.created_at),
+        "archive": summary.bundle_name or "dossier.zip",
+        "empreinte": _fingerprint_of(summary.public_key),
     }
     for key, value in values.items():
         template = template.replace("{" + key + "}", value)

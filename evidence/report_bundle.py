@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from evidence.availability import PARIS, AvailabilityIndex
+from evidence.availability import PARIS, AvailabilityIndex, union
 from evidence.bundle import DURATION_BOUNDS, BundleSummary, TargetStats
 from evidence.report import render_report
 from evidence.report_build import (
@@ -60,8 +60,7 @@ log = structlog.get_logger("vigie.report")
 
 _DAY_FIGURES = 3  # TargetStats.daily: checks, successes, summed durations, then buckets
 _VANTAGE_OFFLINE = "vantage_offline"
-# The report never names the zip's file: it stays valid when the file is renamed, and the same
-# export gives the same bytes whatever the output name (as LISEZMOI.txt).
+# The name the report gives a bundle exported without one (the export gives the real one).
 BUNDLE_NAME = "archive.zip"
 _RENDER_LOCK = threading.Lock()  # rl_config is global: one invariant render at a time
 _NO_CONFIG = "non renseigné (configuration absente lors de l'export)"
@@ -171,6 +170,38 @@ def _index(summary: BundleSummary, maintenance: Sequence[Any]) -> AvailabilityIn
     return index
 
 
+_WHY_BEFORE = "avant la première vérification de ce service"
+_WHY_GAP = "Vigie arrêté (entrée « gap » du registre)"
+_WHY_OFFLINE = "connexion du point d'observation coupée (tous les sites témoins en échec)"
+
+
+def unmonitored_spans(
+    index: AvailabilityIndex, target_id: str, start: dt.datetime, end: dt.datetime, now: dt.datetime
+) -> tuple[tuple[dt.datetime, dt.datetime, str], ...]:
+    """The dated spans of [start, end) not monitored for `target_id`, each with its reason:
+    what `AvailabilityIndex.availability` counts as « non surveillé », listed."""
+    a, b = start.timestamp(), min(end.timestamp(), now.timestamp())
+    timeline = index.timelines.get(target_id)
+    first = timeline.first_seen if timeline is not None else None
+    spans: list[tuple[float, float, str]] = []
+    if first is None or first >= b:
+        spans.append((a, b, _WHY_BEFORE))
+    else:
+        if first > a:
+            spans.append((a, first, _WHY_BEFORE))
+        lo, n = max(a, first), now.timestamp()
+        spans += [(x, y, _WHY_GAP) for x, y in index.gaps.clip(lo, b, n)]
+        offline = index.vantage_offline.clip(lo, b, n)
+        if timeline is not None:
+            offline = union(offline, timeline.offline.clip(lo, b, n))
+        spans += [(x, y, _WHY_OFFLINE) for x, y in offline]
+    return tuple(
+        (dt.datetime.fromtimestamp(x, dt.UTC), dt.datetime.fromtimestamp(y, dt.UTC), why)
+        for x, y, why in sorted(spans)
+        if y - x >= 1.0  # below a second: the time between two clock readings
+    )
+
+
 def _buckets(figures: Iterable[Sequence[float]]) -> list[float]:
     total = [0.0] * (len(DURATION_BOUNDS) + 1)
     for day in figures:
@@ -245,6 +276,7 @@ def _target_report(
         slow_after_s=slow_after,
         days=tuple(points),
         steps=steps,
+        unmonitored=unmonitored_spans(index, stats.target_id, start, end, now),
     )
 
 
@@ -467,7 +499,7 @@ def bundle_report_data(
         screenshots=shots,
         offline_captures=offline_captures,
         corroboration=seen,
-        bundle_name=BUNDLE_NAME,
+        bundle_name=summary.bundle_name or BUNDLE_NAME,
         files=BUNDLE_FILES,
         clock_jumps=jumps,
         clock_jumps_total=jumps_total,

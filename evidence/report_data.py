@@ -64,6 +64,8 @@ class TargetReport:
     slow_after_s: float | None = None
     days: tuple[DayPoint, ...] = ()
     steps: tuple[str, ...] = ()  # browser journey, described
+    # dated unmonitored spans of the period: (start, end, why, in French), in time order
+    unmonitored: tuple[tuple[dt.datetime, dt.datetime, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ __all__ = [
     "EvidenceDownload",
     "NotCoveredYet",
     "OutageVersion",
+    "download_name",
     "evidence_download_handler",
 ]
 
@@ -118,7 +119,7 @@ class EvidenceDownload:
         finally:
             if not lock.locked():
                 self._locks.pop(f"{outage_id}--{version}", None)
-        return await self._send(request, path, f"vigie-preuves-{outage_id}.zip")
+        return await self._send(request, path, download_name(outage_id))
 
     async def _force_checkpoint(self) -> None:
         """Have the ledger sign a checkpoint now, so that the outage's entries are covered;
@@ -216,6 +217,11 @@ class EvidenceDownload:
                 await response.write(chunk)
             await response.write_eof()
             return response
+
+
+def download_name(outage_id: str) -> str:
+    """The file name a browser saves an outage's bundle under (and the report names it)."""
+    return f"vigie-preuves-{outage_id}.zip"
 
 
 def _not_covered(wait: float) -> web.HTTPServiceUnavailable:

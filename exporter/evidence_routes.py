@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from exporter.evidence_download import NotCoveredYet, evidence_download_handler
+from exporter.evidence_download import NotCoveredYet, download_name, evidence_download_handler
 
 if TYPE_CHECKING:
     from evidence.outages import OutageRecord
@@ -43,7 +43,9 @@ def _export_outage(settings: Settings, outage_id: str, path: Path) -> None:
 
     request = ExportRequest(_EPOCH, dt.datetime.now(dt.UTC), (), outage_id)
     try:
-        export_with_settings(settings, path, request, progress=False)
+        export_with_settings(
+            settings, path, request, progress=False, bundle_name=download_name(outage_id)
+        )
     except NotCoveredYetError as exc:
         raise NotCoveredYet(str(exc)) from None
 

@@ -269,8 +269,10 @@ class TestCsvCells:
 def _export_files(
     built: BuiltLedger, out: Path, request: ExportRequest = PERIOD, *, workers: int = 0
 ) -> dict[str, tuple[str, int]]:
-    """Export with a fixed creation time; the (SHA-256, size) of every member."""
-    return built.export(out, request, now=BUILD_START, workers=workers).files
+    """Export with a fixed creation time and file name; the (SHA-256, size) of every member."""
+    return built.export(
+        out, request, now=BUILD_START, workers=workers, bundle_name="preuves.zip"
+    ).files
 
 
 def _rewrite_body(built: BuiltLedger, seq: int, body: bytes) -> None:
