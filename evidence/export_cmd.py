@@ -70,7 +70,20 @@ def add_commands(
         "--target", action="append", default=[], metavar="ID", help="only this target (repeatable)"
     )
     export.add_argument("--outage", metavar="ID", help="export one outage, with inclusion proofs")
-    export.add_argument("--out", type=Path, required=True, metavar="FILE.zip")
+    export.add_argument("--out", type=Path, metavar="FILE.zip", help="the bundle to write")
+    export.add_argument(
+        "--pieces",
+        type=Path,
+        metavar="DIR",
+        help="also write the bundle as Télérecours pièces (numbered PDFs and their bordereau) "
+        "in DIR",
+    )
+    export.add_argument(
+        "--bundle",
+        type=Path,
+        metavar="FILE.zip",
+        help="with --pieces: make the pièces of this existing bundle (nothing is exported)",
+    )
     export.add_argument(
         "--corroboration",
         type=Path,
@@ -102,6 +115,14 @@ def run_export(args: argparse.Namespace) -> int:
     from evidence.ledger import LedgerError
     from evidence.signing import SigningKeyError
 
+    if args.bundle is not None:
+        if args.pieces is None:
+            print("vigie export: --bundle needs --pieces DIR", file=sys.stderr)
+            return EXIT_USAGE
+        return _write_pieces(args.bundle, args.pieces)
+    if args.out is None:
+        print("vigie export: give --out FILE.zip", file=sys.stderr)
+        return EXIT_USAGE
     settings = command_settings(args)
     if args.outage is None and (args.start is None or args.end is None):
         print("vigie export: give --from and --to, or --outage ID", file=sys.stderr)
@@ -160,6 +181,30 @@ def run_export(args: argparse.Namespace) -> int:
     for warning in summary.warnings:
         print(f"  warning: {warning}", file=sys.stderr)
     print(f"  verify with: vigie verify {result.path}  (or python3 verify.py inside it)")
+    if args.pieces is not None:
+        return _write_pieces(result.path, args.pieces)
+    return EXIT_OK
+
+
+def _write_pieces(bundle: Path, folder: Path) -> int:
+    """The Télérecours pièces of `bundle` in `folder`: one line per file written."""
+    from evidence.pieces import PiecesError, write_pieces
+
+    if folder.exists() and not folder.is_dir():
+        print(f"vigie export: --pieces {folder}: not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        pieces = write_pieces(bundle, folder)
+    except PiecesError as exc:
+        print(f"vigie export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"vigie export: --pieces {folder}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for piece in pieces:
+        label = f"pièce {piece.number}" if piece.number else "bordereau"
+        pages = f"{piece.pages} page{'s' if piece.pages > 1 else ''}"
+        print(f"{piece.path}: {label}, {pages}, SHA-256 {piece.sha256}")
     return EXIT_OK
 
 

@@ -56,9 +56,11 @@ from evidence.report_data import (
 __all__ = [
     "FONT_DIR",
     "MAX_OUTAGE_ROWS",
+    "document_styles",
     "format_date_fr",
     "format_datetime_fr",
     "format_duration_fr",
+    "page_canvas",
     "render_report",
 ]
 
@@ -276,6 +278,16 @@ class _Styles:
         self.step = ParagraphStyle("step", parent=base, leftIndent=16, bulletIndent=0, spaceAfter=3)
 
 
+def document_styles() -> _Styles:
+    """The report's fonts (registered) and paragraph styles, for other Vigie documents."""
+    return _Styles(_register_fonts())
+
+
+def page_canvas(styles: _Styles, footer: str, created: dt.datetime) -> type[Canvas]:
+    """The report's page furniture (footer, ``Page n sur N``, creation date) for a document."""
+    return _numbered_canvas(styles.fonts, footer, created)
+
+
 def _p(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(text, style)
 
@@ -327,7 +339,7 @@ def _numbered_canvas(
             super().save()
 
         def _furniture(self, total: int) -> None:
-            width, _ = A4
+            width = float(self._pagesize[0])  # type: ignore[attr-defined]
             self.saveState()
             self.setStrokeColor(_RULE)
             self.setLineWidth(0.5)

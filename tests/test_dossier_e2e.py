@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import html.parser
 import json
 import os
@@ -342,6 +343,8 @@ def whole(run: Run, tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--out",
         str(out),
         "--no-progress",
+        "--pieces",
+        str(folder / "pieces"),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     with zipfile.ZipFile(out) as zf:
@@ -496,3 +499,63 @@ class TestWhatTheJudgeReads:
             r"connexion du point d'observation coupée",
             flat,
         ), flat[:3000]
+
+
+class TestPieces:
+    """`vigie export … --pieces DIR`: Télérecours pièces and their bordereau."""
+
+    def test_pieces_and_bordereau(self, run: Run, whole: Path, tmp_path: Path) -> None:
+        """Numbered PDF pièces with names Télérecours takes; the bordereau lists each with its
+        SHA-256 and names the signed bundle; each pièce matches the bundle; the same bundle
+        gives the same pièces again."""
+        folder = whole.parent / "pieces"
+        files = sorted(p.name for p in folder.iterdir())
+        assert files == [
+            "Bordereau-des-pieces.pdf",
+            "Piece-01-Rapport-de-constat.pdf",
+            "Piece-02-Observations-de-la-periode.pdf",
+            "Piece-03-Captures-d-ecran-des-echecs.pdf",
+            "Piece-04-Instructions-de-verification.pdf",
+        ]
+        for name in files:
+            assert re.fullmatch(r"[A-Za-z0-9-]+\.pdf", name), name
+            assert len(name) <= 80
+        digests = {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in files}
+        bundle = whole.parent / "constat-periode.zip"
+        bordereau = "".join(pdf_text(folder / "Bordereau-des-pieces.pdf").split())
+        for name in files[1:]:
+            assert digests[name] in bordereau, name
+            assert name in bordereau
+        assert hashlib.sha256(bundle.read_bytes()).hexdigest() in bordereau
+        assert "constat-periode.zip" in bordereau
+        # pièce 1 is the signed report, byte for byte
+        assert (folder / files[1]).read_bytes() == (whole / "report.pdf").read_bytes()
+        # pièce 2: every failed check of the site, by its ledger number, with its result
+        observations = " ".join(pdf_text(folder / files[2]).split())
+        failed = [e for e in run.entries if e["type"] == "observation" and not e["success"]]
+        for entry in failed:
+            assert f" {entry['seq']} " in observations, entry["seq"]
+        assert "erreur HTTP 500" in observations
+        assert "site témoin" in observations
+        # pièce 3: each failure capture with its time, none from the offline check
+        captures = " ".join(pdf_text(folder / files[3]).split())
+        checks = _capture_checks(run)
+        for sha, entry in checks.items():
+            shown = sha in captures.replace(" ", "")
+            failure = not entry["success"] and entry["outcome"] != "vantage_offline"
+            assert shown == failure, (sha, entry["outcome"])
+            if shown:
+                paris = dt.datetime.fromisoformat(entry["started_at"]).astimezone(PARIS)
+                assert paris.strftime("%Y-%m-%d %H:%M:%S") in captures
+        # pièce 4: the key's fingerprint, and how to check it
+        from evidence.signing import NoteVerifier, key_fingerprint
+
+        vkey = (whole / "proofs" / "vantage.vkey").read_text("utf-8").strip()
+        instructions = " ".join(pdf_text(folder / files[4]).split())
+        assert key_fingerprint(NoteVerifier.parse(vkey).raw) in instructions
+        assert "autre canal" in instructions
+        # the same bundle gives the same pièces (an expert can redo them)
+        again = tmp_path / "again"
+        done = vigie("export", "--bundle", str(bundle), "--pieces", str(again))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert {n: hashlib.sha256((again / n).read_bytes()).hexdigest() for n in files} == digests
