@@ -11,13 +11,16 @@ import base64
 import zipfile
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
 from exporter.evidence_download import EvidenceDownload, NotCoveredYet
+
+if TYPE_CHECKING:
+    from tests.tsa_fixture import LocalTsa
 
 T = TypeVar("T")
 SECRET = b"TOP-SECRET-CONTENT-OUTSIDE-THE-CACHE"
@@ -327,3 +330,45 @@ class TestNotCoveredYet:
         replies = run(serve(handler, [get(path), get(path), get(path)]))
         assert [status(r) for r in replies] == [503, 503, 503]
         assert self.checkpoints == 1
+
+
+class TestSameOpeningAsExport:
+    def test_download_is_timestamped_like_vigie_export(
+        self, tmp_path: Path, local_tsa: LocalTsa
+    ) -> None:
+        """The status page's bundle is built as `vigie export --outage` builds it: stamped by
+        the configured TSA, with its root (issue 16: the download had neither)."""
+        from cryptography.hazmat.primitives import serialization
+
+        from evidence.bundle_verify import verify_bundle
+        from exporter.config import Settings
+        from exporter.evidence_routes import _export_outage
+        from tests.bundle_fixture import build_ledger
+
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        key = tmp_path / "vantage.key"
+        key.write_bytes(
+            built.signer._key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        key.chmod(0o600)
+        ca = tmp_path / "tsa-ca.pem"
+        ca.write_bytes(local_tsa.ca_pem)
+        settings = Settings.model_validate(
+            {
+                "vantage": {"name": built.signer.name, "operator": "Association de test"},
+                "ledger": {"url": built.url, "artifacts": str(built.artifacts.root)},
+                "signing": {"key": str(key), "tsa_url": local_tsa.url, "tsa_ca": str(ca)},
+            }
+        )
+        out = tmp_path / "download.zip"
+        _export_outage(settings, built.outage_ids[0], out)
+        with zipfile.ZipFile(out) as zf:
+            names = set(zf.namelist())
+            manifest = zf.read("manifest.json").decode("utf-8")
+        assert {"manifest.tsr", "proofs/tsa-ca.pem"} <= names
+        assert local_tsa.url in manifest
+        assert verify_bundle(out, public_key=built.signer.verifier).ok
