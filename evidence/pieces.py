@@ -197,8 +197,8 @@ def _observations(bundle: _Bundle, number: int) -> tuple[list[Flowable], str]:
             row.get("date_paris", ""),
             Paragraph(_e(_outcome_fr(row.get("resultat", ""), row.get("statut_http", ""))), cell),
             row.get("statut_http", ""),
-            row.get("duree_s", ""),
-            Paragraph(_e((row.get("erreur") or "")[:160]), cell),
+            _seconds(row.get("duree_s", "")),
+            Paragraph(_e(_detail_fr(row)), cell),
         ]
         for row in shown
     )
@@ -232,6 +232,34 @@ def _observations(bundle: _Bundle, number: int) -> tuple[list[Flowable], str]:
         table,
     ]
     return story, title
+
+
+_STEP = re.compile(r"step (\d+)/(\d+) '([^']*)'")
+
+
+def _detail_fr(row: dict[str, str]) -> str:
+    """What a judge reads of a check's error: a browser step by its number and name, never the
+    selector the configuration gives it; an HTTP check's short message as recorded."""
+    error = (row.get("erreur") or "").strip()
+    if not error or row.get("succes") == "oui":
+        return ""
+    if row.get("resultat") == "vantage_offline":
+        return "tous les sites témoins en échec : connexion du point d'observation coupée"
+    if row.get("type_sonde") == "browser":
+        step = _STEP.search(error)
+        if step is not None:
+            name = re.sub(r"[-_]+", " ", step.group(3)).strip()
+            return f"étape {step.group(1)} sur {step.group(2)} (« {name} ») non aboutie"
+        return "parcours en navigateur interrompu (message technique dans observations.csv)"
+    return error[:160]
+
+
+def _seconds(text: str) -> str:
+    """``0,000741`` -> ``0,001`` (milliseconds are enough to read; the CSV keeps the rest)."""
+    try:
+        return f"{float(text.replace(',', '.')):.3f}".replace(".", ",")
+    except ValueError:
+        return text
 
 
 def _service(target_id: str) -> str:

@@ -528,6 +528,8 @@ class TestPieces:
             assert name in bordereau
         assert hashlib.sha256(bundle.read_bytes()).hexdigest() in bordereau
         assert "constat-periode.zip" in bordereau
+        for name in files:
+            assert not _SELECTOR.search(pdf_text(folder / name)), name
         # pièce 1 is the signed report, byte for byte
         assert (folder / files[1]).read_bytes() == (whole / "report.pdf").read_bytes()
         # pièce 2: every failed check of the site, by its ledger number, with its result
