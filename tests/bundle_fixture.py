@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,8 @@ __all__ = [
     "build_ledger",
     "checkpoint_body",
     "cryptography_only_python",
+    "standalone_verify",
+    "vigie_cli",
 ]
 
 BUILD_START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -50,6 +53,20 @@ class BuiltLedger:
 
     def open(self) -> SqlLedger:
         return open_ledger(self.url, vantage=self.signer.name, readonly=True)
+
+    def write_key(self, path: Path) -> Path:
+        """Write this ledger's signing key at `path` (PKCS#8 PEM, mode 0600, as `vigie keygen`)."""
+        from cryptography.hazmat.primitives import serialization
+
+        path.write_bytes(
+            self.signer._key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        path.chmod(0o600)
+        return path
 
     def export(self, out: Path, request: ExportRequest, **options: Any) -> ExportResult:
         """`export_bundle` of this ledger to `out`, signed, with its artifacts, no progress."""
@@ -265,3 +282,31 @@ def cryptography_only_python() -> Path:
         timeout=600,
     )
     return python
+
+
+def standalone_verify(folder: Path) -> subprocess.CompletedProcess[str]:
+    """A bundle's own ``verify.py`` run in `folder` (unzipped) by a Python holding only
+    `cryptography`, with nothing of the environment but PATH."""
+    return subprocess.run(
+        [str(cryptography_only_python()), "verify.py"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "utf-8"},
+    )
+
+
+def vigie_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `vigie` command (the console script beside this Python)."""
+    script = Path(sys.executable).with_name("vigie")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "exporter.cli"]
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )

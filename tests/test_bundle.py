@@ -178,21 +178,11 @@ class TestExportCommand:
         """`vigie export` then `vigie verify FILE.zip` exit 0; a changed bundle exits 1."""
         import argparse
 
-        from cryptography.hazmat.primitives import serialization
-
         from evidence import commands
         from exporter.config import Settings
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
-        key = tmp_path / "vantage.key"
-        key.write_bytes(
-            built.signer._key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        key.chmod(0o600)
+        key = built.write_key(tmp_path / "vantage.key")
         settings = Settings.model_validate(
             {
                 "vantage": {"name": "paris-1", "operator": "Association X"},

@@ -16,10 +16,8 @@ import datetime as dt
 import hashlib
 import html.parser
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 import urllib.parse
 import zipfile
@@ -30,7 +28,7 @@ import pytest
 import yaml
 
 from evidence.availability import PARIS
-from tests.bundle_fixture import cryptography_only_python
+from tests.bundle_fixture import standalone_verify, vigie_cli
 from tests.service_fixture import LedgerFollower, ServiceProcess, http_get, run_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -38,21 +36,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 _LOGIN_PATH = "/auth/realms/anef-usagers/protocol/openid-connect/auth"
 _CONTROL_PATH = "/informations/aide"
 _REGISTRATION_PATH = "/auth/realms/anef-usagers/login-actions/registration"
-
-
-def vigie(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the `vigie` command of this virtualenv."""
-    script = Path(sys.executable).with_name("vigie")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "exporter.cli"]
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-    )
 
 
 def pdf_text(path: Path) -> str:
@@ -281,24 +264,15 @@ class TestLinks:
     def test_every_download_verifies(self, run: Run, tmp_path: Path) -> None:
         """Each downloaded bundle passes `vigie verify` and its own verify.py (cryptography
         only), and carries the outage it was asked for."""
-        python = cryptography_only_python()
         for outage_id, bundle in run.downloads.items():
-            done = vigie("verify", str(bundle))
+            done = vigie_cli("verify", str(bundle))
             assert done.returncode == 0, done.stdout + done.stderr
             folder = tmp_path / outage_id
             with zipfile.ZipFile(bundle) as zf:
                 zf.extractall(folder)
                 manifest = json.loads(zf.read("manifest.json"))
             assert manifest["outage"] == outage_id
-            bare = subprocess.run(
-                [str(python), "verify.py"],
-                cwd=folder,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-                env={"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "utf-8"},
-            )
+            bare = standalone_verify(folder)
             assert bare.returncode == 0, bare.stdout + bare.stderr
             assert "RÉSULTAT : OK" in bare.stdout
 
@@ -332,7 +306,7 @@ def whole(run: Run, tmp_path_factory: pytest.TempPathFactory) -> Path:
     day = dt.datetime.fromisoformat(first["started_at"]).astimezone(PARIS).date()
     folder = tmp_path_factory.mktemp("periode")
     out = folder / "constat-periode.zip"
-    done = vigie(
+    done = vigie_cli(
         "export",
         "--config",
         str(run.config),
@@ -558,6 +532,6 @@ class TestPieces:
         assert "autre canal" in instructions
         # the same bundle gives the same pièces (an expert can redo them)
         again = tmp_path / "again"
-        done = vigie("export", "--bundle", str(bundle), "--pieces", str(again))
+        done = vigie_cli("export", "--bundle", str(bundle), "--pieces", str(again))
         assert done.returncode == 0, done.stdout + done.stderr
         assert {n: hashlib.sha256((again / n).read_bytes()).hexdigest() for n in files} == digests

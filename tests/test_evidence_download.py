@@ -338,23 +338,13 @@ class TestSameOpeningAsExport:
     ) -> None:
         """The status page's bundle is built as `vigie export --outage` builds it: stamped by
         the configured TSA, with its root (issue 16: the download had neither)."""
-        from cryptography.hazmat.primitives import serialization
-
         from evidence.bundle_verify import verify_bundle
         from exporter.config import Settings
         from exporter.evidence_routes import _export_outage
         from tests.bundle_fixture import build_ledger
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
-        key = tmp_path / "vantage.key"
-        key.write_bytes(
-            built.signer._key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        key.chmod(0o600)
+        key = built.write_key(tmp_path / "vantage.key")
         ca = tmp_path / "tsa-ca.pem"
         ca.write_bytes(local_tsa.ca_pem)
         settings = Settings.model_validate(
