@@ -1452,9 +1452,9 @@ def _custody(data: ReportData, s: _Styles, width: float, number: int) -> list[Fl
         ("Registre", _e(c.ledger)),
         (
             "Entrées couvertes",
-            f"n° {c.first_seq} à {c.last_seq} ({_number(c.entries)} entrées, dont "
-            f"{_number(c.observations)} observations et {_number(c.outage_events)} événements "
-            "d'interruption)"
+            f"{_plural(c.entries, 'entrée')} entre les n° {c.first_seq} et {c.last_seq}, dont "
+            f"{_plural(c.observations, 'observation')} et "
+            + _plural(c.outage_events, "événement d'interruption", "événements d'interruption")
             if c.first_seq is not None
             else "aucune",
         ),
@@ -1462,10 +1462,12 @@ def _custody(data: ReportData, s: _Styles, width: float, number: int) -> list[Fl
         ("Dernière entrée", when(c.last_time)),
         ("Points de contrôle signés", _number(c.checkpoints)),
     ]
-    for label, checkpoint in (
-        ("Premier point de contrôle", c.first_checkpoint),
-        ("Dernier point de contrôle", c.last_checkpoint),
-    ):
+    pairs = [("Premier point de contrôle", c.first_checkpoint)]
+    if c.last_checkpoint != c.first_checkpoint:
+        pairs.append(("Dernier point de contrôle", c.last_checkpoint))
+    else:
+        pairs = [("Point de contrôle", c.first_checkpoint)]
+    for label, checkpoint in pairs:
         if checkpoint is not None:
             rows.append(
                 (
@@ -1617,8 +1619,14 @@ def _verify(data: ReportData, s: _Styles, width: float, number: int) -> list[Flo
         )
     )
     if data.files:
-        story.append(_p("Contenu de l'archive", s.h2))
-        story.append(_facts([(name, _e(what)) for name, what in data.files], s, width))
+        story.append(
+            KeepTogether(
+                [
+                    _p("Contenu de l'archive", s.h2),
+                    _facts([(name, _e(what)) for name, what in data.files], s, width),
+                ]
+            )
+        )
     return story
 
 

@@ -500,12 +500,23 @@ def bundle_report_data(
         offline_captures=offline_captures,
         corroboration=seen,
         bundle_name=summary.bundle_name or BUNDLE_NAME,
-        files=BUNDLE_FILES,
+        files=_files(summary),
         clock_jumps=jumps,
         clock_jumps_total=jumps_total,
         clock_jumps_known=jumps_known,
         requested=_requested(summary),
     )
+
+
+def _files(summary: BundleSummary) -> tuple[tuple[str, str], ...]:
+    """The members of `BUNDLE_FILES` this bundle has (no manifest.tsr without a TSA, no
+    artifacts/ without captures)."""
+    absent = set()
+    if summary.tsa_name is None:
+        absent.add("manifest.tsr")
+    if not summary.artifact_files:
+        absent.add("artifacts/")
+    return tuple((name, what) for name, what in BUNDLE_FILES if name not in absent)
 
 
 def _requested(summary: BundleSummary) -> tuple[dt.datetime, dt.datetime] | None:

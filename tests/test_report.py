@@ -276,7 +276,7 @@ class TestBuildReportData:
         assert env.local_ips == (SeenValue("192.0.2.10", 1152, first, last),)
         assert env.proxies == ()
         assert env.browsers == (SeenValue("chromium 131.0.6778.85", 576, first, last),)
-        assert env.clock == (SeenValue("ntp, synchronisée", 1152, first, last),)
+        assert env.clock == (SeenValue("NTP, synchronisée", 1152, first, last),)
         assert env.fresh_profile
         assert env.fresh_connection
         assert data.custody.first_seq == 0
