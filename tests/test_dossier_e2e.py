@@ -194,13 +194,15 @@ def run(simulator_process_shared: Any, tmp_path_factory: pytest.TempPathFactory)
             _mark(ledger)
             sim.set_fault(_LOGIN_PATH, "reset", "login")
             sim.set_fault(_CONTROL_PATH, "reset", "site")
-            _wait(
-                ledger,
-                "observation",
-                "journey while offline",
-                target_id="creation-compte",
-                outcome="vantage_offline",
-            )
+            for _ in range(2):  # two offline checks: an offline span of a second or more
+                _wait(
+                    ledger,
+                    "observation",
+                    "journey while offline",
+                    target_id="creation-compte",
+                    outcome="vantage_offline",
+                )
+                _mark(ledger)
             sim.clear_faults()
             _mark(ledger)
             _wait(ledger, "observation", "back", target_id="creation-compte", success=True)
