@@ -1924,7 +1924,8 @@ def _lisezmoi(summary: BundleSummary) -> bytes:
     targets = ", ".join(summary.target_filter) or "toutes les cibles"
     values = {
         "vantage": summary.vantage,
-        "operator": summary.operator or "(non renseigné)",
+        "operator": summary.operator
+        or "(non renseigné : vantage.operator est vide dans la configuration)",
         "debut": paris_time(summary.period_start),
         "fin": paris_time(summary.period_end),
         "cibles": targets,
