@@ -39,6 +39,7 @@ from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.units import cm
+from reportlab.lib.utils import ImageReader
 from reportlab.platypus import (
     Flowable,
     Image,
@@ -311,9 +312,17 @@ def _captures(
     for row, sha in captures:
         data = bundle.screenshot(sha)
         assert data is not None
-        image = Image(io.BytesIO(data))
-        scale = min(width / image.imageWidth, (A4[1] * 0.55) / image.imageHeight, 1.0)
-        image.drawWidth, image.drawHeight = image.imageWidth * scale, image.imageHeight * scale
+        try:
+            size = ImageReader(io.BytesIO(data)).getSize()
+        except Exception:  # noqa: BLE001 - a capture that is no image is said so, not fatal
+            image: Flowable = Paragraph(
+                "(ce fichier n'est pas une image lisible ; il est conservé tel quel dans "
+                "l'archive)",
+                styles.small,
+            )
+        else:
+            scale = min(width / size[0], (A4[1] * 0.55) / size[1], 1.0)
+            image = Image(io.BytesIO(data), width=size[0] * scale, height=size[1] * scale)
         caption = (
             f"<b>{_e(row.get('cible', ''))}</b> — vérification n° {_e(row.get('seq', ''))} du "
             f"{_e(row.get('date_paris', ''))} (heure de Paris) : "
