@@ -807,6 +807,17 @@ def _summary(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
             s.body,
         )
     )
+    if data.single_outage:
+        story.append(
+            _p(
+                "<b>Ce dossier ne porte que sur une interruption</b> : sa période va de la "
+                "première vérification en échec à la dernière entrée du dossier. Les chiffres "
+                "ci-dessous décrivent cette seule période et ne disent rien de la disponibilité "
+                "du service le reste du temps ; un dossier de période (vigie export --from … "
+                "--to …) la donne.",
+                s.body,
+            )
+        )
     story.append(Spacer(1, 6))
     header = [
         "Service",

@@ -505,6 +505,7 @@ def bundle_report_data(
         clock_jumps_total=jumps_total,
         clock_jumps_known=jumps_known,
         requested=_requested(summary),
+        single_outage=summary.mode == "outage",
     )
 
 

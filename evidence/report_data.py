@@ -278,3 +278,4 @@ class ReportData:
     clock_jumps_known: bool = True  # False: this data source did not look for clock jumps
     # the period asked for when the data cover less of it (`period_*` are then the data's)
     requested: tuple[dt.datetime, dt.datetime] | None = None
+    single_outage: bool = False  # the bundle of one outage: its figures cover that outage only

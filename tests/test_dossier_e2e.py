@@ -299,6 +299,7 @@ class TestOutageReport:
             assert percentages
             assert all(0 <= value <= 100 for value in percentages), percentages
             assert "heure inconnue" not in text
+            assert "Ce dossier ne porte que sur une interruption" in " ".join(text.split())
 
 
 @pytest.fixture(scope="module")
