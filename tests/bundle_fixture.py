@@ -54,8 +54,8 @@ class BuiltLedger:
     def open(self) -> SqlLedger:
         return open_ledger(self.url, vantage=self.signer.name, readonly=True)
 
-    def write_key(self, path: Path) -> Path:
-        """Write this ledger's signing key at `path` (PKCS#8 PEM, mode 0600, as `vigie keygen`)."""
+    def save_key(self, path: Path) -> Path:
+        """Write the signing key to `path` (PEM, mode 0600), as `signing.key` expects it."""
         from cryptography.hazmat.primitives import serialization
 
         path.write_bytes(

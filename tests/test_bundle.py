@@ -198,7 +198,7 @@ class TestExportCommand:
         from exporter.config import Settings
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
-        key = built.write_key(tmp_path / "vantage.key")
+        key = built.save_key(tmp_path / "vantage.key")
         settings = Settings.model_validate(
             {
                 "vantage": {"name": "paris-1", "operator": "Association X"},

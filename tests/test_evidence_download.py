@@ -344,7 +344,7 @@ class TestSameOpeningAsExport:
         from tests.bundle_fixture import build_ledger
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
-        key = built.write_key(tmp_path / "vantage.key")
+        key = built.save_key(tmp_path / "vantage.key")
         ca = tmp_path / "tsa-ca.pem"
         ca.write_bytes(local_tsa.ca_pem)
         settings = Settings.model_validate(

@@ -24,6 +24,8 @@ from evidence.signing import public_key_path
 from tests.bundle_fixture import standalone_verify, vigie_cli
 from tests.service_fixture import run_service
 
+_vigie = vigie_cli  # the name test_attestation imports
+
 
 class _LedgerFollower:
     """Reads the ledger the service writes (read-only), entry by entry."""
