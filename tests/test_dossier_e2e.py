@@ -162,7 +162,8 @@ def _crawl(service: ServiceProcess, folder: Path) -> tuple[dict[str, Any], dict[
             target.write_bytes(body)
             downloads[outage_id] = target
             continue
-        if status != 200 or not (path == "/" or path.startswith("/outages/")):
+        page = path == "/" or re.fullmatch(r"/outages/[^/]+", path) is not None
+        if status != 200 or not page or not body.lstrip()[:15].lower().startswith(b"<!doctype"):
             continue  # follow links of the status page and of outage pages only
         for href in links_of(body):
             absolute = urllib.parse.urljoin(url, href)
