@@ -30,17 +30,10 @@ class TestDossierWarnings:
         assert dossier_warnings(_settings("A"), lambda: {"synchronized": None}) == []
         assert dossier_warnings(_settings("A"), lambda: {"synchronized": True}) == []
 
-    def test_config_check_warns_and_passes(self, tmp_path: Path) -> None:
+    def test_config_check_warns_and_passes(self) -> None:
         """`vigie config check` on the shipped file: OK (exit 0) and one warning line."""
         shipped = Path(__file__).resolve().parent.parent / "vigie.yaml"
         assert yaml.safe_load(shipped.read_text("utf-8"))["vantage"]["operator"] == ""
         done = vigie_cli("config", "check", str(shipped))
         assert done.returncode == 0, done.stderr
         assert "warning: vantage.operator is empty" in done.stderr
-        named = tmp_path / "vigie.yaml"
-        config = yaml.safe_load(shipped.read_text("utf-8"))
-        config["vantage"]["operator"] = "Association de test"
-        named.write_text(yaml.safe_dump(config, allow_unicode=True), "utf-8")
-        done = vigie_cli("config", "check", str(named))
-        assert done.returncode == 0, done.stderr
-        assert "warning" not in done.stderr
