@@ -63,6 +63,7 @@ MAX_NAME = 80  # characters of a file name, extension included (Télérecours)
 MAX_ROWS = 10_000  # observation rows in pièce 2 (~250 pages); beyond, failures only
 MAX_CAPTURES = 200  # screenshots in the captures pièce
 _MARGIN = 1.5 * cm
+_PIECE_NAME = re.compile(r"(Piece-\d+-[A-Za-z0-9-]+|Bordereau-des-pieces)\.pdf")
 _PAGE = re.compile(rb"/Type\s*/Page(?![a-z])")
 
 
@@ -368,6 +369,12 @@ def write_pieces(bundle_path: Path, out_dir: Path) -> list[Piece]:
     """
     bundle = _Bundle(Path(bundle_path))
     out_dir = Path(out_dir)
+    if out_dir.is_dir():
+        older = sorted(p.name for p in out_dir.iterdir() if _PIECE_NAME.fullmatch(p.name))
+        if older:  # stale pièces of another bundle must never sit beside these
+            raise PiecesError(
+                f"{out_dir} already holds pièces ({older[0]}…): choose an empty folder"
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     footer_base = f"Vigie — {bundle.manifest.get('vantage', '')} — archive {bundle.path.name}"
     builders: list[Callable[[int], tuple[bytes, int, str]]] = []

@@ -49,6 +49,9 @@ class TestFromABundle:
         assert "Piece-03-Captures-d-ecran-des-echecs.pdf" in names
         assert names[-1] == "Bordereau-des-pieces.pdf"
         assert all(p.sha256 and p.pages >= 1 for p in pieces)
+        # a second run into the same folder would leave stale pièces beside new ones: refused
+        with pytest.raises(PiecesError, match="already holds pièces"):
+            write_pieces(bundle, tmp_path / "pieces")
 
     def test_a_zip_that_is_no_bundle(self, tmp_path: Path) -> None:
         """One line, exit 2, nothing written."""
