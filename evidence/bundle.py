@@ -1932,6 +1932,12 @@ def _lisezmoi(summary: BundleSummary) -> bytes:
         "cle": summary.public_key,
         "entrees": f"{summary.range_start} à {max(summary.range_stop - 1, summary.range_start)}",
         "cree": paris_time(summary.created_at),
+        "demande": (
+            f"l'interruption {summary.outage_id} (la période est celle de ses entrées)"
+            if summary.outage_id is not None
+            else f"du {paris_time(summary.requested_start or summary.period_start)} au "
+            f"{paris_time(summary.requested_end or summary.period_end)} (heure de Paris)"
+        ),
         "archive": summary.bundle_name or "dossier.zip",
         "empreinte": _fingerprint_of(summary.public_key),
     }

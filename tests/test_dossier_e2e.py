@@ -432,6 +432,7 @@ class TestWhatTheJudgeReads:
             assert f"vigie-preuves-{outage_id}.zip" in " ".join(reports[outage_id][1].split())
             lisezmoi = (reports[outage_id][0] / "LISEZMOI.txt").read_text("utf-8")
             assert f"vigie-preuves-{outage_id}.zip" in lisezmoi
+            assert f"Export demandé      : l'interruption {outage_id}" in lisezmoi
         for name, (folder, _) in reports.items():
             assert "archive.zip" not in reports[name][1]
             info = subprocess.run(
