@@ -224,8 +224,16 @@ def _observations(bundle: _Bundle, number: int) -> tuple[list[Flowable], str]:
         Paragraph(f"Pièce n° {number} — {title}", styles.h1),
         Paragraph(
             _e(
-                f"Point d'observation {bundle.manifest.get('vantage', '')} ; période du "
-                f"{_when(period.get('from'))} au {_when(period.get('to'))}."
+                f"Point d'observation {bundle.manifest.get('vantage', '')} ; "
+                + (
+                    f"dossier de l'interruption {bundle.manifest['outage']}"
+                    if bundle.manifest.get("outage")
+                    else f"export demandé du {_when(period.get('from'))} au "
+                    f"{_when(period.get('to'))}"
+                )
+                + " ; vérifications "
+                f"enregistrées du {rows[0].get('date_paris', '?') if rows else '—'} au "
+                f"{rows[-1].get('date_paris', '?') if rows else '—'} (heure de Paris)."
             ),
             styles.body,
         ),
@@ -274,7 +282,7 @@ def _service(target_id: str) -> str:
 def _when(text: str | None) -> str:
     if not text:
         return "?"
-    return format_datetime_fr(dt.datetime.fromisoformat(text), seconds=True)
+    return format_datetime_fr(dt.datetime.fromisoformat(text), seconds=True, zone=False)
 
 
 def _failure_captures(bundle: _Bundle) -> list[tuple[dict[str, str], str]]:
