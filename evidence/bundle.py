@@ -76,6 +76,7 @@ __all__ = [
     "BundleSummary",
     "ExportRequest",
     "ExportResult",
+    "NotCoveredYetError",
     "ReportHook",
     "TargetStats",
     "aligned_ranges",
@@ -144,6 +145,10 @@ CSV_OUTAGE_COLUMNS = (
 
 class BundleError(Exception):
     """The bundle cannot be built as asked (the message says what to change)."""
+
+
+class NotCoveredYetError(BundleError):
+    """The entries asked for are not yet covered by a signed checkpoint (retry after one)."""
 
 
 class Stamper(Protocol):
@@ -215,6 +220,9 @@ class BundleSummary:
     tsa_name: str | None = None
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)
     screenshots: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (sha, target)
+    # screenshot sha -> (started_at, outcome) of the first observation that names it: the
+    # report shows captures of failures only, each with its time
+    capture_info: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
     artifact_files: dict[str, str] = dataclasses.field(default_factory=dict)  # sha -> zip path
     corroboration: dict[str, int] = dataclasses.field(default_factory=dict)
     mode: str = "range"
@@ -224,6 +232,10 @@ class BundleSummary:
     settings: Any = None  # exporter.config.Settings when exported by the CLI
     gaps: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # Vigie not running
     vantage_events: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (at, event)
+    bundle_name: str = ""  # the zip's file name, as the report and LISEZMOI.txt name it
+    # the period asked for, when the data cover only part of it (`period_*` are the data's)
+    requested_start: dt.datetime | None = None
+    requested_end: dt.datetime | None = None
     # every distinct environment fact, each target's addresses, the clock jumps (report)
     report_facts: ReportFacts = dataclasses.field(default_factory=ReportFacts)
 
@@ -993,6 +1005,7 @@ class _ObservationTable:
         self.kinds: dict[str, str] = {}
         self.artifacts: dict[str, str] = {}  # sha -> kind, first seen first
         self.screenshots: list[tuple[str, str]] = []  # (sha, target)
+        self.captures: dict[str, tuple[str, str]] = {}  # sha -> (started_at, outcome)
         self.environment: dict[str, Any] | None = None
         # part tables: the durations of the successful checks of each day, in order, and
         # the environments of the entries that open a day (the first may be the one)
@@ -1094,15 +1107,18 @@ class _ObservationTable:
             outcomes[key] = outcomes.get(key, 0) + 1
             last[target] = started
             if artifacts:
-                self._artifacts(target, artifacts)
+                self._artifacts(target, artifacts, started, "ok" if success else outcome)
         return "".join(out)
 
-    def _artifacts(self, target: str, artifacts: Mapping[str, Any]) -> None:
+    def _artifacts(
+        self, target: str, artifacts: Mapping[str, Any], started: str, outcome: str
+    ) -> None:
         for sha, kind in artifacts.items():
             if sha not in self.artifacts:
                 self.artifacts[sha] = str(kind)
                 if kind == "screenshot":
                     self.screenshots.append((sha, target))
+                    self.captures[sha] = (started, outcome)
 
     def merge(self, later: _ObservationTable) -> None:
         """Add the figures of the `part` table of the next entries, exactly as if they had
@@ -1135,6 +1151,8 @@ class _ObservationTable:
         self.screenshots.extend(s for s in later.screenshots if s[0] not in self.artifacts)
         for sha, kind in later.artifacts.items():
             self.artifacts.setdefault(sha, kind)
+        for sha, info in later.captures.items():
+            self.captures.setdefault(sha, info)
         self.facts.merge(later.facts)
 
     def finish(self, summary: BundleSummary) -> None:
@@ -1165,6 +1183,8 @@ class _ObservationTable:
         for sha, kind in self.artifacts.items():
             summary.artifact_files.setdefault(sha, kind)
         summary.screenshots.extend(self.screenshots)
+        for sha, info in self.captures.items():
+            summary.capture_info.setdefault(sha, info)
         if not summary.environment and self.environment:
             summary.environment = self.environment
         summary.report_facts.merge(self.facts)
@@ -1239,14 +1259,16 @@ def export_bundle(
     settings: Any = None,
     now: dt.datetime | None = None,
     workers: int | None = None,
+    bundle_name: str | None = None,
 ) -> ExportResult:
     """Write the evidence bundle of `request` to `out` (a zip); return what was written.
 
     `tsa_certificates`: the TSA's root (and intermediates) to include beside the certificates
     the tokens embed. `report`: renders ``report.pdf`` from the summary (default: the French
     report). `workers`: child processes building half the CSV (None: one for a large export
-    when there is a second core, else none). Raises BundleError when there is nothing to
-    export or the ledger is unusable.
+    when there is a second core, else none). `bundle_name`: the file name the report and
+    LISEZMOI.txt give the bundle (default: the name of `out`). Raises BundleError when there
+    is nothing to export or the ledger is unusable.
     """
     began = time.monotonic()
     if request.end <= request.start:
@@ -1274,6 +1296,7 @@ def export_bundle(
         target_filter=tuple(request.targets),
         outage_id=request.outage_id,
         settings=settings,
+        bundle_name=bundle_name or Path(out).name,
     )
     if settings is not None:
         for target in getattr(settings, "targets", ()):
@@ -1503,6 +1526,15 @@ def _write_range(
             f"{request.end.isoformat()}: choose another period"
         )
     summary.range_start, summary.range_stop = start, stop
+    # The report's period is that of the data: it starts at the first entry exported, and a
+    # period still running (a day asked for before its end) ends at the last entry, not in
+    # the future. The request is kept for the manifest, and the report names it.
+    first, last = _time_at(ledger, start), _time_at(ledger, stop - 1)
+    summary.requested_start, summary.requested_end = request.start, request.end
+    if first is not None and first > request.start:
+        summary.period_start = first
+    if request.end > summary.created_at and last is not None and last >= summary.period_start:
+        summary.period_end = min(last, request.end)
     wanted = set(request.targets)
     outage_entries: list[dict[str, Any]] = []
     in_range_checkpoints: list[tuple[int, bytes]] = []
@@ -1657,6 +1689,11 @@ def _write_outage(
     seqs = {int(e["seq"]) for e in events}
     first = record.first_seq if record.first_seq is not None else min(seqs)
     last = record.last_seq if record.last_seq is not None else max(seqs)
+    if record.is_open:
+        # Still going on: the target's observations up to the last checkpoint show it lasting.
+        latest = ledger.latest_checkpoint()
+        if latest is not None and latest.seq is not None and latest.seq > max(last, *seqs):
+            last = latest.seq - 1
     target_marker = f'"target_id":"{record.target_id}"'.encode()
     selected: list[tuple[int, bytes]] = []
     for rows in ledger.row_chunks(first, last + 1, _CHUNK):  # type: ignore[attr-defined]
@@ -1669,12 +1706,16 @@ def _write_outage(
     top = selected[-1][0]
     closing = _closing_checkpoint(ledger, top + 1, size)
     if closing is None:
-        raise BundleError(
+        raise NotCoveredYetError(
             f"the outage {outage_id} is not yet covered by a checkpoint: retry after the "
             "next one (every ledger.checkpoint_interval)"
         )
     tree_size = closing[0]
     summary.range_start, summary.range_stop = selected[0][0], top + 1
+    # The period of an outage bundle is that of the entries it carries, not the request's.
+    times = [t for _, body in selected if (t := entry_time(json.loads(body))) is not None]
+    summary.period_start = min([record.start, *times])
+    summary.period_end = max([record.end or record.start, *times])
     summary.entries = summary.disclosed = len(selected)
     summary.checkpoints = [Checkpoint.from_entry(*closing)]
     with tempfile.TemporaryFile() as csv_file, _Spool() as proofs:
@@ -1840,8 +1881,10 @@ def _manifest(summary: BundleSummary, files: Mapping[str, tuple[str, int]]) -> b
         "public_key": summary.public_key,
         "mode": summary.mode,
         "period": {
-            "from": summary.period_start.astimezone(dt.UTC).isoformat(),
-            "to": summary.period_end.astimezone(dt.UTC).isoformat(),
+            "from": (summary.requested_start or summary.period_start)
+            .astimezone(dt.UTC)
+            .isoformat(),
+            "to": (summary.requested_end or summary.period_end).astimezone(dt.UTC).isoformat(),
         },
         "targets": list(summary.target_filter) or None,
         "outage": summary.outage_id,
@@ -1870,18 +1913,33 @@ def _manifest(summary: BundleSummary, files: Mapping[str, tuple[str, int]]) -> b
     return _pretty(data)
 
 
+def _fingerprint_of(vkey: str) -> str:
+    from evidence.signing import NoteVerifier, key_fingerprint
+
+    return key_fingerprint(NoteVerifier.parse(vkey).raw)
+
+
 def _lisezmoi(summary: BundleSummary) -> bytes:
     template = _standalone("LISEZMOI.txt").decode("utf-8")
     targets = ", ".join(summary.target_filter) or "toutes les cibles"
     values = {
         "vantage": summary.vantage,
-        "operator": summary.operator or "(non renseigné)",
+        "operator": summary.operator
+        or "(non renseigné : vantage.operator est vide dans la configuration)",
         "debut": paris_time(summary.period_start),
         "fin": paris_time(summary.period_end),
         "cibles": targets,
         "cle": summary.public_key,
         "entrees": f"{summary.range_start} à {max(summary.range_stop - 1, summary.range_start)}",
         "cree": paris_time(summary.created_at),
+        "demande": (
+            f"l'interruption {summary.outage_id} (la période est celle de ses entrées)"
+            if summary.outage_id is not None
+            else f"du {paris_time(summary.requested_start or summary.period_start)} au "
+            f"{paris_time(summary.requested_end or summary.period_end)} (heure de Paris)"
+        ),
+        "archive": summary.bundle_name or "dossier.zip",
+        "empreinte": _fingerprint_of(summary.public_key),
     }
     for key, value in values.items():
         template = template.replace("{" + key + "}", value)

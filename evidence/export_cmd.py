@@ -70,7 +70,20 @@ def add_commands(
         "--target", action="append", default=[], metavar="ID", help="only this target (repeatable)"
     )
     export.add_argument("--outage", metavar="ID", help="export one outage, with inclusion proofs")
-    export.add_argument("--out", type=Path, required=True, metavar="FILE.zip")
+    export.add_argument("--out", type=Path, metavar="FILE.zip", help="the bundle to write")
+    export.add_argument(
+        "--pieces",
+        type=Path,
+        metavar="DIR",
+        help="also write the bundle as Télérecours pièces (numbered PDFs and their bordereau) "
+        "in DIR",
+    )
+    export.add_argument(
+        "--bundle",
+        type=Path,
+        metavar="FILE.zip",
+        help="with --pieces: make the pièces of this existing bundle (nothing is exported)",
+    )
     export.add_argument(
         "--corroboration",
         type=Path,
@@ -97,10 +110,19 @@ def add_commands(
 
 def run_export(args: argparse.Namespace) -> int:
     """`vigie export`: exit 0 with the bundle written, 1 when it cannot be, 2 on bad usage."""
-    from evidence.bundle import BundleError, ExportRequest, export_bundle
-    from evidence.ledger import LedgerError, open_ledger
-    from evidence.signing import NoteSigner, SigningKeyError, load_private_key
+    from evidence.bundle import BundleError, ExportRequest
+    from evidence.export_open import export_with_settings, open_export
+    from evidence.ledger import LedgerError
+    from evidence.signing import SigningKeyError
 
+    if args.bundle is not None:
+        if args.pieces is None:
+            print("vigie export: --bundle needs --pieces DIR", file=sys.stderr)
+            return EXIT_USAGE
+        return _write_pieces(args.bundle, args.pieces)
+    if args.out is None:
+        print("vigie export: give --out FILE.zip", file=sys.stderr)
+        return EXIT_USAGE
     settings = command_settings(args)
     if args.outage is None and (args.start is None or args.end is None):
         print("vigie export: give --from and --to, or --outage ID", file=sys.stderr)
@@ -133,51 +155,23 @@ def run_export(args: argparse.Namespace) -> int:
         corroboration = {outage_id: len(names) for outage_id, names in named.items()}
         report = corroborated_report(corroborated)  # the report names the vantages
     try:
-        signer = NoteSigner(settings.vantage.name, load_private_key(settings.signing.key))
+        opening = open_export(settings)
     except SigningKeyError as exc:
         print(f"vigie export: the bundle is signed with the vantage key: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    timestamper = None
-    tsa_roots: list[bytes] = []
-    if settings.signing.tsa_ca is not None and settings.signing.tsa_ca.is_file():
-        tsa_roots.append(settings.signing.tsa_ca.read_bytes())
-    if settings.signing.tsa_url:
-        from evidence.timestamp import HttpTimestamper
-
-        timestamper = HttpTimestamper(
-            settings.signing.tsa_url,
-            timeout=settings.signing.tsa_timeout,
-            ca_pem=tsa_roots[0] if tsa_roots else None,
-        )
-    password = settings.ledger.password.get_secret_value() if settings.ledger.password else None
     try:
-        ledger = open_ledger(
-            settings.ledger.url, vantage=settings.vantage.name, readonly=True, password=password
-        )
-    except LedgerError as exc:
-        print(f"vigie export: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        result = export_bundle(
-            ledger,
+        result = export_with_settings(
+            settings,
             args.out,
             ExportRequest(start, end, tuple(args.target), args.outage),
-            signer=signer,
-            operator=settings.vantage.operator,
-            artifacts_dir=settings.ledger.artifacts,
-            timestamper=timestamper,
-            tsa_name=timestamper.url if timestamper is not None else None,
-            tsa_certificates=tsa_roots,
+            opening=opening,
             corroboration=corroboration,
             report=report,
             progress=False if args.no_progress else None,
-            settings=settings,
         )
     except (BundleError, LedgerError) as exc:
         print(f"vigie export: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    finally:
-        ledger.close()
     summary = result.summary
     print(
         f"{result.path}: {summary.entries} entries ({summary.hidden} as hashes only), "
@@ -187,6 +181,30 @@ def run_export(args: argparse.Namespace) -> int:
     for warning in summary.warnings:
         print(f"  warning: {warning}", file=sys.stderr)
     print(f"  verify with: vigie verify {result.path}  (or python3 verify.py inside it)")
+    if args.pieces is not None:
+        return _write_pieces(result.path, args.pieces)
+    return EXIT_OK
+
+
+def _write_pieces(bundle: Path, folder: Path) -> int:
+    """The Télérecours pièces of `bundle` in `folder`: one line per file written."""
+    from evidence.pieces import PiecesError, write_pieces
+
+    if folder.exists() and not folder.is_dir():
+        print(f"vigie export: --pieces {folder}: not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        pieces = write_pieces(bundle, folder)
+    except PiecesError as exc:
+        print(f"vigie export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"vigie export: --pieces {folder}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for piece in pieces:
+        label = f"pièce {piece.number}" if piece.number else "bordereau"
+        pages = f"{piece.pages} page{'s' if piece.pages > 1 else ''}"
+        print(f"{piece.path}: {label}, {pages}, SHA-256 {piece.sha256}")
     return EXIT_OK
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import re
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm
+from reportlab.lib.utils import TimeStamp
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import registerFontFamily
 from reportlab.pdfbase.ttfonts import TTFont
@@ -53,9 +56,11 @@ from evidence.report_data import (
 __all__ = [
     "FONT_DIR",
     "MAX_OUTAGE_ROWS",
+    "document_styles",
     "format_date_fr",
     "format_datetime_fr",
     "format_duration_fr",
+    "page_canvas",
     "render_report",
 ]
 
@@ -150,7 +155,14 @@ def _every(seconds: float) -> str:
     if seconds >= 60 and seconds % 60 == 0:
         minutes = int(seconds // 60)
         return "chaque minute" if minutes == 1 else f"toutes les {minutes} minutes"
-    return f"toutes les {seconds:g} secondes"
+    if seconds == 1:
+        return "chaque seconde"
+    return f"toutes les {_g(seconds)} secondes"
+
+
+def _g(value: float) -> str:
+    """A number as French writes it: ``0,5``, ``30``."""
+    return f"{value:g}".replace(".", ",")
 
 
 # --- fonts and styles -------------------------------------------------------------------------
@@ -266,6 +278,16 @@ class _Styles:
         self.step = ParagraphStyle("step", parent=base, leftIndent=16, bulletIndent=0, spaceAfter=3)
 
 
+def document_styles() -> _Styles:
+    """The report's fonts (registered) and paragraph styles, for other Vigie documents."""
+    return _Styles(_register_fonts())
+
+
+def page_canvas(styles: _Styles, footer: str, created: dt.datetime) -> type[Canvas]:
+    """The report's page furniture (footer, ``Page n sur N``, creation date) for a document."""
+    return _numbered_canvas(styles.fonts, footer, created)
+
+
 def _p(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(text, style)
 
@@ -277,14 +299,32 @@ def _e(text: object) -> str:
 # --- page furniture ---------------------------------------------------------------------------
 
 
-def _numbered_canvas(fonts: _Fonts, footer: str) -> type[Canvas]:
-    """A canvas that writes ``Page n sur N`` once the page count is known."""
+def _pdf_time_stamp(moment: dt.datetime) -> TimeStamp:
+    """reportlab's document time stamp set to `moment` (UTC): the PDF's creation date is the
+    report's, in invariant mode too (which would write 1 January 2000), and the same export
+    still gives the same bytes."""
+    stamp = TimeStamp(invariant=1)
+    stamp.t = moment.timestamp()
+    stamp.lt = time.gmtime(int(stamp.t))
+    stamp.YMDhms = tuple(stamp.lt)[:6]
+    stamp.dhh = stamp.dmm = 0
+    stamp.tzname = "UTC"
+    return stamp
+
+
+def _numbered_canvas(
+    fonts: _Fonts, footer: str, created: dt.datetime | None = None
+) -> type[Canvas]:
+    """A canvas that writes ``Page n sur N`` once the page count is known; `created` is the
+    date written in the PDF's metadata."""
 
     class NumberedCanvas(Canvas):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.setdefault("initialFontName", fonts.regular)  # no stray Helvetica
             super().__init__(*args, **kwargs)
             self._saved: list[dict[str, Any]] = []
+            if created is not None:
+                self._doc._timeStamp = _pdf_time_stamp(created)  # type: ignore[attr-defined]
 
         def showPage(self) -> None:  # noqa: N802 - reportlab's name
             self._saved.append(dict(self.__dict__))
@@ -299,7 +339,7 @@ def _numbered_canvas(fonts: _Fonts, footer: str) -> type[Canvas]:
             super().save()
 
         def _furniture(self, total: int) -> None:
-            width, _ = A4
+            width = float(self._pagesize[0])  # type: ignore[attr-defined]
             self.saveState()
             self.setStrokeColor(_RULE)
             self.setLineWidth(0.5)
@@ -570,6 +610,36 @@ def _table(
     return table
 
 
+# A URL is broken only after '/', '?', '&', '#' or '=', or before a '%' escape: never inside a
+# word (reportlab would cut "protocol/o|penid-connect" wherever the line ends).
+_URL_BREAKS = re.compile(r"(?<=[/?&#=])|(?=%)")
+
+
+def _url_html(url: str, style: ParagraphStyle, width: float) -> str:
+    """`url` escaped, with a line break wherever it must wrap to fit `width` in `style`."""
+
+    def fits(text: str) -> bool:
+        return pdfmetrics.stringWidth(text, style.fontName, style.fontSize) <= width
+
+    lines: list[str] = []
+    line = ""
+    for piece in (p for p in _URL_BREAKS.split(url) if p):
+        if fits(line + piece):
+            line += piece
+            continue
+        if line:
+            lines.append(line)
+        rest = piece
+        while not fits(rest) and len(rest) > 1:  # a single piece too long: cut it at last
+            cut = next(n for n in range(len(rest) - 1, 0, -1) if fits(rest[:n]))
+            lines.append(rest[:cut])
+            rest = rest[cut:]
+        line = rest
+    if line:
+        lines.append(line)
+    return "<br/>".join(_e(text) for text in lines)
+
+
 def _facts(rows: Sequence[tuple[str, str]], s: _Styles, width: float) -> Table:
     """A two-column table of label / value paragraphs (values already escaped)."""
     data = [[_p(_e(label), s.cell_bold), _p(value, s.cell)] for label, value in rows]
@@ -588,10 +658,10 @@ def _facts(rows: Sequence[tuple[str, str]], s: _Styles, width: float) -> Table:
     return table
 
 
-def _period_text(data: ReportData) -> str:
+def _period_text(data: ReportData, *, seconds: bool = True) -> str:
     return (
-        f"du {format_datetime_fr(data.period_start, zone=False)} "
-        f"au {format_datetime_fr(data.period_end, zone=False)} (heure de Paris)"
+        f"du {format_datetime_fr(data.period_start, zone=False, seconds=seconds)} "
+        f"au {format_datetime_fr(data.period_end, zone=False, seconds=seconds)} (heure de Paris)"
     )
 
 
@@ -605,13 +675,13 @@ def _corroboration_text(data: ReportData) -> str | None:
     if corroboration.vantages:
         names = _e(", ".join(corroboration.vantages))
         return (
-            f"{len(seen)} interruption(s) sur {len(down)} confirmée(s) depuis au moins "
-            f"{corroboration.min_vantages} points d'observation, parmi les "
-            f"{len(corroboration.vantages)} comparés : {names}"
+            "interruptions confirmées depuis au moins "
+            f"{corroboration.min_vantages} points d'observation : {len(seen)} sur "
+            f"{len(down)} (points comparés : {names})"
         )
     return (
-        f"{len(seen)} interruption(s) sur {len(down)} confirmée(s) depuis plusieurs points "
-        f"d'observation (jusqu'à {corroboration.count}) ; leurs noms n'ont pas été transmis "
+        "interruptions confirmées depuis plusieurs points d'observation (jusqu'à "
+        f"{corroboration.count}) : {len(seen)} sur {len(down)} ; leurs noms n'ont pas été transmis "
         "lors de l'export (voir la sortie de « vigie corroborate »)"
     )
 
@@ -627,7 +697,8 @@ def _clock_summary(data: ReportData, *, refer: bool = True) -> str:
     if not total:
         return "aucun saut de l'horloge du système détecté pendant la période"
     return (
-        f"{total} saut(s) de l'horloge du système détecté(s) : "
+        f"{_plural(total, 'saut')} de l'horloge du système "
+        f"{'détectés' if total > 1 else 'détecté'} : "
         + "; ".join(
             f"{_e(_short_datetime(j.detected_at))} ({_e(_jump_short(j))})"
             for j in data.clock_jumps[:5]
@@ -635,6 +706,23 @@ def _clock_summary(data: ReportData, *, refer: bool = True) -> str:
         + (" ; …" if total > 5 else "")
         + (" — voir « Environnement des observations »" if refer else " — liste ci-dessous")
     )
+
+
+def _clock_warning(data: ReportData) -> list[tuple[str, str]]:
+    """A cover row when observations were made on a clock not known to be synchronised."""
+    unsynced = [v for v in data.environment.clock if "non synchronisée" in v.value]
+    if not unsynced:
+        return []
+    count = sum(v.count for v in unsynced)
+    return [
+        (
+            "Horloge",
+            (
+                f"<b>non synchronisée</b> lors de {_plural(count, 'observation')} : leurs heures "
+                "peuvent s'écarter de l'heure légale (voir « Environnement des observations »)"
+            ),
+        )
+    ]
 
 
 def _title_page(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
@@ -649,16 +737,40 @@ def _title_page(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
     total = data.outages_total if data.outages_total is not None else len(data.outages)
     rows = [
         ("Période observée", _e(_period_text(data))),
+        *(
+            [
+                (
+                    "Période demandée",
+                    _e(
+                        f"du {format_datetime_fr(data.requested[0], zone=False)} au "
+                        f"{format_datetime_fr(data.requested[1], zone=False)} ; Vigie n'a "
+                        "enregistré d'observations qu'aux dates ci-dessus"
+                    ),
+                )
+            ]
+            if data.requested is not None
+            else []
+        ),
         (
             "Services observés",
-            "<br/>".join(f"{_e(t.name)} — {_e(t.url)}" for t in data.targets) or "—",
+            "<br/>".join(
+                f"{_e(t.name)} :<br/>{_url_html(t.url, s.cell, width * 0.7 - 12)}"
+                for t in data.targets
+            )
+            or "—",
         ),
         ("Point d'observation", _e(data.vantage)),
-        ("Opérateur", _e(data.operator or "non renseigné")),
+        (
+            "Opérateur",
+            _e(data.operator)
+            if data.operator
+            else "non renseigné (le champ <i>vantage.operator</i> de la configuration du point "
+            "d'observation est vide)",
+        ),
+        *_clock_warning(data),
         (
             "Interruptions constatées",
-            f"{len(down_outages)} interruption(s) confirmée(s)"
-            + (f" sur {total} événements" if total != len(down_outages) else ""),
+            _outage_count(len(down_outages), total - len(down_outages)),
         ),
         ("Sauts d'horloge", _clock_summary(data)),
         ("Rapport établi le", _e(format_datetime_fr(data.generated_at))),
@@ -695,6 +807,17 @@ def _summary(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
             s.body,
         )
     )
+    if data.single_outage:
+        story.append(
+            _p(
+                "<b>Ce dossier ne porte que sur une interruption</b> : sa période va de la "
+                "première vérification en échec à la dernière entrée du dossier. Les chiffres "
+                "ci-dessous décrivent cette seule période et ne disent rien de la disponibilité "
+                "du service le reste du temps ; un dossier de période (vigie export --from … "
+                "--to …) la donne.",
+                s.body,
+            )
+        )
     story.append(Spacer(1, 6))
     header = [
         "Service",
@@ -722,6 +845,41 @@ def _summary(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
     ]
     fractions = (0.2, 0.12, 0.12, 0.12, 0.1, 0.12, 0.09, 0.13)
     story.append(_table(rows, [width * f for f in fractions]))
+    story += _unmonitored(data, s)
+    return story
+
+
+_MAX_UNMONITORED = 30  # dated spans listed per service; the others are counted
+
+
+def _unmonitored(data: ReportData, s: _Styles) -> list[Flowable]:
+    """The unmonitored time of each service, dated span by span (Paris time)."""
+    listed = [t for t in data.targets if t.unmonitored]
+    if not listed:
+        return []
+    story: list[Flowable] = [
+        Spacer(1, 6),
+        _p("Temps non surveillé, daté", s.h2),
+        _p(
+            "Chaque période pendant laquelle un service n'a pas été surveillé, avec sa cause "
+            "(heure de Paris). Ces périodes ne comptent ni comme disponibles ni comme "
+            "indisponibles.",
+            s.body,
+        ),
+    ]
+    for target in listed:
+        lines = [
+            f"du {_e(_short_datetime(a))} au {_e(_short_datetime(b))} "
+            f"({_e(format_duration_fr((b - a).total_seconds()))}) : {_e(why)}"
+            for a, b, why in target.unmonitored[:_MAX_UNMONITORED]
+        ]
+        more = len(target.unmonitored) - _MAX_UNMONITORED
+        if more > 0:
+            lines.append(
+                f"… et {_plural(more, 'autre période', 'autres périodes')} (entrées « gap » et "
+                "« vantage » de observations.jsonl)"
+            )
+        story.append(_p(f"<b>{_e(target.name)}</b><br/>" + "<br/>".join(lines), s.small))
     return story
 
 
@@ -729,10 +887,13 @@ def _seen_from(row: OutageRow) -> str:
     """Who saw an outage, with corroboration: the vantages by name, else their number."""
     if row.vantages:
         count = len(row.vantages)
-        return f"{_e(', '.join(row.vantages))}<br/><font size=6.5>({count} point(s))</font>"
+        return (
+            f"{_e(', '.join(row.vantages))}<br/><font size=6.5>({_plural(count, 'point')})</font>"
+        )
     if row.vantage_count:
         return (
-            f"{row.vantage_count} point(s)<br/><font size=6.5>(noms non transmis à l'export)</font>"
+            f"{_plural(row.vantage_count, 'point')}<br/>"
+            "<font size=6.5>(noms non transmis à l'export)</font>"
         )
     return "—"
 
@@ -819,7 +980,8 @@ def _outages(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
         story.append(Spacer(1, 4))
         story.append(
             _p(
-                f"{s.fonts.warn} {marked} ligne(s) marquée(s) « saut d'horloge » : l'horloge du "
+                f"{s.fonts.warn} {_plural(marked, 'ligne marquée', 'lignes marquées')} "
+                "« saut d'horloge » : l'horloge du "
                 "système a sauté pendant l'interruption ou à ses bornes (liste des sauts dans la "
                 "section « Environnement des observations »). Leurs heures de début et de fin, "
                 "et donc leur durée, qui en est la différence, sont à corriger de l'ampleur du "
@@ -906,6 +1068,20 @@ def _screenshots(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
             s.body,
         )
     )
+    if data.offline_captures:
+        one = data.offline_captures == 1
+        story.append(
+            _p(
+                f"{_plural(data.offline_captures, 'capture prise', 'captures prises')} alors "
+                "que la connexion du point d'observation lui-même était coupée (tous les sites "
+                "témoins en échec) "
+                + ("n'est pas montrée" if one else "ne sont pas montrées")
+                + " ici : ce n'est pas un échec du service observé. "
+                + ("Elle reste" if one else "Elles restent")
+                + " dans le dossier <i>artifacts/</i> de l'archive.",
+                s.body,
+            )
+        )
     story.append(Spacer(1, 6))
     columns = 3
     box = width / columns - 8
@@ -952,9 +1128,9 @@ def _methodology(data: ReportData, s: _Styles, width: float, number: int) -> lis
         rows.append(
             [
                 _p(_e(t.name), s.cell),
-                _p(_e(t.url), s.mono),
+                _p(_url_html(t.url, s.mono, width * 0.26 - 12), s.mono),
                 _p(method, s.cell),
-                _p(f"{_every(t.interval_s)} ; délai maximal {t.timeout_s:g}{_NBSP}s", s.cell),
+                _p(f"{_every(t.interval_s)} ; délai maximal {_g(t.timeout_s)}{_NBSP}s", s.cell),
                 _p(_e(t.expectation), s.cell),
             ]
         )
@@ -973,7 +1149,7 @@ def _methodology(data: ReportData, s: _Styles, width: float, number: int) -> lis
         (
             f"<b>Confirmation.</b> Une interruption n'est retenue qu'après {m.confirm_after} "
             f"vérifications consécutives en échec (nouvelle vérification toutes les "
-            f"{m.recheck_s:g}{_NBSP}s en cas d'échec) ; elle prend fin après {m.recover_after} "
+            f"{_g(m.recheck_s)}{_NBSP}s en cas d'échec) ; elle prend fin après {m.recover_after} "
             "vérifications consécutives réussies. Son début est l'heure de la première "
             "vérification en échec."
         ),
@@ -1008,8 +1184,22 @@ def _methodology(data: ReportData, s: _Styles, width: float, number: int) -> lis
     return story
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{_number(count)} {word}{'s' if count > 1 else ''}"
+def _outage_count(down: int, slow: int) -> str:
+    """The outages of the cover: confirmed interruptions, and the slow periods beside them."""
+    text = (
+        _plural(down, "interruption confirmée", "interruptions confirmées")
+        if down
+        else "aucune interruption confirmée"
+    )
+    if slow:
+        text += f" ; {_plural(slow, 'période de lenteur', 'périodes de lenteur')}"
+    return text
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    """``1 interruption``, ``0 interruption``, ``3 interruptions`` (French: 0 and 1 are
+    singular); `plural` when it is not `word` + s (``capture prise`` / ``captures prises``)."""
+    return f"{_number(count)} {(plural or word + 's') if count > 1 else word}"
 
 
 def _seen(value: SeenValue, census: bool = False) -> str:
@@ -1273,9 +1463,9 @@ def _custody(data: ReportData, s: _Styles, width: float, number: int) -> list[Fl
         ("Registre", _e(c.ledger)),
         (
             "Entrées couvertes",
-            f"n° {c.first_seq} à {c.last_seq} ({_number(c.entries)} entrées, dont "
-            f"{_number(c.observations)} observations et {_number(c.outage_events)} événements "
-            "d'interruption)"
+            f"{_plural(c.entries, 'entrée')} entre les n° {c.first_seq} et {c.last_seq}, dont "
+            f"{_plural(c.observations, 'observation')} et "
+            + _plural(c.outage_events, "événement d'interruption", "événements d'interruption")
             if c.first_seq is not None
             else "aucune",
         ),
@@ -1283,10 +1473,12 @@ def _custody(data: ReportData, s: _Styles, width: float, number: int) -> list[Fl
         ("Dernière entrée", when(c.last_time)),
         ("Points de contrôle signés", _number(c.checkpoints)),
     ]
-    for label, checkpoint in (
-        ("Premier point de contrôle", c.first_checkpoint),
-        ("Dernier point de contrôle", c.last_checkpoint),
-    ):
+    pairs = [("Premier point de contrôle", c.first_checkpoint)]
+    if c.last_checkpoint != c.first_checkpoint:
+        pairs.append(("Dernier point de contrôle", c.last_checkpoint))
+    else:
+        pairs = [("Point de contrôle", c.first_checkpoint)]
+    for label, checkpoint in pairs:
         if checkpoint is not None:
             rows.append(
                 (
@@ -1301,7 +1493,7 @@ def _custody(data: ReportData, s: _Styles, width: float, number: int) -> list[Fl
     rows.append(
         (
             "Horodatages RFC 3161",
-            f"{_number(c.timestamps)} jeton(s)"
+            _plural(c.timestamps, "jeton")
             + (f" de {_e(c.tsa)}" if c.tsa else "")
             + (f", le dernier le {when(c.last_timestamp)}" if c.last_timestamp else "")
             if c.timestamps
@@ -1318,7 +1510,9 @@ def _custody(data: ReportData, s: _Styles, width: float, number: int) -> list[Fl
     rows.append(
         (
             "Captures conservées",
-            f"{_number(c.warcs)} fichier(s) WARC, {_number(c.screenshots)} capture(s) d'écran",
+            _plural(c.warcs, "fichier WARC", "fichiers WARC")
+            + ", "
+            + _plural(c.screenshots, "capture d'écran", "captures d'écran"),
         )
     )
     story.append(_facts(rows, s, width))
@@ -1337,6 +1531,51 @@ def _verify(data: ReportData, s: _Styles, width: float, number: int) -> list[Flo
         ),
         Spacer(1, 4),
     ]
+    fingerprint = _fingerprint(data.custody.public_key)
+    if fingerprint is not None:
+        story.append(_p("Avant tout : la clé du point d'observation", s.h2))
+        story.append(
+            _p(
+                "Les signatures prouvent que les données viennent du détenteur de la clé "
+                "ci-dessous, pas qui il est. Il faut donc comparer l'empreinte de cette clé à "
+                "celle obtenue <b>par un autre canal</b> que cette archive : publication de "
+                f"l'opérateur ({_e(data.operator or 'non renseigné')}) sur son site ou par "
+                "courrier, constat d'huissier, ou demande directe à l'opérateur. Si les deux "
+                "diffèrent, l'archive n'émane pas de ce point d'observation, quel que soit le "
+                "résultat des vérifications ci-dessous.",
+                s.body,
+            )
+        )
+        story.append(
+            _facts(
+                [
+                    (
+                        "Empreinte de la clé (SHA-256)",
+                        f"<font name='{s.fonts.mono}'>{_e(fingerprint)}</font>",
+                    ),
+                    (
+                        "Clé publique",
+                        (
+                            f"<font name='{s.fonts.mono}' size=6.5>"
+                            f"{_e(data.custody.public_key or '')}</font>"
+                        ),
+                    ),
+                    (
+                        "La recalculer",
+                        (
+                            f"<font name='{s.fonts.mono}' size=6.5>openssl pkey -pubin -in "
+                            "proofs/vantage.pub -outform DER | tail -c 32 | sha256sum</font> "
+                            "(mêmes chiffres, en minuscules et sans espaces), ou "
+                            f"<font name='{s.fonts.mono}' size=6.5>python3 verify.py --cle "
+                            "« clé obtenue par l'autre canal »</font>, qui refuse une autre clé"
+                        ),
+                    ),
+                ],
+                s,
+                width,
+            )
+        )
+        story.append(Spacer(1, 4))
     steps = [
         f"Décompresser l'archive <i>{_e(data.bundle_name)}</i> dans un dossier vide.",
         (
@@ -1391,9 +1630,27 @@ def _verify(data: ReportData, s: _Styles, width: float, number: int) -> list[Flo
         )
     )
     if data.files:
-        story.append(_p("Contenu de l'archive", s.h2))
-        story.append(_facts([(name, _e(what)) for name, what in data.files], s, width))
+        story.append(
+            KeepTogether(
+                [
+                    _p("Contenu de l'archive", s.h2),
+                    _facts([(name, _e(what)) for name, what in data.files], s, width),
+                ]
+            )
+        )
     return story
+
+
+def _fingerprint(vkey: str | None) -> str | None:
+    """The fingerprint of a verifier key string (None when absent or unreadable)."""
+    if not vkey:
+        return None
+    from evidence.signing import NoteVerifier, key_fingerprint
+
+    try:
+        return key_fingerprint(NoteVerifier.parse(vkey).raw)
+    except Exception:  # noqa: BLE001 - a report shows what it can
+        return None
 
 
 def _corroboration(data: ReportData, s: _Styles, number: int) -> list[Flowable]:
@@ -1420,7 +1677,7 @@ def _corroboration(data: ReportData, s: _Styles, number: int) -> list[Flowable]:
         _p(
             compared + " Une interruption est dite corroborée lorsqu'au moins "
             f"{corroboration.min_vantages} d'entre eux l'ont constatée sur une période qui se "
-            f"recoupe : c'est le cas de {len(seen)} interruption(s) sur {len(down)}. La "
+            f"recoupe. Interruptions corroborées : {len(seen)} sur {len(down)}. La "
             "colonne « Constatée depuis » du tableau des interruptions nomme, pour chacune, les "
             "points d'observation qui l'ont constatée.",
             s.body,
@@ -1463,6 +1720,6 @@ def render_report(data: ReportData) -> bytes:
     story += _custody(data, styles, width, number + 2)
     story += _verify(data, styles, width, number + 3)
     story += _corroboration(data, styles, number + 4)
-    footer = f"Vigie — {data.vantage} — constat {_period_text(data)}"
-    doc.build(story, canvasmaker=_numbered_canvas(fonts, footer))
+    footer = f"Vigie — {data.vantage} — constat {_period_text(data, seconds=False)}"
+    doc.build(story, canvasmaker=_numbered_canvas(fonts, footer, data.generated_at))
     return buffer.getvalue()

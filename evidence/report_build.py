@@ -83,17 +83,10 @@ def expectation_fr(target: Target) -> str:
 
 
 def steps_fr(target: Target) -> tuple[str, ...]:
-    """The steps of a browser journey, described in French."""
-    verbs = {
-        "goto": "ouvrir",
-        "click": "cliquer",
-        "wait_for": "attendre",
-        "expect_visible": "vérifier la présence de",
-        "expect_text": "vérifier le texte",
-        "expect_url": "vérifier l'adresse",
-        "fail_if_text": "échec si le texte",
-    }
-    return tuple(f"{verbs.get(s.action, s.action)} « {s.argument} »" for s in target.steps)
+    """The steps of a browser journey, described in plain French (no selector shown)."""
+    from evidence.report_steps import describe_step
+
+    return tuple(describe_step(step) for step in target.steps)
 
 
 def _parse(value: str) -> dt.datetime:
@@ -350,7 +343,7 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
             for sha, art_kind in artifacts_of.items():
                 if art_kind == "warc":
                     custody.warcs += 1
-                elif art_kind == "screenshot" and not success:
+                elif art_kind == "screenshot" and not success and not offline:
                     custody.screenshots += 1
                     if sha in wanted_shots:
                         shot_facts[sha] = (target_id, started)

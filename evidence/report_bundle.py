@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from evidence.availability import PARIS, AvailabilityIndex
+from evidence.availability import PARIS, AvailabilityIndex, union
 from evidence.bundle import DURATION_BOUNDS, BundleSummary, TargetStats
 from evidence.report import render_report
 from evidence.report_build import (
@@ -60,8 +60,7 @@ log = structlog.get_logger("vigie.report")
 
 _DAY_FIGURES = 3  # TargetStats.daily: checks, successes, summed durations, then buckets
 _VANTAGE_OFFLINE = "vantage_offline"
-# The report never names the zip's file: it stays valid when the file is renamed, and the same
-# export gives the same bytes whatever the output name (as LISEZMOI.txt).
+# The name the report gives a bundle exported without one (the export gives the real one).
 BUNDLE_NAME = "archive.zip"
 _RENDER_LOCK = threading.Lock()  # rl_config is global: one invariant render at a time
 _NO_CONFIG = "non renseigné (configuration absente lors de l'export)"
@@ -171,6 +170,38 @@ def _index(summary: BundleSummary, maintenance: Sequence[Any]) -> AvailabilityIn
     return index
 
 
+_WHY_BEFORE = "avant la première vérification de ce service"
+_WHY_GAP = "Vigie arrêté (entrée « gap » du registre)"
+_WHY_OFFLINE = "connexion du point d'observation coupée (tous les sites témoins en échec)"
+
+
+def unmonitored_spans(
+    index: AvailabilityIndex, target_id: str, start: dt.datetime, end: dt.datetime, now: dt.datetime
+) -> tuple[tuple[dt.datetime, dt.datetime, str], ...]:
+    """The dated spans of [start, end) not monitored for `target_id`, each with its reason:
+    what `AvailabilityIndex.availability` counts as « non surveillé », listed."""
+    a, b = start.timestamp(), min(end.timestamp(), now.timestamp())
+    timeline = index.timelines.get(target_id)
+    first = timeline.first_seen if timeline is not None else None
+    spans: list[tuple[float, float, str]] = []
+    if first is None or first >= b:
+        spans.append((a, b, _WHY_BEFORE))
+    else:
+        if first > a:
+            spans.append((a, first, _WHY_BEFORE))
+        lo, n = max(a, first), now.timestamp()
+        spans += [(x, y, _WHY_GAP) for x, y in index.gaps.clip(lo, b, n)]
+        offline = index.vantage_offline.clip(lo, b, n)
+        if timeline is not None:
+            offline = union(offline, timeline.offline.clip(lo, b, n))
+        spans += [(x, y, _WHY_OFFLINE) for x, y in offline]
+    return tuple(
+        (dt.datetime.fromtimestamp(x, dt.UTC), dt.datetime.fromtimestamp(y, dt.UTC), why)
+        for x, y, why in sorted(spans)
+        if y - x >= 1.0  # below a second: the time between two clock readings
+    )
+
+
 def _buckets(figures: Iterable[Sequence[float]]) -> list[float]:
     total = [0.0] * (len(DURATION_BOUNDS) + 1)
     for day in figures:
@@ -245,6 +276,7 @@ def _target_report(
         slow_after_s=slow_after,
         days=tuple(points),
         steps=steps,
+        unmonitored=unmonitored_spans(index, stats.target_id, start, end, now),
     )
 
 
@@ -263,20 +295,37 @@ def _outage_rows(
     )
 
 
+_NOT_FAILURES = frozenset({"ok", _VANTAGE_OFFLINE})
+
+
 def _screenshots(
     summary: BundleSummary, artifact: Callable[[str], bytes | None]
-) -> tuple[Screenshot, ...]:
-    """Thumbnails of the bundle's failure screenshots: one per outage first, then others."""
+) -> tuple[tuple[Screenshot, ...], int]:
+    """Thumbnails of the bundle's failure screenshots (one per outage first, then others),
+    each with the time of its check; and how many captures were left out because their
+    check was made while the vantage's own connection was down (not a failure of the site).
+
+    A capture of a successful check, or one whose check the bundle does not carry, is never
+    shown as a failure.
+    """
     in_bundle = summary.artifact_files
+    info = summary.capture_info
     target_of = dict(summary.screenshots)
+    offline = sum(
+        1 for sha, (_, outcome) in info.items() if outcome == _VANTAGE_OFFLINE and sha in in_bundle
+    )
+
+    def failure(sha: str) -> bool:
+        return sha in in_bundle and sha in info and info[sha][1] not in _NOT_FAILURES
+
     chosen: dict[str, tuple[str, str | None]] = {}  # sha -> (target, outage id)
     for record in summary.outages:
         for sha, kind in record.artifacts.items():
-            if kind == "screenshot" and sha in in_bundle:
+            if kind == "screenshot" and failure(sha):
                 chosen.setdefault(sha, (record.target_id, record.id))
                 break
     for sha, target in summary.screenshots:
-        if sha in in_bundle:
+        if failure(sha):
             chosen.setdefault(sha, (target, None))
     shots = []
     for sha, (target, outage_id) in list(chosen.items())[:MAX_SCREENSHOTS]:
@@ -293,14 +342,14 @@ def _screenshots(
             Screenshot(
                 sha256=sha,
                 target_id=target_of.get(sha, target),
-                taken_at=None,  # the summary does not keep the time of each capture
+                taken_at=parse_time(info[sha][0]),
                 thumbnail_png=png,
                 outage_id=outage_id,
                 width=width,
                 height=height,
             )
         )
-    return tuple(shots)
+    return tuple(shots), offline
 
 
 def _facts(summary: BundleSummary) -> ReportFacts | None:
@@ -435,6 +484,7 @@ def bundle_report_data(
     elif summary.corroboration:
         seen = Corroboration(vantages=(), count=max(summary.corroboration.values()))
     jumps, jumps_total, jumps_known = _clock_jumps(summary)
+    shots, offline_captures = _screenshots(summary, artifact)
     return ReportData(
         period_start=summary.period_start,
         period_end=summary.period_end,
@@ -446,11 +496,36 @@ def bundle_report_data(
         methodology=_methodology(settings),
         environment=_environment(summary, settings),
         custody=_custody(summary, settings),
-        screenshots=_screenshots(summary, artifact),
+        screenshots=shots,
+        offline_captures=offline_captures,
         corroboration=seen,
-        bundle_name=BUNDLE_NAME,
-        files=BUNDLE_FILES,
+        bundle_name=summary.bundle_name or BUNDLE_NAME,
+        files=_files(summary),
         clock_jumps=jumps,
         clock_jumps_total=jumps_total,
         clock_jumps_known=jumps_known,
+        requested=_requested(summary),
+        single_outage=summary.mode == "outage",
     )
+
+
+def _files(summary: BundleSummary) -> tuple[tuple[str, str], ...]:
+    """The members of `BUNDLE_FILES` this bundle has (no manifest.tsr without a TSA, no
+    artifacts/ without captures)."""
+    absent = set()
+    if summary.tsa_name is None:
+        absent.add("manifest.tsr")
+    if not summary.artifact_files:
+        absent.add("artifacts/")
+    return tuple((name, what) for name, what in BUNDLE_FILES if name not in absent)
+
+
+def _requested(summary: BundleSummary) -> tuple[dt.datetime, dt.datetime] | None:
+    """The period asked for, when the data of the bundle cover visibly less of it."""
+    start, end = summary.requested_start, summary.requested_end
+    if start is None or end is None:
+        return None
+    slack = dt.timedelta(minutes=1)
+    if summary.period_start - start < slack and end - summary.period_end < slack:
+        return None
+    return start, end

@@ -64,6 +64,8 @@ class TargetReport:
     slow_after_s: float | None = None
     days: tuple[DayPoint, ...] = ()
     steps: tuple[str, ...] = ()  # browser journey, described
+    # dated unmonitored spans of the period: (start, end, why, in French), in time order
+    unmonitored: tuple[tuple[dt.datetime, dt.datetime, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -265,6 +267,7 @@ class ReportData:
     environment: EnvironmentFacts
     custody: Custody
     screenshots: tuple[Screenshot, ...] = ()
+    offline_captures: int = 0  # captures of checks made while the vantage was offline (not shown)
     corroboration: Corroboration | None = None
     bundle_name: str = "preuves.zip"
     outages_total: int | None = None  # when the table lists fewer than exist (None: all)
@@ -273,3 +276,6 @@ class ReportData:
     clock_jumps: tuple[ClockJumpFact, ...] = ()  # in ledger order
     clock_jumps_total: int | None = None  # when fewer are listed than were recorded (None: all)
     clock_jumps_known: bool = True  # False: this data source did not look for clock jumps
+    # the period asked for when the data cover less of it (`period_*` are then the data's)
+    requested: tuple[dt.datetime, dt.datetime] | None = None
+    single_outage: bool = False  # the bundle of one outage: its figures cover that outage only

@@ -57,11 +57,20 @@ _Seen = list[Any]
 _Run = list[Any]
 
 
+# where the sync state was read (probes.environment.clock_sync_state), said in French
+_CLOCK_SOURCES = {
+    "kernel": "état NTP du noyau Linux",
+    "ntp": "NTP",
+    "system": "horloge du système",
+}
+
+
 def clock_text(clock: Any) -> str | None:
     """The clock facts of an observation's environment, in French."""
     if not isinstance(clock, Mapping):
         return None if clock is None else str(clock)
-    source = str(clock.get("source") or "système")
+    raw = str(clock.get("source") or "system")
+    source = _CLOCK_SOURCES.get(raw, raw)
     synced = clock.get("synchronized")
     state = (
         "synchronisée"

@@ -180,6 +180,14 @@ def raw_public_key(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def key_fingerprint(public: bytes) -> str:
+    """A public key's fingerprint for people: SHA-256 of its 32 raw bytes, in 16 groups of 4
+    hex digits (``3F2A 9C01 …``). Anyone recomputes it from ``vantage.pub`` with
+    ``openssl pkey -pubin -in vantage.pub -outform DER | tail -c 32 | sha256sum``."""
+    digest = hashlib.sha256(public).hexdigest().upper()
+    return " ".join(digest[i : i + 4] for i in range(0, len(digest), 4))
+
+
 def _key_id(name: str, public: bytes) -> bytes:
     return hashlib.sha256(name.encode("utf-8") + b"\n" + _ALG_ED25519 + public).digest()[:4]
 

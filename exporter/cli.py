@@ -91,6 +91,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         f"{args.file}: OK — {len(settings.targets)} targets ({summary}), "
         f"{len(settings.controls)} controls, vantage {settings.vantage.name!r}"
     )
+    from evidence.dossier_checks import dossier_warnings
+
+    for warning in dossier_warnings(settings):
+        print(f"  warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -176,6 +180,7 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
     # appends outage events a crash lost and the `gap` since the last entry.
     outages = await OutageRecorder.start(settings, sink, metrics, evidence.ledger)
     service = Service(settings, registry, metrics, sink, outages)
+    service.checkpointer = evidence.checkpointer  # a download may need one now
 
     runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
     await runner.setup()
@@ -210,6 +215,11 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         metrics=url + "metrics",
         ledger=evidence.description,
     )
+    from evidence.dossier_checks import dossier_warnings
+    from probes.environment import clock_sync_state
+
+    for warning in dossier_warnings(settings, clock_sync_state):
+        log.warning("dossier_incomplete", warning=warning)
     if ready is not None:
         ready(url)
     tasks = [

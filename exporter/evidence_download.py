@@ -12,6 +12,7 @@ import base64
 import binascii
 import contextlib
 import hmac
+import math
 import os
 import re
 import secrets
@@ -27,7 +28,9 @@ __all__ = [
     "OUTAGE_ID",
     "BundleBuilder",
     "EvidenceDownload",
+    "NotCoveredYet",
     "OutageVersion",
+    "download_name",
     "evidence_download_handler",
 ]
 
@@ -44,6 +47,20 @@ _CHUNK = 256 * 1024
 OutageVersion = Callable[[str], str | None]
 # (outage id, path) -> writes the bundle zip at `path` (blocking; run in a worker thread).
 BundleBuilder = Callable[[str, Path], None]
+# Writes a signed checkpoint now (the service's `Checkpointer.checkpoint`).
+MakeCheckpoint = Callable[[], Awaitable[object]]
+# A checkpoint is forced for a download at most this often (s): a stream of requests for an
+# outage that keeps growing cannot make the ledger sign (and a TSA stamp) every second.
+FORCED_CHECKPOINT_SPACING = 10.0
+_NOT_COVERED_TEXT = (
+    "Le dossier de preuves de cet incident sera disponible dans quelques secondes : ses "
+    "dernières entrées attendent le prochain point de contrôle signé du registre. "
+    "Réessayez dans {delay} s."
+)
+
+
+class NotCoveredYet(Exception):  # noqa: N818 - a state, raised by the builder, not a fault
+    """The builder cannot prove the outage's entries yet: no signed checkpoint covers them."""
 
 
 class EvidenceDownload:
@@ -58,6 +75,7 @@ class EvidenceDownload:
         auth: tuple[str, SecretStr] | None = None,
         realm: str = "Vigie",
         max_builds: int = 1,
+        checkpoint: MakeCheckpoint | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir)
         self._version_of = version_of
@@ -66,6 +84,8 @@ class EvidenceDownload:
         self._realm = realm
         self._locks: dict[str, asyncio.Lock] = {}
         self._builds = asyncio.Semaphore(max_builds)
+        self._checkpoint = checkpoint
+        self._forced_at = -1e9  # loop time of the last checkpoint forced for a download
 
     # --- request handling ---------------------------------------------------------------
 
@@ -88,11 +108,29 @@ class EvidenceDownload:
         try:
             async with lock:
                 if not _is_regular_file(path):
-                    await self._build_into(outage_id, path)
+                    try:
+                        await self._build_into(outage_id, path)
+                    except NotCoveredYet:
+                        await self._force_checkpoint()
+                        try:
+                            await self._build_into(outage_id, path)
+                        except NotCoveredYet:
+                            raise _not_covered(FORCED_CHECKPOINT_SPACING) from None
         finally:
             if not lock.locked():
                 self._locks.pop(f"{outage_id}--{version}", None)
-        return await self._send(request, path, f"vigie-preuves-{outage_id}.zip")
+        return await self._send(request, path, download_name(outage_id))
+
+    async def _force_checkpoint(self) -> None:
+        """Have the ledger sign a checkpoint now, so that the outage's entries are covered;
+        503 (with Retry-After, in French) when none may be forced yet."""
+        loop = asyncio.get_running_loop()
+        wait = FORCED_CHECKPOINT_SPACING - (loop.time() - self._forced_at)
+        if self._checkpoint is None or wait > 0:
+            raise _not_covered(wait if self._checkpoint is not None else 60)
+        self._forced_at = loop.time()
+        log.info("evidence_checkpoint_forced")
+        await self._checkpoint()
 
     def _check_auth(self, request: web.Request) -> None:
         if self._auth is None:
@@ -142,6 +180,9 @@ class EvidenceDownload:
                 await asyncio.to_thread(os.replace, tmp, path)
             except KeyError:
                 raise web.HTTPNotFound(text="Incident inconnu.") from None
+            except NotCoveredYet:
+                log.info("evidence_not_covered_yet", outage=outage_id)
+                raise
             except Exception as exc:
                 log.exception("evidence_bundle_failed", outage=outage_id, error=str(exc))
                 raise web.HTTPInternalServerError(
@@ -178,6 +219,18 @@ class EvidenceDownload:
             return response
 
 
+def download_name(outage_id: str) -> str:
+    """The file name a browser saves an outage's bundle under (and the report names it)."""
+    return f"vigie-preuves-{outage_id}.zip"
+
+
+def _not_covered(wait: float) -> web.HTTPServiceUnavailable:
+    delay = max(1, math.ceil(wait))
+    return web.HTTPServiceUnavailable(
+        text=_NOT_COVERED_TEXT.format(delay=delay), headers={"Retry-After": str(delay)}
+    )
+
+
 def _exists_not_regular(path: Path) -> bool:
     """True when something that is not a regular file (a symlink, a directory...) is there."""
     try:
@@ -204,6 +257,11 @@ def evidence_download_handler(
     build: BundleBuilder,
     *,
     auth: tuple[str, SecretStr] | None = None,
+    checkpoint: MakeCheckpoint | None = None,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """The aiohttp handler for ``GET /outages/{id}/evidence.zip`` (register with add_get)."""
-    return EvidenceDownload(cache_dir, version_of, build, auth=auth).handle
+    """The aiohttp handler for ``GET /outages/{id}/evidence.zip`` (register with add_get).
+
+    `checkpoint`: makes a signed checkpoint now, for an outage whose last entries none covers
+    yet (without it, such a request answers 503 and Retry-After).
+    """
+    return EvidenceDownload(cache_dir, version_of, build, auth=auth, checkpoint=checkpoint).handle

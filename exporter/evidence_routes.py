@@ -7,21 +7,23 @@ caching and authentication are `exporter.evidence_download`'s job.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from evidence.ledger import open_ledger
-from evidence.signing import NoteSigner, load_private_key
-from exporter.evidence_download import evidence_download_handler
+from exporter.evidence_download import NotCoveredYet, download_name, evidence_download_handler
 
 if TYPE_CHECKING:
+    from evidence.outages import OutageRecord
     from exporter.config import Settings
     from exporter.service import Service
 
-__all__ = ["evidence_cache_dir", "make_evidence_handler"]
+__all__ = ["evidence_cache_dir", "make_evidence_handler", "outage_version"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # an outage bundle dates itself from its entries
 
 
 def evidence_cache_dir(settings: Settings) -> Path:
@@ -30,30 +32,30 @@ def evidence_cache_dir(settings: Settings) -> Path:
 
 
 def _export_outage(settings: Settings, outage_id: str, path: Path) -> None:
-    """Write the bundle of one outage (blocking; runs in a worker thread)."""
-    # Imported on the first download: the exporter's ~5 MB stay out of the probing service.
-    from evidence.bundle import ExportRequest, export_bundle
+    """Write the bundle of one outage (blocking; runs in a worker thread).
 
-    password = settings.ledger.password.get_secret_value() if settings.ledger.password else None
-    signer = NoteSigner(settings.vantage.name, load_private_key(settings.signing.key))
-    ledger = open_ledger(
-        settings.ledger.url, vantage=settings.vantage.name, readonly=True, password=password
-    )
+    Opened exactly as `vigie export --outage ID` opens it (same key, TSA and TSA roots); an
+    outage whose entries no checkpoint covers yet raises `NotCoveredYet`.
+    """
+    # Imported on the first download: the exporter's ~5 MB stay out of the probing service.
+    from evidence.bundle import ExportRequest, NotCoveredYetError
+    from evidence.export_open import export_with_settings
+
+    request = ExportRequest(_EPOCH, dt.datetime.now(dt.UTC), (), outage_id)
     try:
-        export_bundle(
-            ledger,
-            path,
-            ExportRequest(
-                dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime.now(dt.UTC), (), outage_id
-            ),
-            signer=signer,
-            operator=settings.vantage.operator,
-            artifacts_dir=settings.ledger.artifacts,
-            progress=False,
-            settings=settings,
+        export_with_settings(
+            settings, path, request, progress=False, bundle_name=download_name(outage_id)
         )
-    finally:
-        ledger.close()
+    except NotCoveredYetError as exc:
+        raise NotCoveredYet(str(exc)) from None
+
+
+def outage_version(record: OutageRecord) -> str:
+    """A cache version of an outage's bundle that changes whenever the bundle would: letters,
+    digits and '-' only (``closed-20261207T183345123456Z``, ``open-7``)."""
+    if record.ended_at is not None:
+        return "closed-" + re.sub(r"[^0-9A-Za-z]", "", record.ended_at)[:57]
+    return f"open-{record.failed_checks}"
 
 
 def make_evidence_handler(
@@ -67,9 +69,7 @@ def make_evidence_handler(
             return None
         for record in service.outages.tracker.records():
             if record.id == outage_id:
-                if record.ended_at is not None:
-                    return f"closed-{record.ended_at}"
-                return f"open-{record.failed_checks}"
+                return outage_version(record)
         return None
 
     def build(outage_id: str, path: Path) -> None:
@@ -78,4 +78,11 @@ def make_evidence_handler(
     auth = None
     if settings.evidence_auth is not None:
         auth = (settings.evidence_auth.user, settings.evidence_auth.password)
-    return evidence_download_handler(evidence_cache_dir(settings), version_of, build, auth=auth)
+    checkpointer = service.checkpointer
+    return evidence_download_handler(
+        evidence_cache_dir(settings),
+        version_of,
+        build,
+        auth=auth,
+        checkpoint=None if checkpointer is None else checkpointer.checkpoint,
+    )

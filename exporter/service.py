@@ -13,7 +13,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import structlog
@@ -26,6 +26,9 @@ from probes.base import ProbeContext, ProbeRegistry
 from probes.environment import resolvers, vigie_version
 from probes.observation import Observation, Outcome, utc_now
 from probes.targets import CONTROL_PREFIX, Expectation, Target
+
+if TYPE_CHECKING:
+    from evidence.checkpoint import Checkpointer
 
 __all__ = ["EvidenceSink", "LedgerWriteError", "Service", "check_once", "control_targets"]
 
@@ -124,6 +127,7 @@ class Service:
         self.metrics = metrics
         self.sink = sink
         self.outages = outages  # the status page reads `self.outages.tracker`
+        self.checkpointer: Checkpointer | None = None  # signs a checkpoint for a download
         self.status: dict[str, _TargetStatus] = {t.id: _TargetStatus(t) for t in settings.targets}
         self.controls = control_targets(settings.controls, min(settings.defaults.timeout, 15.0))
         self._controls_check: asyncio.Task[bool] | None = None

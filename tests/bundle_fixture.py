@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,8 @@ __all__ = [
     "build_ledger",
     "checkpoint_body",
     "cryptography_only_python",
+    "standalone_verify",
+    "vigie_cli",
 ]
 
 BUILD_START = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
@@ -279,3 +282,31 @@ def cryptography_only_python() -> Path:
         timeout=600,
     )
     return python
+
+
+def standalone_verify(folder: Path) -> subprocess.CompletedProcess[str]:
+    """A bundle's own ``verify.py`` run in `folder` (unzipped) by a Python holding only
+    `cryptography`, with nothing of the environment but PATH."""
+    return subprocess.run(
+        [str(cryptography_only_python()), "verify.py"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "utf-8"},
+    )
+
+
+def vigie_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `vigie` command (the console script beside this Python)."""
+    script = Path(sys.executable).with_name("vigie")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "exporter.cli"]
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )

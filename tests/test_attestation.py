@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import subprocess
 import zipfile
@@ -32,7 +31,7 @@ from evidence.availability import PARIS
 from exporter.config import Settings
 from probes.browser_runtime import DEBIAN_CHROMIUM
 from probes.observation import Outcome
-from tests.bundle_fixture import BuiltLedger, build_ledger, cryptography_only_python
+from tests.bundle_fixture import BuiltLedger, build_ledger, standalone_verify
 from tests.service_fixture import LedgerFollower, run_service
 from tests.test_export_e2e import _config as export_config
 from tests.test_export_e2e import _vigie
@@ -456,15 +455,7 @@ class TestCommand:
             for name in zf.namelist():
                 assert b"2026-114" not in zf.read(name), name
         assert set(first["observation_seqs"]) <= exported
-        bare = subprocess.run(
-            [str(cryptography_only_python()), "verify.py"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "utf-8"},
-        )
+        bare = standalone_verify(folder)
         assert bare.returncode == 0, bare.stdout + bare.stderr
 
     def _status_page(self, base: str, entries: list[dict[str, Any]], tmp_path: Path) -> None:

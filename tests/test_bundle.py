@@ -133,6 +133,22 @@ class TestOutageExport:
         report = verify_bundle(bundle, public_key=built.signer.verifier)
         assert report.ok, report.summary()
 
+    def test_period_is_the_outage_not_1970(self, tmp_path: Path) -> None:
+        """Asked from 1 January 1970 (as `vigie export --outage` and the status page ask), the
+        bundle is dated from its own entries: the outage's first failed check to its last
+        entry (issue 17: "Période observée : du 1er janvier 1970", "Non surveillé 20794 j")."""
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        request = ExportRequest(epoch, dt.datetime.now(dt.UTC), outage_id=built.outage_ids[0])
+        result = built.export(tmp_path / "o.zip", request)
+        record = result.summary.outages[0]
+        assert result.summary.period_start == record.start
+        assert record.end is not None
+        assert record.end <= result.summary.period_end < record.end + dt.timedelta(minutes=5)
+        with zipfile.ZipFile(result.path) as zf:
+            period = json.loads(zf.read("manifest.json"))["period"]
+        assert period["from"] == record.start.isoformat()
+
     def test_unknown_outage_is_refused(self, tmp_path: Path) -> None:
         """An outage id the ledger does not hold is an error naming it, and writes nothing."""
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path, minutes=40)
@@ -178,21 +194,11 @@ class TestExportCommand:
         """`vigie export` then `vigie verify FILE.zip` exit 0; a changed bundle exits 1."""
         import argparse
 
-        from cryptography.hazmat.primitives import serialization
-
         from evidence import commands
         from exporter.config import Settings
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
-        key = tmp_path / "vantage.key"
-        key.write_bytes(
-            built.signer._key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        key.chmod(0o600)
+        key = built.save_key(tmp_path / "vantage.key")
         settings = Settings.model_validate(
             {
                 "vantage": {"name": "paris-1", "operator": "Association X"},
@@ -269,8 +275,10 @@ class TestCsvCells:
 def _export_files(
     built: BuiltLedger, out: Path, request: ExportRequest = PERIOD, *, workers: int = 0
 ) -> dict[str, tuple[str, int]]:
-    """Export with a fixed creation time; the (SHA-256, size) of every member."""
-    return built.export(out, request, now=BUILD_START, workers=workers).files
+    """Export with a fixed creation time and file name; the (SHA-256, size) of every member."""
+    return built.export(
+        out, request, now=BUILD_START, workers=workers, bundle_name="preuves.zip"
+    ).files
 
 
 def _rewrite_body(built: BuiltLedger, seq: int, body: bytes) -> None:

@@ -11,13 +11,16 @@ import base64
 import zipfile
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
 
-from exporter.evidence_download import EvidenceDownload
+from exporter.evidence_download import EvidenceDownload, NotCoveredYet
+
+if TYPE_CHECKING:
+    from tests.tsa_fixture import LocalTsa
 
 T = TypeVar("T")
 SECRET = b"TOP-SECRET-CONTENT-OUTSIDE-THE-CACHE"
@@ -242,3 +245,120 @@ class TestBasicAuth:
         (reply,) = run(serve(fx.handler, [get("/outages/unknown/evidence.zip")]))
         assert status(reply) == 401
         assert fx.asked == []
+
+
+class TestRealVersions:
+    """The version strings the service really builds (not a made-up "closed-42")."""
+
+    @pytest.mark.parametrize(
+        ("ended_at", "failed"),
+        [("2026-12-07T18:33:45.123456+00:00", 3), ("2026-12-07T18:33:45Z", 3), (None, 12)],
+    )
+    def test_service_versions_are_served(
+        self, tmp_path: Path, ended_at: str | None, failed: int
+    ) -> None:
+        """An outage closed at a real RFC 3339 time (with ':' and '.') or still open gets its
+        bundle (issue 17: every closed outage answered 500)."""
+        from evidence.outages import OutageRecord
+        from exporter.evidence_routes import outage_version
+
+        record = OutageRecord(
+            id=GOOD,
+            target_id="anef-accueil",
+            kind="down",
+            started_at="2026-12-07T18:30:00+00:00",
+            ended_at=ended_at,
+            failed_checks=failed,
+            causes={},
+            artifacts={},
+            maintenance=None,
+            seqs=(),
+        )
+        fx = Fixture(tmp_path)
+        fx.version_of = lambda outage_id: outage_version(record)  # type: ignore[method-assign]
+        fx.handler = EvidenceDownload(fx.cache, fx.version_of, fx.build)
+        [reply] = run(serve(fx.handler, [get(f"/outages/{GOOD}/evidence.zip")]))
+        assert status(reply) == 200, reply[:300]
+
+
+class TestNotCoveredYet:
+    """An outage whose last entries no checkpoint covers yet: a checkpoint, or a clear 503."""
+
+    def _fixture(self, tmp_path: Path, covered_after_checkpoint: bool) -> Fixture:
+        fx = Fixture(tmp_path)
+        self.checkpoints = 0
+        inner = fx.build
+
+        def build(outage_id: str, path: Path) -> None:
+            if not (covered_after_checkpoint and self.checkpoints):
+                raise NotCoveredYet("no checkpoint after entry 41 yet")
+            inner(outage_id, path)
+
+        fx.build = build  # type: ignore[method-assign]
+        return fx
+
+    async def _checkpoint(self) -> None:
+        self.checkpoints += 1
+
+    def test_checkpoint_made_then_served(self, tmp_path: Path) -> None:
+        """With the service's checkpointer, the download signs a checkpoint and is served."""
+        fx = self._fixture(tmp_path, covered_after_checkpoint=True)
+        handler = EvidenceDownload(fx.cache, fx.version_of, fx.build, checkpoint=self._checkpoint)
+        [reply] = run(serve(handler, [get(f"/outages/{GOOD}/evidence.zip")]))
+        assert status(reply) == 200
+        assert self.checkpoints == 1
+        assert fx.built == [GOOD]
+
+    def test_without_checkpointer_503_in_french(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Without one: 503, Retry-After and a French sentence; no traceback in the log."""
+        fx = self._fixture(tmp_path, covered_after_checkpoint=False)
+        handler = EvidenceDownload(fx.cache, fx.version_of, fx.build)
+        [reply] = run(serve(handler, [get(f"/outages/{GOOD}/evidence.zip")]))
+        assert status(reply) == 503
+        assert b"Retry-After: 60" in reply
+        assert "prochain point de contrôle signé" in reply.decode("utf-8")
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.out + captured.err
+
+    def test_forced_checkpoints_are_spaced(self, tmp_path: Path) -> None:
+        """A stream of requests cannot make the ledger sign a checkpoint each time."""
+        fx = self._fixture(tmp_path, covered_after_checkpoint=False)
+        handler = EvidenceDownload(fx.cache, fx.version_of, fx.build, checkpoint=self._checkpoint)
+        path = f"/outages/{GOOD}/evidence.zip"
+        replies = run(serve(handler, [get(path), get(path), get(path)]))
+        assert [status(r) for r in replies] == [503, 503, 503]
+        assert self.checkpoints == 1
+
+
+class TestSameOpeningAsExport:
+    def test_download_is_timestamped_like_vigie_export(
+        self, tmp_path: Path, local_tsa: LocalTsa
+    ) -> None:
+        """The status page's bundle is built as `vigie export --outage` builds it: stamped by
+        the configured TSA, with its root (issue 16: the download had neither)."""
+        from evidence.bundle_verify import verify_bundle
+        from exporter.config import Settings
+        from exporter.evidence_routes import _export_outage
+        from tests.bundle_fixture import build_ledger
+
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        key = built.save_key(tmp_path / "vantage.key")
+        ca = tmp_path / "tsa-ca.pem"
+        ca.write_bytes(local_tsa.ca_pem)
+        settings = Settings.model_validate(
+            {
+                "vantage": {"name": built.signer.name, "operator": "Association de test"},
+                "ledger": {"url": built.url, "artifacts": str(built.artifacts.root)},
+                "signing": {"key": str(key), "tsa_url": local_tsa.url, "tsa_ca": str(ca)},
+            }
+        )
+        out = tmp_path / "download.zip"
+        _export_outage(settings, built.outage_ids[0], out)
+        with zipfile.ZipFile(out) as zf:
+            names = set(zf.namelist())
+            manifest = zf.read("manifest.json").decode("utf-8")
+        assert {"manifest.tsr", "proofs/tsa-ca.pem"} <= names
+        assert local_tsa.url in manifest
+        assert verify_bundle(out, public_key=built.signer.verifier).ok

@@ -10,9 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
-import os
 import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -23,22 +21,10 @@ import pytest
 
 from evidence.availability import PARIS
 from evidence.signing import public_key_path
-from tests.bundle_fixture import cryptography_only_python
+from tests.bundle_fixture import standalone_verify, vigie_cli
 from tests.service_fixture import run_service
 
-
-def _vigie(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run the installed `vigie` command (the console script beside this Python)."""
-    script = Path(sys.executable).with_name("vigie")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "exporter.cli"]
-    return subprocess.run(
-        [*command, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
-    )
+_vigie = vigie_cli  # the name test_attestation imports
 
 
 class _LedgerFollower:
@@ -160,7 +146,7 @@ class TestExportAfterRealOutage:
             }
         )
         out = tmp_path / "preuves.zip"
-        done = _vigie(
+        done = vigie_cli(
             "export",
             "--config",
             str(config_path),
@@ -172,11 +158,11 @@ class TestExportAfterRealOutage:
             str(out),
         )
         assert done.returncode == 0, done.stdout + done.stderr
-        done = _vigie("verify", str(out))
+        done = vigie_cli("verify", str(out))
         assert done.returncode == 0, done.stdout + done.stderr
         assert "OK:" in done.stdout
         public = public_key_path(state / "vantage.key")
-        done = _vigie("verify", "--public-key", str(public), str(out))
+        done = vigie_cli("verify", "--public-key", str(public), str(out))
         assert done.returncode == 0, done.stdout + done.stderr
         assert "given key" in done.stdout
 
@@ -197,15 +183,7 @@ class TestExportAfterRealOutage:
         # The report lists the watched service, not the control sites (vantage health only).
         assert "accueil" in report
         assert "control-1" not in report
-        bare = subprocess.run(
-            [str(cryptography_only_python()), "verify.py"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={"PATH": os.environ.get("PATH", ""), "PYTHONIOENCODING": "utf-8"},
-        )
+        bare = standalone_verify(folder)
         assert bare.returncode == 0, bare.stdout + bare.stderr
         assert "RÉSULTAT : OK" in bare.stdout
 

@@ -276,7 +276,7 @@ class TestBuildReportData:
         assert env.local_ips == (SeenValue("192.0.2.10", 1152, first, last),)
         assert env.proxies == ()
         assert env.browsers == (SeenValue("chromium 131.0.6778.85", 576, first, last),)
-        assert env.clock == (SeenValue("ntp, synchronisée", 1152, first, last),)
+        assert env.clock == (SeenValue("NTP, synchronisée", 1152, first, last),)
         assert env.fresh_profile
         assert env.fresh_connection
         assert data.custody.first_seq == 0
@@ -431,12 +431,12 @@ class TestRenderReport:
         )
         text = " ".join(pdf_text(render_report(corroborated), tmp_path).split())
         assert (
-            "1 interruption(s) sur 2 confirmée(s) depuis au moins 2 points d'observation, "
-            "parmi les 3 comparés : paris-1, lyon-1, lille-1"
+            "interruptions confirmées depuis au moins 2 points d'observation : 1 sur 2 "
+            "(points comparés : paris-1, lyon-1, lille-1)"
         ) in text
         assert "paris-1, lyon-1" in text  # the cells of a row are read in columns
-        assert text.count("(2 point(s))") == 1
-        assert text.count("(1 point(s))") == 1
+        assert text.count("(2 points)") == 1
+        assert text.count("(1 point)") == 1
         assert "Corroboration depuis plusieurs points d'observation" in text
         assert "autre point d'observation" not in text
 
@@ -450,8 +450,9 @@ class TestRenderReport:
             data, outages=rows, corroboration=Corroboration((), 2, count=2)
         )
         text = " ".join(pdf_text(render_report(counted), tmp_path).split())
-        assert "2 point(s) (noms non transmis à l'export)" in text
-        assert "2 interruption(s) sur 2 confirmée(s) depuis plusieurs points" in text
+        assert "2 points (noms non transmis à l'export)" in text
+        assert "interruptions confirmées depuis plusieurs points d'observation (jusqu'à" in text
+        assert ") : 2 sur 2 ; leurs noms" in text
         assert "autre point d'observation" not in text
         assert "paris-1, lyon-1" not in text
 
@@ -507,8 +508,8 @@ class TestRenderReport:
         # both outages (14:30-15:15 Paris) span jump 1; jump 2 (day 2) meets none
         assert text.count("⚠ saut d'horloge n° 1 (+5 min)") == 2
         assert "saut d'horloge n° 2" not in text
-        assert "2 ligne(s) marquée(s) « saut d'horloge »" in text
-        assert "Sauts d'horloge 2 saut(s) de l'horloge du système détecté(s)" in text
+        assert "2 lignes marquées « saut d'horloge »" in text
+        assert "Sauts d'horloge 2 sauts de l'horloge du système détectés" in text
         assert "Les traits rouges en pointillé, numérotés, marquent les sauts" in text
 
     def test_no_clock_jump(self, built: tuple[ReportData, str], tmp_path: Path) -> None:

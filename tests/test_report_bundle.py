@@ -289,11 +289,11 @@ class TestCorroboratedReport:
         )
         text = _report_text(bundle)
         assert (
-            "1 interruption(s) sur 1 confirmée(s) depuis au moins 2 points d'observation, "
-            "parmi les 2 comparés : paris-1, lyon-1"
+            "interruptions confirmées depuis au moins 2 points d'observation : 1 sur 1 "
+            "(points comparés : paris-1, lyon-1)"
         ) in text
         assert text.count("paris-1, lyon-1") == 3  # title page, outage row, section 8
-        assert "(2 point(s))" in text  # the end of the row's cell, read after the others
+        assert "(2 points)" in text  # the end of the row's cell, read after the others
         assert "noms non transmis" not in text
         assert verify_bundle(bundle).ok
 
