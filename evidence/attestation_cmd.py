@@ -136,22 +136,26 @@ def _write_bundle(
 ) -> Path | None:
     """The signed bundle of the period holding every window, for these targets only."""
     from evidence.bundle import BundleError, ExportRequest, export_bundle
-    from evidence.signing import NoteSigner, load_private_key
+    from evidence.export_open import open_export
 
     start = min(w.start for w in windows)
     end = min(max(w.end for w in windows), now)
     path.unlink(missing_ok=True)  # never leave an older bundle beside a new attestation
     if end <= start:
         return None
-    signer = NoteSigner(settings.vantage.name, load_private_key(settings.signing.key))
+    # The same signer, RFC 3161 authority and TSA roots as `vigie export` and the downloads.
+    opening = open_export(settings)
     try:
         export_bundle(
             ledger,
             path,
             ExportRequest(start, end, tuple(t.id for t in targets)),
-            signer=signer,
+            signer=opening.signer,
             operator=settings.vantage.operator,
             artifacts_dir=settings.ledger.artifacts,
+            timestamper=opening.timestamper,
+            tsa_name=opening.tsa_name,
+            tsa_certificates=opening.tsa_roots,
             progress=False,
             settings=settings,
             now=now,

@@ -14,7 +14,7 @@ import re
 import subprocess
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -35,6 +35,9 @@ from tests.bundle_fixture import BuiltLedger, build_ledger, standalone_verify
 from tests.service_fixture import LedgerFollower, run_service
 from tests.test_export_e2e import _config as export_config
 from tests.test_export_e2e import _vigie
+
+if TYPE_CHECKING:
+    from tests.tsa_fixture import LocalTsa
 
 REFERENCE = "dossier n° 2026-114"
 REPO = Path(__file__).resolve().parent.parent
@@ -609,3 +612,31 @@ class TestJourney:
         assert len(images.strip().splitlines()) >= 3  # the screenshot is drawn
         done = _vigie("verify", str(out.with_suffix(".zip")))
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+class TestTimestamped:
+    def test_bundle_is_stamped_like_vigie_export(
+        self, synthetic: Any, tmp_path: Path, local_tsa: LocalTsa
+    ) -> None:
+        """A vantage configured with a TSA stamps the attestation's bundle as `vigie export` does
+        (the first version signed it without the TSA and its root)."""
+        from evidence.bundle_verify import verify_bundle
+
+        built, settings = synthetic
+        ca = tmp_path / "tsa-ca.pem"
+        ca.write_bytes(local_tsa.ca_pem)
+        signing = settings.signing.model_copy(update={"tsa_url": local_tsa.url, "tsa_ca": ca})
+        stamped = settings.model_copy(update={"signing": signing})
+        out = tmp_path / "stamped.pdf"
+        write_attestation(
+            stamped,
+            chosen_targets(stamped, ["anef-accueil"], None),
+            [parse_window("2026-11-23T10:30/11:00")],
+            out,
+            now=NOW,
+        )
+        bundle = out.with_suffix(".zip")
+        with zipfile.ZipFile(bundle) as zf:
+            names = set(zf.namelist())
+        assert {"manifest.tsr", "proofs/tsa-ca.pem"} <= names
+        assert verify_bundle(bundle, public_key=built.signer.verifier).ok
