@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from exporter.capture_routes import make_capture_handler
 from exporter.evidence_routes import make_evidence_handler
 from exporter.metrics import CONTENT_TYPE_LATEST
 from exporter.statuspage import render_outage_by_id, render_status_page
@@ -65,4 +66,5 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get("/", _status)
     app.router.add_get("/outages/{outage_id}", _outage)
     app.router.add_get("/outages/{id}/evidence.zip", make_evidence_handler(service))
+    app.router.add_get("/outages/{outage_id}/captures/{sha256}", make_capture_handler(service))
     return app
