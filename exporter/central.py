@@ -120,8 +120,13 @@ def load_central_config(path: Path) -> CentralConfig:
         data = yaml.safe_load(path.read_text("utf-8"))
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read ({exc.strerror or exc})"]) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not valid UTF-8 (byte {exc.start})"]) from None
+    except yaml.YAMLError as exc:  # one line: where, and what the parser expected
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{path}: {where}invalid YAML: {problem}"]) from None
     try:
         config = CentralConfig.model_validate(data or {})
     except ValidationError as exc:
