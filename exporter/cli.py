@@ -25,6 +25,7 @@ from exporter.central import run_handler
 from exporter.clock import ClockWatch
 from exporter.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
 from exporter.grafana import add_commands as add_dashboard_commands
+from exporter.grafana import ledger_outages
 from exporter.logs import configure_logging
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
@@ -309,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evidence_commands(sub, load_settings)
     add_export_commands(sub, load_settings)
-    add_dashboard_commands(sub, load_settings)
+    add_dashboard_commands(sub, load_settings, ledger_outages)
     add_outage_commands(sub, load_settings)
     add_central_commands(sub, load_settings)
     return parser
