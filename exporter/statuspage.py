@@ -40,6 +40,7 @@ __all__ = [
     "StatusView",
     "TargetView",
     "build_status_view",
+    "cards_table",
     "causes_fr",
     "html_page",
     "outage_view",
@@ -457,7 +458,9 @@ def _vantage_text(view: StatusView) -> str:
     return "La connexion de la sonde fonctionne normalement."
 
 
-def _table(caption: str, headers: Sequence[str], rows: Iterable[Sequence[tuple[str, str]]]) -> str:
+def cards_table(
+    caption: str, headers: Sequence[str], rows: Iterable[Sequence[tuple[str, str]]]
+) -> str:
     """A table that turns into one card per row on a narrow screen (see `.cards` in the style).
 
     Each row is a sequence of ``(cell HTML, class)``; its first cell is the row header. Every
@@ -504,7 +507,7 @@ def _current_table(view: StatusView) -> str:
                 (escape(t.detail or "—") + maintenance, ""),
             )
         )
-    return _table(
+    return cards_table(
         "État de chaque service à la dernière vérification (heure de Paris)",
         ("Service", "État", "En panne depuis", "Dernière vérification", "Erreur constatée"),
         rows,
@@ -580,7 +583,7 @@ def _outages_table(view: StatusView) -> str:
             "La liste complète : commande <code>vigie outages</code>.</p>"
         )
     return (
-        _table(
+        cards_table(
             "Pannes et lenteurs confirmées, les plus récentes d'abord (heure de Paris)",
             (
                 "Service",
@@ -714,7 +717,7 @@ def _artifacts_section(record: OutageRecord, url: str) -> str:
             else ""
         )
         + "</p>"
-        + _table("Fichiers enregistrés", ("Fichier", "Empreinte SHA-256"), rows)
+        + cards_table("Fichiers enregistrés", ("Fichier", "Empreinte SHA-256"), rows)
     )
 
 

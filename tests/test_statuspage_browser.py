@@ -14,6 +14,13 @@ from pathlib import Path
 import pytest
 
 from evidence.outages import OutageTracker
+from exporter.central import (
+    CentralView,
+    Sighting,
+    SourceState,
+    group_sightings,
+    render_central_page,
+)
 from exporter.config import MaintenanceWindow, OutageRules
 from exporter.statuspage import build_status_view, render_outage_page, render_status_view
 from probes.browser_runtime import DEBIAN_CHROMIUM
@@ -95,11 +102,51 @@ def pages(tracker: OutageTracker) -> dict[str, str]:
     return out
 
 
+def central_page(tracker: OutageTracker) -> str:
+    """`vigie central`'s page: the same outages seen from two vantages, one source unreadable."""
+    records = tracker.records()
+    now = T0 + dt.timedelta(hours=2, minutes=5)
+    sources = (
+        SourceState(
+            "postgresql://vigie_reader@db/paris", "registre", "paris-1", records, 40, None, now
+        ),
+        SourceState(
+            "/srv/lyon-association-d-aide.zip",
+            "archive de preuves",
+            "lyon-1",
+            records[:2],
+            9,
+            None,
+            now,
+        ),
+        SourceState(
+            "postgresql://vigie_reader@db/marseille",
+            "registre",
+            None,
+            [],
+            0,
+            "connexion refusée",
+            None,
+        ),
+    )
+    sightings = [Sighting(src.vantage or "", r) for src in sources[:2] for r in src.outages]
+    view = CentralView(
+        title="Vigie — observation de l'ANEF depuis plusieurs villes",
+        min_vantages=2,
+        generated_at=now,
+        sources=sources,
+        outages=tuple(group_sightings(sightings)),
+        names={t.id: t.display_name for t in TARGETS},
+    )
+    return render_central_page(view)
+
+
 def test_no_sideways_overflow_on_phone_and_laptop(tmp_path: Path) -> None:
     """At 390 and 1280 px no page is wider than the window, and every column is readable."""
     from playwright.sync_api import sync_playwright
 
-    html = pages(busy_tracker())
+    tracker = busy_tracker()
+    html = {**pages(tracker), "central": central_page(tracker)}
     assert {"status", "outage-open", "outage-closed"} <= set(html)
     shots = []
     with sync_playwright() as pw:
