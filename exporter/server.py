@@ -14,7 +14,7 @@ from aiohttp import web
 from exporter.capture_routes import make_capture_handler
 from exporter.evidence_routes import make_evidence_handler
 from exporter.metrics import CONTENT_TYPE_LATEST
-from exporter.statuspage import render_outage_by_id, render_status_page
+from exporter.statuspage import render_not_found, render_outage_by_id, render_status_page
 
 if TYPE_CHECKING:
     from exporter.service import Service
@@ -51,9 +51,10 @@ async def _status(request: web.Request) -> web.Response:
 
 
 async def _outage(request: web.Request) -> web.Response:
-    html = render_outage_by_id(request.app[_SERVICE], request.match_info["outage_id"])
+    outage_id = request.match_info["outage_id"]
+    html = render_outage_by_id(request.app[_SERVICE], outage_id)
     if html is None:
-        raise web.HTTPNotFound(text="Aucune panne ne porte cet identifiant.")
+        raise web.HTTPNotFound(text=render_not_found(outage_id), content_type="text/html")
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "outage_view",
     "paris_time",
     "plural_fr",
+    "render_not_found",
     "render_outage_by_id",
     "render_outage_page",
     "render_status_page",
@@ -760,6 +761,17 @@ rapport PDF en français, observations, captures, preuves d'inclusion dans le re
 un vérificateur autonome.</p>
 </main>"""
     return html_page(f"Vigie — {title}", body)
+
+
+def render_not_found(outage_id: str) -> str:
+    """The page of an outage id that names no outage (a mistyped or truncated link)."""
+    body = f"""<header><h1>Panne introuvable</h1></header>
+<main>
+<p>Aucune panne ne porte l'identifiant <code>{escape(outage_id)}</code> sur ce point
+d'observation. Le lien a peut-être été coupé ou recopié avec une erreur.</p>
+<p><a href="/">Voir l'état des services et la liste des pannes</a></p>
+</main>"""
+    return html_page("Vigie — panne introuvable", body)
 
 
 def render_status_page(service: Service, *, now: dt.datetime | None = None) -> str:

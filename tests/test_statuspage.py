@@ -584,3 +584,13 @@ class TestCaptureRoute:
 
         assert self._get(service, [path], headers=basic("asso", "s3cret"))[0][0] == 200
         assert self._get(service, [path], headers=basic("asso", "x"))[0][0] == 401
+
+    def test_unknown_outage_is_a_french_page(self, tmp_path: Path) -> None:
+        """A mistyped outage link answers 404 with a French page leading back to the list."""
+        service, _base, _ = self._service(tmp_path)
+        ((status, headers, body),) = self._get(service, ["/outages/site-20261123T999999Z"])
+        assert status == 404
+        assert headers["Content-Type"].startswith("text/html")
+        root = parse(body.decode())
+        assert root.find_all("h1")[0].text == "Panne introuvable"
+        assert [a.attrs["href"] for a in root.find_all("a") if a.text.startswith("Voir")] == ["/"]
