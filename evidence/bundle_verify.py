@@ -323,7 +323,7 @@ class _Verifier:
 
         The signed manifest vouches for observations.csv; the first entry of the span whose
         line disagrees with its CSV row is the one changed. A change the CSV does not show
-        (environment, an outage event) is reported as the span.
+        (environment, an outage event, entries swapped) stays reported at the checkpoint.
         """
         if failure.span is None:
             return failure
@@ -339,11 +339,7 @@ class _Verifier:
                     f"entry {seq} changed: its {column}; {failure}",
                     seq,
                 )
-        return _FailureError(
-            "observations.jsonl",
-            f"one of entries {first} to {stop - 1} was changed ({failure})",
-            None,
-        )
+        return failure  # a change the CSV does not show: the checkpoint that caught it
 
     def _hashed(self, streams: dict[str, _HashedStream], name: str) -> _HashedStream:
         stream = streams[name] = _HashedStream(name, self.open(name))
@@ -734,7 +730,7 @@ class _RangeTree:
                 first = self.covered[-1] if self.covered else self.start
                 raise _FailureError(
                     "observations.jsonl",
-                    f"the entries before checkpoint {mark} do not match its root",
+                    f"entries {first} to {mark - 1} do not match the root of checkpoint {mark}",
                     mark,
                     span=(first, mark),
                 )

@@ -587,7 +587,8 @@ def localiser(dossier: Dossier, echec: Echec) -> Echec:
 
     observations.csv est garanti par le manifeste signé ; la première entrée de la plage
     dont la ligne contredit sa ligne du CSV est celle qui a été modifiée. Une modification
-    que le CSV ne montre pas (environnement, événement de panne) est signalée par la plage.
+    que le CSV ne montre pas (environnement, événement de panne, entrées échangées) reste
+    signalée au point de contrôle qui l'a révélée.
     """
     assert echec.plage is not None
     debut, fin = echec.plage
@@ -615,17 +616,8 @@ def localiser(dossier: Dossier, echec: Echec) -> Echec:
                     break
     except (Echec, ValueError, KeyError, TypeError, OSError, *ZIP_ABIME):
         trouvee = None
-    if trouvee is None:
-        return Echec(
-            "une des entrées "
-            + str(debut)
-            + " à "
-            + str(fin - 1)
-            + " a été modifiée ("
-            + echec.message
-            + ")",
-            "observations.jsonl",
-        )
+    if trouvee is None:  # une modification que le CSV ne montre pas : le point de contrôle
+        return echec
     seq, colonne, dans_csv = trouvee
     return Echec(
         "sa colonne « "
