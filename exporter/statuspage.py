@@ -669,12 +669,28 @@ def _seq_list(seqs: Sequence[int]) -> str:
     return ", ".join(f"n° {s}" for s in seqs)
 
 
+def _during(record: OutageRecord) -> str:
+    return "la panne" if record.kind == DOWN else "la période de lenteur"
+
+
+def _bounds_text(record: OutageRecord) -> str:
+    if record.kind == DOWN:
+        return (
+            "Le début est l'heure de la première vérification en échec, la fin celle de la "
+            "première vérification réussie."
+        )
+    return (
+        "Le début est l'heure de la première vérification trop lente, la fin celle de la "
+        "première vérification de nouveau rapide."
+    )
+
+
 def _ledger_text(record: OutageRecord) -> str:
     """Which ledger entries an outage rests on, told apart: confirmation and recovery."""
     parts = []
     if record.first_seq is not None:
         parts.append(
-            "Les observations de ce service pendant la panne figurent parmi les entrées "
+            f"Les observations de ce service pendant {_during(record)} figurent parmi les entrées "
             f"n° {record.first_seq} à n° {record.last_seq} du registre signé."
         )
     confirm = [s for s in record.seqs if s in set(record.confirm_seqs)]
@@ -706,7 +722,8 @@ def _artifacts_section(record: OutageRecord, url: str) -> str:
     shown = len(record.artifacts)
     first = f" ; les {shown} premiers sont listés ici" if record.artifacts_total > shown else ""
     return (
-        f"<h2>Captures des vérifications en échec</h2><p>{total} pendant la panne{first} : "
+        f"<h2>Captures des vérifications en échec</h2><p>{total} pendant {_during(record)}"
+        f"{first} : "
         f"{escape(listed)}. Chaque lien ouvre le fichier tel qu'il a été enregistré. "
         "L'empreinte SHA-256 identifie ce fichier : le dossier de preuves le contient sous "
         "<code>artifacts/</code>, et son vérificateur contrôle chaque empreinte."
@@ -751,8 +768,7 @@ def render_outage_page(
 <main>
 <h2>Résumé</h2>
 <dl class="facts">{dl}</dl>
-<p>Le début est l'heure de la première vérification en échec, la fin celle de la première
-vérification réussie.</p>
+<p>{_bounds_text(record)}</p>
 {ledger_html}
 {_artifacts_section(record, view.url)}
 <h2>Dossier de preuves</h2>
