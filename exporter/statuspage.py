@@ -494,6 +494,11 @@ def _state_html(target: TargetView) -> tuple[str, str]:
 
 
 def _current_table(view: StatusView) -> str:
+    if not view.targets:
+        return (
+            "<p>Aucun service n'est surveillé : la configuration ne contient aucune cible "
+            "(<code>targets</code> dans <code>vigie.yaml</code>).</p>"
+        )
     rows = []
     for t in view.targets:
         maintenance = (

@@ -594,3 +594,12 @@ class TestCaptureRoute:
         root = parse(body.decode())
         assert root.find_all("h1")[0].text == "Panne introuvable"
         assert [a.attrs["href"] for a in root.find_all("a") if a.text.startswith("Voir")] == ["/"]
+
+
+class TestEmptyStates:
+    def test_no_target_configured(self) -> None:
+        """Without targets the page says so in a sentence instead of an empty table."""
+        view = build_status_view(OutageTracker(RULES, (), []), [], vantage="v", now=T0)
+        root = parse(render_status_view(view))
+        assert not root.find_all("table")
+        assert "Aucun service n'est surveillé" in text_of(render_status_view(view))
