@@ -111,7 +111,7 @@ def output_problem(out: Path, option: str = "--out") -> str | None:
 def run_export(args: argparse.Namespace) -> int:
     """`vigie export`: exit 0 with the bundle written, 1 when it cannot be, 2 on bad usage."""
     from evidence.bundle import BundleError, BundleRequestError, ExportRequest, export_bundle
-    from evidence.ledger import LedgerError, open_ledger
+    from evidence.ledger import LedgerError, open_ledger, sqlite_path
     from evidence.signing import NoteSigner, SigningKeyError, load_private_key
 
     settings = command_settings(args)
@@ -183,6 +183,10 @@ def run_export(args: argparse.Namespace) -> int:
             ca_pem=tsa_roots[0] if tsa_roots else None,
         )
     password = settings.ledger.password.get_secret_value() if settings.ledger.password else None
+    missing = sqlite_path(settings.ledger.url)
+    if missing is not None and not missing.is_file():  # a wrong ledger.url: bad input
+        print(f"vigie export: no ledger at {missing} (ledger.url)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         ledger = open_ledger(
             settings.ledger.url, vantage=settings.vantage.name, readonly=True, password=password

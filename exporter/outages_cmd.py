@@ -278,6 +278,12 @@ def run_outages(
     if start is not None and end is not None and end <= start:
         raise ConfigError(["--to: must be after --from"])
     factory = source_factory or getattr(args, "source_factory", None) or LedgerSource.open
+    if factory == LedgerSource.open:
+        from evidence.ledger import sqlite_path
+
+        missing = sqlite_path(settings.ledger.url)
+        if missing is not None and not missing.is_file():  # a wrong ledger.url: bad input
+            raise ConfigError([f"ledger.url: no ledger at {missing}"])
     try:
         source = factory(settings)
         try:

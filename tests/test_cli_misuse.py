@@ -92,6 +92,9 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
     tampered = root / "tampered.zip"
     seq = _tamper(good, tampered)
     (root / "bad.yaml").write_text("targets: [\n", encoding="utf-8")
+    (root / "noledger.yaml").write_text(
+        config.read_text(encoding="utf-8").replace("ledger.db", "missing.db"), encoding="utf-8"
+    )
     (root / "not.json").write_text("{nope", encoding="utf-8")
     (root / "folder").mkdir()
     return Scene(root, config, good, tampered, seq, built.outage_ids[0])
@@ -181,6 +184,13 @@ CASES: list[tuple[str, list[str], int, str]] = [
         2,
         "invalid YAML",
     ),
+    (
+        "export: no ledger yet",
+        ["export", "--config", "{root}/noledger.yaml", *DAY, "--out", "{root}/x.zip"],
+        2,
+        "no ledger at",
+    ),
+    ("outages: no ledger yet", ["outages", "--config", "{root}/noledger.yaml"], 2, "no ledger at"),
     (
         "verify: no such path",
         ["verify", "--config", "{config}", "{root}/nope.zip"],
