@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,37 +143,43 @@ def central_page(tracker: OutageTracker) -> str:
     return render_central_page(view)
 
 
-def test_no_sideways_overflow_on_phone_and_laptop(tmp_path: Path) -> None:
-    """At 390 and 1280 px no page is wider than the window, and every column is readable."""
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """The real Chromium, launched once for this module."""
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=DEBIAN_CHROMIUM)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def test_no_sideways_overflow_on_phone_and_laptop(chromium: Any, tmp_path: Path) -> None:
+    """At 390 and 1280 px no page is wider than the window, and every column is readable."""
     tracker = busy_tracker()
     html = {**pages(tracker), "central": central_page(tracker)}
     assert {"status", "outage-open", "outage-closed"} <= set(html)
     shots = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=DEBIAN_CHROMIUM)
-        try:
-            for width in WIDTHS:
-                tab = browser.new_page(viewport={"width": width, "height": 900})
-                for name, document in html.items():
-                    tab.set_content(document)
-                    scroll, inner = tab.evaluate(
-                        "[document.documentElement.scrollWidth, window.innerWidth]"
-                    )
-                    assert scroll <= inner, f"{name} at {width} px: {scroll} > {inner}"
-                    # No cell is cut: every table cell lies inside the window.
-                    right = tab.evaluate(
-                        "Math.max(0, ...[...document.querySelectorAll('td,th')]"
-                        ".map(c => c.getBoundingClientRect().right))"
-                    )
-                    assert right <= inner, f"{name} at {width} px: a cell ends at {right}"
-                    shot = tmp_path / f"{name}-{width}.png"
-                    tab.screenshot(path=str(shot), full_page=True)
-                    shots.append(shot)
-                tab.close()
-        finally:
-            browser.close()
+    for width in WIDTHS:
+        tab = chromium.new_page(viewport={"width": width, "height": 900})
+        for name, document in html.items():
+            tab.set_content(document)
+            scroll, inner = tab.evaluate(
+                "[document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            assert scroll <= inner, f"{name} at {width} px: {scroll} > {inner}"
+            # No cell is cut: every table cell lies inside the window.
+            right = tab.evaluate(
+                "Math.max(0, ...[...document.querySelectorAll('td,th')]"
+                ".map(c => c.getBoundingClientRect().right))"
+            )
+            assert right <= inner, f"{name} at {width} px: a cell ends at {right}"
+            shot = tmp_path / f"{name}-{width}.png"
+            tab.screenshot(path=str(shot), full_page=True)
+            shots.append(shot)
+        tab.close()
     keep = os.environ.get("VIGIE_SCREENSHOTS")
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
@@ -179,25 +187,18 @@ def test_no_sideways_overflow_on_phone_and_laptop(tmp_path: Path) -> None:
             shutil.copy(shot, Path(keep) / shot.name)
 
 
-def test_phone_layout_labels_each_value(tmp_path: Path) -> None:
+def test_phone_layout_labels_each_value(chromium: Any) -> None:
     """On a phone each outage becomes a card whose values are preceded by their column name."""
-    from playwright.sync_api import sync_playwright
-
-    document = pages(busy_tracker())["status"]
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=DEBIAN_CHROMIUM)
-        try:
-            tab = browser.new_page(viewport={"width": 390, "height": 900})
-            tab.set_content(document)
-            labels = tab.evaluate(
-                "[...document.querySelectorAll('table.cards td')].map(td => "
-                "[td.dataset.label, getComputedStyle(td, '::before').content])"
-            )
-            header_height = tab.evaluate(
-                "document.querySelector('table.cards thead').getBoundingClientRect().height"
-            )
-        finally:
-            browser.close()
+    tab = chromium.new_page(viewport={"width": 390, "height": 900})
+    tab.set_content(pages(busy_tracker())["status"])
+    labels = tab.evaluate(
+        "[...document.querySelectorAll('table.cards td')].map(td => "
+        "[td.dataset.label, getComputedStyle(td, '::before').content])"
+    )
+    header_height = tab.evaluate(
+        "document.querySelector('table.cards thead').getBoundingClientRect().height"
+    )
+    tab.close()
     assert labels
     assert all(before == f'"{label} : "' for label, before in labels), labels[:3]
     assert {label for label, _ in labels} >= {"Début", "Fin", "Détail et preuves"}
