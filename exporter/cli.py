@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import structlog
 
+from evidence.attestation_cmd import add_commands as add_attestation_commands
 from evidence.commands import add_commands as add_evidence_commands
 from evidence.export_cmd import add_commands as add_export_commands
 from exporter.central import add_commands as add_central_commands
@@ -313,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dashboard_commands(sub, load_settings, ledger_outages)
     add_outage_commands(sub, load_settings)
     add_central_commands(sub, load_settings)
+    add_attestation_commands(sub, load_settings)
     return parser
 
 

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from exporter.attestation_routes import add_attestation_routes
 from exporter.capture_routes import make_capture_handler
 from exporter.evidence_routes import make_evidence_handler
 from exporter.metrics import CONTENT_TYPE_LATEST
+from exporter.opendata import OpenData, add_open_data_routes, service_open_data
 from exporter.statuspage import render_not_found, render_outage_by_id, render_status_page
 
 if TYPE_CHECKING:
@@ -68,4 +70,10 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get("/outages/{outage_id}", _outage)
     app.router.add_get("/outages/{id}/evidence.zip", make_evidence_handler(service))
     app.router.add_get("/outages/{outage_id}/captures/{sha256}", make_capture_handler(service))
+
+    async def open_data(request: web.Request) -> OpenData:
+        return service_open_data(service, request)
+
+    add_open_data_routes(app, open_data)
+    add_attestation_routes(app, service)
     return app

@@ -431,7 +431,9 @@ def _scope(target_ids: Iterable[str], names: Mapping[str, str]) -> str:
 
 _FOOTER = """Vigie observe en lecture seule : aucune démarche n'est effectuée, aucun compte
 n'est créé. Chaque observation est conservée dans un registre signé et infalsifiable.
-Heures affichées : heure de Paris. <a href="/metrics">Métriques Prometheus</a>."""
+Heures affichées : heure de Paris. <a href="/metrics">Métriques Prometheus</a>.
+Données ouvertes : <a href="/outages.atom">flux des pannes (Atom)</a>,
+<a href="/outages.csv">CSV</a>, <a href="/datapackage.json">description</a>."""
 
 
 def html_page(title: str, body: str, *, style: str = _STYLE, footer: str = _FOOTER) -> str:
@@ -439,7 +441,9 @@ def html_page(title: str, body: str, *, style: str = _STYLE, footer: str = _FOOT
     return f"""<!DOCTYPE html>
 <html lang="fr">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title><style>{style}</style></head>
+<title>{escape(title)}</title><style>{style}</style>
+<link rel="alternate" type="application/atom+xml" title="Pannes confirmées" href="/outages.atom">
+</head>
 <body>
 {body}
 <footer><p>{footer}</p></footer>
@@ -558,11 +562,14 @@ def _availability_section(view: StatusView) -> str:
 
 
 def _evidence_links(o: OutageView) -> str:
-    """The links of one outage: its page, and its evidence bundle as the README promises."""
+    """The links of one outage: its page, its evidence bundle as the README promises, and its
+    attestation."""
     about = f'<span class="sr"> de la panne {escape(o.target_name)} du {escape(o.started)}</span>'
     return (
         f'<a href="{escape(o.url)}">Voir la panne{about}</a><br>'
-        f'<a href="{escape(o.url)}/evidence.zip">Télécharger le dossier de preuves{about}</a>'
+        f'<a href="{escape(o.url)}/evidence.zip">Télécharger le dossier de preuves{about}</a><br>'
+        f'<a href="{escape(o.url)}/attestation.zip">Attestation pour cette panne'
+        f'<span class="sr"> ({escape(o.target_name)}, {escape(o.started)})</span></a>'
     )
 
 
@@ -780,6 +787,9 @@ def render_outage_page(
 <p><a href="{escape(view.url)}/evidence.zip">Télécharger le dossier de preuves</a> (fichier zip) :
 rapport PDF en français, observations, captures, preuves d'inclusion dans le registre signé, et
 un vérificateur autonome.</p>
+<p><a href="{escape(view.url)}/attestation.zip">Attestation pour cette panne</a> (PDF d'une ou
+deux pages, avec son archive de preuves) ; pour une autre plage horaire :
+<a href="/attestation">attestation d'observation</a>.</p>
 </main>"""
     return html_page(f"Vigie — {title}", body)
 
