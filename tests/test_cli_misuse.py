@@ -111,6 +111,7 @@ def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 EXPORT = ["export", "--config", "{config}", "--no-progress"]
 DAY = ["--from", "2026-11-23", "--to", "2026-11-23"]
+ATTEST = ["attestation", "--config", "{config}"]
 
 # (case, arguments, exit code, what the one line on stderr must say)
 CASES: list[tuple[str, list[str], int, str]] = [
@@ -275,6 +276,48 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ),
     ("central: missing config", ["central", "--config", "{root}/nope.yaml"], 2, "nope.yaml"),
     ("central: config not YAML", ["central", "--config", "{root}/bad.yaml"], 2, "invalid YAML"),
+    (
+        "attestation: unknown target",
+        [
+            *ATTEST,
+            "--target",
+            "nope",
+            "--window",
+            "2026-11-23T10:00/11:00",
+            "--out",
+            "{root}/a.pdf",
+        ],
+        2,
+        "no target with id 'nope'",
+    ),
+    (
+        "attestation: reversed window",
+        [
+            *ATTEST,
+            "--target",
+            "anef-accueil",
+            "--window",
+            "2026-11-23T11:00/10:00",
+            "--out",
+            "a.pdf",
+        ],
+        2,
+        "the end must come after the start",
+    ),
+    (
+        "attestation: missing folder",
+        [
+            *ATTEST,
+            "--target",
+            "anef-accueil",
+            "--window",
+            "2026-11-23T10:00/11:00",
+            "--out",
+            "/no/a.pdf",
+        ],
+        2,
+        "/no/a.pdf",
+    ),
     (
         "dashboards: no token",
         ["dashboards", "push", "--config", "{config}", "--grafana-url", "http://127.0.0.1:9"],
