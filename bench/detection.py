@@ -6,6 +6,7 @@ read-only. It never probes another machine. Not a test: it prints figures and ra
 
 Usage: .venv/bin/python bench/detection.py [--faults 20] [--interval 3] [--recheck 1]
                                            [--confirm-after 3] [--recover-after 2]
+                                           [--dual-stack-only] [--no-dual-stack]
 
 For each fault (kinds cycled: http_500, http_503_maintenance, down, reset, wrong_content), at
 a random phase of the check interval: switch the fault on at t0, poll the ledger every 20 ms
@@ -13,6 +14,12 @@ until an `outage` `opened` entry for the target appears (t1), switch it off at t
 the `closed` entry. Reported: detection = t1 - t0 against the goal interval + (confirm_after -
 1) x recheck + 1 s (exit 1 if any run misses it), and the recorded start and end against the
 injected times (start error = started_at - t0, end error = ended_at - t2).
+
+Dual-stack black hole (needs root: a network namespace and veth pair of its own, the same as
+tests/test_netpath_netns.py, removed afterwards): a host name with an IPv6 and an IPv4 address,
+the IPv6 one (tried first) silently dropping every packet. Reported: time to the correct `ok`
+verdict with Happy Eyeballs against the healthy IPv4 address's own latency (goal: at most 0.5 s
+more), and today's sequential connect (the reference, same run) which ends in `timeout`.
 """
 
 from __future__ import annotations
@@ -42,10 +49,36 @@ sys.path.insert(0, str(ROOT))
 from exporter.logs import configure_logging  # noqa: E402
 from simulator.process import SimulatorProcess  # noqa: E402
 from tests import service_fixture  # noqa: E402
+from tests.test_netpath_netns import NetUnavailableError, dual_stack, make_net  # noqa: E402
 
 TARGET = "bench-site"
 FAULTS = ("http_500", "http_503_maintenance", "down", "reset", "wrong_content")
 POLL_S = 0.02
+DUAL_STACK_RUNS = 7
+DUAL_STACK_TIMEOUT = 5.0
+DUAL_STACK_GOAL = 0.5  # s over the healthy address's own latency
+# Runs inside the namespace: `runs` checks of argv[1], with or without Happy Eyeballs.
+DUAL_STACK_PROBE = r"""
+import asyncio, json, sys
+import probes.httpclient as httpclient
+from probes.base import ProbeContext, ProbeSettings
+from probes.http import HttpProbe
+from probes.targets import Target
+
+url, timeout, runs, sequential = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+if sequential == "1":
+    httpclient.CONNECT_ATTEMPT_DELAY = None  # one address after the other, as before
+
+async def main():
+    probe = HttpProbe(ProbeSettings(vantage="bench", user_agent="Vigie-bench/1.0", environment={}))
+    target = Target(id="site", name="site", kind="http", url=url)
+    for _ in range(runs):
+        obs = await probe.check(ProbeContext(target=target, timeout=timeout))
+        print(json.dumps({"outcome": obs.outcome.value, "duration_s": obs.duration_s,
+                          "remote_ip": obs.remote_ip}), flush=True)
+
+asyncio.run(main())
+"""
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -116,6 +149,57 @@ def vigie_run(config: dict[str, Any], state: Path) -> Iterator[subprocess.Popen[
         log.close()
 
 
+def _probe_in(namespace: str, url: str, runs: int, *, sequential: bool) -> list[dict[str, Any]]:
+    arguments = [url, str(DUAL_STACK_TIMEOUT), str(runs), "1" if sequential else "0"]
+    done = subprocess.run(
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", DUAL_STACK_PROBE, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=runs * (DUAL_STACK_TIMEOUT + 5) + 30,
+        cwd=ROOT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"dual-stack probe failed: {done.stderr[-2000:]}")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def dual_stack_case() -> int:
+    """The dual-stack black hole: Happy Eyeballs against the healthy address and today's."""
+    try:
+        with make_net() as net:
+            url = dual_stack(net, first="ipv6")
+            net.black_hole(net.host_ip6)
+            healthy = _probe_in(
+                net.namespace,
+                f"http://{net.host_ip4}:{net.port}/site",
+                DUAL_STACK_RUNS,
+                sequential=False,
+            )
+            eyeballs = _probe_in(net.namespace, url, DUAL_STACK_RUNS, sequential=False)
+            today = _probe_in(net.namespace, url, 1, sequential=True)
+    except NetUnavailableError as exc:
+        print(f"dual-stack black hole: skipped ({exc})")
+        return 0
+    base = statistics.median(r["duration_s"] for r in healthy)
+    took = statistics.median(r["duration_s"] for r in eyeballs)
+    worst = max(r["duration_s"] for r in eyeballs)
+    correct = all(r["outcome"] == "ok" and r["remote_ip"] == net.host_ip4 for r in eyeballs)
+    (old,) = today
+    print(
+        f"dual-stack black hole (IPv6 first, dropped): ok over IPv4 in median {took:.3f} s, "
+        f"max {worst:.3f} s ({DUAL_STACK_RUNS} runs, all ok over IPv4: {correct}); healthy "
+        f"IPv4 alone: median {base:.3f} s; overhead {took - base:.3f} s (goal <= "
+        f"{DUAL_STACK_GOAL:g} s)"
+    )
+    print(
+        f"  reference, sequential connect (before Happy Eyeballs): {old['outcome']} after "
+        f"{old['duration_s']:.3f} s (the whole {DUAL_STACK_TIMEOUT:g} s deadline); Happy "
+        f"Eyeballs reaches the right verdict in {took / old['duration_s']:.1%} of that time"
+    )
+    return 0 if correct and worst - base <= DUAL_STACK_GOAL else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 1 if a detection missed its goal."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -125,8 +209,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confirm-after", type=int, default=3)
     parser.add_argument("--recover-after", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dual-stack-only", action="store_true", help="only the black hole")
+    parser.add_argument("--no-dual-stack", action="store_true", help="skip the black hole")
     args = parser.parse_args(argv)
     configure_logging()  # library logs to stderr; stdout carries the figures
+    dual = 0 if args.no_dual_stack else dual_stack_case()
+    if args.dual_stack_only:
+        return dual
     rng = random.Random(args.seed)
     goal = args.interval + (args.confirm_after - 1) * args.recheck + 1.0
     print(
@@ -219,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(bound: interval {args.interval:g} s); recorded end vs cleared: max |error| "
         f"{max(ends):.2f} s (bound: recheck {args.recheck:g} s)"
     )
-    return 1 if missed else 0
+    return 1 if missed or dual else 0
 
 
 if __name__ == "__main__":

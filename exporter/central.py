@@ -26,7 +26,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from evidence.outages import ENTRY_OUTAGE, OutageRecord, format_duration_fr, outages_from_entries
-from exporter.config import ConfigError, OpenDataSettings
+from exporter.config import ConfigError, OpenDataSettings, redact_secrets
+from exporter.hostcheck import HostAllowList, host_middleware
 from exporter.statuspage import _STYLE, cards_table, html_page, paris_time, plural_fr
 
 __all__ = [
@@ -109,13 +110,18 @@ class CentralConfig(BaseModel):
     title: str = "Vigie — vue d'ensemble des points d'observation"
     targets: dict[str, str] = Field(default_factory=dict)  # target id -> name shown
     refresh_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    # host names the page answers to besides `listen`'s (DNS-rebinding defence; "*": any)
+    allowed_hosts: tuple[str, ...] = ()
     open_data: OpenDataSettings = OpenDataSettings()  # licence of /outages.csv, .atom, ...
 
     @property
     def host_port(self) -> tuple[str, int]:
         """`listen` split into host and port."""
         host, _, port = self.listen.rpartition(":")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        number = int(port)
+        if not 1 <= number <= 65535:
+            raise ValueError(port)
+        return host.strip("[]") or "127.0.0.1", number
 
 
 def load_central_config(path: Path) -> CentralConfig:
@@ -568,7 +574,8 @@ def build_app(central: Central) -> Any:
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    app = web.Application(middlewares=[read_only])
+    allow = HostAllowList(central.config.host_port[0], None, central.config.allowed_hosts)
+    app = web.Application(middlewares=[host_middleware(allow), read_only])
     app.router.add_get("/", page)
     app.router.add_get("/outages.json", data)
     app.router.add_get("/healthz", healthz)
@@ -613,6 +620,12 @@ def run_central(args: argparse.Namespace) -> int:
     config = load_central_config(args.config)
     if args.listen:
         config = config.model_copy(update={"listen": args.listen})
+        try:
+            config.host_port  # noqa: B018 - validates `--listen`
+        except ValueError:
+            raise ConfigError(
+                [f"--listen: expected HOST:PORT with a port from 1 to 65535, got {args.listen!r}"]
+            ) from None
     central = Central(config)
     asyncio.run(_serve(config, central))
     return EXIT_OK
@@ -658,7 +671,7 @@ def run_handler(args: argparse.Namespace) -> int:
         return int(args.handler(args))
     except ConfigError as exc:
         for line in exc.lines:
-            print(f"vigie: error: {line}", file=sys.stderr)
+            print(f"vigie: error: {redact_secrets(line)}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -33,11 +34,11 @@ from exporter.outage_recorder import OutageRecorder
 from exporter.outages_cmd import add_commands as add_outage_commands
 from exporter.scheduler import Scheduler
 from exporter.server import build_app
-from exporter.service import EvidenceSink, Service
+from exporter.service import EvidenceSink, Service, check_once
 from exporter.wiring import EvidenceError, open_evidence
 from probes.base import ProbeRegistry, ProbeSettings, default_factories
 from probes.environment import collect_environment, vigie_version
-from probes.observation import Observation
+from probes.observation import Observation, Outcome
 
 __all__ = ["build_parser", "main"]
 
@@ -111,27 +112,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError([f"--target: no target with id {min(unknown)!r}"])
 
-    async def probe_all() -> list[Observation]:
+    async def probe_all() -> tuple[list[Observation], bool]:
         registry = ProbeRegistry(probe_settings(settings), default_factories())
-        limit = asyncio.Semaphore(settings.max_concurrency)
-
-        async def one(target: Any) -> Observation:
-            from probes.base import ProbeContext
-
-            async with limit:
-                ctx = ProbeContext(target=target, timeout=settings.timeout_of(target))
-                return await registry.check(ctx)
-
         try:
-            return list(await asyncio.gather(*(one(t) for t in targets)))
+            return await check_once(settings, registry, targets)
         finally:
             await registry.aclose()
 
-    observations: list[Observation] = run_async(probe_all)
+    observations, online = run_async(probe_all)
     if args.format == "json":
         print(json.dumps([o.to_dict() for o in observations], ensure_ascii=False, indent=2))
     else:
         _print_table(observations)
+    if not online or any(o.outcome is Outcome.VANTAGE_OFFLINE for o in observations):
+        print(
+            "vigie: la connexion de cette sonde semble coupée (aucun site de contrôle ne répond, "
+            "ou son résolveur DNS échoue) : les échecs ne sont pas imputés aux cibles.",
+            file=sys.stderr,
+        )
     return EXIT_OK if all(o.success for o in observations) else EXIT_FAILURE
 
 
@@ -143,11 +141,14 @@ def _print_table(observations: Sequence[Observation]) -> None:
             str(o.outcome),
             str(o.http_status or "-"),
             f"{o.duration_s:.3f}",
-            (o.error or "")[:70],
+            o.error or "",
         )
         for o in observations
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    if sys.stdout.isatty():  # cut DETAIL at the terminal's width; never when piped
+        room = max(20, shutil.get_terminal_size().columns - sum(widths) - 8)
+        rows = [(*r[:4], r[4] if len(r[4]) <= room else r[4][: room - 1] + "…") for r in rows]
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
 

@@ -7,8 +7,11 @@ it never starts a half-configured service.
 from __future__ import annotations
 
 import difflib
+import os
+import re
 import socket
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,7 +26,12 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from evidence.maintenance import check_windows
 from exporter.config_yaml import load_yaml
@@ -38,6 +46,27 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path("vigie.yaml")
+_ENV_PREFIX = "VIGIE_"
+# VIGIE_* variables that are not settings: read by other parts of Vigie or its deployment files.
+_NOT_SETTINGS = frozenset(
+    {
+        "VIGIE_CONFIG",
+        "VIGIE_GRAFANA_TOKEN",
+        "VIGIE_GRAFANA_URL",
+        "VIGIE_SIMULATOR_AUDIT",
+        "VIGIE_SOAK",
+        "VIGIE_SECRETS_DIR",
+        "VIGIE_SMTP_PASSWORD",
+        "VIGIE_SLACK_WEBHOOK_URL",
+        "VIGIE_MATRIX_TOKEN",
+        "VIGIE_CENTRAL_PASSWORD",
+        "VIGIE_IMAGE",
+        "VIGIE_BIND",
+        "VIGIE_PORT",
+        "VIGIE_OPERATOR",
+        "VIGIE_VANTAGE_2",
+    }
+)
 DEFAULT_USER_AGENT = "Vigie/0.1 (+https://github.com/vigie-observatoire/vigie; contact@example.org)"
 
 
@@ -72,7 +101,10 @@ class OutageRules(_Section):
 
     confirm_after: Annotated[int, Field(ge=1, le=100)] = 3
     recover_after: Annotated[int, Field(ge=1, le=100)] = 2
-    recheck: Duration = 10.0
+    recheck: Duration = 10.0  # never slower than a target's own interval (capped to it)
+    # A failed or slow check made while Vigie's own event loop ran later than this is not held
+    # against the target: recorded as the vantage's problem, and re-checked.
+    max_loop_lag: Duration = 0.5
 
 
 class MaintenanceWindow(_Section):
@@ -181,6 +213,9 @@ class Settings(BaseSettings):
     max_concurrency: Annotated[int, Field(ge=1, le=1000)] = 64
     evidence_auth: EvidenceAuth | None = None
     public_url: str | None = None
+    # Host names the HTTP endpoint answers to besides `listen`'s and `public_url`'s (a request
+    # for any other gets 421: DNS-rebinding defence). "*" answers any (behind a proxy).
+    allowed_hosts: tuple[Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9.:\[\]-]+)$")], ...] = ()
     open_data: OpenDataSettings = OpenDataSettings()
     min_interval: Duration = 1.0
 
@@ -195,6 +230,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Environment variables override the YAML file (passed as init values)."""
         return (env_settings, init_settings)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_port(cls, value: str) -> str:
+        port = int(value.rsplit(":", 1)[1])
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range: expected 1 to 65535")
+        return value
 
     @field_validator("public_url")
     @classmethod
@@ -231,6 +274,8 @@ def load_settings(path: Path | None) -> Settings:
     `path=None` means ``./vigie.yaml`` when it exists, else the built-in defaults. Raises
     `ConfigError` with one line per problem.
     """
+    for warning in warn_unknown_env():
+        print(f"vigie: warning: {warning}", file=sys.stderr)
     if path is None:
         if DEFAULT_CONFIG_PATH.exists():
             path = DEFAULT_CONFIG_PATH
@@ -276,7 +321,9 @@ def _validate(data: Any, label: str) -> Settings:
     try:
         settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError([_format_error(label, err) for err in exc.errors()]) from None
+        raise ConfigError([_format_error(label, err, data) for err in exc.errors()]) from None
+    except SettingsError as exc:  # a VIGIE_* variable holding a list or mapping is not JSON
+        raise ConfigError([_env_parse_error(str(exc))]) from None
     _check_unique_ids(settings, label)
     _check_maintenance(settings, label)
     return settings
@@ -376,8 +423,76 @@ def _did_you_mean(loc: Sequence[int | str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _format_error(label: str, err: Any) -> str:
+# A key whose name is (or looks like a misspelling of) one of these holds a secret: its value
+# is never shown in a message, whatever the error.
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "credential", "auth", "apikey", "api_key")
+_URL_PASSWORD_RE = re.compile(r"(://[^:@/\s'\"]*):[^\s'\"]*@")
+
+
+def redact_secrets(text: str) -> str:
+    """`text` with the password of every URL in it replaced by ``***``."""
+    return _URL_PASSWORD_RE.sub(r"\1:***@", text)
+
+
+def is_secret_key(name: str) -> bool:
+    """Whether a configuration key holds a secret (or is a misspelling of such a key)."""
+    low = name.lower()
+    if any(word in low for word in _SECRET_WORDS):
+        return True
+    return bool(difflib.get_close_matches(low, _SECRET_WORDS, n=1, cutoff=0.75))
+
+
+def _env_paths(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """Key paths set by ``VIGIE_*`` variables (``VIGIE_LEDGER__URL`` -> ledger.url)."""
+    paths: dict[tuple[str, ...], str] = {}
+    for name in environ:
+        if name.upper().startswith(_ENV_PREFIX) and name.upper() not in _NOT_SETTINGS:
+            paths[tuple(name[len(_ENV_PREFIX) :].lower().split("__"))] = name
+    return paths
+
+
+def _source(label: str, loc: Sequence[int | str], data: Mapping[str, Any]) -> str:
+    """The file, or the environment variable, that gave the value at `loc`."""
+    keys = tuple(str(p).lower() for p in loc if isinstance(p, str))
+    for path, name in _env_paths(os.environ).items():
+        if keys[: len(path)] == path or (keys[:1] == path[:1] and keys[0] not in data):
+            return f"environment variable {name}"
+    return label
+
+
+def _env_parse_error(message: str) -> str:
+    """One line for pydantic-settings' failure to parse a ``VIGIE_*`` value (never the value)."""
+    match = re.search(r'field "([^"]+)"', message)
+    field = match.group(1) if match else ""
+    names = [n for n in os.environ if n.upper() == f"{_ENV_PREFIX}{field.upper()}"]
+    where = f"environment variable {names[0]}" if names else "environment"
+    return (
+        f"{where}: {field or 'a setting'}: not valid JSON (a list or mapping of keys is expected "
+        "here, written in JSON)"
+    )
+
+
+def warn_unknown_env(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning per ``VIGIE_*`` variable that names no setting (it would be ignored)."""
+    env = os.environ if environ is None else environ
+    known = [name.upper() for name in Settings.model_fields]
+    warnings = []
+    for name in sorted(env):
+        upper = name.upper()
+        if not upper.startswith(_ENV_PREFIX) or upper in _NOT_SETTINGS:
+            continue
+        top = upper[len(_ENV_PREFIX) :].split("__", 1)[0]
+        if top in known:
+            continue
+        close = difflib.get_close_matches(top, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {_ENV_PREFIX}{close[0]}?)" if close else ""
+        warnings.append(f"environment variable {name} names no Vigie setting and is ignored{hint}")
+    return warnings
+
+
+def _format_error(label: str, err: Any, data: Mapping[str, Any] | None = None) -> str:
     loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-",)))]
+    label = _source(label, loc, data or {})
     path = _format_path(loc)
     kind = err["type"]
     message = _MESSAGES.get(kind) or str(err["msg"]).removeprefix("Value error, ")
@@ -387,11 +502,13 @@ def _format_error(label: str, err: Any) -> str:
         message += _did_you_mean(loc)
     value = err.get("input")
     if kind == "missing" or isinstance(value, dict):
-        return f"{label}: {path}: {message}"
-    shown = repr(value)
+        return redact_secrets(f"{label}: {path}: {message}")
+    if any(is_secret_key(part) for part in loc if isinstance(part, str)):
+        return redact_secrets(f"{label}: {path}: {message} (value not shown: it is a secret)")
+    shown = redact_secrets(repr(value))
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return f"{label}: {path}: {message} (got {shown})"
+    return redact_secrets(f"{label}: {path}: {message} (got {shown})")
 
 
 def local_hostname() -> str:

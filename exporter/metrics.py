@@ -122,6 +122,12 @@ class Metrics:
             ["target", "step"],
             registry=r,
         )
+        self.loop_lag = Gauge(
+            "vigie_probe_loop_lag_seconds",
+            "How late Vigie's own event loop ran during the target's last check (its own load).",
+            ["target"],
+            registry=r,
+        )
         self.vantage_online = Gauge(
             "vigie_vantage_online",
             "1 when this vantage's own network works (controls answer), 0 when all fail.",
@@ -188,6 +194,9 @@ class Metrics:
         """Publish one committed observation."""
         target = obs.target_id
         self.probes.labels(target=target, outcome=str(obs.outcome)).inc()
+        lag = obs.environment.get("loop_lag_s")
+        if isinstance(lag, int | float):
+            self.loop_lag.labels(target=target).set(lag)
         if obs.outcome is Outcome.VANTAGE_OFFLINE:
             return  # says nothing about the target: keep its last known values
         self.probe_success.labels(target=target).set(1 if obs.success else 0)

@@ -112,7 +112,8 @@ class Scheduler:
                     self._busy.discard(me)
             now = self._clock()
             if sooner is not None:
-                due = now + max(sooner, self._min_interval)
+                # a re-check is never slower than the regular schedule
+                due = now + max(min(sooner, interval), self._min_interval)
                 continue
             # Fixed rate: keep the grid; after an overrun, skip to the next future slot.
             due += interval

@@ -14,6 +14,7 @@ from aiohttp import web
 from exporter.attestation_routes import add_attestation_routes
 from exporter.capture_routes import make_capture_handler
 from exporter.evidence_routes import make_evidence_handler
+from exporter.hostcheck import HostAllowList, host_middleware
 from exporter.metrics import CONTENT_TYPE_LATEST
 from exporter.opendata import OpenData, add_open_data_routes, service_open_data
 from exporter.statuspage import render_not_found, render_outage_by_id, render_status_page
@@ -62,7 +63,9 @@ async def _outage(request: web.Request) -> web.Response:
 
 def build_app(service: Service) -> web.Application:
     """The aiohttp application serving the service's endpoints."""
-    app = web.Application(client_max_size=1024, middlewares=[_read_only])
+    settings = service.settings
+    allow = HostAllowList(settings.listen_host, settings.public_url, settings.allowed_hosts)
+    app = web.Application(client_max_size=1024, middlewares=[host_middleware(allow), _read_only])
     app[_SERVICE] = service
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)

@@ -9,20 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import structlog
 
 from exporter.config import Settings
+from exporter.looplag import LoopLag
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
 from probes.base import ProbeContext, ProbeRegistry
+from probes.environment import resolvers, vigie_version
 from probes.observation import Observation, Outcome, utc_now
 from probes.targets import CONTROL_PREFIX, Expectation, Target
 
-__all__ = ["EvidenceSink", "LedgerWriteError", "Service", "control_targets"]
+__all__ = ["EvidenceSink", "LedgerWriteError", "Service", "check_once", "control_targets"]
 
 log = structlog.get_logger("vigie.service")
 
@@ -54,6 +59,47 @@ def control_targets(urls: Sequence[str], timeout: float) -> list[Target]:
     ]
 
 
+_CHROMIUM_DNS_ERRORS = ("ERR_NAME_NOT_RESOLVED", "ERR_NAME_RESOLUTION_FAILED")
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _dns_facts(obs: Observation) -> Mapping[str, Any] | None:
+    """What the check recorded of a failed lookup (`environment.dns`); for a browser's
+    `dns_error` (Chromium records none), the host, Chromium's error and the resolvers."""
+    dns = obs.environment.get("dns")
+    if isinstance(dns, dict):
+        return dns
+    if obs.outcome is not Outcome.DNS_ERROR:
+        return None
+    error = obs.error or ""
+    code = next((c for c in _CHROMIUM_DNS_ERRORS if c in error), "dns_error")
+    return {
+        "host": urlsplit(obs.final_url or "").hostname or "",
+        "error": code,
+        "resolvers": resolvers(),
+    }
+
+
+def _with_dns(obs: Observation, dns: Mapping[str, Any], verdict: str) -> Observation:
+    """`obs` whose `environment.dns` says whose failure the lookup was."""
+    return dataclasses.replace(
+        obs, environment={**obs.environment, "dns": {**dns, "verdict": verdict}}
+    )
+
+
+def _offline(obs: Observation, why: str) -> Observation:
+    """`obs` recorded as a failure of this vantage, not of the target, saying why."""
+    return dataclasses.replace(
+        obs,
+        success=False,
+        outcome=Outcome.VANTAGE_OFFLINE,
+        error=_clip(f"{why}; target check said {obs.outcome}: {obs.error or ''}"),
+    )
+
+
 @dataclasses.dataclass
 class _TargetStatus:
     """What the service knows of a target right now (for the status page)."""
@@ -83,6 +129,14 @@ class Service:
         self._controls_check: asyncio.Task[bool] | None = None
         self._controls_checked_at = -1e9
         self._controls_ok = True
+        self._names_checked: tuple[float, bool] = (-1e9, True)
+        self.lag = LoopLag()
+        # A control check is reused for half the effective re-check (never slower than the
+        # most frequent target's interval), so the first failures of a cut are not the target's.
+        effective = min(
+            [settings.outages.recheck] + [settings.interval_of(t) for t in settings.targets]
+        )
+        self._reuse_for = effective / 2
         self.started = time.time()
         self._captured_at: dict[str, float] = {}
         metrics.declare_targets(settings.targets)
@@ -103,18 +157,108 @@ class Service:
             self._captured_at[target.id] = now
         return obs
 
-    async def check_target(self, target: Target) -> float | None:
-        """One scheduled check: probe, classify our own network, record, publish."""
-        obs = await self.probe(target)
-        if not obs.success and self.controls and not await self.vantage_online():
-            obs = dataclasses.replace(
-                obs,
-                success=False,
-                outcome=Outcome.VANTAGE_OFFLINE,
-                error=f"all controls failed; target check said {obs.outcome}: {obs.error or ''}"[
-                    :300
-                ],
+    async def classify(self, obs: Observation) -> Observation:
+        """Whose fault a failed check is: a failure of this vantage's own resolver or network
+        becomes `vantage_offline` (it neither opens nor closes an outage); a failure the
+        controls do not share stays the target's.
+
+        A failed lookup is first compared with the control sites' names through the same
+        resolver (none resolves: the resolver's failure); then, as for any failure, the
+        control sites themselves are asked (a caching resolver can answer while the network
+        is down)."""
+        if obs.success:
+            return obs
+        dns = _dns_facts(obs)
+        if dns is not None and self.control_names:
+            if not await self.controls_resolve():
+                return _offline(
+                    _with_dns(obs, dns, "resolver"),
+                    f"this vantage's DNS resolver failed ({dns.get('error')}): the control "
+                    f"sites' names do not resolve either (resolvers: "
+                    f"{', '.join(dns.get('resolvers') or ()) or 'unknown'})",
+                )
+            if self.controls and not await self.vantage_online():
+                return _offline(_with_dns(obs, dns, "network"), "all controls failed")
+            return dataclasses.replace(
+                _with_dns(obs, dns, "target"),
+                error=_clip(
+                    f"{obs.error or ''} (the control sites' names resolve through the same "
+                    "resolver: the failure is the target's)"
+                ),
             )
+        if self.controls and not await self.vantage_online():
+            return _offline(obs, "all controls failed")
+        return obs
+
+    @property
+    def control_names(self) -> tuple[str, ...]:
+        """The control sites' host names (IP literals left out): resolver health checks."""
+        names: list[str] = []
+        for control in self.controls:
+            host = urlsplit(control.url).hostname or ""
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                if host and host not in names:
+                    names.append(host)
+        return tuple(names)
+
+    async def controls_resolve(self) -> bool:
+        """Whether at least one control site's name resolves now (the system resolver, as the
+        probes use it); shared for half a re-check period."""
+        loop = asyncio.get_running_loop()
+        checked_at, answer = self._names_checked
+        if loop.time() - checked_at < self._reuse_for:
+            return answer
+        timeout = min(self.settings.defaults.timeout, 10.0)
+
+        async def resolves(name: str) -> bool:
+            try:
+                async with asyncio.timeout(timeout):
+                    return bool(await loop.getaddrinfo(name, 443, type=socket.SOCK_STREAM))
+            except (OSError, TimeoutError, UnicodeError):
+                return False
+
+        answer = any(await asyncio.gather(*(resolves(n) for n in self.control_names)))
+        self._names_checked = (loop.time(), answer)
+        return answer
+
+    async def check_target(self, target: Target) -> float | None:
+        """One scheduled check: probe, classify our own load and network, record, publish.
+
+        A check during which this process's own event loop ran late beyond
+        `outages.max_loop_lag` is never a verdict against the target when it failed or was
+        slow: it is recorded as this vantage's problem (`vantage_offline`, saying so) and the
+        target is re-checked soon.
+        """
+        obs, overloaded = await self.judged(target)
+        delay = await self.publish(target, obs)
+        if overloaded:
+            recheck = self.settings.outages.recheck
+            return recheck if delay is None else min(delay, recheck)
+        return delay
+
+    async def judged(self, target: Target) -> tuple[Observation, bool]:
+        """Probe `target` measuring this process's loop lag, then say whose fault a failure
+        is; the observation and whether it was taken while the probe itself was overloaded."""
+        self.lag.start()
+        since = self.lag.now()
+        obs = await self.probe(target)
+        lag = self.lag.worst_since(since)
+        obs = dataclasses.replace(obs, environment={**obs.environment, "loop_lag_s": round(lag, 6)})
+        limit = self.settings.outages.max_loop_lag
+        slow = target.slow_after is not None and obs.duration_s > target.slow_after
+        if lag > limit and (not obs.success or slow):
+            log.warning("probe_overloaded", target=target.id, loop_lag_s=round(lag, 3))
+            return _offline(
+                obs,
+                f"this vantage was overloaded: its event loop ran {lag:.3f} s late during the "
+                f"check (limit {limit:g} s); not held against the target, re-checked",
+            ), True
+        return await self.classify(obs), False
+
+    async def publish(self, target: Target, obs: Observation) -> float | None:
+        """Record `obs`, then update status, metrics and outages; the fast re-check delay."""
         try:
             seq = await self.record(obs)
         except LedgerWriteError:
@@ -161,7 +305,7 @@ class Service:
     async def vantage_online(self) -> bool:
         """Whether at least one control answers now; concurrent callers share one check."""
         loop = asyncio.get_running_loop()
-        if loop.time() - self._controls_checked_at < self.settings.outages.recheck / 2:
+        if loop.time() - self._controls_checked_at < self._reuse_for:
             return self._controls_ok
         if self._controls_check is None or self._controls_check.done():
             self._controls_check = asyncio.create_task(self._check_controls())
@@ -195,3 +339,35 @@ class Service:
         self._controls_ok = online
         self.metrics.set_vantage_online(online)
         return online
+
+
+class _NoSink:
+    """`vigie check` records nothing: entries are numbered and dropped."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def append(self, entry_type: str, body: Mapping[str, Any]) -> int:  # noqa: ARG002
+        self.count += 1
+        return self.count
+
+
+async def check_once(
+    settings: Settings, registry: ProbeRegistry, targets: Sequence[Target]
+) -> tuple[list[Observation], bool]:
+    """Probe `targets` once, classified as `vigie run` does (controls, resolver), recording
+    nothing: the observations and whether this vantage's own network answered."""
+    metrics = Metrics(vantage=settings.vantage.name, version=vigie_version())
+    service = Service(settings, registry, metrics, _NoSink())
+    limit = asyncio.Semaphore(settings.max_concurrency)
+
+    async def one(target: Target) -> Observation:
+        async with limit:
+            obs, _overloaded = await service.judged(target)
+            return obs
+
+    try:
+        observations = list(await asyncio.gather(*(one(t) for t in targets)))
+    finally:
+        service.lag.stop()
+    return observations, service.vantage_is_online

@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 import structlog
 
 from probes.base import ProbeContext, ProbeSettings
+from probes.environment import resolvers
 from probes.guard import WriteBlockedError
 from probes.httpclient import (
     PHASES,
@@ -211,6 +212,8 @@ class HttpProbe:
         if phase == "processing" and last.first_byte_at is not None:
             phase = "transfer"
         last.end()
+        if phase == "resolve":
+            last.dns_error = "timeout"  # the resolver did not answer within the deadline
         where = _PHASE_TEXT.get(phase or "", "")
         message = f"no complete answer within {timeout:g} s" + (
             f" (timed out {where})" if where else ""
@@ -251,6 +254,23 @@ class HttpProbe:
         environment: dict[str, Any] = dict(self._environment)
         environment["resolved_ips"] = list(exchanges[0].resolved_ips) if exchanges else []
         environment["fresh_connection"] = True
+        # Happy Eyeballs: per request, which address answered, which were tried, how each failed
+        environment["connections"] = [
+            {
+                "host": ex.host,
+                "answered": ex.remote_ip,
+                "attempts": [a.to_dict() for a in ex.attempts],
+            }
+            for ex in exchanges
+            if ex.attempts or ex.remote_ip is not None
+        ]
+        if last is not None and last.dns_error is not None:
+            # the lookup failed or was cut by the deadline: say which resolver was asked
+            environment["dns"] = {
+                "host": last.host,
+                "error": last.dns_error,
+                "resolvers": resolvers(),
+            }
         body = last.body if last is not None else None
         return Observation(
             target_id=target.id,

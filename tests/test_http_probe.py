@@ -348,6 +348,11 @@ class TestFailureOutcomes:
         obs = check(f"http://127.0.0.1:{free_port()}/")
         assert obs.outcome is Outcome.CONNECT_ERROR
         assert "refused" in (obs.error or "")
+        # the attempt is recorded (one address: no race, a direct connect)
+        (connection,) = obs.environment["connections"]
+        assert connection["answered"] is None
+        assert [a["result"] for a in connection["attempts"]] == ["refused"]
+        assert connection["attempts"][0]["ip"] == "127.0.0.1"
 
     def test_reset_before_response(self) -> None:
         """A reset before any response byte is a connect_error."""

@@ -57,6 +57,31 @@ def _run(
     asyncio.run(scenario())
 
 
+def _recheck_calls(recheck: float, *, interval: float) -> list[float]:
+    """Loop times of a target's first checks when each asks for a re-check after `recheck`."""
+    calls: list[float] = []
+
+    async def check(_target: Target) -> float | None:
+        calls.append(asyncio.get_running_loop().time())
+        return recheck
+
+    async def scenario() -> None:
+        sched = Scheduler(
+            _targets(1), check, interval_of=lambda _: interval, max_concurrency=1, min_interval=0.01
+        )
+        task = asyncio.create_task(sched.run())
+        # Wait for the first (spread) start plus a few re-checks, bounded.
+        for _ in range(2000):
+            if len(calls) >= 4:
+                break
+            await asyncio.sleep(0.01)
+        sched.stop()
+        await task
+
+    asyncio.run(scenario())
+    return calls
+
+
 class TestScheduling:
     def test_no_overlap_for_one_target(self) -> None:
         """A check slower than the interval never overlaps the next check of the same target."""
@@ -95,30 +120,7 @@ class TestScheduling:
 
     def test_fast_recheck(self) -> None:
         """A check asking for a sooner re-check runs again after that delay, not the interval."""
-        calls: list[float] = []
-
-        async def check(target: Target) -> float | None:
-            calls.append(asyncio.get_running_loop().time())
-            return 0.02  # ask to be re-checked soon
-
-        async def scenario() -> None:
-            sched = Scheduler(
-                _targets(1),
-                check,
-                interval_of=lambda _: 10.0,
-                max_concurrency=1,
-                min_interval=0.01,
-            )
-            task = asyncio.create_task(sched.run())
-            # Wait for the first (spread) start plus a few re-checks, bounded.
-            for _ in range(2000):
-                if len(calls) >= 4:
-                    break
-                await asyncio.sleep(0.01)
-            sched.stop()
-            await task
-
-        asyncio.run(scenario())
+        calls = _recheck_calls(0.02, interval=10.0)
         assert len(calls) >= 4
         gaps = [b - a for a, b in itertools.pairwise(calls)]
         assert max(gaps) < 1.0  # re-checks after 0.02 s, well below the 2 s interval
@@ -146,5 +148,24 @@ class TestScheduling:
             calls[target.id] += 1
             raise RuntimeError("boom")
 
-        _run(1, check, interval=0.02, max_concurrency=1, seconds=0.3)
+        async def scenario() -> None:
+            sched = Scheduler(
+                _targets(1), check, interval_of=lambda _: 0.02, max_concurrency=1, min_interval=0.01
+            )
+            task = asyncio.create_task(sched.run())
+            # bounded wait: the first logged traceback can be slow to render (rich, under load)
+            for _ in range(1000):
+                if calls["t0"] >= 3:
+                    break
+                await asyncio.sleep(0.01)
+            sched.stop()
+            await task
+
+        asyncio.run(scenario())
         assert calls["t0"] >= 3
+
+    def test_recheck_never_slower_than_the_interval(self) -> None:
+        """`recheck: 10s` with a 0.05 s interval: re-checks come at the interval's pace."""
+        calls = _recheck_calls(10.0, interval=0.05)
+        assert len(calls) >= 4  # with a 10 s re-check there would be one or two calls in 20 s
+        assert max(b - a for a, b in itertools.pairwise(calls)) < 5.0
