@@ -73,6 +73,7 @@ __all__ = [
     "CSV_OUTAGE_COLUMNS",
     "DURATION_BOUNDS",
     "BundleError",
+    "BundleRequestError",
     "BundleSummary",
     "ExportRequest",
     "ExportResult",
@@ -149,6 +150,10 @@ class BundleError(Exception):
 
 class NotCoveredYetError(BundleError):
     """The entries asked for are not yet covered by a signed checkpoint (retry after one)."""
+
+
+class BundleRequestError(BundleError):
+    """The request itself is wrong: reversed or empty period, unknown outage (bad input)."""
 
 
 class Stamper(Protocol):
@@ -1272,7 +1277,7 @@ def export_bundle(
     """
     began = time.monotonic()
     if request.end <= request.start:
-        raise BundleError("the end of the period must come after its start")
+        raise BundleRequestError("the end of the period must come after its start")
     vantage = signer.name
     if ledger.vantage is not None and ledger.vantage != vantage:
         raise BundleError(
@@ -1521,7 +1526,7 @@ def _write_range(
 ) -> _Scanned:
     start, stop = _find_range(ledger, size, request)
     if stop <= start:
-        raise BundleError(
+        raise BundleRequestError(
             f"the ledger holds no entry between {request.start.isoformat()} and "
             f"{request.end.isoformat()}: choose another period"
         )
@@ -1682,7 +1687,7 @@ def _write_outage(
                 event.setdefault("seq", seq)
                 events.append(event)
     if not events:
-        raise BundleError(f"no outage {outage_id!r} in the ledger: see `vigie outages`")
+        raise BundleRequestError(f"no outage {outage_id!r} in the ledger: see `vigie outages`")
     record = outages_from_entries(events)[0]
     summary.outages = [record]
     summary.target_filter = (record.target_id,)

@@ -83,10 +83,18 @@ class BundleReport:
 
 
 class _FailureError(Exception):
-    def __init__(self, file: str | None, message: str, entry: int | None = None) -> None:
+    def __init__(
+        self,
+        file: str | None,
+        message: str,
+        entry: int | None = None,
+        *,
+        span: tuple[int, int] | None = None,
+    ) -> None:
         super().__init__(message)
         self.file = file
         self.entry = entry
+        self.span = span  # [first, stop) of the entries a checkpoint root mismatch points at
 
 
 def verify_bundle(
@@ -285,8 +293,9 @@ class _Verifier:
             try:
                 check(streams)
             except _FailureError as failure:
-                self._check_streams(streams, manifest["files"], failure.entry, str(failure))
-                raise
+                found = self._pinpoint(failure)
+                self._check_streams(streams, manifest["files"], found.entry, str(found))
+                raise found from None
             self._check_streams(streams, manifest["files"], None, "")
         finally:
             for stream in streams.values():
@@ -308,6 +317,29 @@ class _Verifier:
                 raise _FailureError(
                     name, f"changed: its SHA-256 differs from the manifest's{detail}", entry
                 )
+
+    def _pinpoint(self, failure: _FailureError) -> _FailureError:
+        """A root mismatch names a checkpoint, not the entry: find the changed entry.
+
+        The signed manifest vouches for observations.csv; the first entry of the span whose
+        line disagrees with its CSV row is the one changed. A change the CSV does not show
+        (environment, an outage event, entries swapped) stays reported at the checkpoint.
+        """
+        if failure.span is None:
+            return failure
+        first, stop = failure.span
+        with contextlib.suppress(_FailureError, OSError, ValueError, zipfile.BadZipFile):
+            found = _changed_entry(
+                self.read("observations.csv"), self.open("observations.jsonl"), first, stop
+            )
+            if found is not None:
+                seq, column = found
+                return _FailureError(
+                    "observations.jsonl",
+                    f"entry {seq} changed: its {column}; {failure}",
+                    seq,
+                )
+        return failure  # a change the CSV does not show: the checkpoint that caught it
 
     def _hashed(self, streams: dict[str, _HashedStream], name: str) -> _HashedStream:
         stream = streams[name] = _HashedStream(name, self.open(name))
@@ -372,6 +404,7 @@ class _Verifier:
                     "observations.jsonl",
                     f"entries {first} to {stop - 1} do not lead to the root of checkpoint {end}",
                     end,
+                    span=(first, stop),
                 )
             tree.covered.append(end)
         else:
@@ -607,6 +640,7 @@ class _RangeTree:
     def __init__(self, roots: dict[int, bytes], start: int, stop: int) -> None:
         self.tree = merkle.CompactTree()
         self.roots = roots
+        self.start = start
         self.seq = start
         self.stop = stop
         self.hidden_count = 0
@@ -693,10 +727,12 @@ class _RangeTree:
             if mark != size:
                 continue
             if self.tree.root() != self.roots[mark]:
+                first = self.covered[-1] if self.covered else self.start
                 raise _FailureError(
                     "observations.jsonl",
-                    f"the entries before checkpoint {mark} do not match its root",
+                    f"entries {first} to {mark - 1} do not match the root of checkpoint {mark}",
                     mark,
+                    span=(first, mark),
                 )
             self.covered.append(mark)
 
@@ -777,6 +813,61 @@ def _check_token_framing(token: bytes) -> None:
         raise _TokenFramingError("the SignerInfo version does not match its signer identifier")
 
 
+def _csv_cells(entry: dict[str, Any]) -> dict[str, str]:
+    """What observations.csv shows of an observation entry, as the export writes it."""
+    started = str(entry.get("started_at") or "")
+    artifacts = entry.get("artifacts") or {}
+    status = entry.get("http_status")
+    error = str(entry.get("error") or "").replace("\r", " ").replace("\n", " ")[:300]
+    cells = {
+        "cible": str(entry.get("target_id") or ""),
+        "type_sonde": str(entry.get("kind") or ""),
+        "succes": "oui" if entry.get("success") is True else "non",
+        "resultat": str(entry.get("outcome") or ""),
+        "statut_http": "" if status is None else str(status),
+        "ip_distante": str(entry.get("remote_ip") or ""),
+        "url_finale": str(entry.get("final_url") or ""),
+        "erreur": error,
+        "artefacts": " ".join(f"{k}:{sha}" for sha, k in sorted(artifacts.items())),
+    }
+    if started.endswith("Z"):
+        cells["date_utc"] = started[:10] + " " + started[11:19]
+    return cells
+
+
+def _changed_entry(
+    csv_bytes: bytes, entries: IO[bytes], first: int, stop: int
+) -> tuple[int, str] | None:
+    """(seq, column) of the first observation in [first, stop) whose line disagrees with its
+    row of observations.csv, or None."""
+    import csv
+    import io
+
+    rows = {
+        row["seq"]: row
+        for row in csv.DictReader(io.StringIO(csv_bytes.decode("utf-8-sig")), delimiter=";")
+    }
+    for line in entries:
+        seq = _seq(line)
+        if seq is None or not first <= seq < stop:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return seq, "JSON text no longer parses"
+        if entry.get("type") != "observation" or str(seq) not in rows:
+            continue
+        row = rows[str(seq)]
+        for column, value in _csv_cells(entry).items():
+            if row.get(column) != value:
+                return seq, f"{column!r} differs from observations.csv ({row.get(column)!r})"
+        duration = entry.get("duration_s")
+        with contextlib.suppress(TypeError, ValueError, AttributeError):
+            if abs(float(row["duree_s"].replace(",", ".")) - float(duration)) > 1e-6:
+                return seq, f"'duree_s' differs from observations.csv ({row['duree_s']!r})"
+    return None
+
+
 def _lines(stream: _HashedStream) -> Iterator[bytes]:
     """The lines of a member (without their newline), read in blocks."""
     rest = b""
@@ -850,7 +941,10 @@ def verify_bundle_cli(args: Any, path: Path) -> BundleReport | None:
             else:
                 manifest = json.loads(zipfile.ZipFile(path).read("manifest.json"))
                 verifier = NoteVerifier(str(manifest["vantage"]), load_public_key(key_path))
-        except (OSError, ValueError, KeyError, NoteError, SigningKeyError) as exc:
+        except OSError as exc:
+            print(f"vigie verify: --public-key {key_path}: {exc.strerror or exc}", file=sys.stderr)
+            return None
+        except (ValueError, KeyError, NoteError, SigningKeyError, zipfile.BadZipFile) as exc:
             print(f"vigie verify: cannot use the public key {key_path}: {exc}", file=sys.stderr)
             return None
     try:
@@ -868,10 +962,10 @@ def print_bundle_report(report: BundleReport, *, as_json: bool = False) -> None:
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, sort_keys=True))
         return
-    stream = sys.stdout if report.ok else sys.stderr
-    print(f"{report.source}: {report.summary()}", file=stream)
+    # The verdict of a failed verification is the one line on stderr; the rest is the report.
+    print(f"{report.source}: {report.summary()}", file=sys.stdout if report.ok else sys.stderr)
     if report.ok and report.key:
         trust = "given key" if report.key_trusted else "key carried by the bundle"
         print(f"  signatures checked with the {trust}: {report.key}")
     for warning in report.warnings:
-        print(f"  warning: {warning}", file=stream)
+        print(f"  warning: {warning}")

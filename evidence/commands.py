@@ -143,12 +143,21 @@ def add_commands(
 
 def run_keygen(args: argparse.Namespace) -> int:
     """`vigie keygen [--out PATH]`."""
-    from evidence.signing import NoteVerifier, SigningKeyError, keygen, public_key_path
+    from evidence.signing import (
+        KeyExistsError,
+        NoteVerifier,
+        SigningKeyError,
+        keygen,
+        public_key_path,
+    )
 
     settings = command_settings(args)
     path: Path = args.out or settings.signing.key
     try:
         key = keygen(path)
+    except KeyExistsError as exc:  # bad input: the path names a key already
+        print(f"vigie keygen: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except SigningKeyError as exc:
         print(f"vigie keygen: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -163,6 +172,9 @@ def run_verify(args: argparse.Namespace) -> int:
     """`vigie verify [PATH]`: exit 0 when everything verifies, 1 at the first problem."""
     settings = command_settings(args)
     target = args.path or settings.ledger.url
+    if args.public_key is not None and not args.public_key.is_file():
+        print(f"vigie verify: --public-key {args.public_key}: no such file", file=sys.stderr)
+        return EXIT_USAGE
     if str(target).lower().endswith(".zip"):
         return _verify_bundle(args, Path(target))
     return _verify_ledger(args, settings, target)
@@ -240,8 +252,8 @@ def _verify_ledger(args: argparse.Namespace, settings: Settings, target: str) ->
 
 
 def _print_report(report: Any) -> None:
-    stream = sys.stdout if report.ok else sys.stderr
-    print(f"{report.source}: {report.summary()}", file=stream)
+    # The verdict of a failed verification is the one line on stderr; the rest is the report.
+    print(f"{report.source}: {report.summary()}", file=sys.stdout if report.ok else sys.stderr)
     if report.ok:
         if report.last_checkpoint_seq is not None:
             print(
@@ -256,4 +268,4 @@ def _print_report(report: Any) -> None:
             trust = "given key" if report.key_trusted else "key recorded in the ledger"
             print(f"  signatures checked with the {trust}: {report.key}")
     for warning in report.warnings:
-        print(f"  warning: {warning}", file=stream)
+        print(f"  warning: {warning}")

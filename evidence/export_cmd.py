@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -108,11 +109,23 @@ def add_commands(
     corroborate.set_defaults(handler=run_corroborate)
 
 
+def output_problem(out: Path, option: str = "--out") -> str | None:
+    """Why `out` cannot be written (missing or unwritable folder, a directory), or None."""
+    folder = out.parent
+    if out.is_dir():
+        return f"{option} {out}: is a folder; give a file name ending in .zip"
+    if not folder.is_dir():
+        return f"{option} {out}: the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{option} {out}: the folder {folder} is not writable"
+    return None
+
+
 def run_export(args: argparse.Namespace) -> int:
     """`vigie export`: exit 0 with the bundle written, 1 when it cannot be, 2 on bad usage."""
-    from evidence.bundle import BundleError, ExportRequest
+    from evidence.bundle import BundleError, BundleRequestError, ExportRequest
     from evidence.export_open import export_with_settings, open_export
-    from evidence.ledger import LedgerError
+    from evidence.ledger import LedgerError, sqlite_path
     from evidence.signing import SigningKeyError
 
     if args.bundle is not None:
@@ -133,10 +146,24 @@ def run_export(args: argparse.Namespace) -> int:
     except argparse.ArgumentTypeError as exc:
         print(f"vigie export: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if end <= start:
+        print(
+            f"vigie export: --from {args.start} comes after --to {args.end}: swap them",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     known = {t.id for t in settings.targets}
     unknown = [t for t in args.target if known and t not in known]
     if unknown:
-        print(f"vigie export: unknown target {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        print(
+            f"vigie export: --target {unknown[0]!r}: no such target "
+            f"(known: {', '.join(sorted(known))})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    problem = output_problem(args.out)
+    if problem is not None:
+        print(f"vigie export: {problem}", file=sys.stderr)
         return EXIT_USAGE
     corroboration: dict[str, int] = {}
     report = None
@@ -148,7 +175,13 @@ def run_export(args: argparse.Namespace) -> int:
             corroborated = Corroboration.from_dict(
                 json.loads(args.corroboration.read_text(encoding="utf-8"))
             )
-        except (OSError, ValueError, CorroborationError) as exc:
+        except OSError as exc:
+            print(
+                f"vigie export: --corroboration {args.corroboration}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        except (ValueError, CorroborationError) as exc:
             print(f"vigie export: --corroboration {args.corroboration}: {exc}", file=sys.stderr)
             return EXIT_USAGE
         named = corroborated.names_by_outage(settings.vantage.name)
@@ -159,6 +192,10 @@ def run_export(args: argparse.Namespace) -> int:
     except SigningKeyError as exc:
         print(f"vigie export: the bundle is signed with the vantage key: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    missing = sqlite_path(settings.ledger.url)
+    if missing is not None and not missing.is_file():  # a wrong ledger.url: bad input
+        print(f"vigie export: no ledger at {missing} (ledger.url)", file=sys.stderr)
+        return EXIT_USAGE
     try:
         result = export_with_settings(
             settings,
@@ -169,8 +206,14 @@ def run_export(args: argparse.Namespace) -> int:
             report=report,
             progress=False if args.no_progress else None,
         )
+    except BundleRequestError as exc:
+        print(f"vigie export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (BundleError, LedgerError) as exc:
         print(f"vigie export: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:  # the output could not be written (disk full, removed folder)
+        print(f"vigie export: {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
     summary = result.summary
     print(
@@ -208,29 +251,66 @@ def _write_pieces(bundle: Path, folder: Path) -> int:
     return EXIT_OK
 
 
+def _paris(moment: str) -> str:
+    return dt.datetime.fromisoformat(moment).astimezone(PARIS).strftime("%d/%m/%Y %H:%M:%S")
+
+
+def _vantages_fr(count: int) -> str:
+    return f"{count} point{'s' if count > 1 else ''} d'observation"
+
+
 def run_corroborate(args: argparse.Namespace) -> int:
-    """`vigie corroborate A.zip B.zip …`: exit 1 when a bundle does not verify."""
+    """`vigie corroborate A.zip B.zip …`: exit 1 when a bundle does not verify, 2 on bad usage."""
     from evidence.corroborate import CorroborationError, corroborate
 
-    if args.min < 1:
-        print("vigie corroborate: --min must be at least 1", file=sys.stderr)
+    def usage(message: str) -> int:
+        print(f"vigie corroborate: {message}", file=sys.stderr)
         return EXIT_USAGE
+
+    if args.min < 1:
+        return usage("--min must be at least 1")
+    for path in args.bundles:
+        if not path.is_file():
+            what = "is a folder, not a bundle (.zip)" if path.is_dir() else "no such file"
+            return usage(f"{path}: {what}")
+    if len(args.bundles) < args.min:
+        return usage(
+            f"--min {args.min} needs bundles of at least {args.min} vantages; "
+            f"{len(args.bundles)} given"
+        )
     try:
         result = corroborate(args.bundles, min_vantages=args.min)
     except CorroborationError as exc:
         print(f"vigie corroborate: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if len(result.vantages) < args.min:
+        return usage(
+            f"the bundles come from {len(result.vantages)} "
+            f"vantage{'s' if len(result.vantages) > 1 else ''} only "
+            f"({', '.join(result.vantages)}); --min {args.min} needs bundles of at least "
+            f"{args.min} different vantages"
+        )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return EXIT_OK
-    print(
-        f"{len(result.groups)} outages seen from at least {args.min} of "
-        f"{len(result.vantages)} vantages ({', '.join(result.vantages)})"
+    among = (
+        f"depuis au moins {_vantages_fr(args.min)} sur {len(result.vantages)} "
+        f"({', '.join(result.vantages)})"
     )
+    count = len(result.groups)
+    if not count:
+        print(f"Aucune panne vue {among}.")
+        return EXIT_OK
+    print(f"{count} panne{'s' if count > 1 else ''} vue{'s' if count > 1 else ''} {among} :")
     for group in result.groups:
+        when = (
+            f"depuis le {_paris(group.start)} (en cours)"
+            if group.end is None
+            else f"du {_paris(group.start)} au {_paris(group.end)}"
+        )
+        members = ", ".join(f"{m.vantage} : {m.outage_id}" for m in group.members)
         print(
-            f"  {group.target_id}: {group.start} → {group.end or 'ongoing'}  "
-            f"confirmé depuis {len(group.vantages)} points d'observation "
-            f"({', '.join(f'{m.vantage}:{m.outage_id}' for m in group.members)})"
+            f"  {group.target_id} : {when} (heure de Paris), confirmée depuis "
+            f"{_vantages_fr(len(group.vantages))} ({members})"
         )
     return EXIT_OK

@@ -38,6 +38,7 @@ __all__ = [
     "OutageTracker",
     "Period",
     "cause_key",
+    "cause_label_fr",
     "causes_text",
     "causes_text_fr",
     "decode_entries",
@@ -160,6 +161,11 @@ def _cause_label(key: str, *, french: bool) -> str:
     return key.replace("_", " ")
 
 
+def cause_label_fr(key: str) -> str:
+    """One cause key in French: ``erreur HTTP 503``, ``délai dépassé``."""
+    return _cause_label(key, french=True)
+
+
 def _ordered(causes: Mapping[str, int]) -> list[tuple[str, int]]:
     return sorted(causes.items(), key=lambda kv: (-kv[1], kv[0]))
 
@@ -199,6 +205,7 @@ class OutageRecord:
     close_reason: str | None = None  # recovered | superseded (degraded ended by a down outage)
     opened_entry: int | None = None  # ledger seq of its `opened` event
     closed_entry: int | None = None  # ledger seq of its `closed` event
+    confirm_seqs: tuple[int, ...] = ()  # the observations of `seqs` that confirmed it
 
     @property
     def is_open(self) -> bool:
@@ -296,6 +303,7 @@ class OutageRecord:
             close_reason=None if closed is None else closed.get("reason"),
             opened_entry=opened_entry,
             closed_entry=closed_entry,
+            confirm_seqs=tuple(int(s) for s in (opened or {}).get("seqs", ())),
         )
 
 
@@ -441,6 +449,7 @@ class _Builder:
             first_seq=self.first_seq,
             last_seq=self.last_seq,
             artifacts_total=self.artifacts_total,
+            confirm_seqs=self.open_seqs,
         )
 
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from evidence.outages import ENTRY_OUTAGE, OutageRecord, format_duration_fr, outages_from_entries
 from exporter.config import ConfigError, OpenDataSettings, redact_secrets
 from exporter.hostcheck import HostAllowList, host_middleware
-from exporter.statuspage import _STYLE, html_page, paris_time
+from exporter.statuspage import _STYLE, cards_table, html_page, paris_time, plural_fr
 
 __all__ = [
     "CentralConfig",
@@ -130,8 +130,13 @@ def load_central_config(path: Path) -> CentralConfig:
         data = yaml.safe_load(path.read_text("utf-8"))
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read ({exc.strerror or exc})"]) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: not valid YAML ({exc})"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not valid UTF-8 (byte {exc.start})"]) from None
+    except yaml.YAMLError as exc:  # one line: where, and what the parser expected
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{path}: {where}invalid YAML: {problem}"]) from None
     try:
         config = CentralConfig.model_validate(data or {})
     except ValidationError as exc:
@@ -436,7 +441,7 @@ heure de Paris. Données ouvertes : <a href="/outages.json">JSON</a>,
 <a href="/outages.csv">CSV</a>, <a href="/outages.atom">flux des pannes (Atom)</a>."""
 
 
-def _confirm_cell(outage: ConfirmedOutage, view: CentralView) -> str:
+def _confirm_cell(outage: ConfirmedOutage, view: CentralView) -> tuple[str, str]:
     n, total = len(outage.vantages), len(view.vantages)
     css = "ko" if n >= view.min_vantages else "warn"
     label = "corroborée" if n >= view.min_vantages else "vue d'un seul réseau"
@@ -444,9 +449,9 @@ def _confirm_cell(outage: ConfirmedOutage, view: CentralView) -> str:
         label = "non corroborée"
     names = ", ".join(f"« {v} »" for v in outage.vantages)
     return (
-        f'<td class="{css}"><span class="confirm">{n} sur {total}</span> point'
-        f"{'s' if total > 1 else ''} d'observation ({escape(label)})<br>{escape(names)}</td>"
-    )
+        f'<span class="confirm">{n} sur {total}</span> point{"s" if total > 1 else ""} '
+        f"d'observation ({escape(label)})<br>{escape(names)}"
+    ), css
 
 
 def _outages_table(view: CentralView) -> str:
@@ -457,48 +462,58 @@ def _outages_table(view: CentralView) -> str:
         name = view.names.get(o.target_id, o.target_id)
         end = "en cours" if o.end is None else paris_time(o.end)
         duration = format_duration_fr(((o.end or view.generated_at) - o.start).total_seconds())
-        css = ' class="ko"' if o.is_open else ""
         ids = "<br>".join(
             f"{escape(s.vantage)} : <code>{escape(s.record.id)}</code>" for s in o.sightings
         )
         rows.append(
-            f'<tr><th scope="row">{escape(name)}</th><td>{escape(paris_time(o.start))}</td>'
-            f"<td{css}>{escape(end)}</td><td>{escape(duration)}"
-            f"{' (en cours)' if o.is_open else ''}</td>{_confirm_cell(o, view)}"
-            f"<td>{ids}</td></tr>"
+            (
+                (escape(name), ""),
+                (escape(paris_time(o.start)), ""),
+                (escape(end), "ko" if o.is_open else ""),
+                (escape(duration) + (" (en cours)" if o.is_open else ""), ""),
+                _confirm_cell(o, view),
+                (ids, ""),
+            )
         )
     more = ""
     if len(view.outages) > OUTAGE_ROWS:
-        more = f"<p>{OUTAGE_ROWS} pannes les plus récentes sur {len(view.outages)}.</p>"
-    return (
-        "<table>\n<caption>Pannes confirmées, les plus récentes d'abord (heure de Paris). "
-        "Des pannes du même service qui se chevauchent dans le temps sont regroupées."
-        "</caption>\n"
-        '<thead><tr><th scope="col">Service</th><th scope="col">Début</th>'
-        '<th scope="col">Fin</th><th scope="col">Durée</th>'
-        '<th scope="col">Confirmée par</th><th scope="col">Références</th></tr></thead>\n'
-        "<tbody>\n" + "\n".join(rows) + "\n</tbody></table>" + more
+        more = f"<p>Les {OUTAGE_ROWS} pannes les plus récentes sur {len(view.outages)}.</p>"
+    caption = (
+        "Pannes confirmées, les plus récentes d'abord (heure de Paris). Des pannes du même "
+        "service qui se chevauchent dans le temps sont regroupées."
     )
+    headers = ("Service", "Début", "Fin", "Durée", "Confirmée par", "Références")
+    return cards_table(caption, headers, rows) + more
 
 
 def _sources_table(view: CentralView) -> str:
+    if not view.sources:
+        return "<p>Aucune source n'est configurée (<code>vantages</code>).</p>"
     rows = []
     for s in view.sources:
         if s.error:
-            state = f'<td class="ko">Illisible : {escape(s.error)}</td>'
+            state = (f"Illisible : {escape(s.error)}", "ko")
         else:
             read = paris_time(s.read_at) if s.read_at else "—"
-            state = f'<td class="ok">Lu le {escape(read)}</td>'
+            state = (f"Lu le {escape(read)}", "ok")
         rows.append(
-            f'<tr><th scope="row">{escape(s.vantage or "—")}</th><td>{escape(s.kind)} '
-            f"<code>{escape(s.label)}</code></td>{state}<td>{len(s.outages)}</td></tr>"
+            (
+                (escape(s.vantage or "—"), ""),
+                (f"{escape(s.kind)} <code>{escape(s.label)}</code>", ""),
+                state,
+                (str(len(s.outages)), ""),
+            )
         )
-    return (
-        "<table>\n<caption>Sources lues par cette page</caption>\n"
-        '<thead><tr><th scope="col">Point d\'observation</th><th scope="col">Source</th>'
-        '<th scope="col">État</th><th scope="col">Pannes enregistrées</th></tr></thead>\n'
-        "<tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
-    )
+    headers = ("Point d'observation", "Source", "État", "Pannes enregistrées")
+    return cards_table("Sources lues par cette page", headers, rows)
+
+
+def _vantages_read(view: CentralView) -> str:
+    names = ", ".join(f"« {v} »" for v in view.vantages)
+    if not names:
+        return "Aucun point d'observation n'a pu être lu."
+    count = plural_fr(len(view.vantages), "point d'observation lu", "points d'observation lus")
+    return escape(f"{count} : {names}.")
 
 
 def render_central_page(view: CentralView) -> str:
@@ -510,15 +525,15 @@ def render_central_page(view: CentralView) -> str:
         now = f'<p class="ko">Panne corroborée en cours : {escape(names)}.</p>'
     else:
         now = '<p class="ok">Aucune panne corroborée en cours.</p>'
+    at_least = plural_fr(k, "point d'observation", "points d'observation")
     body = f"""<header><h1>{escape(view.title)}</h1>
-<p>{len(view.vantages)} point(s) d'observation lu(s) :
-{escape(", ".join(f"« {v} »" for v in view.vantages) or "aucun")}.
+<p>{_vantages_read(view)}
 Page générée le {escape(paris_time(view.generated_at))}.</p></header>
 <main>
 <h2>En ce moment</h2>
 {now}
 <h2>Pannes et points d'observation qui les confirment</h2>
-<p>Une panne est <strong>corroborée</strong> quand au moins {k} points d'observation, chacun sur
+<p>Une panne est <strong>corroborée</strong> quand au moins {at_least}, chacun sur
 son propre réseau, l'ont confirmée pendant la même période : elle ne peut alors pas être
 attribuée à la connexion d'un seul observateur. Une panne vue d'un seul réseau reste un
 soupçon local.</p>

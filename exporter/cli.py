@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 
@@ -24,8 +25,9 @@ from evidence.export_cmd import add_commands as add_export_commands
 from exporter.central import add_commands as add_central_commands
 from exporter.central import run_handler
 from exporter.clock import ClockWatch
-from exporter.config import ConfigError, Settings, load_settings
+from exporter.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
 from exporter.grafana import add_commands as add_dashboard_commands
+from exporter.grafana import ledger_outages
 from exporter.logs import configure_logging
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
@@ -44,6 +46,8 @@ log = structlog.get_logger("vigie")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
+EXIT_USAGE = 2
+_SERVICES = frozenset({"run", "demo", "central"})  # long-running commands
 
 
 def run_async(coro_fn: Callable[[], Any]) -> Any:
@@ -83,6 +87,9 @@ def probe_settings(settings: Settings, artifacts: Any = None) -> ProbeSettings:
 def cmd_config_check(args: argparse.Namespace) -> int:
     """Validate a configuration file without running anything."""
     settings = load_settings(args.file)
+    if args.file is None:  # what the other commands would use: ./vigie.yaml, else built-in
+        builtin = "built-in defaults (no ./vigie.yaml here)"
+        args.file = DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else builtin
     kinds: dict[str, int] = {}
     for target in settings.targets:
         kinds[target.kind] = kinds.get(target.kind, 0) + 1
@@ -248,6 +255,13 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
 # --- parser ----------------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line on stderr, saying where the help is, and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `vigie` argument parser with every subcommand."""
     common = argparse.ArgumentParser(add_help=False)
@@ -259,12 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: $VIGIE_CONFIG, else ./vigie.yaml, else the built-in "
         "ANEF defaults)",
     )
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vigie",
         description="Vigie: read-only monitoring of public online services, with evidence.",
     )
     parser.add_argument("--version", action="version", version=f"vigie {vigie_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Every subcommand is a _Parser too (argparse builds them with the parent's class).
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
 
     run = sub.add_parser("run", parents=[common], help="run the monitoring service")
     run.set_defaults(handler=cmd_run)
@@ -277,10 +294,25 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
     config_check = config_sub.add_parser("check", help="validate a configuration file")
-    config_check.add_argument("file", type=Path, metavar="FILE")
+    config_check.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        default=Path(os.environ["VIGIE_CONFIG"]) if os.environ.get("VIGIE_CONFIG") else None,
+        metavar="FILE",
+        help="default: $VIGIE_CONFIG, else ./vigie.yaml, else the built-in ANEF defaults",
+    )
     config_check.set_defaults(handler=cmd_config_check)
 
-    demo = sub.add_parser("demo", parents=[common], help="run the simulator and the service")
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="run the simulator and the service",
+        description="Run a local simulator of the ANEF site and the service against it. With "
+        "--config FILE, the demo keeps that file's settings (vantage, outage rules, maintenance "
+        "windows, evidence password...) and uses the simulator's targets and controls, a "
+        "temporary ledger and key, and --listen.",
+    )
     demo.add_argument("--fault-every", type=float, default=45.0, metavar="SECONDS")
     demo.add_argument("--listen", default="127.0.0.1:9188", metavar="HOST:PORT")
     demo.add_argument(
@@ -290,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evidence_commands(sub, load_settings)
     add_export_commands(sub, load_settings)
-    add_dashboard_commands(sub, load_settings)
+    add_dashboard_commands(sub, load_settings, ledger_outages)
     add_outage_commands(sub, load_settings)
     add_central_commands(sub, load_settings)
     add_attestation_commands(sub, load_settings)
@@ -307,7 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `vigie` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging()
+    # The services log their life as events; a one-shot command speaks in its own lines and
+    # logs only warnings and errors, so that a mistake reads as one line on stderr.
+    configure_logging(level=logging.INFO if args.command in _SERVICES else logging.WARNING)
     try:
         return run_handler(args)
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ import yaml
 
 from exporter.config import load_settings
 
-__all__ = ["FAULT_CYCLE", "cmd_demo", "demo_config"]
+__all__ = ["DEMO_OWNED", "FAULT_CYCLE", "cmd_demo", "demo_config", "merged_config"]
 
 log = structlog.get_logger("vigie.demo")
 
@@ -100,14 +100,35 @@ def demo_config(urls: dict[str, str], state: Path, listen: str) -> dict[str, Any
     }
 
 
+# What the demo always sets itself: the simulated targets and controls, where evidence goes.
+DEMO_OWNED = ("targets", "controls", "ledger", "signing", "listen")
+
+
+def merged_config(demo: dict[str, Any], base: Path | None) -> dict[str, Any]:
+    """The demo's configuration over the file `base` (``--config``).
+
+    Everything but `DEMO_OWNED` (outage rules, maintenance windows, vantage, evidence
+    password...) comes from `base` when it sets it. `base` must have been validated.
+    """
+    if base is None:
+        return demo
+    raw = yaml.safe_load(base.read_text(encoding="utf-8")) or {}
+    merged = {**demo, **{k: v for k, v in raw.items() if k not in DEMO_OWNED}}
+    for key in DEMO_OWNED:
+        merged[key] = demo[key]
+    return merged
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the simulator and the service against it; flip faults now and then."""
     from exporter.cli import run_async, serve
     from simulator.process import SimulatorProcess
 
+    if args.config is not None:
+        load_settings(args.config)  # a bad --config stops here, before the simulator starts
     state = Path(tempfile.mkdtemp(prefix="vigie-demo-"))
     with SimulatorProcess() as sim:
-        config = demo_config(sim.urls, state, args.listen)
+        config = merged_config(demo_config(sim.urls, state, args.listen), args.config)
         config_path = state / "vigie-demo.yaml"
         config_path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
         settings = load_settings(config_path)

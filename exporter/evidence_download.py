@@ -30,6 +30,7 @@ __all__ = [
     "EvidenceDownload",
     "NotCoveredYet",
     "OutageVersion",
+    "check_basic_auth",
     "download_name",
     "evidence_download_handler",
 ]
@@ -133,29 +134,7 @@ class EvidenceDownload:
         await self._checkpoint()
 
     def _check_auth(self, request: web.Request) -> None:
-        if self._auth is None:
-            return
-        user, password = self._auth
-        header = request.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        ok = False
-        if scheme.lower() == "basic" and value:
-            try:
-                given = base64.b64decode(value.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                given = b""
-            given_user, sep, given_password = given.partition(b":")
-            expected_user = user.encode("utf-8")
-            expected_password = password.get_secret_value().encode("utf-8")
-            # Both comparisons always run: no early exit that would time the user name.
-            user_ok = hmac.compare_digest(given_user, expected_user)
-            password_ok = hmac.compare_digest(given_password, expected_password)
-            ok = bool(sep) and user_ok and password_ok
-        if not ok:
-            raise web.HTTPUnauthorized(
-                text="Authentification requise pour télécharger les preuves.",
-                headers={"WWW-Authenticate": f'Basic realm="{self._realm}", charset="UTF-8"'},
-            )
+        check_basic_auth(request, self._auth, self._realm)
 
     def _cached_path(self, outage_id: str, version: str) -> Path:
         """The cache file for this outage and version; always directly inside the cache."""
@@ -229,6 +208,36 @@ def _not_covered(wait: float) -> web.HTTPServiceUnavailable:
     return web.HTTPServiceUnavailable(
         text=_NOT_COVERED_TEXT.format(delay=delay), headers={"Retry-After": str(delay)}
     )
+
+
+def check_basic_auth(
+    request: web.Request, auth: tuple[str, SecretStr] | None, realm: str = "Vigie"
+) -> None:
+    """Raise 401 unless `request` carries the HTTP Basic credentials `auth` (None: open).
+
+    Both the user and the password comparisons always run, in constant time: no early exit
+    that would time the user name.
+    """
+    if auth is None:
+        return
+    user, password = auth
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    ok = False
+    if scheme.lower() == "basic" and value:
+        try:
+            given = base64.b64decode(value.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            given = b""
+        given_user, sep, given_password = given.partition(b":")
+        user_ok = hmac.compare_digest(given_user, user.encode("utf-8"))
+        password_ok = hmac.compare_digest(given_password, password.get_secret_value().encode())
+        ok = bool(sep) and user_ok and password_ok
+    if not ok:
+        raise web.HTTPUnauthorized(
+            text="Authentification requise pour télécharger les preuves.",
+            headers={"WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'},
+        )
 
 
 def _exists_not_regular(path: Path) -> bool:

@@ -29,11 +29,13 @@ __all__ = [
     "TOKEN_ENV_VARS",
     "URL_ENV_VARS",
     "GrafanaPushError",
+    "LedgerOutage",
     "OutageRecord",
     "PushReport",
     "add_commands",
     "annotation_for",
     "connect",
+    "ledger_outages",
     "push",
     "token_from_env",
 ]
@@ -85,6 +87,40 @@ class OutageRecord(Protocol):
     def cause(self) -> str:
         """Short French text of the cause, as shown to users."""
         ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LedgerOutage:
+    """An outage of the evidence ledger as the push needs it (`OutageRecord`)."""
+
+    id: str
+    target_id: str
+    kind: str
+    started_at: str
+    ended_at: str | None
+    cause: str
+
+    @classmethod
+    def of(cls, record: Any) -> LedgerOutage:
+        """From an `evidence.outages.OutageRecord`."""
+        from exporter.statuspage import causes_fr
+
+        return cls(
+            record.id,
+            record.target_id,
+            record.kind,
+            record.started_at,
+            record.ended_at,
+            causes_fr(record.causes),
+        )
+
+
+def ledger_outages(settings: Settings) -> list[LedgerOutage] | None:
+    """The configured ledger's outages (read-only), or None when there is no ledger yet."""
+    from exporter.outages_cmd import ledger_outages as read
+
+    records = read(settings)
+    return None if records is None else [LedgerOutage.of(r) for r in records]
 
 
 class GrafanaPushError(Exception):
@@ -231,6 +267,23 @@ def _explain(exc: Any) -> str:
     return f"Grafana answered {status}: {message}"
 
 
+def _expect(answer: Any, kind: type, what: str) -> Any:
+    """`answer` when Grafana answered with a `kind` (JSON object or list), else a clear error.
+
+    A proxy, another application at the URL or a Grafana version with another API can answer
+    with something else; it is named, never a traceback.
+    """
+    if isinstance(answer, kind):
+        return answer
+    names: dict[type, str] = {dict: "an object", list: "a list"}
+    shape = names.get(type(answer), type(answer).__name__)
+    expected = names[kind]
+    raise GrafanaPushError(
+        f"Grafana answered the lookup of {what} with {shape}, not {expected}: "
+        "is --grafana-url the address of Grafana (with its sub-path, if any)?"
+    )
+
+
 def _is_not_found(exc: Any) -> bool:
     return getattr(exc, "status_code", None) == 404
 
@@ -239,7 +292,7 @@ def _ensure_folder(client: Any, uid: str, title: str) -> str:
     from grafana_client.client import GrafanaClientError
 
     try:
-        folder = client.folder.get_folder(uid)
+        folder = _expect(client.folder.get_folder(uid), dict, f"the folder {uid!r}")
     except GrafanaClientError as exc:
         if not _is_not_found(exc):
             raise
@@ -262,7 +315,7 @@ def _push_dashboard(client: Any, dashboard: Mapping[str, Any], folder_uid: str) 
 
     uid = str(dashboard["uid"])
     try:
-        current = client.dashboard.get_dashboard(uid)
+        current = _expect(client.dashboard.get_dashboard(uid), dict, f"the dashboard {uid!r}")
     except GrafanaClientError as exc:
         if not _is_not_found(exc):
             raise
@@ -364,9 +417,9 @@ def _find_annotations(client: Any, outage_id: str) -> list[dict[str, Any]]:
         ("type", "annotation"),
         ("limit", "100"),
     ]
-    found = client.client.GET("/annotations", params=params)
+    found = _expect(client.client.GET("/annotations", params=params) or [], list, "annotations")
     return sorted(
-        (a for a in found or [] if f"panne:{outage_id}" in (a.get("tags") or [])),
+        (a for a in found if isinstance(a, dict) and f"panne:{outage_id}" in (a.get("tags") or [])),
         key=lambda a: int(a.get("id", 0)),
     )
 
@@ -411,7 +464,8 @@ def _push_annotation(client: Any, outage_id: str, body: Mapping[str, Any]) -> tu
 # --- command line ----------------------------------------------------------------------------
 
 LoadSettings = Callable[[Path | None], Settings]
-LoadOutages = Callable[[Settings], Iterable[OutageRecord]]
+# settings -> the ledger's outages, or None when there is no ledger yet (nothing to annotate)
+LoadOutages = Callable[[Settings], Iterable[OutageRecord] | None]
 
 
 def add_commands(
@@ -493,13 +547,29 @@ def _cmd_push(
         dashboards = list(all_dashboards().values())
     outages: list[OutageRecord] = []
     if not args.no_annotations:
+        from evidence.ledger import LedgerError
+
         if load_outages is None:
             log.warning(
                 "outage_annotations_skipped",
                 reason="this build cannot read outages from the ledger",
             )
         else:
-            outages = list(load_outages(settings))
+            try:
+                found = load_outages(settings)
+            except (LedgerError, OSError) as exc:
+                print(
+                    f"vigie: error: cannot read the outages from the ledger ({exc}); "
+                    "use --no-annotations to push the dashboards only",
+                    file=sys.stderr,
+                )
+                return 1
+            if found is None:
+                log.warning(
+                    "outage_annotations_skipped",
+                    reason=f"no ledger at {settings.ledger.url} yet: no outage to annotate",
+                )
+            outages = list(found or ())
     try:
         with connect(url, token, timeout=args.timeout, user_agent=settings.user_agent) as client:
             report = push(

@@ -36,6 +36,7 @@ __all__ = [
     "LedgerSource",
     "ListSource",
     "add_commands",
+    "ledger_outages",
     "load_outages",
     "parse_moment",
     "render",
@@ -141,6 +142,23 @@ def load_outages(source: EntrySource, settings: Settings) -> list[OutageRecord]:
     )
     current = {r.id: r for r in tracker.open_outages()}
     return [current.get(r.id, r) if r.is_open else r for r in records]
+
+
+def ledger_outages(settings: Settings) -> list[OutageRecord] | None:
+    """The outages of the configured ledger (read-only), or None when it does not exist yet.
+
+    Raises the ledger's error (LedgerError, OSError) when it exists but cannot be read.
+    """
+    from evidence.ledger import sqlite_path
+
+    path = sqlite_path(settings.ledger.url)
+    if path is not None and not path.is_file():
+        return None
+    source = LedgerSource.open(settings)
+    try:
+        return load_outages(source, settings)
+    finally:
+        source.close()
 
 
 def parse_moment(text: str, *, end: bool = False) -> dt.datetime:
@@ -260,6 +278,12 @@ def run_outages(
     if start is not None and end is not None and end <= start:
         raise ConfigError(["--to: must be after --from"])
     factory = source_factory or getattr(args, "source_factory", None) or LedgerSource.open
+    if factory == LedgerSource.open:
+        from evidence.ledger import sqlite_path
+
+        missing = sqlite_path(settings.ledger.url)
+        if missing is not None and not missing.is_file():  # a wrong ledger.url: bad input
+            raise ConfigError([f"ledger.url: no ledger at {missing}"])
     try:
         source = factory(settings)
         try:

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from exporter.attestation_routes import add_attestation_routes
+from exporter.capture_routes import make_capture_handler
 from exporter.evidence_routes import make_evidence_handler
 from exporter.hostcheck import HostAllowList, host_middleware
 from exporter.metrics import CONTENT_TYPE_LATEST
 from exporter.opendata import OpenData, add_open_data_routes, service_open_data
-from exporter.statuspage import render_outage_by_id, render_status_page
+from exporter.statuspage import render_not_found, render_outage_by_id, render_status_page
 
 if TYPE_CHECKING:
     from exporter.service import Service
@@ -53,9 +54,10 @@ async def _status(request: web.Request) -> web.Response:
 
 
 async def _outage(request: web.Request) -> web.Response:
-    html = render_outage_by_id(request.app[_SERVICE], request.match_info["outage_id"])
+    outage_id = request.match_info["outage_id"]
+    html = render_outage_by_id(request.app[_SERVICE], outage_id)
     if html is None:
-        raise web.HTTPNotFound(text="Aucune panne ne porte cet identifiant.")
+        raise web.HTTPNotFound(text=render_not_found(outage_id), content_type="text/html")
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
 
@@ -70,6 +72,7 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get("/", _status)
     app.router.add_get("/outages/{outage_id}", _outage)
     app.router.add_get("/outages/{id}/evidence.zip", make_evidence_handler(service))
+    app.router.add_get("/outages/{outage_id}/captures/{sha256}", make_capture_handler(service))
 
     async def open_data(request: web.Request) -> OpenData:
         return service_open_data(service, request)

@@ -22,6 +22,7 @@ from evidence.outages import (
     OutageRecord,
     OutageTracker,
     Period,
+    cause_label_fr,
     format_duration_fr,
 )
 from probes.observation import Outcome
@@ -39,14 +40,19 @@ __all__ = [
     "StatusView",
     "TargetView",
     "build_status_view",
+    "cards_table",
+    "causes_fr",
     "html_page",
     "outage_view",
     "paris_time",
+    "plural_fr",
+    "render_not_found",
     "render_outage_by_id",
     "render_outage_page",
     "render_status_page",
     "render_status_view",
     "service_tracker",
+    "span_fr",
 ]
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -86,7 +92,7 @@ _STATE_CSS = {
     "degraded": "warn",
     "unknown": "na",
 }
-_STATE_MARK = {"ok": "✔", "warn": "!", "ko": "✖", "na": "?"}
+_STATE_MARK = {"ok": "✔", "warn": "!", "ko": "✖", "na": "\N{EN DASH}"}
 _KIND_LABELS = {"down": "Panne", "degraded": "Lenteur"}
 _LEVEL_LABELS = {
     "ok": "aucune panne",
@@ -95,6 +101,17 @@ _LEVEL_LABELS = {
     "slow": "lenteurs",
     "none": "pas de mesure",
 }
+MAJOR_BELOW = 0.99  # a day with an outage is "major" below this share of its observed time
+# What each colour of the bar means, as the legend says it (thresholds from `_day_level`).
+_LEVEL_MEANINGS = {
+    "ok": "le service a fonctionné pendant tout le temps observé",
+    "minor": "panne confirmée, mais service disponible au moins 99 % du temps observé "
+    "(moins de 15 min sur une journée entière)",
+    "major": "panne confirmée, service disponible moins de 99 % du temps observé "
+    "(15 min ou plus sur une journée entière)",
+    "slow": "service lent, sans panne confirmée",
+    "none": "Vigie n'a pas observé le service ce jour-là",
+}
 
 # Colours: text at least 4.5:1 and bar cells at least 3:1 against the white background.
 _STYLE = """
@@ -102,22 +119,33 @@ body{font-family:system-ui,sans-serif;margin:0 auto;max-width:62rem;padding:1rem
 background:#fff;line-height:1.5}
 h1{font-size:1.6rem}h2{font-size:1.3rem;margin-top:2rem}h3{font-size:1.1rem;margin-bottom:.3rem}
 table{border-collapse:collapse;width:100%}caption{text-align:left;color:#444;padding:.3rem 0}
-th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #ccc;vertical-align:top}
+th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #ccc;vertical-align:top;
+overflow-wrap:break-word}
+code{overflow-wrap:anywhere}
 a{color:#0b4ea2}
 .ok{color:#0a6b2d;font-weight:bold}.ko{color:#b00020;font-weight:bold}
 .warn{color:#8a4b00;font-weight:bold}.na{color:#555555}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
-.avail{display:flex;gap:1.5rem;margin:.2rem 0;padding:0;list-style:none}
+.avail{display:flex;flex-wrap:wrap;gap:.3rem 1.5rem;margin:.2rem 0;padding:0;list-style:none}
 .bar{display:flex;gap:1px;margin:.3rem 0 .2rem;padding:0;list-style:none;height:2rem}
 .bar li{flex:1;border-radius:2px}
 .d-ok{background:#1e7b34}.d-minor{background:#b35c00}.d-major{background:#b00020}
 .d-slow{background:#7a6a00}.d-none{background:#fff;border:1px solid #767676}
-.legend{display:flex;flex-wrap:wrap;gap:1rem;padding:0;list-style:none;font-size:.9rem}
+.legend{padding:0;list-style:none;font-size:.9rem}.legend li{margin:.2rem 0}
 .legend span{display:inline-block;width:.9rem;height:.9rem;margin-right:.3rem;
 vertical-align:middle;border-radius:2px}
 .scale{display:flex;justify-content:space-between;font-size:.85rem;color:#444}
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}
-dl.facts dt{font-weight:bold}dl.facts dd{margin:0}
+dl.facts dt{font-weight:bold}dl.facts dd{margin:0;min-width:0;overflow-wrap:anywhere}
+@media (max-width:40rem){
+dl.facts{display:block}dl.facts dd{margin:0 0 .5rem}
+table.cards thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+table.cards,table.cards caption,table.cards tbody,table.cards tr,table.cards th,table.cards td{
+display:block}
+table.cards tr{border-bottom:1px solid #999;padding:.5rem 0}
+table.cards th,table.cards td{border:0;padding:.1rem 0}
+table.cards td[data-label]::before{content:attr(data-label) " : ";font-weight:bold;color:#444}
+}
 footer{margin-top:2rem;font-size:.9rem;color:#444}
 """
 
@@ -160,7 +188,7 @@ class PeriodView:
 
     kind_label: str
     started: str
-    ended: str
+    ended: str | None  # None while it goes on
     duration: str
 
 
@@ -195,6 +223,7 @@ class StatusView:
     periods: tuple[PeriodView, ...]
     maintenance: tuple[str, ...]
     rules: str
+    days: int = BAR_DAYS  # length of the bars and of the outage history shown
 
 
 def paris_time(moment: dt.datetime | str) -> str:
@@ -204,12 +233,34 @@ def paris_time(moment: dt.datetime | str) -> str:
     return moment.astimezone(PARIS).strftime("%d/%m/%Y %H:%M:%S")
 
 
+def plural_fr(count: int, singular: str, plural: str | None = None) -> str:
+    """``1 vérification``, ``3 vérifications``: French agreement, never ``(s)``.
+
+    `singular` and `plural` may hold several words (``vérification réussie``); the plural
+    defaults to each word followed by ``s``. French counts 0 and 1 as singular.
+    """
+    if abs(count) < 2:
+        return f"{count} {singular}"
+    return f"{count} {plural or ' '.join(w + 's' for w in singular.split())}"
+
+
+def span_fr(start: str, end: str | None) -> str:
+    """A period in words: ``du 07/12/2026 18:33:45 au 07/12/2026 19:02:10``, or ``depuis le …``
+
+    `start` and `end` are already shown as Paris time (see `paris_time`); `end` None is a
+    period still going on.
+    """
+    if end is None:
+        return f"depuis le {start}"
+    return f"du {start} au {end}"
+
+
 def _day_level(avail: Availability) -> str:
     ratio = avail.ratio
     if ratio is None:
         return "none"
     if avail.down_s > 0:
-        return "major" if ratio < 0.99 else "minor"
+        return "major" if ratio < MAJOR_BELOW else "minor"
     return "slow" if avail.degraded_s > 0 else "ok"
 
 
@@ -245,12 +296,20 @@ def outage_view(
         ended="en cours" if record.ended_at is None else paris_time(record.ended_at),
         duration=format_duration_fr(record.duration(now))
         + (" (en cours)" if record.is_open else ""),
-        causes=record.causes_text_fr,
+        causes=causes_fr(record.causes),
         failed_checks=record.failed_checks,
         maintenance=record.maintenance,
         url=f"{base_url}/outages/{quote(record.id)}",
         is_open=record.is_open,
     )
+
+
+def _state_label(state: str, last: CheckSummary | None) -> str:
+    """The state in words; "unknown" after checks says why no state could be told yet."""
+    if state == "unknown" and last is not None and last.outcome == Outcome.VANTAGE_OFFLINE:
+        # Only checks made while the probe's own network was down: they say nothing of it.
+        return "Non vérifiable : connexion de la sonde coupée"
+    return STATE_LABELS.get(state, state)
 
 
 def _detail(last: CheckSummary | None) -> str:
@@ -266,7 +325,7 @@ def _period_view(period: Period, now: dt.datetime) -> PeriodView:
     return PeriodView(
         kind_label=label,
         started=paris_time(period.start),
-        ended="en cours" if period.end is None else paris_time(period.end),
+        ended=None if period.end is None else paris_time(period.end),
         duration=format_duration_fr(period.duration(now)),
     )
 
@@ -311,7 +370,7 @@ def build_status_view(
                 id=target.id,
                 name=target.display_name,
                 state=state,
-                state_label=STATE_LABELS.get(state, state),
+                state_label=_state_label(state, last),
                 since=paris_time(current.started_at) if current else None,
                 last_checked=paris_time(last.started_at) if last else None,
                 detail=_detail(last),
@@ -345,12 +404,17 @@ def build_status_view(
         outages_total=len(shown),
         periods=tuple(_period_view(p, now) for p in periods[:50]),
         maintenance=tuple(describe(w) + _scope(w.targets, names) for w in tracker.maintenance),
+        days=days,
         rules=(
-            f"Une panne est confirmée après {rules.confirm_after} vérification(s) en échec "
-            f"consécutive(s) ; elle est close après {rules.recover_after} vérification(s) "
-            f"réussie(s). Après un échec, le service est revérifié toutes les "
-            f"{format_duration_fr(rules.recheck)}. Le début d'une panne est l'heure de la "
-            "première vérification en échec, sa fin celle de la première vérification réussie."
+            "Une panne est confirmée après "
+            f"{plural_fr(rules.confirm_after, 'vérification en échec', 'vérifications en échec')}"
+            f"{' consécutives' if rules.confirm_after > 1 else ''} ; elle est close après "
+            f"{plural_fr(rules.recover_after, 'vérification réussie')}"
+            f"{' consécutives' if rules.recover_after > 1 else ''}. Après un échec, le service "
+            f"est revérifié au bout de {format_duration_fr(rules.recheck)} au lieu d'attendre "
+            "l'intervalle habituel. Le début d'une "
+            "panne est l'heure de la première vérification en échec, sa fin celle de la "
+            "première vérification réussie."
         ),
     )
 
@@ -399,40 +463,77 @@ def _vantage_text(view: StatusView) -> str:
     return "La connexion de la sonde fonctionne normalement."
 
 
-def _state_cell(target: TargetView) -> str:
+def cards_table(
+    caption: str, headers: Sequence[str], rows: Iterable[Sequence[tuple[str, str]]]
+) -> str:
+    """A table that turns into one card per row on a narrow screen (see `.cards` in the style).
+
+    Each row is a sequence of ``(cell HTML, class)``; its first cell is the row header. Every
+    other cell carries its column name in `data-label`, which the narrow layout shows before it.
+    """
+    head = "".join(f'<th scope="col">{escape(h)}</th>' for h in headers)
+    lines = []
+    for row in rows:
+        (first, first_css), *rest = row
+        cells = [f'<th scope="row"{_class(first_css)}>{first}</th>']
+        cells += [
+            f'<td data-label="{escape(h)}"{_class(css)}>{html}</td>'
+            for h, (html, css) in zip(headers[1:], rest, strict=True)
+        ]
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<table class="cards">\n<caption>{escape(caption)}</caption>\n'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(lines) + "\n</tbody></table>"
+    )
+
+
+def _class(css: str) -> str:
+    return f' class="{css}"' if css else ""
+
+
+def _state_html(target: TargetView) -> tuple[str, str]:
     css = _STATE_CSS.get(target.state, "na")
-    label = escape(target.state_label)
-    return f'<td class="{css}"><span aria-hidden="true">{_STATE_MARK[css]}</span> {label}</td>'
+    mark = f'<span aria-hidden="true">{_STATE_MARK[css]}</span>'
+    return f"{mark}&nbsp;{escape(target.state_label)}", css
 
 
 def _current_table(view: StatusView) -> str:
+    if not view.targets:
+        return (
+            "<p>Aucun service n'est surveillé : la configuration ne contient aucune cible "
+            "(<code>targets</code> dans <code>vigie.yaml</code>).</p>"
+        )
     rows = []
     for t in view.targets:
         maintenance = (
             f"<br><em>{escape(t.maintenance_now)} en cours</em>" if t.maintenance_now else ""
         )
         rows.append(
-            f'<tr><th scope="row">{escape(t.name)}</th>{_state_cell(t)}'
-            f"<td>{escape(t.since or '—')}</td><td>{escape(t.last_checked or '—')}</td>"
-            f"<td>{escape(t.detail)}{maintenance}</td></tr>"
+            (
+                (escape(t.name), ""),
+                _state_html(t),
+                (escape(t.since or "—"), ""),
+                (escape(t.last_checked or "pas encore"), ""),
+                (escape(t.detail or "—") + maintenance, ""),
+            )
         )
-    return (
-        "<table>\n<caption>État de chaque service à la dernière vérification "
-        "(heure de Paris)</caption>\n"
-        '<thead><tr><th scope="col">Service</th><th scope="col">État</th>'
-        '<th scope="col">En panne depuis</th><th scope="col">Dernière vérification</th>'
-        '<th scope="col">Détail</th></tr></thead>\n<tbody>\n'
-        + "\n".join(rows)
-        + "\n</tbody></table>"
+    return cards_table(
+        "État de chaque service à la dernière vérification (heure de Paris)",
+        ("Service", "État", "En panne depuis", "Dernière vérification", "Erreur constatée"),
+        rows,
     )
 
 
 def _legend() -> str:
     items = "".join(
-        f'<li><span class="d-{level}" aria-hidden="true"></span>{escape(label.capitalize())}</li>'
+        f'<li><span class="d-{level}" aria-hidden="true"></span>'
+        f"<strong>{escape(label.capitalize())}</strong> : {escape(_LEVEL_MEANINGS[level])}</li>"
         for level, label in _LEVEL_LABELS.items()
     )
-    return f'<ul class="legend" aria-label="Légende des barres">{items}</ul>'
+    return (
+        "<p>Chaque barre représente une journée (heure de Paris), la plus récente à droite.</p>"
+        f'<ul class="legend" aria-label="Légende des barres">{items}</ul>'
+    )
 
 
 def _availability_section(view: StatusView) -> str:
@@ -460,37 +561,55 @@ def _availability_section(view: StatusView) -> str:
     return "\n".join(parts)
 
 
+def _evidence_links(o: OutageView) -> str:
+    """The links of one outage: its page, its evidence bundle as the README promises, and its
+    attestation."""
+    about = f'<span class="sr"> de la panne {escape(o.target_name)} du {escape(o.started)}</span>'
+    return (
+        f'<a href="{escape(o.url)}">Voir la panne{about}</a><br>'
+        f'<a href="{escape(o.url)}/evidence.zip">Télécharger le dossier de preuves{about}</a><br>'
+        f'<a href="{escape(o.url)}/attestation.zip">Attestation pour cette panne'
+        f'<span class="sr"> ({escape(o.target_name)}, {escape(o.started)})</span></a>'
+    )
+
+
 def _outages_table(view: StatusView) -> str:
     if not view.outages:
-        return "<p>Aucune panne confirmée sur la période.</p>"
-    rows = []
-    for o in view.outages:
-        maintenance = escape(o.maintenance) if o.maintenance else "—"
-        css = ' class="ko"' if o.is_open else ""
-        rows.append(
-            f'<tr><th scope="row">{escape(o.target_name)}</th><td>{escape(o.kind_label)}</td>'
-            f"<td>{escape(o.started)}</td><td{css}>{escape(o.ended)}</td>"
-            f"<td>{escape(o.duration)}</td><td>{escape(o.causes)}</td><td>{maintenance}</td>"
-            f'<td><a href="{escape(o.url)}">Détail<span class="sr"> de la panne '
-            f"{escape(o.target_name)} du {escape(o.started)}</span></a><br>"
-            f'<a href="{escape(o.url)}/attestation.zip">Attestation pour cette panne'
-            f'<span class="sr"> ({escape(o.target_name)}, {escape(o.started)})</span></a></td></tr>'
+        return f"<p>Aucune panne ni lenteur confirmée sur les {view.days} derniers jours.</p>"
+    rows = [
+        (
+            (escape(o.target_name), ""),
+            (escape(o.kind_label), ""),
+            (escape(o.started), ""),
+            (escape(o.ended), "ko" if o.is_open else ""),
+            (escape(o.duration), ""),
+            (escape(o.causes or "—"), ""),
+            (escape(o.maintenance) if o.maintenance else "non", ""),
+            (_evidence_links(o), ""),
         )
+        for o in view.outages
+    ]
     more = ""
     if view.outages_total > len(view.outages):
         more = (
-            f"<p>{len(view.outages)} pannes les plus récentes sur {view.outages_total}. "
+            f"<p>Les {len(view.outages)} pannes les plus récentes sur {view.outages_total}. "
             "La liste complète : commande <code>vigie outages</code>.</p>"
         )
     return (
-        "<table>\n<caption>Pannes et lenteurs confirmées, les plus récentes d'abord "
-        "(heure de Paris)</caption>\n"
-        '<thead><tr><th scope="col">Service</th><th scope="col">Type</th>'
-        '<th scope="col">Début</th><th scope="col">Fin</th><th scope="col">Durée</th>'
-        '<th scope="col">Cause</th><th scope="col">Maintenance annoncée</th>'
-        '<th scope="col">Preuves</th></tr></thead>\n<tbody>\n'
-        + "\n".join(rows)
-        + "\n</tbody></table>"
+        cards_table(
+            "Pannes et lenteurs confirmées, les plus récentes d'abord (heure de Paris)",
+            (
+                "Service",
+                "Type",
+                "Début",
+                "Fin",
+                "Durée",
+                "Cause",
+                "Maintenance annoncée",
+                "Détail et preuves",
+            ),
+            rows,
+        )
         + more
     )
 
@@ -499,8 +618,8 @@ def _periods_list(view: StatusView) -> str:
     if not view.periods:
         return "<p>Aucune interruption de la surveillance sur la période.</p>"
     items = "".join(
-        f"<li>{escape(p.kind_label)} du {escape(p.started)} au {escape(p.ended)} "
-        f"({escape(p.duration)})</li>"
+        f"<li>{escape(p.kind_label)} {escape(span_fr(p.started, p.ended))} "
+        f"({'en cours, ' if p.ended is None else ''}{escape(p.duration)})</li>"
         for p in view.periods
     )
     return (
@@ -541,64 +660,149 @@ celle de la sonde : elle n'est pas imputée aux services surveillés.</p>
     return html_page("Vigie — état des services", body)
 
 
+# kind -> (link text, singular, plural)
+_ARTIFACT_LABELS = {
+    "screenshot": ("Capture d'écran", "capture d'écran", "captures d'écran"),
+    "html": ("Page HTML", "page HTML", "pages HTML"),
+    "warc": ("Archive WARC", "archive WARC", "archives WARC"),
+    "har": ("Journal réseau (HAR)", "journal réseau (HAR)", "journaux réseau (HAR)"),
+    "text": ("Texte", "texte", "textes"),
+    "json": ("Données JSON", "fichier JSON", "fichiers JSON"),
+}
+
+
+def causes_fr(causes: Mapping[str, int]) -> str:
+    """Causes in words, most frequent first: ``erreur HTTP 503 (10 vérifications)``."""
+    ordered = sorted(causes.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{cause_label_fr(k)} ({plural_fr(n, 'vérification')})" for k, n in ordered)
+
+
+def _seq_list(seqs: Sequence[int]) -> str:
+    return ", ".join(f"n° {s}" for s in seqs)
+
+
+def _during(record: OutageRecord) -> str:
+    return "la panne" if record.kind == DOWN else "la période de lenteur"
+
+
+def _bounds_text(record: OutageRecord) -> str:
+    if record.kind == DOWN:
+        return (
+            "Le début est l'heure de la première vérification en échec, la fin celle de la "
+            "première vérification réussie."
+        )
+    return (
+        "Le début est l'heure de la première vérification trop lente, la fin celle de la "
+        "première vérification de nouveau rapide."
+    )
+
+
+def _ledger_text(record: OutageRecord) -> str:
+    """Which ledger entries an outage rests on, told apart: confirmation and recovery."""
+    parts = []
+    if record.first_seq is not None:
+        parts.append(
+            f"Les observations de ce service pendant {_during(record)} figurent parmi les entrées "
+            f"n° {record.first_seq} à n° {record.last_seq} du registre signé."
+        )
+    confirm = [s for s in record.seqs if s in set(record.confirm_seqs)]
+    recovery = [s for s in record.seqs if s not in set(record.confirm_seqs)]
+    if confirm:
+        parts.append(f"Confirmée par les observations {_seq_list(confirm)}.")
+    if recovery and not record.is_open:
+        ended = "Rétablissement constaté" if record.kind == DOWN else "Fin constatée"
+        parts.append(f"{ended} par les observations {_seq_list(recovery)}.")
+    return " ".join(parts)
+
+
+def _artifacts_section(record: OutageRecord, url: str) -> str:
+    """The captures of the failed checks: links that open them, and their SHA-256."""
+    if not record.artifacts:
+        return ""
+    counts: dict[str, int] = {}
+    rows = []
+    for sha, kind in record.artifacts.items():
+        counts[kind] = counts.get(kind, 0) + 1
+        label = _ARTIFACT_LABELS.get(kind, (kind, kind, kind))[0]
+        link = f'<a href="{escape(url)}/captures/{escape(sha)}">{escape(label)} {counts[kind]}</a>'
+        rows.append(((link, ""), (f"<code>{escape(sha)}</code>", "")))
+    listed = ", ".join(
+        plural_fr(n, *_ARTIFACT_LABELS.get(kind, (kind, kind, kind))[1:])
+        for kind, n in counts.items()
+    )
+    total = plural_fr(record.artifacts_total, "fichier enregistré", "fichiers enregistrés")
+    shown = len(record.artifacts)
+    first = f" ; les {shown} premiers sont listés ici" if record.artifacts_total > shown else ""
+    return (
+        f"<h2>Captures des vérifications en échec</h2><p>{total} pendant {_during(record)}"
+        f"{first} : "
+        f"{escape(listed)}. Chaque lien ouvre le fichier tel qu'il a été enregistré. "
+        "L'empreinte SHA-256 identifie ce fichier : le dossier de preuves le contient sous "
+        "<code>artifacts/</code>, et son vérificateur contrôle chaque empreinte."
+        + (
+            " Une archive WARC (format d'archivage du web, norme ISO 28500) garde la page et "
+            "les échanges avec le serveur ; elle s'ouvre avec un lecteur WARC comme "
+            "ReplayWeb.page."
+            if "warc" in counts
+            else ""
+        )
+        + "</p>"
+        + cards_table("Fichiers enregistrés", ("Fichier", "Empreinte SHA-256"), rows)
+    )
+
+
 def render_outage_page(
     record: OutageRecord, *, target_name: str, now: dt.datetime | None = None
 ) -> str:
-    """The page of one outage (`/outages/<id>`), with a link to its evidence bundle."""
+    """The page of one outage (`/outages/<id>`), with its captures and evidence bundle."""
     now = now or dt.datetime.now(dt.UTC)
     view = outage_view(record, {record.target_id: target_name}, now)
+    checks = "Vérifications en échec" if record.kind == DOWN else "Vérifications lentes"
     facts: list[tuple[str, str]] = [
         ("Service", view.target_name),
         ("Type", view.kind_label),
         ("Début", f"{view.started} (heure de Paris)"),
         ("Fin", view.ended if record.is_open else f"{view.ended} (heure de Paris)"),
         ("Durée", view.duration),
-        (
-            "Vérifications en échec" if record.kind == DOWN else "Vérifications lentes",
-            str(record.failed_checks),
-        ),
-        ("Causes", view.causes or "—"),
+        (checks, str(record.failed_checks)),
+        ("Causes", causes_fr(record.causes) or "—"),
         ("Maintenance annoncée", record.maintenance or "non"),
-        ("Identifiant", record.id),
     ]
     if record.confirmed_at:
         facts.append(("Confirmée le", f"{paris_time(record.confirmed_at)} (heure de Paris)"))
-    if record.first_seq is not None:
-        facts.append(
-            (
-                "Observations au registre",
-                f"n° {record.first_seq} à {record.last_seq}"
-                + (f" (confirmation : {', '.join(map(str, record.seqs))})" if record.seqs else ""),
-            )
-        )
+    facts.append(("Identifiant", record.id))
     dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts)
-    artifacts = "".join(
-        f"<li><code>{escape(sha)}</code> — {escape(kind)}</li>"
-        for sha, kind in sorted(record.artifacts.items())
-    )
-    artifacts_html = (
-        f"<h2>Captures</h2><p>{record.artifacts_total} capture(s) enregistrée(s)"
-        f"{' (100 premières listées)' if record.artifacts_total > len(record.artifacts) else ''}"
-        f", identifiées par leur empreinte SHA-256.</p><ul>{artifacts}</ul>"
-        if record.artifacts
-        else ""
-    )
+    ledger = _ledger_text(record)
+    ledger_html = f"<h2>Registre de preuves</h2><p>{escape(ledger)}</p>" if ledger else ""
     title = f"{view.kind_label} — {view.target_name} — {view.started}"
     body = f"""<header><h1>{escape(title)}</h1>
 <p><a href="/">Retour à l'état des services</a></p></header>
 <main>
 <h2>Résumé</h2>
 <dl class="facts">{dl}</dl>
-{artifacts_html}
-<h2>Preuves</h2>
-<p><a href="{escape(view.url)}/evidence.zip">Télécharger le dossier de preuves (zip)</a> :
-observations, captures, preuves d'inclusion dans le registre signé, et un vérificateur
-autonome.</p>
+<p>{_bounds_text(record)}</p>
+{ledger_html}
+{_artifacts_section(record, view.url)}
+<h2>Dossier de preuves</h2>
+<p><a href="{escape(view.url)}/evidence.zip">Télécharger le dossier de preuves</a> (fichier zip) :
+rapport PDF en français, observations, captures, preuves d'inclusion dans le registre signé, et
+un vérificateur autonome.</p>
 <p><a href="{escape(view.url)}/attestation.zip">Attestation pour cette panne</a> (PDF d'une ou
 deux pages, avec son archive de preuves) ; pour une autre plage horaire :
 <a href="/attestation">attestation d'observation</a>.</p>
 </main>"""
     return html_page(f"Vigie — {title}", body)
+
+
+def render_not_found(outage_id: str) -> str:
+    """The page of an outage id that names no outage (a mistyped or truncated link)."""
+    body = f"""<header><h1>Panne introuvable</h1></header>
+<main>
+<p>Aucune panne ne porte l'identifiant <code>{escape(outage_id)}</code> sur ce point
+d'observation. Le lien a peut-être été coupé ou recopié avec une erreur.</p>
+<p><a href="/">Voir l'état des services et la liste des pannes</a></p>
+</main>"""
+    return html_page("Vigie — panne introuvable", body)
 
 
 def render_status_page(service: Service, *, now: dt.datetime | None = None) -> str:

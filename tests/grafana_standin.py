@@ -51,6 +51,9 @@ class GrafanaStandIn:
         self.folders: dict[str, dict[str, Any]] = {}
         self.dashboards: dict[str, dict[str, Any]] = {}
         self.annotations: dict[int, dict[str, Any]] = {}
+        # When set, what GET /api/folders/:uid answers instead (a proxy, an older Grafana or
+        # another application can answer a folder lookup with a list).
+        self.folder_answer: Any = None
         self._next_id = 1
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -171,6 +174,8 @@ class GrafanaStandIn:
         segments = r.path.strip("/").split("/")
         match (r.method, segments):
             case ("GET", ["api", "folders", uid]):
+                if self.folder_answer is not None:
+                    return self.folder_answer
                 return self._get_folder(uid)
             case ("POST", ["api", "folders"]):
                 return self._create_folder(r.body)

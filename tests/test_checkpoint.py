@@ -505,14 +505,14 @@ class TestKeygenCommand:
     def test_keygen_writes_then_refuses(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """First run writes the key and prints the verifier key; the second exits 1."""
+        """First run writes the key and prints the verifier key; the second exits 2."""
         settings = Settings(vantage={"name": "paris-1"}, signing={"key": tmp_path / "vantage.key"})
         args = self._parse(["keygen"], settings)
         assert args.handler(args) == 0
         out = capsys.readouterr().out
         assert "paris-1+" in out
         assert (tmp_path / "vantage.key").is_file()
-        assert args.handler(args) == 1
+        assert args.handler(args) == 2  # bad input: a key is there already
         assert "refusing to overwrite" in capsys.readouterr().err
 
     def test_keygen_out_and_config_option(self, tmp_path: Path) -> None:

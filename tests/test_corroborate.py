@@ -58,3 +58,31 @@ class TestCorroborate:
                 dst.writestr(item, data.replace(b"anef-accueil", b"anef-accuei1"))
         with pytest.raises(CorroborationError, match="does not verify"):
             corroborate([a, bad])
+
+
+class TestCommandOutput:
+    def test_french_with_agreement(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`vigie corroborate` speaks French throughout, with plurals and Paris times."""
+        import argparse
+
+        from evidence.export_cmd import run_corroborate
+
+        a = _bundle(tmp_path / "a", "paris-1", 0)
+        b = _bundle(tmp_path / "b", "lyon-1", 5)
+        args = argparse.Namespace(bundles=[a, b], min=2, json=False)
+        capsys.readouterr()  # the fixture's log lines
+        assert run_corroborate(args) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == (
+            "1 panne vue depuis au moins 2 points d'observation sur 2 (paris-1, lyon-1) :"
+        )
+        assert lines[1].startswith("  anef-accueil : du 23/11/2026 10:40:00 au 23/11/2026 ")
+        assert "confirmée depuis 2 points d'observation (paris-1 : " in lines[1]
+        assert "outages" not in "\n".join(lines)
+        args.min = 1
+        capsys.readouterr()
+        args.bundles = [a]
+        assert run_corroborate(args) == 0
+        assert capsys.readouterr().out.startswith("1 panne vue depuis au moins 1 point ")

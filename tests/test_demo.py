@@ -6,8 +6,10 @@ import contextlib
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.service_fixture import free_port, http_get
 
@@ -55,3 +57,34 @@ class TestDemo:
         assert "Vigie demo is running." in stderr
         assert f"http://127.0.0.1:{port}/metrics" in stderr
         assert '"event": "demo_fault"' in stderr
+
+
+class TestDemoConfig:
+    def test_config_file_settings_kept_simulator_targets_used(self, tmp_path: Path) -> None:
+        """`vigie demo --config FILE`: FILE's vantage and rules, the simulator's targets."""
+        from exporter.config import load_settings
+        from exporter.demo import demo_config, merged_config
+
+        base = tmp_path / "asso.yaml"
+        base.write_text(
+            "vantage: {name: lyon-asso, operator: Asso Lyon}\n"
+            "targets:\n  - {id: x, kind: http, url: 'https://example.org/'}\n"
+            "outages: {confirm_after: 2, recover_after: 1, recheck: 3s}\n"
+            "listen: 127.0.0.1:9999\n",
+            encoding="utf-8",
+        )
+        urls = {
+            "site_url": "http://127.0.0.1:1/",
+            "login_url": "http://127.0.0.1:1/login",
+            "api_url": "http://127.0.0.1:1/api",
+            "admin_url": "http://127.0.0.1:2/",
+        }
+        merged = merged_config(demo_config(urls, tmp_path, "127.0.0.1:19999"), base)
+        (tmp_path / "merged.yaml").write_text(yaml.safe_dump(merged), encoding="utf-8")
+        settings = load_settings(tmp_path / "merged.yaml")
+        assert settings.vantage.name == "lyon-asso"
+        assert settings.outages.confirm_after == 2
+        assert settings.listen == "127.0.0.1:19999"
+        assert {t.id for t in settings.targets} >= {"demo-accueil", "demo-api"}
+        assert "x" not in {t.id for t in settings.targets}
+        assert str(settings.ledger.url).endswith(f"{tmp_path / 'ledger.db'}")

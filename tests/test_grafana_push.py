@@ -365,3 +365,94 @@ class TestCommand:
         monkeypatch.setenv("VIGIE_GRAFANA_TOKEN", "not-the-token")
         assert self._run(["dashboards", "push", "--grafana-url", grafana.url]) == 1
         assert "refused the token" in capsys.readouterr().err
+
+
+class TestRealWiring:
+    """`vigie dashboards push` as installed: outages read from the configured ledger."""
+
+    def _config(self, tmp_path: Path, ledger: Path) -> Path:
+        config = tmp_path / "vigie.yaml"
+        config.write_text(
+            "vantage: {name: paris-1}\n"
+            "targets:\n"
+            "  - {id: anef-accueil, name: 'ANEF — accueil', kind: http, url: 'http://127.0.0.1:9/'}\n"
+            f"ledger: {{url: 'sqlite:///{ledger}', artifacts: '{tmp_path / 'artifacts'}'}}\n",
+            encoding="utf-8",
+        )
+        return config
+
+    def _push(self, config: Path, url: str, *extra: str) -> int:
+        cli = pytest.importorskip("exporter.cli")
+        try:
+            return int(
+                cli.main(
+                    ["dashboards", "push", "--config", str(config), "--grafana-url", url, *extra]
+                )
+            )
+        finally:
+            structlog.reset_defaults()  # the CLI bound logging to pytest's captured stderr
+
+    def test_outages_of_the_ledger_become_annotations(
+        self,
+        grafana: GrafanaStandIn,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """The outage recorded in the ledger is annotated in Grafana, with its French cause."""
+        from tests.bundle_fixture import build_ledger
+
+        monkeypatch.setenv("VIGIE_GRAFANA_TOKEN", TOKEN)
+        ledger = tmp_path / "ledger.db"
+        built = build_ledger(
+            f"sqlite:///{ledger}",
+            tmp_path,
+            minutes=40,
+            targets=("anef-accueil",),
+            outage_at=(10, 20),
+        )
+        capsys.readouterr()  # the fixture's own log lines
+        assert self._push(self._config(tmp_path, ledger), grafana.url, "--format", "json") == 0
+        out = capsys.readouterr()
+        report = json.loads(out.out)
+        assert report["annotations"] == {built.outage_ids[0]: "created"}
+        assert "outage_annotations_skipped" not in out.err
+        (annotation,) = grafana.annotations.values()
+        assert f"panne:{built.outage_ids[0]}" in annotation["tags"]
+        assert "ANEF — accueil" in annotation["text"]
+
+    def test_no_ledger_yet_pushes_dashboards_and_says_so(
+        self,
+        grafana: GrafanaStandIn,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Before the first run there is no ledger: dashboards go, a warning names the ledger."""
+        monkeypatch.setenv("VIGIE_GRAFANA_TOKEN", TOKEN)
+        config = self._config(tmp_path, tmp_path / "none.db")
+        assert self._push(config, grafana.url) == 0
+        out = capsys.readouterr()
+        assert "dashboards: 3 created" in out.out
+        assert "no ledger at" in out.err
+        assert not grafana.annotations
+
+    @pytest.mark.parametrize("answer", [[], [{"uid": "vigie", "title": "Vigie"}], "ok"])
+    def test_folder_lookup_answered_with_a_list(
+        self,
+        grafana: GrafanaStandIn,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+        answer: Any,
+    ) -> None:
+        """A folder lookup answered with a list (or text) is one clear line and exit 1."""
+        monkeypatch.setenv("VIGIE_GRAFANA_TOKEN", TOKEN)
+        grafana.folder_answer = answer
+        config = self._config(tmp_path, tmp_path / "none.db")
+        assert self._push(config, grafana.url, "--no-annotations") == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        (line,) = [x for x in err.splitlines() if "error" in x]
+        assert "answered the lookup of the folder 'vigie' with" in line
+        assert not grafana.dashboards

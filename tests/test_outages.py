@@ -687,15 +687,15 @@ class TestOutagesCommand:
         assert "no target with id 'nope' (known: site)" in err
 
     def test_bad_dates_and_missing_ledger(self, tmp_path: Path) -> None:
-        """A bad date is a usage error; a missing ledger is reported and exits 1."""
+        """A bad date is a usage error; so is a ledger.url naming no ledger (as for verify)."""
         config, _ = self._setup(tmp_path)
         code, _, err = self._run("outages", "--config", str(config), "--from", "yesterday")
         assert code == 2
         assert "'yesterday' is not a date" in err
         (tmp_path / "ledger.db").rename(tmp_path / "moved.db")
         code, _, err = self._run("outages", "--config", str(config))
-        assert code == 1
-        assert "cannot read the ledger" in err
+        assert code == 2
+        assert "ledger.url: no ledger at" in err
 
     def test_injected_source(self, tmp_path: Path) -> None:
         """The command reads any entry source, e.g. entries already in memory."""

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import dataclasses
 import datetime as dt
+import hashlib
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
+from aiohttp.test_utils import TestClient, TestServer
+
+from evidence.artifacts import FileArtifactStore
 from evidence.outages import OutageTracker
 from exporter.config import MaintenanceWindow, OutageRules, Settings
 from exporter.metrics import Metrics
+from exporter.server import build_app
 from exporter.service import Service
 from exporter.statuspage import (
     _STYLE,
@@ -267,9 +276,14 @@ class TestOutageList:
         links = [a for a in every if not a.attrs["href"].endswith("/attestation.zip")]
         assert [a.attrs["href"] for a in links] == [
             "/outages/evil-20261123T120140Z",
+            "/outages/evil-20261123T120140Z/evidence.zip",
             "/outages/site-20261123T120010Z",
+            "/outages/site-20261123T120010Z/evidence.zip",
         ]
-        assert all("Détail de la panne" in a.text for a in links)
+        assert all("de la panne <b>Évil</b> & Co du 23/11/2026" in a.text for a in links[:2])
+        # The README promises a « Télécharger le dossier de preuves » link on every outage.
+        assert links[1].text.startswith("Télécharger le dossier de preuves")
+        assert links[0].text.startswith("Voir la panne")
         attestations = [a for a in every if a not in links]
         assert [a.attrs["href"] for a in attestations] == [
             f"{h}/attestation.zip"
@@ -296,7 +310,9 @@ class TestOutageList:
         tracker = OutageTracker(RULES, (), [SITE])
         tracker.observe(obs("site", 0, Outcome.OK).with_seq(0))
         view = build_status_view(tracker, [SITE], vantage="v", now=T0)
-        assert "Aucune panne confirmée" in render_status_view(view)
+        assert "Aucune panne ni lenteur confirmée sur les 90 derniers jours" in render_status_view(
+            view
+        )
 
     def test_unmonitored_periods_listed(self) -> None:
         """Gaps appear in words with their duration."""
@@ -374,3 +390,226 @@ def _all(node: Node) -> list[Node]:
         out.append(child)
         out.extend(_all(child))
     return out
+
+
+def text_of(html: str) -> str:
+    """The page's visible text, spaces collapsed."""
+    return " ".join(parse(html).text.split())
+
+
+class TestWording:
+    def test_no_parenthesised_plural(self) -> None:
+        """French agreement everywhere: no "(s)" on the page nor on an outage page."""
+        for confirm, recover in ((3, 2), (1, 1)):
+            rules = OutageRules(confirm_after=confirm, recover_after=recover, recheck=10.0)
+            tracker = OutageTracker(rules, (), [SITE])
+            for i, outcome in enumerate([Outcome.HTTP_STATUS] * 3 + [Outcome.OK] * 2):
+                tracker.observe(obs("site", i * 10, outcome, 503).with_seq(i))
+            view = build_status_view(tracker, [SITE], vantage="v", now=T0)
+            record = tracker.records()[0]
+            for html in (
+                render_status_view(view),
+                render_outage_page(record, target_name="ANEF", now=T0),
+            ):
+                assert "(s)" not in html
+        page_text = text_of(render_status_view(build_status_view(history(), [SITE], vantage="v")))
+        assert "confirmée après 3 vérifications en échec consécutives" in page_text
+        assert "close après 2 vérifications réussies consécutives" in page_text
+
+    def test_single_check_rules_in_the_singular(self) -> None:
+        """With confirm_after 1 the rule reads "1 vérification en échec", not a plural."""
+        rules = OutageRules(confirm_after=1, recover_after=1, recheck=10.0)
+        view = build_status_view(OutageTracker(rules, (), [SITE]), [SITE], vantage="v", now=T0)
+        text = text_of(render_status_view(view))
+        assert "confirmée après 1 vérification en échec ; elle est close après 1 " in text
+
+    def test_ongoing_period_in_words(self) -> None:
+        """A period still going on reads "depuis le … (en cours)", never "au en cours"."""
+        tracker = history()
+        tracker.observe_vantage(False, T0 + dt.timedelta(minutes=1))
+        html = render_status_view(
+            build_status_view(tracker, [SITE, EVIL], vantage="v", now=T0 + dt.timedelta(minutes=5))
+        )
+        text = text_of(html)
+        assert "au en cours" not in text
+        assert (
+            "Connexion de la sonde coupée depuis le 23/11/2026 13:01:00 (en cours, 4 min)" in text
+        )
+
+    def test_offline_only_checks_are_not_not_checked(self) -> None:
+        """Checks made only while the probe was offline: "Non vérifiable", beside their time."""
+        tracker = OutageTracker(RULES, (), [SITE])
+        tracker.observe(obs("site", 0, Outcome.VANTAGE_OFFLINE).with_seq(0))
+        root = parse(render_status_view(build_status_view(tracker, [SITE], vantage="v", now=T0)))
+        row = root.find_all("table")[0].find_all("tr")[1]
+        assert "Pas encore vérifié" not in row.text
+        assert "Non vérifiable : connexion de la sonde coupée" in row.text
+        assert "23/11/2026 13:00:00" in row.text
+
+    def test_never_checked(self) -> None:
+        """A target never checked says so once, without a time nor a question mark."""
+        tracker = OutageTracker(RULES, (), [SITE])
+        root = parse(render_status_view(build_status_view(tracker, [SITE], vantage="v", now=T0)))
+        cells = [c.text for c in root.find_all("table")[0].find_all("tr")[1].children]
+        assert cells[1].strip() == "\N{EN DASH}\N{NO-BREAK SPACE}Pas encore vérifié"
+        assert cells[3] == "pas encore"
+
+    def test_legend_defines_every_colour(self) -> None:
+        """Each colour of the bars is defined in words, short and major outages included."""
+        legend = page(history()).find_all("ul", **{"class": "legend"})[0]
+        text = " ".join(legend.text.split())
+        assert "Panne courte : panne confirmée, mais service disponible au moins 99 %" in text
+        assert "Panne importante : panne confirmée, service disponible moins de 99 %" in text
+        assert "Pas de mesure : Vigie n'a pas observé le service ce jour-là" in text
+
+    def test_causes_in_words(self) -> None:
+        """Causes read "erreur HTTP 503 (3 vérifications)", not a multiplication sign."""
+        rows = TestOutageList()._rows(page(history()))
+        assert rows[1][5] == "erreur HTTP 503 (3 vérifications)"
+
+
+def artifact_history() -> OutageTracker:
+    """`site` down 3 checks with a screenshot and an HTML capture each, then back up."""
+    tracker = OutageTracker(RULES, (), [SITE])
+    for i in range(5):
+        failed = i < 3
+        o = obs("site", i * 10, Outcome.HTTP_STATUS if failed else Outcome.OK, 503)
+        if failed:
+            o = dataclasses.replace(
+                o, artifacts={f"{i:x}" * 64: "screenshot", f"{i + 10:x}" * 64: "html"}
+            )
+        tracker.observe(o.with_seq(10 + 2 * i))
+    return tracker
+
+
+class TestOutagePageDetail:
+    def test_confirmation_and_recovery_told_apart(self) -> None:
+        """The checks that ended an outage are called its recovery, not its confirmation."""
+        record = history().records()[0]
+        text = text_of(render_outage_page(record, target_name="ANEF", now=T0))
+        assert "Confirmée par les observations n° 1, n° 2, n° 3." in text
+        assert "Rétablissement constaté par les observations n° 4, n° 5." in text
+
+    def test_open_outage_has_no_recovery(self) -> None:
+        """An outage still going on names its confirmation only."""
+        record = history().records()[1]
+        text = text_of(render_outage_page(record, target_name="Évil", now=T0))
+        assert "Confirmée par les observations n° 6, n° 7, n° 8." in text
+        assert "Rétablissement" not in text
+
+    def test_captures_are_links_with_readable_names(self) -> None:
+        """Each capture is a link that opens it, named by its kind; its hash is shown beside."""
+        record = artifact_history().records()[0]
+        root = parse(render_outage_page(record, target_name="ANEF", now=T0))
+        links = {a.text: a.attrs["href"] for a in root.find_all("a")}
+        base = f"/outages/{record.id}/captures/"
+        assert links["Capture d'écran 1"] == base + "0" * 64
+        assert links["Capture d'écran 3"] == base + "2" * 64
+        assert links["Page HTML 2"] == base + "b" * 64
+        text = text_of(render_outage_page(record, target_name="ANEF", now=T0))
+        assert "6 fichiers enregistrés pendant la panne : 3 captures d'écran, 3 pages HTML." in text
+        assert "1" * 64 in text  # the full SHA-256, to compare with the bundle's artifacts/
+        assert links["Télécharger le dossier de preuves"].endswith("/evidence.zip")
+
+
+class TestCaptureRoute:
+    """`/outages/<id>/captures/<sha256>` serves the outage's own captures, and nothing else."""
+
+    def _service(self, tmp_path: Path, **extra: Any) -> tuple[Service, str, bytes]:
+        store = FileArtifactStore(tmp_path / "artifacts")
+        png = b"\x89PNG\r\n\x1a\n" + b"capture"
+        sha = store.put(png, "screenshot")
+        other = store.put(b"<script>alert(1)</script>", "html")  # stored, named by no outage
+        tracker = OutageTracker(RULES, (), [SITE])
+        for i in range(3):
+            o = obs("site", i * 10, Outcome.HTTP_STATUS, 503)
+            tracker.observe(dataclasses.replace(o, artifacts={sha: "screenshot"}).with_seq(i))
+        settings = Settings(
+            targets=(SITE,),
+            outages=RULES,
+            ledger={"url": f"sqlite:///{tmp_path / 'l.db'}", "artifacts": tmp_path / "artifacts"},
+            **extra,
+        )
+        registry = ProbeRegistry(
+            ProbeSettings(vantage="v", user_agent="Vigie/test", environment={}), {}
+        )
+
+        class Recorder:
+            pass
+
+        recorder = Recorder()
+        recorder.tracker = tracker  # type: ignore[attr-defined]
+        service = Service(settings, registry, Metrics(vantage="v", version="0"), None, recorder)  # type: ignore[arg-type]
+        outage = tracker.records()[0].id
+        assert other != sha
+        return service, f"/outages/{outage}/captures/", png
+
+    @staticmethod
+    def _get(
+        service: Service, paths: list[str], **kw: Any
+    ) -> list[tuple[int, dict[str, str], bytes]]:
+        async def main() -> list[tuple[int, dict[str, str], bytes]]:
+            async with TestClient(TestServer(build_app(service))) as client:
+                out = []
+                for path in paths:
+                    response = await client.get(path, **kw)
+                    out.append((response.status, dict(response.headers), await response.read()))
+                return out
+
+        return asyncio.run(main())
+
+    def test_serves_the_screenshot_sandboxed(self, tmp_path: Path) -> None:
+        """A screenshot of the outage comes back as PNG, sandboxed, byte for byte."""
+        service, base, png = self._service(tmp_path)
+        sha = hashlib.sha256(png).hexdigest()
+        ((status, headers, body),) = self._get(service, [base + sha])
+        assert (status, body) == (200, png)
+        assert headers["Content-Type"] == "image/png"
+        assert headers["Content-Security-Policy"].startswith("sandbox;")
+
+    def test_refuses_what_the_outage_does_not_name(self, tmp_path: Path) -> None:
+        """A stored file the outage does not name, a bad hash or an unknown outage: 404."""
+        service, base, _ = self._service(tmp_path)
+        other = hashlib.sha256(b"<script>alert(1)</script>").hexdigest()
+        paths = [
+            base + other,
+            base + "../../etc/passwd",
+            base + other.upper(),
+            "/outages/site-19991231T000000Z/captures/" + other,
+        ]
+        assert [status for status, _, _ in self._get(service, paths)] == [404] * 4
+
+    def test_same_password_as_evidence(self, tmp_path: Path) -> None:
+        """With evidence_auth set, captures need the same credentials as the downloads."""
+        auth = {"user": "asso", "password": "s3cret"}
+        service, base, png = self._service(tmp_path, evidence_auth=auth)
+        path = base + hashlib.sha256(png).hexdigest()
+        ((status, headers, _),) = self._get(service, [path])
+        assert status == 401
+        assert headers["WWW-Authenticate"].startswith("Basic")
+
+        def basic(user: str, password: str) -> dict[str, str]:
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            return {"Authorization": f"Basic {token}"}
+
+        assert self._get(service, [path], headers=basic("asso", "s3cret"))[0][0] == 200
+        assert self._get(service, [path], headers=basic("asso", "x"))[0][0] == 401
+
+    def test_unknown_outage_is_a_french_page(self, tmp_path: Path) -> None:
+        """A mistyped outage link answers 404 with a French page leading back to the list."""
+        service, _base, _ = self._service(tmp_path)
+        ((status, headers, body),) = self._get(service, ["/outages/site-20261123T999999Z"])
+        assert status == 404
+        assert headers["Content-Type"].startswith("text/html")
+        root = parse(body.decode())
+        assert root.find_all("h1")[0].text == "Panne introuvable"
+        assert [a.attrs["href"] for a in root.find_all("a") if a.text.startswith("Voir")] == ["/"]
+
+
+class TestEmptyStates:
+    def test_no_target_configured(self) -> None:
+        """Without targets the page says so in a sentence instead of an empty table."""
+        view = build_status_view(OutageTracker(RULES, (), []), [], vantage="v", now=T0)
+        root = parse(render_status_view(view))
+        assert not root.find_all("table")
+        assert "Aucun service n'est surveillé" in text_of(render_status_view(view))

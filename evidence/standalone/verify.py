@@ -20,21 +20,25 @@ Ce qui est vérifié (RFC 9162, C2SP signed-note/tlog-checkpoint, RFC 3161) :
  6. les jetons d'horodatage RFC 3161 (si le module `rfc3161-client` est installé ; sinon la
     commande `openssl ts -verify` à lancer est affichée) ;
  7. que chaque capture (artifacts/) a bien l'empreinte qui lui sert de nom.
-Code de sortie : 0 si tout est correct, 1 au premier échec.
+Code de sortie : 0 si tout est correct, 1 au premier échec, 2 pour une erreur d'usage
+(chemin inexistant, option inconnue). `python3 verify.py --help` affiche l'aide.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
+import csv
 import hashlib
 import importlib
+import io
 import json
 import os
 import sys
 import zipfile
 import zlib
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 try:
     from cryptography.exceptions import InvalidSignature
@@ -53,10 +57,17 @@ FICHIERS_SYSTEME = (".DS_Store", "Thumbs.db", "desktop.ini")
 class Echec(Exception):
     """Un contrôle a échoué : le message, le fichier en cause et, s'il y a lieu, l'entrée."""
 
-    def __init__(self, message: str, fichier: str | None = None, entree: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        fichier: str | None = None,
+        entree: int | None = None,
+        plage: tuple[int, int] | None = None,
+    ):
         self.message = message
         self.fichier = fichier
         self.entree = entree
+        self.plage = plage  # [début, fin) des entrées qu'une racine différente met en cause
         lieu = ""
         if fichier is not None:
             lieu = fichier + (", entrée " + str(entree) if entree is not None else "") + " : "
@@ -549,6 +560,77 @@ def controle_en_flux(
     conformes(None, "")
 
 
+def cellules_csv(entree: dict[str, Any]) -> dict[str, str]:
+    """Ce que observations.csv montre d'une observation, écrit comme l'export l'écrit."""
+    debut = str(entree.get("started_at") or "")
+    captures = entree.get("artifacts") or {}
+    statut = entree.get("http_status")
+    erreur = str(entree.get("error") or "").replace("\r", " ").replace("\n", " ")[:300]
+    cellules = {
+        "cible": str(entree.get("target_id") or ""),
+        "type_sonde": str(entree.get("kind") or ""),
+        "succes": "oui" if entree.get("success") is True else "non",
+        "resultat": str(entree.get("outcome") or ""),
+        "statut_http": "" if statut is None else str(statut),
+        "ip_distante": str(entree.get("remote_ip") or ""),
+        "url_finale": str(entree.get("final_url") or ""),
+        "erreur": erreur,
+        "artefacts": " ".join(k + ":" + h for h, k in sorted(captures.items())),
+    }
+    if debut.endswith("Z"):
+        cellules["date_utc"] = debut[:10] + " " + debut[11:19]
+    return cellules
+
+
+def localiser(dossier: Dossier, echec: Echec) -> Echec:
+    """Une racine différente met en cause un point de contrôle, pas l'entrée : la trouver.
+
+    observations.csv est garanti par le manifeste signé ; la première entrée de la plage
+    dont la ligne contredit sa ligne du CSV est celle qui a été modifiée. Une modification
+    que le CSV ne montre pas (environnement, événement de panne, entrées échangées) reste
+    signalée au point de contrôle qui l'a révélée.
+    """
+    assert echec.plage is not None
+    debut, fin = echec.plage
+    trouvee: tuple[int, str, str | None] | None = None
+    try:
+        texte = dossier.lire("observations.csv").decode("utf-8-sig")
+        lignes_csv = {r["seq"]: r for r in csv.DictReader(io.StringIO(texte), delimiter=";")}
+        with dossier.ouvrir("observations.jsonl") as flux:
+            for ligne in flux:
+                entree = json.loads(ligne)
+                seq = entree.get("seq")
+                if not isinstance(seq, int) or not debut <= seq < fin:
+                    continue
+                ligne_csv = lignes_csv.get(str(seq))
+                if entree.get("type") != "observation" or ligne_csv is None:
+                    continue
+                for colonne, valeur in cellules_csv(entree).items():
+                    if ligne_csv.get(colonne) != valeur:
+                        trouvee = (seq, colonne, ligne_csv.get(colonne))
+                        break
+                duree = float(ligne_csv["duree_s"].replace(",", "."))
+                if trouvee is None and abs(duree - float(entree["duration_s"])) > 1e-6:
+                    trouvee = (seq, "duree_s", ligne_csv["duree_s"])
+                if trouvee is not None:
+                    break
+    except (Echec, ValueError, KeyError, TypeError, OSError, *ZIP_ABIME):
+        trouvee = None
+    if trouvee is None:  # une modification que le CSV ne montre pas : le point de contrôle
+        return echec
+    seq, colonne, dans_csv = trouvee
+    return Echec(
+        "sa colonne « "
+        + colonne
+        + " » diffère de observations.csv ("
+        + repr(dans_csv)
+        + ") ; "
+        + echec.message,
+        "observations.jsonl",
+        seq,
+    )
+
+
 class ArbrePlage:
     """L'arbre de Merkle reconstruit sur la plage : chaque racine signée qu'il atteint est
     comparée dès qu'il en a la taille."""
@@ -556,6 +638,7 @@ class ArbrePlage:
     def __init__(self, points: dict[int, bytes], debut: int, fin: int) -> None:
         self.arbre = Arbre()
         self.points = points
+        self.debut = debut
         self.seq = debut
         self.fin = fin
         self.verifies: list[int] = []
@@ -565,16 +648,17 @@ class ArbrePlage:
     def borne(self) -> None:
         if self.seq in self.points and self.arbre.taille == self.seq:
             if self.arbre.racine() != self.points[self.seq]:
-                debut = self.verifies[-1] if self.verifies else None
+                debut = self.verifies[-1] if self.verifies else self.debut
                 raise Echec(
-                    "les entrées "
-                    + ("" if debut is None else "de " + str(debut) + " ")
-                    + "avant "
-                    + str(self.seq)
-                    + " ne recalculent pas la racine du point "
-                    "de contrôle " + str(self.seq),
+                    "les entrées de "
+                    + str(debut)
+                    + " à "
+                    + str(self.seq - 1)
+                    + " ne recalculent pas la racine du point de contrôle "
+                    + str(self.seq),
                     "observations.jsonl",
                     self.seq,
+                    (debut, self.seq),
                 )
             if self.seq not in self.verifies:
                 self.verifies.append(self.seq)
@@ -677,16 +761,26 @@ def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[s
             for niveau, _i, empreinte in droite:
                 arbre.arbre.ajouter(niveau, empreinte)
             if c not in points or arbre.arbre.racine() != points[c]:
+                premiere = arbre.verifies[-1] if arbre.verifies else debut
                 raise Echec(
-                    "les entrées " + str(debut) + " à " + str(fin - 1) + " ne mènent pas à la "
+                    "les entrées " + str(premiere) + " à " + str(fin - 1) + " ne mènent pas à la "
                     "racine du point de contrôle " + str(c),
                     "observations.jsonl",
                     c,
+                    (premiere, fin),
                 )
             if c not in arbre.verifies:
                 arbre.verifies.append(c)
 
-    controle_en_flux(dossier, manifeste, controle)
+    def controle_localise(ouvrir: Any) -> None:
+        try:
+            controle(ouvrir)
+        except Echec as exc:
+            if exc.plage is None:
+                raise
+            raise localiser(dossier, exc) from None
+
+    controle_en_flux(dossier, manifeste, controle_localise)
     if not arbre.verifies:
         raise Echec(
             "aucun point de contrôle ne couvre les entrées " + str(debut) + " à " + str(fin - 1),
@@ -991,20 +1085,52 @@ def verifier_captures(dossier: Dossier, manifeste: dict[str, Any]) -> None:
     ok(str(len(captures)) + " captures (artifacts/) conformes à leur empreinte")
 
 
+class _Arguments(argparse.ArgumentParser):
+    """Les arguments de la ligne de commande ; une erreur d'usage sort avec le code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, self.prog + " : erreur d'usage : " + message + " (aide : --help)\n")
+
+
+def lire_arguments(arguments: list[str]) -> argparse.Namespace:
+    parseur = _Arguments(
+        prog="verify.py",
+        usage="python3 verify.py [DOSSIER] [--cle CLE]",
+        description="Vérifie un dossier de preuves Vigie (le zip, ou le dossier décompressé) "
+        "sans rien modifier ni se connecter à rien. Code de sortie : 0 si tout est correct, "
+        "1 si le dossier a été modifié ou est incomplet, 2 pour une erreur d'usage.",
+        add_help=False,
+    )
+    parseur.add_argument(
+        "dossier",
+        nargs="?",
+        metavar="DOSSIER",
+        help="le fichier zip ou le dossier décompressé (par défaut : le dossier de ce fichier)",
+    )
+    parseur.add_argument(
+        "--cle",
+        metavar="CLE",
+        help="la clé publique du point d'observation publiée par son opérateur "
+        "(« nom+identifiant+base64 »), ou un fichier qui la contient",
+    )
+    parseur.add_argument("-h", "--help", action="help", help="affiche cette aide")
+    return parseur.parse_args(arguments)
+
+
 def main(arguments: list[str]) -> int:
-    arguments = list(arguments)
-    cle = None
-    if "--cle" in arguments:
-        i = arguments.index("--cle")
-        if i + 1 >= len(arguments):
-            print("usage : python3 verify.py [dossier.zip] [--cle CLE]")
-            return 2
-        cle = arguments[i + 1]
-        if os.path.isfile(cle):
-            with open(cle, encoding="utf-8") as f:
-                cle = f.read().strip()
-        del arguments[i : i + 2]
-    chemin = arguments[0] if arguments else os.path.dirname(os.path.abspath(__file__))
+    options = lire_arguments(list(arguments))
+    cle = options.cle
+    if cle is not None and os.path.isfile(cle):
+        with open(cle, encoding="utf-8") as f:
+            cle = f.read().strip()
+    chemin = options.dossier or os.path.dirname(os.path.abspath(__file__))
+    if not os.path.exists(chemin):
+        print(
+            "verify.py : erreur d'usage : " + chemin + " n'existe pas ; donnez le fichier zip du "
+            "dossier de preuves ou le dossier décompressé",
+            file=sys.stderr,
+        )
+        return 2
     print("Vérification du dossier de preuves : " + chemin)
     try:
         dossier = Dossier(chemin)
