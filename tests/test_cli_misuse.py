@@ -117,7 +117,7 @@ ATTEST = ["attestation", "--config", "{config}"]
 CASES: list[tuple[str, list[str], int, str]] = [
     ("no command", [], 2, "required: COMMAND"),
     ("unknown command", ["exprot"], 2, "invalid choice: 'exprot'"),
-    ("export: no --out", [*EXPORT, *DAY], 2, "required: --out"),
+    ("export: no --out", [*EXPORT, *DAY], 2, "give --out FILE.zip"),
     (
         "export: missing folder",
         [*EXPORT, *DAY, "--out", "/nonexistent/dir/x.zip"],
