@@ -33,9 +33,9 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
-from evidence.checkpoint import Checkpoint, checkpoint_text
-from evidence.ledger import CHECKPOINT, OBSERVATION, open_ledger
-from evidence.signing import NoteSigner
+from evidence.ledger.checkpoint import Checkpoint, checkpoint_text
+from evidence.ledger.core import CHECKPOINT, OBSERVATION, open_ledger
+from evidence.ledger.signing import NoteSigner
 from probes.observation import format_time
 
 TARGETS = [f"cible-{i:02d}" for i in range(10)]

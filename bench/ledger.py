@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence import merkle
-from evidence.checkpoint import Checkpoint, checkpoint_text
-from evidence.ledger import (
+from evidence.ledger import merkle
+from evidence.ledger.checkpoint import Checkpoint, checkpoint_text
+from evidence.ledger.core import (
     CHECKPOINT,
     OBSERVATION,
     LedgerWriter,
@@ -38,8 +38,8 @@ from evidence.ledger import (
     encode_entry,
     open_ledger,
 )
-from evidence.signing import NoteSigner
-from evidence.verify import verify_ledger
+from evidence.ledger.signing import NoteSigner
+from evidence.ledger.verify import verify_ledger
 from probes.observation import Observation, Outcome
 
 GOAL_SQLITE = 5_000.0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
-    from exporter.config import MaintenanceWindow
+    from config.settings import MaintenanceWindow
 
 __all__ = [
     "WEEKDAYS",

@@ -33,9 +33,9 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from evidence.maintenance import check_windows
-from exporter.config_yaml import load_yaml
-from probes.targets import CONTROL_PREFIX, Duration, Target, validate_http_url
+from config.loader import load_yaml
+from config.maintenance import check_windows
+from config.targets import CONTROL_PREFIX, Duration, Target, validate_http_url
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -265,7 +265,7 @@ class Settings(BaseSettings):
 
 def builtin_config_text() -> str:
     """The built-in ANEF configuration shipped with Vigie."""
-    return resources.files("exporter").joinpath("vigie.default.yaml").read_text("utf-8")
+    return resources.files("config").joinpath("vigie.default.yaml").read_text("utf-8")
 
 
 def load_settings(path: Path | None) -> Settings:

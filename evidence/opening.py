@@ -11,11 +11,11 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evidence.signing import NoteSigner, load_private_key
+from evidence.ledger.signing import NoteSigner, load_private_key
 
 if TYPE_CHECKING:
-    from evidence.bundle import ExportRequest, ExportResult, Stamper
-    from exporter.config import Settings
+    from config.settings import Settings
+    from evidence.bundle.export import ExportRequest, ExportResult, Stamper
 
 __all__ = ["ExportOpening", "export_with_settings", "open_export"]
 
@@ -38,7 +38,7 @@ def open_export(settings: Settings) -> ExportOpening:
         roots.append(settings.signing.tsa_ca.read_bytes())
     timestamper = None
     if settings.signing.tsa_url:
-        from evidence.timestamp import HttpTimestamper
+        from evidence.ledger.timestamp import HttpTimestamper
 
         timestamper = HttpTimestamper(
             settings.signing.tsa_url,
@@ -67,8 +67,8 @@ def export_with_settings(
     `options` go to `export_bundle` (report, corroboration, progress...). Raises
     `SigningKeyError`, `LedgerError` or `BundleError` with a message a user can act on.
     """
-    from evidence.bundle import export_bundle
-    from evidence.ledger import open_ledger
+    from evidence.bundle.export import export_bundle
+    from evidence.ledger.core import open_ledger
 
     opening = opening or open_export(settings)
     password = settings.ledger.password.get_secret_value() if settings.ledger.password else None

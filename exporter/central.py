@@ -25,8 +25,13 @@ import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from evidence.outages import ENTRY_OUTAGE, OutageRecord, format_duration_fr, outages_from_entries
-from exporter.config import ConfigError, OpenDataSettings, redact_secrets
+from config.settings import ConfigError, OpenDataSettings, redact_secrets
+from evidence.outages.tracker import (
+    ENTRY_OUTAGE,
+    OutageRecord,
+    format_duration_fr,
+    outages_from_entries,
+)
 from exporter.hostcheck import HostAllowList, host_middleware
 from exporter.statuspage import _STYLE, cards_table, html_page, paris_time, plural_fr
 
@@ -94,7 +99,7 @@ class VantageSource(BaseModel):
             return self.name
         if self.bundle is not None:
             return self.bundle.name
-        from evidence.ledger import redact_url
+        from evidence.ledger.core import redact_url
 
         return redact_url(self.ledger or "")
 
@@ -186,7 +191,7 @@ class _LedgerReader:
         self._ledger: Any = None
 
     def refresh(self) -> SourceState:
-        from evidence.ledger import LedgerError, open_ledger
+        from evidence.ledger.core import LedgerError, open_ledger
 
         try:
             if self._ledger is None:
@@ -243,7 +248,7 @@ class _BundleReader:
     def refresh(self) -> SourceState:
         if self._done:
             return self.state
-        from evidence.bundle_verify import verify_bundle
+        from evidence.bundle.verify import verify_bundle
 
         path = self.source.bundle
         assert path is not None

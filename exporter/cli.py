@@ -19,19 +19,19 @@ from typing import Any, NoReturn
 
 import structlog
 
-from evidence.attestation_cmd import add_commands as add_attestation_commands
-from evidence.commands import add_commands as add_evidence_commands
-from evidence.export_cmd import add_commands as add_export_commands
+from config.settings import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
 from exporter.central import add_commands as add_central_commands
 from exporter.central import run_handler
 from exporter.clock import ClockWatch
-from exporter.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from exporter.commands.attestation import add_commands as add_attestation_commands
+from exporter.commands.evidence import add_commands as add_evidence_commands
+from exporter.commands.export import add_commands as add_export_commands
+from exporter.commands.outages import add_commands as add_outage_commands
 from exporter.grafana import add_commands as add_dashboard_commands
 from exporter.grafana import ledger_outages
 from exporter.logs import configure_logging
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
-from exporter.outages_cmd import add_commands as add_outage_commands
 from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service, check_once
@@ -98,7 +98,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         f"{args.file}: OK — {len(settings.targets)} targets ({summary}), "
         f"{len(settings.controls)} controls, vantage {settings.vantage.name!r}"
     )
-    from evidence.dossier_checks import dossier_warnings
+    from evidence.bundle.dossier_checks import dossier_warnings
 
     for warning in dossier_warnings(settings):
         print(f"  warning: {warning}", file=sys.stderr)
@@ -222,7 +222,7 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         metrics=url + "metrics",
         ledger=evidence.description,
     )
-    from evidence.dossier_checks import dossier_warnings
+    from evidence.bundle.dossier_checks import dossier_warnings
     from probes.environment import clock_sync_state
 
     for warning in dossier_warnings(settings, clock_sync_state):

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 import yaml
 
-from exporter.config import load_settings
+from config.settings import load_settings
 
 __all__ = ["DEMO_OWNED", "FAULT_CYCLE", "cmd_demo", "demo_config", "merged_config"]
 

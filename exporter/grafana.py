@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from pydantic import SecretStr
 
-from exporter.config import ConfigError, Settings
+from config.settings import ConfigError, Settings
 
 __all__ = [
     "OUTAGE_TAG",
@@ -117,7 +117,7 @@ class LedgerOutage:
 
 def ledger_outages(settings: Settings) -> list[LedgerOutage] | None:
     """The configured ledger's outages (read-only), or None when there is no ledger yet."""
-    from exporter.outages_cmd import ledger_outages as read
+    from exporter.commands.outages import ledger_outages as read
 
     records = read(settings)
     return None if records is None else [LedgerOutage.of(r) for r in records]
@@ -547,7 +547,7 @@ def _cmd_push(
         dashboards = list(all_dashboards().values())
     outages: list[OutageRecord] = []
     if not args.no_annotations:
-        from evidence.ledger import LedgerError
+        from evidence.ledger.core import LedgerError
 
         if load_outages is None:
             log.warning(

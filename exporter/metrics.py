@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from config.targets import Target
 from probes.observation import Observation, Outcome
-from probes.targets import Target
 
 __all__ = ["CONTENT_TYPE_LATEST", "PHASES", "STATES", "Metrics"]
 

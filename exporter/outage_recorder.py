@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from evidence.maintenance import check_windows, is_active
-from evidence.outages import (
+from config.maintenance import check_windows, is_active
+from evidence.outages.tracker import (
     ENTRY_GAP,
     ENTRY_OUTAGE,
     ENTRY_VANTAGE,
@@ -26,7 +26,7 @@ from evidence.outages import (
 )
 
 if TYPE_CHECKING:
-    from exporter.config import Settings
+    from config.settings import Settings
     from exporter.metrics import Metrics
     from exporter.service import EvidenceSink
     from probes.observation import Observation
@@ -76,7 +76,7 @@ class OutageRecorder:
         rules, windows, targets = settings.outages, settings.maintenance, settings.targets
         problems = check_windows(windows)
         if problems:
-            from exporter.config import ConfigError
+            from config.settings import ConfigError
 
             raise ConfigError(problems)
         if ledger is not None:

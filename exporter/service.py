@@ -18,17 +18,17 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from exporter.config import Settings
+from config.settings import Settings
+from config.targets import CONTROL_PREFIX, Expectation, Target
 from exporter.looplag import LoopLag
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
 from probes.base import ProbeContext, ProbeRegistry
 from probes.environment import resolvers, vigie_version
 from probes.observation import Observation, Outcome, utc_now
-from probes.targets import CONTROL_PREFIX, Expectation, Target
 
 if TYPE_CHECKING:
-    from evidence.checkpoint import Checkpointer
+    from evidence.ledger.checkpoint import Checkpointer
 
 __all__ = ["EvidenceSink", "LedgerWriteError", "Service", "check_once", "control_targets"]
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from evidence.availability import Availability, percent_fr
-from evidence.maintenance import active_label, describe
-from evidence.outages import (
+from config.maintenance import active_label, describe
+from evidence.outages.availability import Availability, percent_fr
+from evidence.outages.tracker import (
     DOWN,
     CheckSummary,
     OutageRecord,
@@ -28,8 +28,8 @@ from evidence.outages import (
 from probes.observation import Outcome
 
 if TYPE_CHECKING:
+    from config.targets import Target
     from exporter.service import Service
-    from probes.targets import Target
 
 __all__ = [
     "OUTCOME_LABELS",

@@ -15,15 +15,22 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from evidence.artifacts import FileArtifactStore
-from evidence.checkpoint import Checkpoint, CheckpointCopy, Checkpointer, default_copy_path
-from evidence.ledger import EntryBody, Ledger, LedgerError, LedgerWriter, open_ledger, redact_url
-from evidence.signing import NoteSigner, SigningKeyError, keygen, load_private_key
-from exporter.config import Settings
+from config.settings import Settings
+from evidence.ledger.artifacts import FileArtifactStore
+from evidence.ledger.checkpoint import Checkpoint, CheckpointCopy, Checkpointer, default_copy_path
+from evidence.ledger.core import (
+    EntryBody,
+    Ledger,
+    LedgerError,
+    LedgerWriter,
+    open_ledger,
+    redact_url,
+)
+from evidence.ledger.signing import NoteSigner, SigningKeyError, keygen, load_private_key
 from exporter.metrics import Metrics
 
 if TYPE_CHECKING:
-    from evidence.timestamp import HttpTimestamper
+    from evidence.ledger.timestamp import HttpTimestamper
 
 __all__ = ["Evidence", "EvidenceError", "open_evidence"]
 
@@ -142,7 +149,7 @@ async def open_evidence(settings: Settings, metrics: Metrics) -> Evidence:
     stamper = None
     if settings.signing.tsa_url:
         # Imported only with a TSA: X.509 and RFC 3161 parsing cost the service ~9 MB.
-        from evidence.timestamp import HttpTimestamper
+        from evidence.ledger.timestamp import HttpTimestamper
 
         ca = settings.signing.tsa_ca
         stamper = _MeteredStamper(

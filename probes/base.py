@@ -10,9 +10,9 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from config.targets import Target
 from probes.guard import ReadOnlyGuard
 from probes.observation import Observation
-from probes.targets import Target
 
 __all__ = [
     "ArtifactStore",

@@ -31,6 +31,7 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from config.targets import Step, parse_duration
 from probes.base import ArtifactStore, ProbeContext, ProbeSettings
 from probes.browser_runtime import BrowserRuntime, BrowserUnavailableError
 from probes.observation import (
@@ -41,7 +42,6 @@ from probes.observation import (
     format_time,
     utc_now,
 )
-from probes.targets import Step, parse_duration
 
 __all__ = [
     "CLICKABLE_SELECTOR",

@@ -15,6 +15,7 @@ from urllib.parse import urljoin
 
 import structlog
 
+from config.targets import Target
 from probes.base import ProbeContext, ProbeSettings
 from probes.environment import resolvers
 from probes.guard import WriteBlockedError
@@ -28,7 +29,6 @@ from probes.httpclient import (
     body_text_contains,
 )
 from probes.observation import Observation, Outcome, TLSInfo, format_time, utc_now
-from probes.targets import Target
 from probes.warc import WarcCapture, build_warc
 
 __all__ = ["HttpCheckResult", "HttpProbe"]

@@ -18,11 +18,18 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence.artifacts import FileArtifactStore
-from evidence.bundle import ExportRequest, ExportResult, export_bundle
-from evidence.checkpoint import Checkpoint, checkpoint_text
-from evidence.ledger import CHECKPOINT, OBSERVATION, TIMESTAMP, SqlLedger, TreeHead, open_ledger
-from evidence.signing import NoteSigner
+from evidence.bundle.export import ExportRequest, ExportResult, export_bundle
+from evidence.ledger.artifacts import FileArtifactStore
+from evidence.ledger.checkpoint import Checkpoint, checkpoint_text
+from evidence.ledger.core import (
+    CHECKPOINT,
+    OBSERVATION,
+    TIMESTAMP,
+    SqlLedger,
+    TreeHead,
+    open_ledger,
+)
+from evidence.ledger.signing import NoteSigner
 from probes.observation import Observation, Outcome, format_time
 
 __all__ = [

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from evidence.availability import (
+from config.settings import MaintenanceWindow
+from evidence.outages.availability import (
     AvailabilityIndex,
     IntervalList,
     measure,
@@ -16,7 +17,6 @@ from evidence.availability import (
     subtract,
     union,
 )
-from exporter.config import MaintenanceWindow
 
 PARIS = ZoneInfo("Europe/Paris")
 DAY0 = dt.datetime(2026, 11, 23, tzinfo=PARIS)  # a Monday, Paris midnight

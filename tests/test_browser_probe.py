@@ -27,7 +27,8 @@ import playwright
 import pytest
 from aiohttp import WSMsgType, web
 
-from exporter.config import ConfigError, load_settings
+from config.settings import ConfigError, load_settings
+from config.targets import Target
 from probes.base import ProbeContext, ProbeRegistry, ProbeSettings, default_factories
 from probes.browser import (
     LOAD_STEP,
@@ -45,7 +46,6 @@ from probes.browser_runtime import (
 )
 from probes.guard import ReadOnlyGuard
 from probes.observation import Observation, Outcome
-from probes.targets import Target
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from evidence import export_cmd
-from evidence.bundle import (
+from evidence.bundle.export import (
     CSV_OBSERVATION_COLUMNS,
     BundleError,
     ExportRequest,
     aligned_ranges,
 )
-from evidence.bundle_verify import verify_bundle
+from evidence.bundle.verify import verify_bundle
+from exporter.commands import export as export_cmd
 from probes.observation import canonical_json
 from tests.bundle_fixture import BUILD_START, BuiltLedger, build_ledger
 
@@ -170,7 +170,7 @@ class TestTimestamps:
         self, local_tsa: object, tmp_path: Path
     ) -> None:
         """Checkpoint tokens of the local `openssl ts` authority go into proofs/ and verify."""
-        from evidence.timestamp import HttpTimestamper
+        from evidence.ledger.timestamp import HttpTimestamper
 
         url = local_tsa.url  # type: ignore[attr-defined]
         root = local_tsa.ca_pem  # type: ignore[attr-defined]
@@ -194,8 +194,8 @@ class TestExportCommand:
         """`vigie export` then `vigie verify FILE.zip` exit 0; a changed bundle exits 1."""
         import argparse
 
-        from evidence import commands
-        from exporter.config import Settings
+        from config.settings import Settings
+        from exporter.commands import evidence as commands
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
         key = built.save_key(tmp_path / "vantage.key")
@@ -242,7 +242,7 @@ class TestExportCommand:
 class TestCsvCells:
     def test_separators_and_quotes_survive_a_spreadsheet_reader(self) -> None:
         """Cells holding `;`, quotes or line breaks read back unchanged through `csv`."""
-        from evidence.bundle import _decode_bodies, _ObservationTable
+        from evidence.bundle.export import _decode_bodies, _ObservationTable
 
         entry = {
             "seq": 7,
@@ -298,7 +298,7 @@ class TestWorkerProcess:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """With a CSV worker process (large exports), the files are identical to a lone process."""
-        from evidence import bundle
+        from evidence.bundle import export as bundle
 
         monkeypatch.setattr(bundle, "_CHUNK", 16)  # many chunks through the pipe
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
@@ -311,7 +311,7 @@ class TestWorkerProcess:
     ) -> None:
         """An entry that is not canonical JSON (a line break inside) gives the same CSV line
         through the worker (which cannot split that chunk by lines) as in one process."""
-        from evidence import bundle
+        from evidence.bundle import export as bundle
 
         monkeypatch.setattr(bundle, "_CHUNK", 16)
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
@@ -336,7 +336,7 @@ class TestWorkerProcess:
     ) -> None:
         """Chunks built by this process while the worker is busy (every other one here) are
         merged in order: the same files as one process."""
-        from evidence import bundle
+        from evidence.bundle import export as bundle
 
         monkeypatch.setattr(bundle, "_CHUNK", 16)
         turns = itertools.count()
@@ -350,7 +350,7 @@ class TestWorkerProcess:
         """Tables of consecutive parts, merged in order, hold exactly the figures of one table
         fed every entry: float sums added in the same order, the first environment of an
         entry opening a day, artifacts and screenshots first seen first."""
-        from evidence.bundle import _decode_bodies, _ObservationTable
+        from evidence.bundle.export import _decode_bodies, _ObservationTable
 
         chance = random.Random(3)
         bodies = []
@@ -409,7 +409,7 @@ class TestZipMembers:
     ) -> None:
         """Should `zipfile` lose the attributes used to splice deflated data, the members are
         inflated and written the ordinary way: same files, and the bundle verifies."""
-        from evidence import bundle
+        from evidence.bundle import export as bundle
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
         spliced = _export_files(built, tmp_path / "a.zip")
@@ -431,7 +431,7 @@ class TestObservationDecoding:
         """The decoded fields are those of the whole parsed entry (absent: None), whatever
         their JSON type, the environment as JSON text; unused fields are skipped. A block of
         lines decodes to the same, a line msgspec refuses included."""
-        from evidence.bundle import (
+        from evidence.bundle.export import (
             _block_observations,
             _decode_bodies,
             _decode_observation,
@@ -472,7 +472,7 @@ class TestObservationDecoding:
 
     def test_a_body_msgspec_refuses_fails_as_before(self) -> None:
         """A body that is not JSON raises the JSON parser's error (as before), not another."""
-        from evidence.bundle import _decode_bodies
+        from evidence.bundle.export import _decode_bodies
 
         with pytest.raises(ValueError, match=r"(?i)json|unexpected|expected"):
             _decode_bodies([b'{"seq":1,"target_id":'])
@@ -483,8 +483,8 @@ class TestTimestampLookup:
         """Timestamp entries of the windows after checkpoints: those inside the exported range
         come from its list of seqs, the others are read; the result is what reading every
         window of the ledger gives, in seq order, each entry once."""
-        from evidence.bundle import _Scanned, _timestamp_bodies
-        from evidence.ledger import OBSERVATION, TIMESTAMP, open_ledger
+        from evidence.bundle.export import _Scanned, _timestamp_bodies
+        from evidence.ledger.core import OBSERVATION, TIMESTAMP, open_ledger
 
         url = f"sqlite:///{tmp_path / 'l.db'}"
         ledger = open_ledger(url, vantage="paris-1")

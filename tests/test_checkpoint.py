@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence import merkle
-from evidence.checkpoint import (
+from config.settings import Settings
+from evidence.ledger import merkle
+from evidence.ledger.checkpoint import (
     Checkpoint,
     CheckpointCopy,
     Checkpointer,
@@ -26,8 +27,7 @@ from evidence.checkpoint import (
     default_copy_path,
     parse_checkpoint_text,
 )
-from evidence.commands import add_commands
-from evidence.ledger import (
+from evidence.ledger.core import (
     CHECKPOINT,
     TIMESTAMP,
     TSA_FAILURE,
@@ -36,7 +36,7 @@ from evidence.ledger import (
     SqlLedger,
     open_ledger,
 )
-from evidence.signing import (
+from evidence.ledger.signing import (
     KeyExistsError,
     KeyPermissionError,
     NoteError,
@@ -49,9 +49,9 @@ from evidence.signing import (
     open_note,
     public_key_path,
 )
-from evidence.timestamp import HttpTimestamper
-from evidence.verify import verify_ledger
-from exporter.config import Settings
+from evidence.ledger.timestamp import HttpTimestamper
+from evidence.ledger.verify import verify_ledger
+from exporter.commands.evidence import add_commands
 from exporter.metrics import Metrics
 from exporter.wiring import open_evidence
 

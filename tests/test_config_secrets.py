@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import structlog
 
+from config.settings import ConfigError, load_settings, redact_secrets, warn_unknown_env
 from exporter.cli import main
-from exporter.config import ConfigError, load_settings, redact_secrets, warn_unknown_env
 
 # (case, YAML text, environment, the secret that must never be printed)
 SECRET_CASES = [

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from evidence.ledger import open_ledger
-from evidence.signing import NoteSigner, keygen, load_private_key
-from evidence.verify import verify_ledger
+from evidence.ledger.core import open_ledger
+from evidence.ledger.signing import NoteSigner, keygen, load_private_key
+from evidence.ledger.verify import verify_ledger
 
 pytest_plugins = ["tests.postgres_fixture"]
 

@@ -7,10 +7,10 @@ import ssl
 
 import pytest
 
+from config.targets import Expectation, Target
 from probes.base import ProbeContext, ProbeSettings
 from probes.http import HttpProbe
 from probes.observation import Observation, Outcome
-from probes.targets import Expectation, Target
 from simulator import LOGIN_PATH, Simulator
 
 SETTINGS = ProbeSettings(vantage="t", user_agent="Vigie-test/1 (+http://localhost)", environment={})

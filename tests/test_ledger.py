@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from evidence import merkle
-from evidence.artifacts import ArtifactError, FileArtifactStore
-from evidence.ledger import (
+from evidence.ledger import merkle
+from evidence.ledger.artifacts import ArtifactError, FileArtifactStore
+from evidence.ledger.core import (
     OBSERVATION,
     LedgerEntryError,
     LedgerError,
@@ -25,7 +25,7 @@ from evidence.ledger import (
     open_ledger,
     sqlite_path,
 )
-from evidence.verify import verify_ledger
+from evidence.ledger.verify import verify_ledger
 from probes.base import ArtifactStore
 from probes.observation import Observation, Outcome, canonical_json
 
@@ -304,7 +304,7 @@ class TestAppendOnly:
         """The documented role set-up works, and the service role cannot change history."""
         import psycopg
 
-        from evidence.postgres import schema_sql
+        from evidence.ledger.postgres import schema_sql
 
         database = "vigie_roles"
         postgres_server.execute("CREATE ROLE vigie_owner NOLOGIN")

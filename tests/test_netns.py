@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from evidence.outages import OutageTracker
-from exporter.config import Settings
+from config.settings import Settings
+from evidence.outages.tracker import OutageTracker
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from evidence.bundle import DURATION_BOUNDS, ExportRequest, export_bundle
-from evidence.bundle_verify import verify_bundle
-from evidence.corroborate import Corroboration, corroborate
-from evidence.ledger import CHECKPOINT, CLOCK_JUMP, OBSERVATION, open_ledger
-from evidence.report_bundle import corroborated_report, duration_quantile
-from exporter.config import Settings
+from config.settings import Settings
+from evidence.bundle.corroborate import Corroboration, corroborate
+from evidence.bundle.export import DURATION_BOUNDS, ExportRequest, export_bundle
+from evidence.bundle.report_inputs import corroborated_report, duration_quantile
+from evidence.bundle.verify import verify_bundle
+from evidence.ledger.core import CHECKPOINT, CLOCK_JUMP, OBSERVATION, open_ledger
 from probes.observation import Observation, Outcome, format_time
 from tests.bundle_fixture import BUILD_START, build_ledger, checkpoint_body
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from evidence.artifacts import FileArtifactStore
-from evidence.outages import OutageTracker
-from exporter.config import MaintenanceWindow, OutageRules, Settings
+from config.settings import MaintenanceWindow, OutageRules, Settings
+from config.targets import Target
+from evidence.ledger.artifacts import FileArtifactStore
+from evidence.outages.tracker import OutageTracker
 from exporter.metrics import Metrics
 from exporter.server import build_app
 from exporter.service import Service
@@ -30,7 +31,6 @@ from exporter.statuspage import (
 )
 from probes.base import ProbeRegistry, ProbeSettings
 from probes.observation import Observation, Outcome, format_time
-from probes.targets import Target
 
 T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)  # 13:00 in Paris
 RULES = OutageRules(confirm_after=3, recover_after=2, recheck=10.0)

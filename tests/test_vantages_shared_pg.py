@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from evidence.ledger import LedgerError, open_ledger
+from evidence.ledger.core import LedgerError, open_ledger
 from evidence.shared_pg import (
     ProvisionError,
     database_url,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from exporter.config import Settings
+from config.settings import Settings
 from exporter.metrics import Metrics
 from exporter.service import Service
 from probes.base import ProbeRegistry, ProbeSettings

@@ -16,11 +16,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evidence.availability import PARIS
-from evidence.outages import ENTRY_GAP, ENTRY_OUTAGE, OutageRecord, outages_from_entries
+from evidence.outages.availability import PARIS
+from evidence.outages.tracker import ENTRY_GAP, ENTRY_OUTAGE, OutageRecord, outages_from_entries
 
 if TYPE_CHECKING:
-    from evidence.ledger import Ledger
+    from evidence.ledger.core import Ledger
 
 __all__ = [
     "CAPTURE_MARGIN",
@@ -376,7 +376,7 @@ def _checks(
     ledger: Ledger, targets: set[str], start: dt.datetime, end: dt.datetime
 ) -> list[_Check]:
     """Observations of `targets` made in ``[start, end)`` (binary search, then a range scan)."""
-    from evidence.bundle import _seq_at
+    from evidence.bundle.export import _seq_at
 
     size = ledger.size()
     first, stop = _seq_at(ledger, size, start), _seq_at(ledger, size, end)

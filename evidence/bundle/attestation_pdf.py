@@ -15,9 +15,9 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer
 
-from evidence.attestation import Attestation, Capture, WindowFacts
-from evidence.availability import PARIS
-from evidence.report import (  # the bundle report's fonts, styles and page furniture
+from evidence.bundle.attestation import Attestation, Capture, WindowFacts
+from evidence.outages.availability import PARIS
+from evidence.report.render import (
     _numbered_canvas,
     _register_fonts,
     _Styles,

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from evidence.bundle_verify import verify_bundle
-from evidence.outages import outages_from_entries
+from evidence.bundle.verify import verify_bundle
+from evidence.outages.tracker import outages_from_entries
 
 __all__ = [
     "CorroboratedOutage",

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from exporter.config import Settings
+    from config.settings import Settings
 
 __all__ = ["dossier_warnings"]
 

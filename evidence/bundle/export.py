@@ -45,10 +45,9 @@ from typing import IO, Any, Protocol
 import msgspec
 import structlog
 
-from evidence import merkle
-from evidence.availability import PARIS
-from evidence.checkpoint import Checkpoint
-from evidence.ledger import (
+from evidence.ledger import merkle
+from evidence.ledger.checkpoint import Checkpoint
+from evidence.ledger.core import (
     CHECKPOINT,
     CLOCK_JUMP,
     OBSERVATION,
@@ -56,7 +55,9 @@ from evidence.ledger import (
     TIMESTAMP,
     Ledger,
 )
-from evidence.outages import (
+from evidence.ledger.signing import NoteSigner
+from evidence.outages.availability import PARIS
+from evidence.outages.tracker import (
     ENTRY_GAP,
     ENTRY_OUTAGE,
     ENTRY_VANTAGE,
@@ -64,8 +65,7 @@ from evidence.outages import (
     entry_time,
     outages_from_entries,
 )
-from evidence.report_facts import ReportFacts
-from evidence.signing import NoteSigner
+from evidence.report.facts import ReportFacts
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -94,7 +94,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 
 BUNDLE_FORMAT = "vigie-bundle/1"
 RANGE_FORMAT = "vigie-range/1"
-STANDALONE_DIR = Path(__file__).parent / "standalone"
+STANDALONE_DIR = Path(__file__).parent.parent / "standalone"
 _CHUNK = 8192
 _ARTIFACT_EXT = {"screenshot": ".png", "html": ".html", "warc": ".warc"}
 _PARALLEL_MIN = 200_000  # entries from which a worker process builds the CSV
@@ -732,7 +732,7 @@ class _CsvPipeline:
             fd = self.file.fileno()
             code = (
                 f"import sys; sys.path[:0] = {sys.path!r}; "
-                f"from evidence.bundle import _worker_main; _worker_main({fd})"
+                f"from evidence.bundle.export import _worker_main; _worker_main({fd})"
             )
             self.worker = subprocess.Popen(
                 [sys.executable, "-c", code],
@@ -1239,7 +1239,7 @@ def _standalone(name: str) -> bytes:
 
 def default_report(summary: BundleSummary, artifact: Callable[[str], bytes | None]) -> bytes:
     """The French PDF report (`evidence.report_bundle`), built from the summary alone."""
-    from evidence.report_bundle import render_bundle_report  # imports reportlab: on demand
+    from evidence.bundle.report_inputs import render_bundle_report  # imports reportlab: on demand
 
     return render_bundle_report(summary, artifact)
 
@@ -1788,7 +1788,7 @@ def _write_proof_material(
     `_TIMESTAMP_LOOKAHEAD` entries after it; timestamps of the entries `scanned` by the export
     are known and not read again.
     """
-    from evidence.timestamp import certificates_pem, load_certificates, token_certificates
+    from evidence.ledger.timestamp import certificates_pem, load_certificates, token_certificates
 
     verifier_pem = _public_pem(summary.public_key)
     writer.put("proofs/vantage.pub", verifier_pem)
@@ -1866,7 +1866,7 @@ def _read_timestamps(ledger: Ledger, start: int, stop: int) -> Iterator[bytes]:
 def _public_pem(vkey: str) -> bytes:
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    from evidence.signing import NoteVerifier
+    from evidence.ledger.signing import NoteVerifier
 
     return NoteVerifier.parse(vkey).public_key.public_bytes(
         Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
@@ -1919,7 +1919,7 @@ def _manifest(summary: BundleSummary, files: Mapping[str, tuple[str, int]]) -> b
 
 
 def _fingerprint_of(vkey: str) -> str:
-    from evidence.signing import NoteVerifier, key_fingerprint
+    from evidence.ledger.signing import NoteVerifier, key_fingerprint
 
     return key_fingerprint(NoteVerifier.parse(vkey).raw)
 

@@ -52,10 +52,10 @@ from reportlab.platypus import (
     XPreformatted,
 )
 
-from evidence.outages import cause_key, causes_text_fr
-from evidence.report import document_styles, format_datetime_fr, page_canvas
-from evidence.signing import NoteVerifier, key_fingerprint
-from probes.targets import CONTROL_PREFIX
+from config.targets import CONTROL_PREFIX
+from evidence.ledger.signing import NoteVerifier, key_fingerprint
+from evidence.outages.tracker import cause_key, causes_text_fr
+from evidence.report.render import document_styles, format_datetime_fr, page_canvas
 
 __all__ = ["MAX_NAME", "MAX_ROWS", "Piece", "PiecesError", "telerecours_name", "write_pieces"]
 

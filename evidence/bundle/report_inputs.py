@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from evidence.availability import PARIS, AvailabilityIndex, union
-from evidence.bundle import DURATION_BOUNDS, BundleSummary, TargetStats
-from evidence.report import render_report
-from evidence.report_build import (
+from config.targets import CONTROL_PREFIX
+from evidence.bundle.export import DURATION_BOUNDS, BundleSummary, TargetStats
+from evidence.outages.availability import PARIS, AvailabilityIndex, union
+from evidence.report.build import (
     MAX_SCREENSHOTS,
     configured_methodology,
     expectation_fr,
@@ -26,7 +26,7 @@ from evidence.report_build import (
     steps_fr,
     thumbnail,
 )
-from evidence.report_data import (
+from evidence.report.data import (
     CheckpointFacts,
     ClockJumpFact,
     Corroboration,
@@ -39,13 +39,13 @@ from evidence.report_data import (
     Screenshot,
     TargetReport,
 )
-from evidence.report_facts import ReportFacts, parse_time, sample_environment
-from probes.targets import CONTROL_PREFIX
+from evidence.report.facts import ReportFacts, parse_time, sample_environment
+from evidence.report.render import render_report
 
 if TYPE_CHECKING:
-    from evidence.checkpoint import Checkpoint
-    from evidence.corroborate import Corroboration as CorroborationResult
-    from probes.targets import Target
+    from config.targets import Target
+    from evidence.bundle.corroborate import Corroboration as CorroborationResult
+    from evidence.ledger.checkpoint import Checkpoint
 
 __all__ = [
     "BUNDLE_FILES",
@@ -427,7 +427,7 @@ def _custody(summary: BundleSummary, settings: Any) -> Custody:
 
 def _methodology(settings: Any) -> Methodology:
     if settings is None:
-        from exporter.config import DEFAULT_USER_AGENT, OutageRules
+        from config.settings import DEFAULT_USER_AGENT, OutageRules
 
         rules = OutageRules()
         return Methodology(

@@ -22,10 +22,10 @@ from hashlib import sha256 as _sha256
 from pathlib import Path
 from typing import IO, Any
 
-from evidence import merkle
-from evidence.bundle import BUNDLE_FORMAT, aligned_ranges
-from evidence.checkpoint import Checkpoint, CheckpointError
-from evidence.signing import NoteError, NoteVerifier, open_note
+from evidence.bundle.export import BUNDLE_FORMAT, aligned_ranges
+from evidence.ledger import merkle
+from evidence.ledger.checkpoint import Checkpoint, CheckpointError
+from evidence.ledger.signing import NoteError, NoteVerifier, open_note
 
 __all__ = ["BundleReport", "print_bundle_report", "verify_bundle", "verify_bundle_cli"]
 
@@ -476,7 +476,7 @@ class _Verifier:
         self.report.entries = number
 
     def check_timestamps(self) -> None:
-        from evidence.timestamp import TimestampError, verify_token, verify_token_signature
+        from evidence.ledger.timestamp import TimestampError, verify_token, verify_token_signature
 
         tokens = sorted(n for n in self.names if n.startswith("proofs/timestamps/"))
         if "manifest.tsr" in self.names:
@@ -926,7 +926,7 @@ def verify_bundle_cli(args: Any, path: Path) -> BundleReport | None:
     """
     import sys
 
-    from evidence.signing import SigningKeyError, load_public_key
+    from evidence.ledger.signing import SigningKeyError, load_public_key
 
     if not path.is_file():
         print(f"vigie verify: no bundle at {path}", file=sys.stderr)

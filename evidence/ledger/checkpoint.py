@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from evidence import merkle
-from evidence.ledger import CHECKPOINT, TIMESTAMP, TSA_FAILURE, LedgerCorruptedError, TreeHead
-from evidence.signing import NoteError, NoteSigner, NoteVerifier, open_note
+from evidence.ledger import merkle
+from evidence.ledger.core import CHECKPOINT, TIMESTAMP, TSA_FAILURE, LedgerCorruptedError, TreeHead
+from evidence.ledger.signing import NoteError, NoteSigner, NoteVerifier, open_note
 from probes.observation import format_time, utc_now
 
 if TYPE_CHECKING:
-    from evidence.ledger import Ledger, LedgerWriter
+    from evidence.ledger.core import Ledger, LedgerWriter
 
 __all__ = [
     "Checkpoint",
@@ -204,7 +204,7 @@ def default_copy_path(ledger_url: str, artifacts_dir: Path | None = None) -> Pat
     SQLite: ``<database>.checkpoints`` beside the file. PostgreSQL: ``ledger.checkpoints``
     beside the artifacts directory (the database is elsewhere; the copy must not be in it).
     """
-    from evidence.ledger import sqlite_path
+    from evidence.ledger.core import sqlite_path
 
     path = sqlite_path(ledger_url)
     if path is not None:
@@ -432,7 +432,7 @@ class Checkpointer:
 
 def _gen_time(reply: bytes) -> str | None:
     try:
-        from evidence.timestamp import token_info
+        from evidence.ledger.timestamp import token_info
     except ImportError:  # pragma: no cover - the timestamp module ships with Vigie
         return None
     with contextlib.suppress(Exception):

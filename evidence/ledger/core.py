@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 import structlog
 
-from evidence import merkle
+from evidence.ledger import merkle
 from probes.observation import canonical_json
 
 if TYPE_CHECKING:
-    from evidence.checkpoint import Checkpoint
+    from evidence.ledger.checkpoint import Checkpoint
 
 __all__ = [
     "CHECKPOINT",
@@ -268,12 +268,12 @@ def open_ledger(
     """
     path = sqlite_path(url)
     if path is not None:
-        from evidence.sqlite import SqliteLedger
+        from evidence.ledger.sqlite import SqliteLedger
 
         return SqliteLedger(path, vantage=vantage, readonly=readonly, mmap=mmap)
     text = str(url)
     if text.startswith(("postgresql://", "postgres://")):
-        from evidence.postgres import PostgresLedger
+        from evidence.ledger.postgres import PostgresLedger
 
         return PostgresLedger(text, vantage=vantage, readonly=readonly, password=password)
     raise LedgerError(
@@ -617,7 +617,7 @@ class SqlLedger(abc.ABC):
             return self._last_checkpoint_unlocked()
 
     def _last_checkpoint_unlocked(self) -> Checkpoint | None:
-        from evidence.checkpoint import Checkpoint
+        from evidence.ledger.checkpoint import Checkpoint
 
         found = self._fetch_last_of_type(CHECKPOINT)
         if found is None:

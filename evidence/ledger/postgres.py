@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from evidence.ledger import LedgerError, SqlLedger, redact_url
+from evidence.ledger.core import LedgerError, SqlLedger, redact_url
 
 __all__ = ["SCHEMA", "PostgresLedger", "schema_sql"]
 

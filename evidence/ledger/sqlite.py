@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from evidence.ledger import OBSERVATION, LedgerError, SqlLedger
+from evidence.ledger.core import OBSERVATION, LedgerError, SqlLedger
 
 __all__ = ["SCHEMA", "SqliteLedger"]
 

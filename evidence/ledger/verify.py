@@ -42,9 +42,14 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from evidence import merkle
-from evidence.checkpoint import Checkpoint, CheckpointCopy, CheckpointError, default_copy_path
-from evidence.ledger import (
+from evidence.ledger import merkle
+from evidence.ledger.checkpoint import (
+    Checkpoint,
+    CheckpointCopy,
+    CheckpointError,
+    default_copy_path,
+)
+from evidence.ledger.core import (
     CHECKPOINT,
     OBSERVATION,
     STORED_LEVEL_STRIDE,
@@ -54,8 +59,8 @@ from evidence.ledger import (
     SqlLedger,
     open_ledger,
 )
-from evidence.signing import NoteVerifier, SigningKeyError, load_public_key
-from evidence.sqlite import SqliteLedger
+from evidence.ledger.signing import NoteVerifier, SigningKeyError, load_public_key
+from evidence.ledger.sqlite import SqliteLedger
 
 __all__ = ["SEGMENT_LEVEL", "VerifyError", "VerifyReport", "verify_ledger"]
 
@@ -595,7 +600,11 @@ class _Verifier:
             report.fail(seq, "the timestamp token is not base64")
             return False
         try:
-            from evidence.timestamp import TimestampError, verify_token, verify_token_signature
+            from evidence.ledger.timestamp import (
+                TimestampError,
+                verify_token,
+                verify_token_signature,
+            )
         except ImportError:  # pragma: no cover - ships with Vigie
             if not self.warned_tsa_chain:
                 report.warnings.append("timestamp tokens present but cannot be checked here")

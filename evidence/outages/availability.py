@@ -14,10 +14,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-from evidence.maintenance import applies_to, occurrences
+from config.maintenance import applies_to, occurrences
 
 if TYPE_CHECKING:
-    from exporter.config import MaintenanceWindow
+    from config.settings import MaintenanceWindow
 
 __all__ = [
     "PARIS",

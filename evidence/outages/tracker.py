@@ -14,13 +14,13 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from evidence.availability import PARIS, AvailabilityIndex
-from evidence.maintenance import MaintenanceError, check_windows, overlap_label, overlap_seconds
+from config.maintenance import MaintenanceError, check_windows, overlap_label, overlap_seconds
+from evidence.outages.availability import PARIS, AvailabilityIndex
 
 if TYPE_CHECKING:
-    from exporter.config import MaintenanceWindow, OutageRules
+    from config.settings import MaintenanceWindow, OutageRules
+    from config.targets import Target
     from probes.observation import Observation
-    from probes.targets import Target
 
 __all__ = [
     "DEGRADED",

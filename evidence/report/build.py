@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from evidence.availability import PARIS, AvailabilityIndex
-from evidence.maintenance import describe
-from evidence.outages import OutageRecord, causes_text_fr
-from evidence.report_data import (
+from config.maintenance import describe
+from evidence.outages.availability import PARIS, AvailabilityIndex
+from evidence.outages.tracker import OutageRecord, causes_text_fr
+from evidence.report.data import (
     CheckpointFacts,
     Corroboration,
     Custody,
@@ -31,11 +31,11 @@ from evidence.report_data import (
     Screenshot,
     TargetReport,
 )
-from evidence.report_facts import CLOCK_JUMP, MAX_VALUES, ReportFacts, clock_text
+from evidence.report.facts import CLOCK_JUMP, MAX_VALUES, ReportFacts, clock_text
 
 if TYPE_CHECKING:
-    from exporter.config import Settings
-    from probes.targets import Target
+    from config.settings import Settings
+    from config.targets import Target
 
 __all__ = [
     "MAX_SCREENSHOTS",
@@ -84,7 +84,7 @@ def expectation_fr(target: Target) -> str:
 
 def steps_fr(target: Target) -> tuple[str, ...]:
     """The steps of a browser journey, described in plain French (no selector shown)."""
-    from evidence.report_steps import describe_step
+    from evidence.report.steps import describe_step
 
     return tuple(describe_step(step) for step in target.steps)
 

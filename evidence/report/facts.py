@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from evidence.report_data import ClockJumpFact, EnvironmentFacts, SeenValue
-from probes.targets import CONTROL_PREFIX
+from config.targets import CONTROL_PREFIX
+from evidence.report.data import ClockJumpFact, EnvironmentFacts, SeenValue
 
 __all__ = [
     "CLOCK_JUMP",

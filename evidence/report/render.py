@@ -41,9 +41,9 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from evidence import outages
-from evidence.availability import PARIS
-from evidence.report_data import (
+from evidence.outages import tracker as outages
+from evidence.outages.availability import PARIS
+from evidence.report.data import (
     ClockJumpFact,
     OutageRow,
     ReportData,
@@ -1645,7 +1645,7 @@ def _fingerprint(vkey: str | None) -> str | None:
     """The fingerprint of a verifier key string (None when absent or unreadable)."""
     if not vkey:
         return None
-    from evidence.signing import NoteVerifier, key_fingerprint
+    from evidence.ledger.signing import NoteVerifier, key_fingerprint
 
     try:
         return key_fingerprint(NoteVerifier.parse(vkey).raw)

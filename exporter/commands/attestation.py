@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evidence.commands import (
+from exporter.commands.evidence import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -24,9 +24,9 @@ from evidence.commands import (
 )
 
 if TYPE_CHECKING:
-    from evidence.attestation import Attestation, TargetInfo, Window
-    from evidence.ledger import Ledger
-    from exporter.config import Settings
+    from config.settings import Settings
+    from evidence.bundle.attestation import Attestation, TargetInfo, Window
+    from evidence.ledger.core import Ledger
 
 __all__ = ["add_commands", "chosen_targets", "run_attestation", "write_attestation"]
 
@@ -35,7 +35,7 @@ MAX_REFERENCE = 200
 
 def chosen_targets(settings: Settings, ids: list[str], kind: str | None) -> list[TargetInfo]:
     """The targets named by --target and --kind (ValueError naming what is unknown)."""
-    from evidence.attestation import TargetInfo
+    from evidence.bundle.attestation import TargetInfo
 
     known = {t.id: t for t in settings.targets}
     unknown = [t for t in ids if t not in known]
@@ -78,10 +78,10 @@ def write_attestation(
     """
     import dataclasses
 
-    from evidence.artifacts import ArtifactError, FileArtifactStore
-    from evidence.attestation import build_attestation
-    from evidence.attestation_pdf import render_attestation
-    from evidence.ledger import open_ledger
+    from evidence.bundle.attestation import build_attestation
+    from evidence.bundle.attestation_pdf import render_attestation
+    from evidence.ledger.artifacts import ArtifactError, FileArtifactStore
+    from evidence.ledger.core import open_ledger
 
     moment = now or dt.datetime.now(dt.UTC)
     password = settings.ledger.password.get_secret_value() if settings.ledger.password else None
@@ -135,8 +135,8 @@ def _write_bundle(
     now: dt.datetime,
 ) -> Path | None:
     """The signed bundle of the period holding every window, for these targets only."""
-    from evidence.bundle import BundleError, ExportRequest, export_bundle
-    from evidence.export_open import open_export
+    from evidence.bundle.export import BundleError, ExportRequest, export_bundle
+    from evidence.opening import open_export
 
     start = min(w.start for w in windows)
     end = min(max(w.end for w in windows), now)
@@ -169,9 +169,9 @@ def _write_bundle(
 def run_attestation(args: argparse.Namespace) -> int:
     """`vigie attestation`: 0 with the PDF (and bundle) written, 1 when it cannot be, 2 on bad
     input."""
-    from evidence.attestation import WindowError, parse_window
-    from evidence.ledger import LedgerError
-    from evidence.signing import SigningKeyError
+    from evidence.bundle.attestation import WindowError, parse_window
+    from evidence.ledger.core import LedgerError
+    from evidence.ledger.signing import SigningKeyError
 
     settings = command_settings(args)
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from exporter.config import Settings
+    from config.settings import Settings
 
 __all__ = [
     "EXIT_FAILED",
@@ -143,7 +143,7 @@ def add_commands(
 
 def run_keygen(args: argparse.Namespace) -> int:
     """`vigie keygen [--out PATH]`."""
-    from evidence.signing import (
+    from evidence.ledger.signing import (
         KeyExistsError,
         NoteVerifier,
         SigningKeyError,
@@ -182,7 +182,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def _verify_bundle(args: argparse.Namespace, path: Path) -> int:
     """An evidence bundle (`vigie export`): `evidence.bundle_verify.verify_bundle`."""
-    from evidence.bundle_verify import print_bundle_report, verify_bundle_cli
+    from evidence.bundle.verify import print_bundle_report, verify_bundle_cli
 
     report = verify_bundle_cli(args, path)
     if report is None:
@@ -192,7 +192,7 @@ def _verify_bundle(args: argparse.Namespace, path: Path) -> int:
 
 
 def _default_public_key(settings: Settings) -> Path | None:
-    from evidence.signing import public_key_path
+    from evidence.ledger.signing import public_key_path
 
     key = settings.signing.key
     for candidate in (public_key_path(key), key):
@@ -202,10 +202,10 @@ def _default_public_key(settings: Settings) -> Path | None:
 
 
 def _verify_ledger(args: argparse.Namespace, settings: Settings, target: str) -> int:
-    from evidence.checkpoint import default_copy_path
-    from evidence.ledger import sqlite_path
-    from evidence.signing import SigningKeyError
-    from evidence.verify import VerifyReport, verify_ledger
+    from evidence.ledger.checkpoint import default_copy_path
+    from evidence.ledger.core import sqlite_path
+    from evidence.ledger.signing import SigningKeyError
+    from evidence.ledger.verify import VerifyReport, verify_ledger
 
     configured = args.path is None or args.path == settings.ledger.url
     public_key = args.public_key or (_default_public_key(settings) if configured else None)

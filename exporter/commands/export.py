@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from evidence.availability import PARIS
-from evidence.commands import (
+from evidence.outages.availability import PARIS
+from exporter.commands.evidence import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -123,10 +123,10 @@ def output_problem(out: Path, option: str = "--out") -> str | None:
 
 def run_export(args: argparse.Namespace) -> int:
     """`vigie export`: exit 0 with the bundle written, 1 when it cannot be, 2 on bad usage."""
-    from evidence.bundle import BundleError, BundleRequestError, ExportRequest
-    from evidence.export_open import export_with_settings, open_export
-    from evidence.ledger import LedgerError, sqlite_path
-    from evidence.signing import SigningKeyError
+    from evidence.bundle.export import BundleError, BundleRequestError, ExportRequest
+    from evidence.ledger.core import LedgerError, sqlite_path
+    from evidence.ledger.signing import SigningKeyError
+    from evidence.opening import export_with_settings, open_export
 
     if args.bundle is not None:
         if args.pieces is None:
@@ -168,8 +168,8 @@ def run_export(args: argparse.Namespace) -> int:
     corroboration: dict[str, int] = {}
     report = None
     if args.corroboration is not None:
-        from evidence.corroborate import Corroboration, CorroborationError
-        from evidence.report_bundle import corroborated_report
+        from evidence.bundle.corroborate import Corroboration, CorroborationError
+        from evidence.bundle.report_inputs import corroborated_report
 
         try:
             corroborated = Corroboration.from_dict(
@@ -231,7 +231,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _write_pieces(bundle: Path, folder: Path) -> int:
     """The Télérecours pièces of `bundle` in `folder`: one line per file written."""
-    from evidence.pieces import PiecesError, write_pieces
+    from evidence.bundle.pieces import PiecesError, write_pieces
 
     if folder.exists() and not folder.is_dir():
         print(f"vigie export: --pieces {folder}: not a folder", file=sys.stderr)
@@ -261,7 +261,7 @@ def _vantages_fr(count: int) -> str:
 
 def run_corroborate(args: argparse.Namespace) -> int:
     """`vigie corroborate A.zip B.zip …`: exit 1 when a bundle does not verify, 2 on bad usage."""
-    from evidence.corroborate import CorroborationError, corroborate
+    from evidence.bundle.corroborate import CorroborationError, corroborate
 
     def usage(message: str) -> int:
         print(f"vigie corroborate: {message}", file=sys.stderr)

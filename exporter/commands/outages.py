@@ -15,10 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-from evidence.commands import EXIT_FAILED, EXIT_OK, LoadSettings, add_command, command_settings
-from evidence.export_cmd import paris_moment
-from evidence.ledger import LedgerError
-from evidence.outages import (
+from evidence.ledger.core import LedgerError
+from evidence.outages.tracker import (
     ENTRY_GAP,
     ENTRY_OUTAGE,
     ENTRY_VANTAGE,
@@ -27,9 +25,17 @@ from evidence.outages import (
     format_duration,
     outages_from_entries,
 )
+from exporter.commands.evidence import (
+    EXIT_FAILED,
+    EXIT_OK,
+    LoadSettings,
+    add_command,
+    command_settings,
+)
+from exporter.commands.export import paris_moment
 
 if TYPE_CHECKING:
-    from exporter.config import Settings
+    from config.settings import Settings
 
 __all__ = [
     "EntrySource",
@@ -99,7 +105,7 @@ class LedgerSource:
     @classmethod
     def open(cls, settings: Settings) -> LedgerSource:
         """Open the ledger of `settings` read-only (raises the ledger's error when it cannot)."""
-        from evidence.ledger import open_ledger
+        from evidence.ledger.core import open_ledger
 
         password = settings.ledger.password
         ledger = open_ledger(
@@ -149,7 +155,7 @@ def ledger_outages(settings: Settings) -> list[OutageRecord] | None:
 
     Raises the ledger's error (LedgerError, OSError) when it exists but cannot be read.
     """
-    from evidence.ledger import sqlite_path
+    from evidence.ledger.core import sqlite_path
 
     path = sqlite_path(settings.ledger.url)
     if path is not None and not path.is_file():
@@ -267,7 +273,7 @@ def run_outages(
     source_factory: Callable[[Settings], EntrySource] | None = None,
 ) -> int:
     """`vigie outages [--target ID] [--from DATE] [--to DATE] [--format table|csv|json]`."""
-    from exporter.config import ConfigError
+    from config.settings import ConfigError
 
     settings = command_settings(args)
     try:
@@ -279,7 +285,7 @@ def run_outages(
         raise ConfigError(["--to: must be after --from"])
     factory = source_factory or getattr(args, "source_factory", None) or LedgerSource.open
     if factory == LedgerSource.open:
-        from evidence.ledger import sqlite_path
+        from evidence.ledger.core import sqlite_path
 
         missing = sqlite_path(settings.ledger.url)
         if missing is not None and not missing.is_file():  # a wrong ledger.url: bad input

@@ -46,11 +46,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evidence.bundle import BUNDLE_FORMAT, ExportRequest, export_bundle
-from evidence.bundle_verify import verify_bundle
-from evidence.ledger import CHECKPOINT, OBSERVATION, open_ledger
-from evidence.signing import NoteSigner
-from evidence.timestamp import HttpTimestamper
+from evidence.bundle.export import BUNDLE_FORMAT, ExportRequest, export_bundle
+from evidence.bundle.verify import verify_bundle
+from evidence.ledger.core import CHECKPOINT, OBSERVATION, open_ledger
+from evidence.ledger.signing import NoteSigner
+from evidence.ledger.timestamp import HttpTimestamper
 from probes.httpclient import Exchange
 from probes.observation import Observation, Outcome, format_time
 from probes.warc import WarcCapture, build_warc

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import Settings, load_settings
+from config.settings import Settings, load_settings
 from tests.reliability.harness import Service
 from tests.service_fixture import http_get
 
