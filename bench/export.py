@@ -33,8 +33,9 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
+from config.vocabulary import CHECKPOINT, OBSERVATION
+from evidence.ledger.backends import open_ledger
 from evidence.ledger.checkpoint import Checkpoint, checkpoint_text
-from evidence.ledger.core import CHECKPOINT, OBSERVATION, open_ledger
 from evidence.ledger.signing import NoteSigner
 from probes.observation import format_time
 

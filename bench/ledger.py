@@ -28,16 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from config.vocabulary import CHECKPOINT, OBSERVATION
 from evidence.ledger import merkle
+from evidence.ledger.backends import open_ledger
 from evidence.ledger.checkpoint import Checkpoint, checkpoint_text
-from evidence.ledger.core import (
-    CHECKPOINT,
-    OBSERVATION,
-    LedgerWriter,
-    TreeHead,
-    encode_entry,
-    open_ledger,
-)
+from evidence.ledger.core import LedgerWriter, encode_entry
+from evidence.ledger.entries import TreeHead
 from evidence.ledger.signing import NoteSigner
 from evidence.ledger.verify import verify_ledger
 from probes.observation import Observation, Outcome

@@ -31,7 +31,8 @@ import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from evidence.ledger.core import FORMAT, LedgerError, redact_url
+from evidence.ledger.core import FORMAT
+from evidence.ledger.entries import LedgerError, redact_url
 from evidence.ledger.postgres import SCHEMA, TABLES
 
 __all__ = [

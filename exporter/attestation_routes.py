@@ -60,7 +60,7 @@ def _package(pdf: Path) -> bytes:
 
 def add_attestation_routes(app: web.Application, service: Service) -> None:
     """Register `/attestation`, `/attestation.zip` and `/outages/{id}/attestation.zip`."""
-    from exporter.commands.attestation import chosen_targets, write_attestation
+    from evidence.bundle.with_settings import chosen_targets, write_attestation
 
     settings = service.settings
     auth = None

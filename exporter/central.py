@@ -26,12 +26,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from config.settings import ConfigError, OpenDataSettings, redact_secrets
-from evidence.outages.tracker import (
-    ENTRY_OUTAGE,
-    OutageRecord,
-    format_duration_fr,
-    outages_from_entries,
-)
+from config.vocabulary import EXIT_OK, EXIT_USAGE, OUTAGE
+from evidence.outages.tracker import OutageRecord, format_duration_fr, outages_from_entries
 from exporter.hostcheck import HostAllowList, host_middleware
 from exporter.statuspage import _STYLE, cards_table, html_page, paris_time, plural_fr
 
@@ -53,8 +49,6 @@ __all__ = [
 
 log = structlog.get_logger("vigie.central")
 
-EXIT_OK = 0
-EXIT_USAGE = 2
 OUTAGE_ROWS = 300
 
 # --- configuration ----------------------------------------------------------------------------
@@ -99,7 +93,7 @@ class VantageSource(BaseModel):
             return self.name
         if self.bundle is not None:
             return self.bundle.name
-        from evidence.ledger.core import redact_url
+        from evidence.ledger.entries import redact_url
 
         return redact_url(self.ledger or "")
 
@@ -191,7 +185,8 @@ class _LedgerReader:
         self._ledger: Any = None
 
     def refresh(self) -> SourceState:
-        from evidence.ledger.core import LedgerError, open_ledger
+        from evidence.ledger.backends import open_ledger
+        from evidence.ledger.entries import LedgerError
 
         try:
             if self._ledger is None:
@@ -202,7 +197,7 @@ class _LedgerReader:
             size = ledger.refresh()  # re-read: the vantage keeps appending
             # New entries only: the ledger is append-only, earlier events never change.
             for row in ledger.iter_rows(self.state.entries, size):
-                if row.type == ENTRY_OUTAGE:
+                if row.type == OUTAGE:
                     event = json.loads(row.body)
                     event.setdefault("seq", row.seq)
                     self._events.append(event)

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 import structlog
 
 from config.settings import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from exporter.central import add_commands as add_central_commands
 from exporter.central import run_handler
 from exporter.clock import ClockWatch
@@ -35,18 +36,16 @@ from exporter.outage_recorder import OutageRecorder
 from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service, check_once
-from exporter.wiring import EvidenceError, open_evidence
-from probes.base import ProbeRegistry, ProbeSettings, default_factories
+from exporter.wiring import EvidenceError, open_service_evidence
+from probes.base import ProbeRegistry, ProbeSettings
 from probes.environment import collect_environment, vigie_version
+from probes.kinds import default_factories
 from probes.observation import Observation, Outcome
 
 __all__ = ["build_parser", "main"]
 
 log = structlog.get_logger("vigie")
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 _SERVICES = frozenset({"run", "demo", "central"})  # long-running commands
 
 
@@ -134,7 +133,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             "ou son résolveur DNS échoue) : les échecs ne sont pas imputés aux cibles.",
             file=sys.stderr,
         )
-    return EXIT_OK if all(o.success for o in observations) else EXIT_FAILURE
+    return EXIT_OK if all(o.success for o in observations) else EXIT_FAILED
 
 
 def _print_table(observations: Sequence[Observation]) -> None:
@@ -176,11 +175,11 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         public_url=(settings.public_url or "").rstrip("/"),
     )
     try:
-        evidence = await open_evidence(settings, metrics)
+        evidence = await open_service_evidence(settings, metrics)
     except EvidenceError as exc:
         log.error("evidence_unavailable", error=str(exc))  # noqa: TRY400
         print(f"vigie: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_FAILED
     registry = ProbeRegistry(probe_settings(settings, evidence.artifacts), default_factories())
     sink: EvidenceSink = evidence.sink
     # Rebuild outage state from the ledger (an outage open before a restart stays open);
@@ -198,7 +197,7 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         await runner.cleanup()
         await evidence.aclose()
         log.error("listen_failed", listen=settings.listen, error=exc.strerror or str(exc))  # noqa: TRY400
-        return EXIT_FAILURE
+        return EXIT_FAILED
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -332,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from exporter.demo import cmd_demo
 
-    return cmd_demo(args)
+    return cmd_demo(args, serve, run_async)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

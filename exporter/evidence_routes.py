@@ -38,8 +38,8 @@ def _export_outage(settings: Settings, outage_id: str, path: Path) -> None:
     outage whose entries no checkpoint covers yet raises `NotCoveredYet`.
     """
     # Imported on the first download: the exporter's ~5 MB stay out of the probing service.
-    from evidence.bundle.export import ExportRequest, NotCoveredYetError
-    from evidence.opening import export_with_settings
+    from evidence.bundle.model import ExportRequest, NotCoveredYetError
+    from evidence.bundle.with_settings import export_with_settings
 
     request = ExportRequest(_EPOCH, dt.datetime.now(dt.UTC), (), outage_id)
     try:

@@ -15,15 +15,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from config.maintenance import check_windows, is_active
-from evidence.outages.tracker import (
-    ENTRY_GAP,
-    ENTRY_OUTAGE,
-    ENTRY_VANTAGE,
-    KINDS,
-    LedgerRows,
-    OutageTracker,
-    rebuild_from_ledger,
-)
+from config.vocabulary import GAP, OUTAGE, VANTAGE
+from evidence.outages.tracker import KINDS, LedgerRows, OutageTracker, rebuild_from_ledger
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -93,13 +86,13 @@ class OutageRecorder:
                 outage_event=body["event"],
                 message="an outage event missing from the ledger (crash) is appended now",
             )
-            await recorder._append(ENTRY_OUTAGE, body)
+            await recorder._append(OUTAGE, body)
         gap = tracker.gap_entry(now, expected_silence(settings))
         if gap is not None:
             log.warning(
                 "unmonitored_gap", start=gap["from"], end=gap["to"], seconds=gap["duration_s"]
             )
-            await recorder._append(ENTRY_GAP, gap)
+            await recorder._append(GAP, gap)
         recorder.publish(now=now)
         log.info(
             "outages_rebuilt",
@@ -121,7 +114,7 @@ class OutageRecorder:
                 ended_at=body.get("ended_at"),
                 causes=body.get("causes"),
             )
-            await self._append(ENTRY_OUTAGE, body)
+            await self._append(OUTAGE, body)
             self._count(body)
         self._publish_target(obs.target_id, dt.datetime.now(dt.UTC))
         return self.tracker.recheck_delay(obs.target_id)
@@ -131,7 +124,7 @@ class OutageRecorder:
     ) -> None:
         """Account a check of the controls; appends a `vantage` entry when the state changes."""
         for body in self.tracker.observe_vantage(online, at, seqs):
-            await self._append(ENTRY_VANTAGE, body)
+            await self._append(VANTAGE, body)
 
     async def run(self, stopping: asyncio.Event, every: float = 30.0) -> None:
         """Refresh the state series every `every` seconds until `stopping` is set.

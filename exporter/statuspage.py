@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from config.maintenance import active_label, describe
+from config.vocabulary import PARIS
 from evidence.outages.availability import Availability, percent_fr
 from evidence.outages.tracker import (
     DOWN,
@@ -55,7 +55,6 @@ __all__ = [
     "span_fr",
 ]
 
-PARIS = ZoneInfo("Europe/Paris")
 BAR_DAYS = 90
 OUTAGE_ROWS = 200  # outages listed on the page, newest first
 

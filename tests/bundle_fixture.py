@@ -18,17 +18,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence.bundle.export import ExportRequest, ExportResult, export_bundle
+from config.vocabulary import CHECKPOINT, OBSERVATION, TIMESTAMP
+from evidence.bundle.export import export_bundle
+from evidence.bundle.model import ExportRequest, ExportResult
 from evidence.ledger.artifacts import FileArtifactStore
+from evidence.ledger.backends import open_ledger
 from evidence.ledger.checkpoint import Checkpoint, checkpoint_text
-from evidence.ledger.core import (
-    CHECKPOINT,
-    OBSERVATION,
-    TIMESTAMP,
-    SqlLedger,
-    TreeHead,
-    open_ledger,
-)
+from evidence.ledger.core import SqlLedger
+from evidence.ledger.entries import TreeHead
 from evidence.ledger.signing import NoteSigner
 from probes.observation import Observation, Outcome, format_time
 

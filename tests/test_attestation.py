@@ -27,8 +27,8 @@ from evidence.bundle.attestation import (
     describe_failure,
     parse_window,
 )
+from evidence.bundle.with_settings import chosen_targets, write_attestation
 from evidence.outages.availability import PARIS
-from exporter.commands.attestation import chosen_targets, write_attestation
 from probes.browser_runtime import DEBIAN_CHROMIUM
 from probes.observation import Outcome
 from tests.bundle_fixture import BuiltLedger, build_ledger, standalone_verify
@@ -252,7 +252,7 @@ class TestFigures:
 
     def test_vigie_stopped(self, tmp_path: Path) -> None:
         """A stretch when Vigie was not running (a `gap` entry) is named as such."""
-        from evidence.ledger.core import open_ledger
+        from evidence.ledger.backends import open_ledger
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path, minutes=30)
         ledger = open_ledger(built.url, vantage="paris-1")

@@ -29,7 +29,7 @@ from aiohttp import WSMsgType, web
 
 from config.settings import ConfigError, load_settings
 from config.targets import Target
-from probes.base import ProbeContext, ProbeRegistry, ProbeSettings, default_factories
+from probes.base import ProbeContext, ProbeRegistry, ProbeSettings
 from probes.browser import (
     LOAD_STEP,
     MAX_BODY_BYTES,
@@ -45,6 +45,7 @@ from probes.browser_runtime import (
     process_tree_rss,
 )
 from probes.guard import ReadOnlyGuard
+from probes.kinds import default_factories
 from probes.observation import Observation, Outcome
 
 T = TypeVar("T")

@@ -16,12 +16,8 @@ from typing import Any
 
 import pytest
 
-from evidence.bundle.export import (
-    CSV_OBSERVATION_COLUMNS,
-    BundleError,
-    ExportRequest,
-    aligned_ranges,
-)
+from evidence.bundle.export import CSV_OBSERVATION_COLUMNS, aligned_ranges
+from evidence.bundle.model import BundleError, ExportRequest
 from evidence.bundle.verify import verify_bundle
 from exporter.commands import export as export_cmd
 from probes.observation import canonical_json
@@ -483,8 +479,9 @@ class TestTimestampLookup:
         """Timestamp entries of the windows after checkpoints: those inside the exported range
         come from its list of seqs, the others are read; the result is what reading every
         window of the ledger gives, in seq order, each entry once."""
+        from config.vocabulary import OBSERVATION, TIMESTAMP
         from evidence.bundle.export import _Scanned, _timestamp_bodies
-        from evidence.ledger.core import OBSERVATION, TIMESTAMP, open_ledger
+        from evidence.ledger.backends import open_ledger
 
         url = f"sqlite:///{tmp_path / 'l.db'}"
         ledger = open_ledger(url, vantage="paris-1")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence.bundle.export import ExportRequest
+from evidence.bundle.model import ExportRequest
 from evidence.bundle.verify import verify_bundle
 from evidence.ledger.signing import NoteSigner
 from tests.bundle_fixture import BUILD_START, build_ledger

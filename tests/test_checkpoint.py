@@ -17,7 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config.settings import Settings
+from config.vocabulary import CHECKPOINT, TIMESTAMP, TSA_FAILURE
 from evidence.ledger import merkle
+from evidence.ledger.backends import open_ledger
 from evidence.ledger.checkpoint import (
     Checkpoint,
     CheckpointCopy,
@@ -27,15 +29,8 @@ from evidence.ledger.checkpoint import (
     default_copy_path,
     parse_checkpoint_text,
 )
-from evidence.ledger.core import (
-    CHECKPOINT,
-    TIMESTAMP,
-    TSA_FAILURE,
-    LedgerCorruptedError,
-    LedgerWriter,
-    SqlLedger,
-    open_ledger,
-)
+from evidence.ledger.core import LedgerWriter, SqlLedger
+from evidence.ledger.entries import LedgerCorruptedError
 from evidence.ledger.signing import (
     KeyExistsError,
     KeyPermissionError,
@@ -53,7 +48,7 @@ from evidence.ledger.timestamp import HttpTimestamper
 from evidence.ledger.verify import verify_ledger
 from exporter.commands.evidence import add_commands
 from exporter.metrics import Metrics
-from exporter.wiring import open_evidence
+from exporter.wiring import open_service_evidence
 
 if TYPE_CHECKING:
     from tests.tsa_fixture import LocalTsa
@@ -479,7 +474,7 @@ class TestServiceWiring:
         metrics = Metrics(vantage="paris-1", version="test")
 
         async def scenario() -> None:
-            evidence = await open_evidence(settings, metrics)
+            evidence = await open_service_evidence(settings, metrics)
             await evidence.sink.append("gap", {"n": 1})
             await evidence.checkpointer.checkpoint()
             await evidence.aclose()

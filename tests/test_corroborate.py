@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from evidence.bundle.corroborate import Corroboration, CorroborationError, corroborate
-from evidence.bundle.export import ExportRequest
+from evidence.bundle.model import ExportRequest
 from tests.bundle_fixture import BUILD_START, build_ledger
 
 PERIOD = ExportRequest(BUILD_START, BUILD_START + dt.timedelta(hours=3))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence.ledger.core import open_ledger
+from evidence.ledger.backends import open_ledger
 from evidence.ledger.signing import NoteSigner, keygen, load_private_key
 from evidence.ledger.verify import verify_ledger
 

@@ -35,7 +35,8 @@ class _LedgerFollower:
         self.entries: list[dict[str, Any]] = []
 
     def poll(self) -> None:
-        from evidence.ledger.core import LedgerError, open_ledger
+        from evidence.ledger.backends import open_ledger
+        from evidence.ledger.entries import LedgerError
 
         if not self.path.exists():
             return

@@ -12,19 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from config.vocabulary import OBSERVATION
 from evidence.ledger import merkle
 from evidence.ledger.artifacts import ArtifactError, FileArtifactStore
-from evidence.ledger.core import (
-    OBSERVATION,
-    LedgerEntryError,
-    LedgerError,
-    LedgerWriteError,
-    LedgerWriter,
-    SqlLedger,
-    encode_entry,
-    open_ledger,
-    sqlite_path,
-)
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.core import LedgerWriter, SqlLedger, encode_entry
+from evidence.ledger.entries import LedgerEntryError, LedgerError, LedgerWriteError, sqlite_path
 from evidence.ledger.verify import verify_ledger
 from probes.base import ArtifactStore
 from probes.observation import Observation, Outcome, canonical_json

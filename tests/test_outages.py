@@ -587,7 +587,7 @@ class TestOutagesCommand:
     """`vigie outages` over a real SQLite ledger written as the service writes it."""
 
     def _setup(self, tmp_path: Path) -> tuple[Path, Ledger]:
-        from evidence.ledger.core import open_ledger
+        from evidence.ledger.backends import open_ledger
 
         history = Ledger(tracker())
         history.run(every(10, [OK, FAIL, FAIL, FAIL, OK, OK]))  # closed: 12:00:10-12:00:40
@@ -700,7 +700,7 @@ class TestOutagesCommand:
     def test_injected_source(self, tmp_path: Path) -> None:
         """The command reads any entry source, e.g. entries already in memory."""
         from config.settings import Settings
-        from exporter.commands.outages import ListSource, load_outages
+        from evidence.outages.history import ListSource, load_outages
 
         history = Ledger(tracker())
         history.run(every(10, [FAIL, FAIL, FAIL]))
@@ -1040,7 +1040,7 @@ class TestRebuildFromLedger:
     """Start-up replay over a real SQLite ledger, decoding only recent observations."""
 
     def _ledger(self, tmp_path: Path, history: Ledger) -> Any:
-        from evidence.ledger.core import open_ledger
+        from evidence.ledger.backends import open_ledger
 
         ledger = open_ledger(tmp_path / "ledger.db", vantage="test")
         for entry in history.entries:

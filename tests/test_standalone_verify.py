@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence.bundle.export import ExportRequest
+from evidence.bundle.model import ExportRequest
 from tests.bundle_fixture import (
     BUILD_START,
     BuiltLedger,

@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from config.settings import ConfigError
-from evidence.bundle.export import ExportRequest, export_bundle
-from evidence.ledger.core import open_ledger
+from evidence.bundle.export import export_bundle
+from evidence.bundle.model import ExportRequest
+from evidence.ledger.backends import open_ledger
 from evidence.outages.tracker import OutageRecord
 from evidence.shared_pg import database_url, provision_reader, provision_vantage, vantage_names
 from exporter.central import (

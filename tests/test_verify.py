@@ -19,18 +19,13 @@ import structlog.testing
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config.settings import Settings
+from config.vocabulary import CHECKPOINT, OBSERVATION
 from evidence.ledger import merkle, verify
 from evidence.ledger.artifacts import FileArtifactStore
+from evidence.ledger.backends import open_ledger
 from evidence.ledger.checkpoint import Checkpoint, CheckpointCopy, Checkpointer, checkpoint_text
-from evidence.ledger.core import (
-    CHECKPOINT,
-    OBSERVATION,
-    STORED_LEVEL_STRIDE,
-    LedgerWriter,
-    TreeHead,
-    encode_entry,
-    open_ledger,
-)
+from evidence.ledger.core import STORED_LEVEL_STRIDE, LedgerWriter, encode_entry
+from evidence.ledger.entries import TreeHead
 from evidence.ledger.signing import NoteSigner, keygen, load_private_key
 from evidence.ledger.verify import verify_ledger
 from exporter.commands.evidence import add_commands

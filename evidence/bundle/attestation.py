@@ -16,8 +16,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from config.vocabulary import GAP, OUTAGE
 from evidence.outages.availability import PARIS
-from evidence.outages.tracker import ENTRY_GAP, ENTRY_OUTAGE, OutageRecord, outages_from_entries
+from evidence.outages.tracker import OutageRecord, outages_from_entries
+from probes.observation import Outcome
 
 if TYPE_CHECKING:
     from evidence.ledger.core import Ledger
@@ -40,7 +42,7 @@ __all__ = [
 CAPTURE_MARGIN = dt.timedelta(hours=6)  # how far from a window a capture is looked for
 SILENCE_FACTOR = 2  # no check started for this many (interval + timeout): not watched
 _OBSERVATION = "observation"
-_OFFLINE = "vantage_offline"
+_OFFLINE = Outcome.VANTAGE_OFFLINE.value
 _WINDOW = re.compile(r"^\s*(?P<start>[0-9T:\-. ]+?)\s*/\s*(?P<end>[0-9T:\-. ]+?)\s*$")
 
 
@@ -403,11 +405,11 @@ def _history(
     gaps = []
     first: dict[str, dt.datetime] = {}
     for row in ledger.iter_rows(0):
-        if row.type == ENTRY_OUTAGE:
+        if row.type == OUTAGE:
             event = json.loads(row.body)
             event.setdefault("seq", row.seq)
             events.append(event)
-        elif row.type == ENTRY_GAP:
+        elif row.type == GAP:
             body = json.loads(row.body)
             gaps.append((_parse(body["from"]), _parse(body["to"])))
         elif row.type == _OBSERVATION and len(first) < len(ids):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import array
 import base64
 import bisect
-import collections
 import contextlib
 import csv
 import dataclasses
@@ -45,27 +44,26 @@ from typing import IO, Any, Protocol
 import msgspec
 import structlog
 
-from evidence.ledger import merkle
-from evidence.ledger.checkpoint import Checkpoint
-from evidence.ledger.core import (
-    CHECKPOINT,
-    CLOCK_JUMP,
-    OBSERVATION,
-    STORED_LEVEL_STRIDE,
-    TIMESTAMP,
-    Ledger,
+from config.vocabulary import CHECKPOINT, CLOCK_JUMP, GAP, OBSERVATION, OUTAGE, TIMESTAMP, VANTAGE
+from evidence.bundle.model import (
+    DURATION_BOUNDS,
+    BundleError,
+    BundleRequestError,
+    BundleSummary,
+    ExportRequest,
+    ExportResult,
+    NotCoveredYetError,
+    ReportHook,
+    TargetStats,
 )
+from evidence.ledger import merkle
+from evidence.ledger.checkpoint import Checkpoint, Stamper
+from evidence.ledger.core import STORED_LEVEL_STRIDE, Ledger
 from evidence.ledger.signing import NoteSigner
 from evidence.outages.availability import PARIS
-from evidence.outages.tracker import (
-    ENTRY_GAP,
-    ENTRY_OUTAGE,
-    ENTRY_VANTAGE,
-    OutageRecord,
-    entry_time,
-    outages_from_entries,
-)
+from evidence.outages.tracker import OutageRecord, entry_time, outages_from_entries
 from evidence.report.facts import ReportFacts
+from probes.observation import Outcome
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -104,11 +102,8 @@ _FRAME = struct.Struct("<BIQ")  # worker frame: kind, entries skipped, payload s
 _FRAME_BLOCK, _FRAME_PICKLE, _FRAME_BUILT = 0, 1, 2
 _F_SETPIPE_SZ = 1031  # Linux fcntl: set the buffer size of a pipe
 _TIMESTAMP_LOOKAHEAD = 256  # entries after a checkpoint searched for its timestamp
-# Upper bounds (s) of the check-duration buckets counted per target and Paris day: 8 per
-# doubling from ~1 ms to 128 s (percentiles within ~5 %), one more bucket above.
-DURATION_BOUNDS = tuple(2 ** (k / 8) for k in range(-80, 57))
 _DAY_FIGURES = 3  # checks, successes, summed durations; the bucket counts follow
-_VANTAGE_OFFLINE = "vantage_offline"
+_VANTAGE_OFFLINE = Outcome.VANTAGE_OFFLINE.value
 _NUMBERS = frozenset((float, int))
 
 CSV_OBSERVATION_COLUMNS = (
@@ -142,120 +137,6 @@ CSV_OUTAGE_COLUMNS = (
     "derniere_entree",
     "confirme_depuis_points",
 )
-
-
-class BundleError(Exception):
-    """The bundle cannot be built as asked (the message says what to change)."""
-
-
-class NotCoveredYetError(BundleError):
-    """The entries asked for are not yet covered by a signed checkpoint (retry after one)."""
-
-
-class BundleRequestError(BundleError):
-    """The request itself is wrong: reversed or empty period, unknown outage (bad input)."""
-
-
-class Stamper(Protocol):
-    """An RFC 3161 authority (`evidence.timestamp.HttpTimestamper`)."""
-
-    def stamp(self, data: bytes) -> bytes:
-        """A verified DER TimeStampResp over `data`."""
-        ...
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ExportRequest:
-    """What to export: a period [start, end) and optionally some targets, or one outage."""
-
-    start: dt.datetime
-    end: dt.datetime
-    targets: tuple[str, ...] = ()
-    outage_id: str | None = None
-
-
-@dataclasses.dataclass(slots=True)
-class TargetStats:
-    """Per-target figures gathered while streaming (for the report): bounded by days."""
-
-    target_id: str
-    name: str = ""
-    kind: str = ""
-    url: str = ""
-    checks: int = 0
-    successes: int = 0
-    duration_sum_s: float = 0.0
-    first_at: str | None = None
-    last_at: str | None = None
-    # Paris day (ISO date) -> [checks, successes, sum of durations of successful checks,
-    # then the count of checks (vantage-offline ones excluded) per DURATION_BOUNDS bucket]
-    daily: dict[str, list[float]] = dataclasses.field(default_factory=dict)
-    outcomes: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
-
-    @property
-    def availability(self) -> float | None:
-        """Successful checks / checks (None without checks)."""
-        return None if not self.checks else self.successes / self.checks
-
-
-@dataclasses.dataclass(slots=True)
-class BundleSummary:
-    """Everything the report needs, filled while the bundle is streamed.
-
-    `corroboration` maps an outage id to the number of vantages that saw it (set by
-    `vigie corroborate` data when given); the report says "confirmé depuis N points
-    d'observation".
-    """
-
-    vantage: str
-    operator: str
-    period_start: dt.datetime
-    period_end: dt.datetime
-    created_at: dt.datetime
-    targets: dict[str, TargetStats]
-    outages: list[OutageRecord]
-    range_start: int
-    range_stop: int
-    entries: int = 0
-    disclosed: int = 0
-    hidden: int = 0
-    checkpoints: list[Checkpoint] = dataclasses.field(default_factory=list)
-    timestamps: dict[int, str] = dataclasses.field(default_factory=dict)  # cp seq -> gen_time
-    public_key: str = ""
-    tsa_name: str | None = None
-    environment: dict[str, Any] = dataclasses.field(default_factory=dict)
-    screenshots: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (sha, target)
-    # screenshot sha -> (started_at, outcome) of the first observation that names it: the
-    # report shows captures of failures only, each with its time
-    capture_info: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
-    artifact_files: dict[str, str] = dataclasses.field(default_factory=dict)  # sha -> zip path
-    corroboration: dict[str, int] = dataclasses.field(default_factory=dict)
-    mode: str = "range"
-    outage_id: str | None = None
-    target_filter: tuple[str, ...] = ()
-    warnings: list[str] = dataclasses.field(default_factory=list)
-    settings: Any = None  # exporter.config.Settings when exported by the CLI
-    gaps: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # Vigie not running
-    vantage_events: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (at, event)
-    bundle_name: str = ""  # the zip's file name, as the report and LISEZMOI.txt name it
-    # the period asked for, when the data cover only part of it (`period_*` are the data's)
-    requested_start: dt.datetime | None = None
-    requested_end: dt.datetime | None = None
-    # every distinct environment fact, each target's addresses, the clock jumps (report)
-    report_facts: ReportFacts = dataclasses.field(default_factory=ReportFacts)
-
-
-ReportHook = Callable[[BundleSummary, Callable[[str], bytes | None]], bytes]
-
-
-@dataclasses.dataclass(slots=True)
-class ExportResult:
-    """What `export_bundle` wrote."""
-
-    path: Path
-    summary: BundleSummary
-    files: dict[str, tuple[str, int]]  # zip path -> (sha256 hex, size)
-    elapsed_s: float
 
 
 def paris_time(moment: dt.datetime | str | None) -> str:
@@ -1486,7 +1367,7 @@ def _other_entries(
 ) -> None:
     """Outage events, checkpoints and timestamps among the (seq, type, body) `rows`."""
     for seq, kind, body in rows:
-        if kind == ENTRY_OUTAGE:
+        if kind == OUTAGE:
             outage = json.loads(body)
             outage.setdefault("seq", seq)
             outages.append(outage)
@@ -1495,10 +1376,10 @@ def _other_entries(
         elif kind == TIMESTAMP:
             stamp = json.loads(body)
             summary.timestamps[int(stamp["checkpoint_seq"])] = str(stamp.get("gen_time") or "")
-        elif kind == ENTRY_GAP:
+        elif kind == GAP:
             gap = json.loads(body)
             summary.gaps.append((str(gap.get("from") or ""), str(gap.get("to") or "")))
-        elif kind == ENTRY_VANTAGE:
+        elif kind == VANTAGE:
             event = json.loads(body)
             summary.vantage_events.append((str(event.get("at") or ""), str(event.get("event"))))
         elif kind == CLOCK_JUMP:
@@ -1682,7 +1563,7 @@ def _write_outage(
     marker = f'"outage_id":"{outage_id}"'.encode()
     for rows in ledger.row_chunks(0, size, _CHUNK):  # type: ignore[attr-defined]
         for seq, kind, body, _leaf in rows:
-            if kind == ENTRY_OUTAGE and marker in body:
+            if kind == OUTAGE and marker in body:
                 event = json.loads(body)
                 event.setdefault("seq", seq)
                 events.append(event)

@@ -56,6 +56,7 @@ from config.targets import CONTROL_PREFIX
 from evidence.ledger.signing import NoteVerifier, key_fingerprint
 from evidence.outages.tracker import cause_key, causes_text_fr
 from evidence.report.render import document_styles, format_datetime_fr, page_canvas
+from probes.observation import Outcome
 
 __all__ = ["MAX_NAME", "MAX_ROWS", "Piece", "PiecesError", "telerecours_name", "write_pieces"]
 
@@ -99,7 +100,7 @@ def telerecours_name(title: str, number: int | None = None) -> str:
 def _outcome_fr(outcome: str, status: str) -> str:
     if outcome == "ok":
         return "réussie"
-    if outcome == "vantage_offline":
+    if outcome == Outcome.VANTAGE_OFFLINE:
         return "point d'observation hors ligne"
     key = cause_key(outcome, int(status) if status.isdigit() else None)
     return causes_text_fr({key: 1}).rsplit(" \N{MULTIPLICATION SIGN}", 1)[0]
@@ -253,7 +254,7 @@ def _detail_fr(row: dict[str, str]) -> str:
     error = (row.get("erreur") or "").strip()
     if not error or row.get("succes") == "oui":
         return ""
-    if row.get("resultat") == "vantage_offline":
+    if row.get("resultat") == Outcome.VANTAGE_OFFLINE:
         return "tous les sites témoins en échec : connexion du point d'observation coupée"
     if row.get("type_sonde") == "browser":
         step = _STEP.search(error)
@@ -290,7 +291,7 @@ def _failure_captures(bundle: _Bundle) -> list[tuple[dict[str, str], str]]:
     found: list[tuple[dict[str, str], str]] = []
     seen: set[str] = set()
     for row in bundle.rows():
-        if row.get("succes") == "oui" or row.get("resultat") == "vantage_offline":
+        if row.get("succes") == "oui" or row.get("resultat") == Outcome.VANTAGE_OFFLINE:
             continue
         for mark in (row.get("artefacts") or "").split():
             kind, _, sha = mark.partition(":")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from config.targets import CONTROL_PREFIX
-from evidence.bundle.export import DURATION_BOUNDS, BundleSummary, TargetStats
+from evidence.bundle.model import DURATION_BOUNDS, BundleSummary, TargetStats
 from evidence.outages.availability import PARIS, AvailabilityIndex, union
 from evidence.report.build import (
     MAX_SCREENSHOTS,
@@ -41,6 +41,7 @@ from evidence.report.data import (
 )
 from evidence.report.facts import ReportFacts, parse_time, sample_environment
 from evidence.report.render import render_report
+from probes.observation import Outcome
 
 if TYPE_CHECKING:
     from config.targets import Target
@@ -59,7 +60,7 @@ __all__ = [
 log = structlog.get_logger("vigie.report")
 
 _DAY_FIGURES = 3  # TargetStats.daily: checks, successes, summed durations, then buckets
-_VANTAGE_OFFLINE = "vantage_offline"
+_VANTAGE_OFFLINE = Outcome.VANTAGE_OFFLINE.value
 # The name the report gives a bundle exported without one (the export gives the real one).
 BUNDLE_NAME = "archive.zip"
 _RENDER_LOCK = threading.Lock()  # rl_config is global: one invariant render at a time

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from config.vocabulary import CHECKPOINT, TIMESTAMP, TSA_FAILURE
 from evidence.ledger import merkle
-from evidence.ledger.core import CHECKPOINT, TIMESTAMP, TSA_FAILURE, LedgerCorruptedError, TreeHead
+from evidence.ledger.entries import LedgerCorruptedError, TreeHead
 from evidence.ledger.signing import NoteError, NoteSigner, NoteVerifier, open_note
 from probes.observation import format_time, utc_now
 
@@ -204,7 +205,7 @@ def default_copy_path(ledger_url: str, artifacts_dir: Path | None = None) -> Pat
     SQLite: ``<database>.checkpoints`` beside the file. PostgreSQL: ``ledger.checkpoints``
     beside the artifacts directory (the database is elsewhere; the copy must not be in it).
     """
-    from evidence.ledger.core import sqlite_path
+    from evidence.ledger.entries import sqlite_path
 
     path = sqlite_path(ledger_url)
     if path is not None:

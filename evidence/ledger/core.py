@@ -20,56 +20,41 @@ import dataclasses
 import re
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
+from config.vocabulary import CHECKPOINT
 from evidence.ledger import merkle
+from evidence.ledger.checkpoint import Checkpoint
+from evidence.ledger.entries import (
+    EntryRow,
+    LedgerClosedError,
+    LedgerCorruptedError,
+    LedgerEntryError,
+    LedgerError,
+    LedgerWriteError,
+    TreeHead,
+)
 from probes.observation import canonical_json
 
-if TYPE_CHECKING:
-    from evidence.ledger.checkpoint import Checkpoint
-
 __all__ = [
-    "CHECKPOINT",
-    "CLOCK_JUMP",
     "FORMAT",
-    "GAP",
-    "OBSERVATION",
     "STORED_LEVEL_STRIDE",
-    "TIMESTAMP",
-    "TSA_FAILURE",
     "Body",
     "BodyFactory",
     "EntryBody",
-    "EntryRow",
     "Ledger",
-    "LedgerClosedError",
-    "LedgerCorruptedError",
-    "LedgerEntryError",
-    "LedgerError",
-    "LedgerWriteError",
     "LedgerWriter",
     "SqlLedger",
-    "TreeHead",
     "encode_entry",
-    "open_ledger",
-    "redact_url",
-    "sqlite_path",
 ]
 
 log = structlog.get_logger("vigie.ledger")
 
 FORMAT = "vigie-ledger/1"
-OBSERVATION = "observation"
-CHECKPOINT = "checkpoint"
-TIMESTAMP = "timestamp"
-TSA_FAILURE = "tsa_failure"
-CLOCK_JUMP = "clock_jump"
-GAP = "gap"
+
 
 # Interior nodes at levels 4, 8, 12, ... are stored: 1/15 as many rows as entries, and any
 # subtree hash is at most 16 stored hashes away.
@@ -81,47 +66,10 @@ _SUBTREE_CACHE = 16384
 Body = Mapping[str, Any]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class TreeHead:
-    """A tree size and its root hash (the entries [0, size))."""
-
-    size: int
-    root: bytes
-
-
 # A body computed inside the append transaction from the head of all entries before it
 # (checkpoints: the signed root must cover exactly the entries that precede it).
 BodyFactory = Callable[[TreeHead], Body]
 EntryBody = Body | BodyFactory
-
-
-class EntryRow(NamedTuple):
-    """One stored entry as the database holds it."""
-
-    seq: int
-    type: str
-    body: bytes
-    leaf_hash: bytes
-
-
-class LedgerError(Exception):
-    """The ledger cannot be opened or used (the message says what to do)."""
-
-
-class LedgerWriteError(LedgerError):
-    """An append failed (disk full, database down...); nothing of it was written."""
-
-
-class LedgerEntryError(LedgerError, ValueError):
-    """An entry cannot be stored as given (bad type, non-JSON value, reserved key)."""
-
-
-class LedgerCorruptedError(LedgerError):
-    """The stored tree contradicts the ledger's own records; run `vigie verify`."""
-
-
-class LedgerClosedError(LedgerError):
-    """The ledger or writer was closed."""
 
 
 class Ledger(Protocol):
@@ -220,65 +168,6 @@ def _build(entry_type: str, factory: BodyFactory, head: TreeHead) -> Body:
         raise
     except Exception as exc:
         raise LedgerEntryError(f"could not build the {entry_type} entry: {exc}") from exc
-
-
-def redact_url(url: str) -> str:
-    """`url` without its password."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def sqlite_path(url: str | Path) -> Path | None:
-    """The database file of a SQLite ledger URL or plain path; None for other URLs.
-
-    ``sqlite:///var/ledger.db`` is relative to the working directory,
-    ``sqlite:////var/lib/vigie/ledger.db`` absolute (SQLAlchemy's convention).
-    """
-    if isinstance(url, Path):
-        return url
-    if url.startswith("sqlite:///"):
-        rest = url[len("sqlite:///") :]
-        if not rest:
-            raise LedgerError(f"no database file in {url!r}")
-        return Path(rest)
-    if "://" in url:
-        return None
-    return Path(url)
-
-
-def open_ledger(
-    url: str | Path,
-    *,
-    vantage: str | None = None,
-    readonly: bool = False,
-    password: str | None = None,
-    mmap: bool = False,
-) -> SqlLedger:
-    """Open (creating if needed, unless `readonly`) the ledger at `url`.
-
-    `url`: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, a plain file path, or
-    ``postgresql://user:pass@host:port/db``. `vantage` is recorded on creation and must
-    match afterwards (it is the checkpoint origin). `password` overrides the URL's.
-    `mmap` (SQLite, read-only): map up to 2 GB of the file, for a whole-ledger scan that
-    wants speed more than a small resident size (`vigie verify`).
-    """
-    path = sqlite_path(url)
-    if path is not None:
-        from evidence.ledger.sqlite import SqliteLedger
-
-        return SqliteLedger(path, vantage=vantage, readonly=readonly, mmap=mmap)
-    text = str(url)
-    if text.startswith(("postgresql://", "postgres://")):
-        from evidence.ledger.postgres import PostgresLedger
-
-        return PostgresLedger(text, vantage=vantage, readonly=readonly, password=password)
-    raise LedgerError(
-        f"unsupported ledger URL {redact_url(text)!r}: use sqlite:///PATH or postgresql://..."
-    )
 
 
 class SqlLedger(abc.ABC):
@@ -617,8 +506,6 @@ class SqlLedger(abc.ABC):
             return self._last_checkpoint_unlocked()
 
     def _last_checkpoint_unlocked(self) -> Checkpoint | None:
-        from evidence.ledger.checkpoint import Checkpoint
-
         found = self._fetch_last_of_type(CHECKPOINT)
         if found is None:
             return None

@@ -24,7 +24,8 @@ import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from evidence.ledger.core import LedgerError, SqlLedger, redact_url
+from evidence.ledger.core import SqlLedger
+from evidence.ledger.entries import LedgerError, redact_url
 
 __all__ = ["SCHEMA", "PostgresLedger", "schema_sql"]
 

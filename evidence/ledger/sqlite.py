@@ -12,7 +12,9 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from evidence.ledger.core import OBSERVATION, LedgerError, SqlLedger
+from config.vocabulary import OBSERVATION
+from evidence.ledger.core import SqlLedger
+from evidence.ledger.entries import LedgerError
 
 __all__ = ["SCHEMA", "SqliteLedger"]
 

@@ -42,23 +42,17 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from config.vocabulary import CHECKPOINT, OBSERVATION, TIMESTAMP, TSA_FAILURE
 from evidence.ledger import merkle
+from evidence.ledger.backends import open_ledger
 from evidence.ledger.checkpoint import (
     Checkpoint,
     CheckpointCopy,
     CheckpointError,
     default_copy_path,
 )
-from evidence.ledger.core import (
-    CHECKPOINT,
-    OBSERVATION,
-    STORED_LEVEL_STRIDE,
-    TIMESTAMP,
-    TSA_FAILURE,
-    LedgerError,
-    SqlLedger,
-    open_ledger,
-)
+from evidence.ledger.core import STORED_LEVEL_STRIDE, SqlLedger
+from evidence.ledger.entries import LedgerError
 from evidence.ledger.signing import NoteVerifier, SigningKeyError, load_public_key
 from evidence.ledger.sqlite import SqliteLedger
 

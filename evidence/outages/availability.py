@@ -12,9 +12,9 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo
 
 from config.maintenance import applies_to, occurrences
+from config.vocabulary import PARIS
 
 if TYPE_CHECKING:
     from config.settings import MaintenanceWindow
@@ -33,7 +33,6 @@ __all__ = [
     "union",
 ]
 
-PARIS = ZoneInfo("Europe/Paris")
 
 Span = tuple[float, float]  # [start, end) in unix seconds
 Unit = Literal["day", "week", "month"]

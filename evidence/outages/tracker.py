@@ -15,7 +15,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from config.maintenance import MaintenanceError, check_windows, overlap_label, overlap_seconds
+from config.vocabulary import GAP, OBSERVATION, OUTAGE, VANTAGE
 from evidence.outages.availability import PARIS, AvailabilityIndex
+from probes.observation import Outcome
 
 if TYPE_CHECKING:
     from config.settings import MaintenanceWindow, OutageRules
@@ -25,9 +27,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DEGRADED",
     "DOWN",
-    "ENTRY_GAP",
-    "ENTRY_OUTAGE",
-    "ENTRY_VANTAGE",
     "KINDS",
     "REPLAY_DAYS",
     "STATES",
@@ -57,15 +56,9 @@ DEGRADED = "degraded"
 KINDS = (DOWN, DEGRADED)
 STATES = ("up", "failing", "down", "recovering", "degraded", "unknown")
 
-ENTRY_OBSERVATION = "observation"
-ENTRY_OUTAGE = "outage"  # body: an outage event (opened / closed)
-ENTRY_GAP = "gap"  # body: {"from", "to", "duration_s", "reason"}: Vigie was not running
-ENTRY_VANTAGE = "vantage"  # body: {"event": "offline" | "online", "at", "seqs"}
-
-VANTAGE_OFFLINE = "vantage_offline"
 REPLAY_DAYS = 92.0  # observations replayed at start-up: the status page's 90 days and a margin
 MAX_ARTIFACTS = 100  # artifacts listed in an outage event; all stay in their observations
-_WANTED = (ENTRY_OBSERVATION, ENTRY_OUTAGE, ENTRY_GAP, ENTRY_VANTAGE)
+_WANTED = (OBSERVATION, OUTAGE, GAP, VANTAGE)
 _MARKERS = tuple(f'"type":"{t}"'.encode() for t in _WANTED)
 
 
@@ -554,7 +547,7 @@ class OutageTracker:
         """Account one decoded ledger entry (``{"type", "seq", ...body}``) during a replay."""
         kind = entry.get("type")
         self.entries_seen += 1
-        if kind == ENTRY_OBSERVATION:
+        if kind == OBSERVATION:
             check = CheckSummary.of(entry)
             self._note_time(check.ts + check.duration_s)
             for body in self._step(check):
@@ -564,11 +557,11 @@ class OutageTracker:
         moment = entry_time(entry)
         if moment is not None:
             self._note_time(moment.timestamp())
-        if kind == ENTRY_OUTAGE:
+        if kind == OUTAGE:
             self._apply_recorded(entry, entry.get("seq"))
-        elif kind == ENTRY_GAP:
+        elif kind == GAP:
             self.add_gap(entry)
-        elif kind == ENTRY_VANTAGE:
+        elif kind == VANTAGE:
             self._apply_vantage(entry)
 
     @classmethod
@@ -727,7 +720,7 @@ class OutageTracker:
         if counts is None:
             counts = self._days[(check.target_id, day)] = DayCounts()
         counts.checks += 1
-        if check.outcome == VANTAGE_OFFLINE:
+        if check.outcome == Outcome.VANTAGE_OFFLINE:
             counts.vantage_offline += 1
         elif not check.success:
             counts.failures += 1
@@ -746,7 +739,7 @@ class OutageTracker:
             and check.duration_s > machine.slow_after
         )
         self._count_day(check, slow)
-        if check.outcome == VANTAGE_OFFLINE:
+        if check.outcome == Outcome.VANTAGE_OFFLINE:
             if machine.offline_since is None:
                 machine.offline_since = check.ts
                 self.index.timeline(check.target_id).offline.add(check.ts)
@@ -946,7 +939,7 @@ class OutageTracker:
             self._vantage_online = False
             if not self.index.vantage_offline.is_open:
                 self.index.vantage_offline.add(ts)
-                self._vantage_periods.append(Period("vantage_offline", at, None))
+                self._vantage_periods.append(Period(Outcome.VANTAGE_OFFLINE, at, None))
         else:
             self._vantage_online = True
             self.index.vantage_offline.close(ts)
@@ -1020,7 +1013,7 @@ def rebuild_from_ledger(
     start = seq_at(ledger, now - dt.timedelta(days=days))
     still_open: dict[str, int] = {}
     for row in ledger.iter_rows(0, start):
-        if row.type == ENTRY_OUTAGE:
+        if row.type == OUTAGE:
             event = json.loads(row.body)
             if event.get("event") == "opened":
                 still_open[str(event["outage_id"])] = int(event.get("first_seq") or row.seq)
@@ -1034,7 +1027,7 @@ def rebuild_from_ledger(
 
     def entries() -> Iterator[dict[str, Any]]:
         for row in ledger.iter_rows():
-            if row.type == ENTRY_OBSERVATION:
+            if row.type == OBSERVATION:
                 if row.seq < start or not any(m in row.body for m in markers):
                     continue
             elif row.type not in _WANTED:
@@ -1050,10 +1043,10 @@ def entry_time(entry: Mapping[str, Any]) -> dt.datetime | None:
     """When an entry was made: the end of an observation, an event's `at`, a gap's `to`."""
     kind = entry.get("type")
     try:
-        if kind == ENTRY_OBSERVATION:
+        if kind == OBSERVATION:
             start = _parse(str(entry["started_at"]))
             return start + dt.timedelta(seconds=float(entry.get("duration_s") or 0.0))
-        if kind == ENTRY_GAP:
+        if kind == GAP:
             return _parse(str(entry["to"]))
         for key in ("at", "time"):
             value = entry.get(key)
@@ -1103,7 +1096,7 @@ def outages_from_entries(entries: Iterable[Mapping[str, Any]]) -> list[OutageRec
     opened: dict[str, tuple[Mapping[str, Any], int | None]] = {}
     closed: dict[str, tuple[Mapping[str, Any], int | None]] = {}
     for entry in entries:
-        if entry.get("type") != ENTRY_OUTAGE:
+        if entry.get("type") != OUTAGE:
             continue
         target = opened if entry.get("event") == "opened" else closed
         target[str(entry["outage_id"])] = (entry, entry.get("seq"))
@@ -1123,14 +1116,14 @@ def periods_from_entries(entries: Iterable[Mapping[str, Any]]) -> list[Period]:
     offline_from: str | None = None
     for entry in entries:
         kind = entry.get("type")
-        if kind == ENTRY_GAP:
+        if kind == GAP:
             periods.append(Period("unmonitored", str(entry["from"]), str(entry["to"])))
-        elif kind == ENTRY_VANTAGE:
+        elif kind == VANTAGE:
             if entry.get("event") == "offline" and offline_from is None:
                 offline_from = str(entry["at"])
             elif entry.get("event") == "online" and offline_from is not None:
-                periods.append(Period("vantage_offline", offline_from, str(entry["at"])))
+                periods.append(Period(Outcome.VANTAGE_OFFLINE, offline_from, str(entry["at"])))
                 offline_from = None
     if offline_from is not None:
-        periods.append(Period("vantage_offline", offline_from, None))
+        periods.append(Period(Outcome.VANTAGE_OFFLINE, offline_from, None))
     return sorted(periods, key=lambda p: p.start)

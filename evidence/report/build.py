@@ -32,6 +32,7 @@ from evidence.report.data import (
     TargetReport,
 )
 from evidence.report.facts import CLOCK_JUMP, MAX_VALUES, ReportFacts, clock_text
+from probes.observation import Outcome
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -57,7 +58,7 @@ MAX_SCREENSHOTS = 12  # thumbnails in the report
 THUMBNAIL_PX = 480
 _BUCKETS_PER_DOUBLING = 70  # ~1 % relative resolution of the period percentiles
 _MIN_DURATION = 1e-4
-_VANTAGE_OFFLINE = "vantage_offline"
+_VANTAGE_OFFLINE = Outcome.VANTAGE_OFFLINE.value
 
 
 class ArtifactReader(Protocol):

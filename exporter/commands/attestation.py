@@ -8,169 +8,23 @@ is printed in the PDF and never written anywhere else.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import hashlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from exporter.commands.evidence import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    LoadSettings,
-    add_command,
-    command_settings,
-)
+from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from exporter.commands.evidence import LoadSettings, add_command, command_settings
 
-if TYPE_CHECKING:
-    from config.settings import Settings
-    from evidence.bundle.attestation import Attestation, TargetInfo, Window
-    from evidence.ledger.core import Ledger
-
-__all__ = ["add_commands", "chosen_targets", "run_attestation", "write_attestation"]
+__all__ = ["add_commands", "run_attestation"]
 
 MAX_REFERENCE = 200
-
-
-def chosen_targets(settings: Settings, ids: list[str], kind: str | None) -> list[TargetInfo]:
-    """The targets named by --target and --kind (ValueError naming what is unknown)."""
-    from evidence.bundle.attestation import TargetInfo
-
-    known = {t.id: t for t in settings.targets}
-    unknown = [t for t in ids if t not in known]
-    if unknown:
-        listed = ", ".join(sorted(known)) or "none"
-        raise ValueError(f"--target: no target with id {unknown[0]!r} (known: {listed})")
-    chosen = [known[t] for t in dict.fromkeys(ids)]
-    if kind is not None:
-        chosen += [t for t in settings.targets if t.kind == kind and t not in chosen]
-        if not chosen:
-            raise ValueError(f"--kind: no target of kind {kind!r} in the configuration")
-    if not chosen:
-        raise ValueError("give --target ID (repeatable) or --kind http|browser")
-    return [
-        TargetInfo(
-            t.id,
-            t.name or t.id,
-            str(t.kind),
-            str(t.url),
-            settings.interval_of(t),
-            settings.timeout_of(t),
-        )
-        for t in chosen
-    ]
-
-
-def write_attestation(
-    settings: Settings,
-    targets: list[TargetInfo],
-    windows: list[Window],
-    out: Path | None,
-    *,
-    reference: str | None = None,
-    now: dt.datetime | None = None,
-) -> Attestation:
-    """Build the figures; with `out`, write the bundle (out.zip) and then the PDF (out).
-
-    Raises LedgerError, SigningKeyError or OSError; the bundle is skipped (and the PDF says so)
-    when the ledger holds nothing in the windows.
-    """
-    import dataclasses
-
-    from evidence.bundle.attestation import build_attestation
-    from evidence.bundle.attestation_pdf import render_attestation
-    from evidence.ledger.artifacts import ArtifactError, FileArtifactStore
-    from evidence.ledger.core import open_ledger
-
-    moment = now or dt.datetime.now(dt.UTC)
-    password = settings.ledger.password.get_secret_value() if settings.ledger.password else None
-    ledger = open_ledger(
-        settings.ledger.url, vantage=settings.vantage.name, readonly=True, password=password
-    )
-    try:
-        attestation = build_attestation(
-            ledger,
-            targets,
-            windows,
-            vantage=settings.vantage.name,
-            operator=settings.vantage.operator,
-            now=moment,
-            reference=reference,
-        )
-        if out is None:
-            return attestation
-        bundle = _write_bundle(
-            settings, ledger, targets, windows, path=out.with_suffix(".zip"), now=moment
-        )
-    finally:
-        ledger.close()
-    if bundle is not None:
-        digest = hashlib.sha256(bundle.read_bytes()).hexdigest()
-        attestation = dataclasses.replace(
-            attestation, bundle_name=bundle.name, bundle_sha256=digest
-        )
-    store = FileArtifactStore(settings.ledger.artifacts)
-
-    def read(sha256: str) -> bytes | None:
-        try:
-            return store.get(sha256)
-        except (ArtifactError, OSError):
-            return None
-
-    pdf = render_attestation(attestation, read)
-    tmp = out.with_name(f".{out.name}.part")
-    tmp.write_bytes(pdf)
-    tmp.replace(out)
-    return attestation
-
-
-def _write_bundle(
-    settings: Settings,
-    ledger: Ledger,
-    targets: list[TargetInfo],
-    windows: list[Window],
-    *,
-    path: Path,
-    now: dt.datetime,
-) -> Path | None:
-    """The signed bundle of the period holding every window, for these targets only."""
-    from evidence.bundle.export import BundleError, ExportRequest, export_bundle
-    from evidence.opening import open_export
-
-    start = min(w.start for w in windows)
-    end = min(max(w.end for w in windows), now)
-    path.unlink(missing_ok=True)  # never leave an older bundle beside a new attestation
-    if end <= start:
-        return None
-    # The same signer, RFC 3161 authority and TSA roots as `vigie export` and the downloads.
-    opening = open_export(settings)
-    try:
-        export_bundle(
-            ledger,
-            path,
-            ExportRequest(start, end, tuple(t.id for t in targets)),
-            signer=opening.signer,
-            operator=settings.vantage.operator,
-            artifacts_dir=settings.ledger.artifacts,
-            timestamper=opening.timestamper,
-            tsa_name=opening.tsa_name,
-            tsa_certificates=opening.tsa_roots,
-            progress=False,
-            settings=settings,
-            now=now,
-        )
-    except BundleError as exc:
-        print(f"vigie attestation: no evidence bundle: {exc}", file=sys.stderr)
-        return None
-    return path
 
 
 def run_attestation(args: argparse.Namespace) -> int:
     """`vigie attestation`: 0 with the PDF (and bundle) written, 1 when it cannot be, 2 on bad
     input."""
     from evidence.bundle.attestation import WindowError, parse_window
-    from evidence.ledger.core import LedgerError
+    from evidence.bundle.with_settings import chosen_targets, write_attestation
+    from evidence.ledger.entries import LedgerError
     from evidence.ledger.signing import SigningKeyError
 
     settings = command_settings(args)

@@ -14,13 +14,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
 if TYPE_CHECKING:
     from config.settings import Settings
 
 __all__ = [
-    "EXIT_FAILED",
-    "EXIT_OK",
-    "EXIT_USAGE",
     "LoadSettings",
     "add_command",
     "add_commands",
@@ -29,9 +28,6 @@ __all__ = [
     "run_verify",
 ]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 LoadSettings = Callable[[Path | None], "Settings"]
 
@@ -203,7 +199,8 @@ def _default_public_key(settings: Settings) -> Path | None:
 
 def _verify_ledger(args: argparse.Namespace, settings: Settings, target: str) -> int:
     from evidence.ledger.checkpoint import default_copy_path
-    from evidence.ledger.core import sqlite_path
+    from evidence.ledger.entries import sqlite_path
+    from evidence.ledger.opening import ledger_password
     from evidence.ledger.signing import SigningKeyError
     from evidence.ledger.verify import VerifyReport, verify_ledger
 
@@ -221,7 +218,7 @@ def _verify_ledger(args: argparse.Namespace, settings: Settings, target: str) ->
     copy = args.checkpoints or default_copy_path(
         target, settings.ledger.artifacts if configured else None
     )
-    password = settings.ledger.password.get_secret_value() if settings.ledger.password else None
+    password = ledger_password(settings)
     path = sqlite_path(target)
     if path is not None and not path.is_file():
         print(f"vigie verify: no ledger at {path}", file=sys.stderr)

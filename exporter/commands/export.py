@@ -13,15 +13,9 @@ import os
 import sys
 from pathlib import Path
 
+from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from evidence.outages.availability import PARIS
-from exporter.commands.evidence import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    LoadSettings,
-    add_command,
-    command_settings,
-)
+from exporter.commands.evidence import LoadSettings, add_command, command_settings
 
 __all__ = ["add_commands", "paris_moment", "parse_date", "run_corroborate", "run_export"]
 
@@ -123,10 +117,11 @@ def output_problem(out: Path, option: str = "--out") -> str | None:
 
 def run_export(args: argparse.Namespace) -> int:
     """`vigie export`: exit 0 with the bundle written, 1 when it cannot be, 2 on bad usage."""
-    from evidence.bundle.export import BundleError, BundleRequestError, ExportRequest
-    from evidence.ledger.core import LedgerError, sqlite_path
+    from evidence.bundle.model import BundleError, BundleRequestError, ExportRequest
+    from evidence.bundle.with_settings import export_with_settings
+    from evidence.ledger.entries import LedgerError, sqlite_path
+    from evidence.ledger.opening import open_signing
     from evidence.ledger.signing import SigningKeyError
-    from evidence.opening import export_with_settings, open_export
 
     if args.bundle is not None:
         if args.pieces is None:
@@ -188,7 +183,7 @@ def run_export(args: argparse.Namespace) -> int:
         corroboration = {outage_id: len(names) for outage_id, names in named.items()}
         report = corroborated_report(corroborated)  # the report names the vantages
     try:
-        opening = open_export(settings)
+        signing = open_signing(settings)
     except SigningKeyError as exc:
         print(f"vigie export: the bundle is signed with the vantage key: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -201,7 +196,7 @@ def run_export(args: argparse.Namespace) -> int:
             settings,
             args.out,
             ExportRequest(start, end, tuple(args.target), args.outage),
-            opening=opening,
+            signing=signing,
             corroboration=corroboration,
             report=report,
             progress=False if args.no_progress else None,

@@ -11,47 +11,30 @@ import datetime as dt
 import io
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
-from zoneinfo import ZoneInfo
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from evidence.ledger.core import LedgerError
+from config.vocabulary import EXIT_FAILED, EXIT_OK, PARIS
+from evidence.ledger.entries import LedgerError
+from evidence.outages.history import LedgerSource, load_outages
 from evidence.outages.tracker import (
-    ENTRY_GAP,
-    ENTRY_OUTAGE,
-    ENTRY_VANTAGE,
     OutageRecord,
-    OutageTracker,
     format_duration,
-    outages_from_entries,
 )
-from exporter.commands.evidence import (
-    EXIT_FAILED,
-    EXIT_OK,
-    LoadSettings,
-    add_command,
-    command_settings,
-)
+from exporter.commands.evidence import LoadSettings, add_command, command_settings
 from exporter.commands.export import paris_moment
 
 if TYPE_CHECKING:
     from config.settings import Settings
+    from evidence.outages.history import EntrySource
 
 __all__ = [
-    "EntrySource",
-    "LedgerSource",
-    "ListSource",
     "add_commands",
-    "ledger_outages",
-    "load_outages",
     "parse_moment",
     "render",
     "run_outages",
 ]
 
-PARIS = ZoneInfo("Europe/Paris")
-_EVENTS = (ENTRY_OUTAGE, ENTRY_GAP, ENTRY_VANTAGE)
-_ALL = ("observation", *_EVENTS)
 
 CSV_FIELDS = (
     "id",
@@ -70,101 +53,6 @@ CSV_FIELDS = (
     "first_seq",
     "last_seq",
 )
-
-
-class EntrySource(Protocol):
-    """Decoded ledger entries (``{"type", "seq", ...body}``) in seq order."""
-
-    def entries(self, start: int = 0, *, observations: bool = True) -> Iterable[Mapping[str, Any]]:
-        """Entries from seq `start`; observations skipped when `observations` is False."""
-        ...
-
-
-class ListSource:
-    """Entries already in memory (tests, or a ledger read elsewhere)."""
-
-    def __init__(self, entries: Sequence[Mapping[str, Any]]) -> None:
-        self._entries = entries
-
-    def entries(self, start: int = 0, *, observations: bool = True) -> Iterator[Mapping[str, Any]]:
-        """Entries from seq `start`, optionally without observations."""
-        for entry in self._entries:
-            if int(entry.get("seq", 0)) < start:
-                continue
-            if entry.get("type") == "observation" and not observations:
-                continue
-            yield entry
-
-
-class LedgerSource:
-    """The configured ledger, opened read-only; entries not needed are never decoded."""
-
-    def __init__(self, ledger: Any) -> None:
-        self._ledger = ledger
-
-    @classmethod
-    def open(cls, settings: Settings) -> LedgerSource:
-        """Open the ledger of `settings` read-only (raises the ledger's error when it cannot)."""
-        from evidence.ledger.core import open_ledger
-
-        password = settings.ledger.password
-        ledger = open_ledger(
-            settings.ledger.url,
-            vantage=settings.vantage.name,
-            readonly=True,
-            password=password.get_secret_value() if password is not None else None,
-        )
-        return cls(ledger)
-
-    def entries(self, start: int = 0, *, observations: bool = True) -> Iterator[dict[str, Any]]:
-        """Entries from seq `start` of the types outage history needs."""
-        wanted = _ALL if observations else _EVENTS
-        for row in self._ledger.iter_rows(start):
-            if row.type in wanted:
-                entry = json.loads(row.body)
-                entry.setdefault("seq", row.seq)
-                yield entry
-
-    def close(self) -> None:
-        """Close the ledger."""
-        self._ledger.close()
-
-
-def load_outages(source: EntrySource, settings: Settings) -> list[OutageRecord]:
-    """Every outage the ledger tells, with open outages brought up to date by their checks.
-
-    Closed outages come from their events alone; observations are read only from the start
-    of the oldest open outage, so the cost does not grow with the age of the ledger.
-    """
-    records = outages_from_entries(source.entries(observations=False))
-    still_open = [r for r in records if r.is_open]
-    if not still_open:
-        return records
-    start = min(
-        r.first_seq if r.first_seq is not None else (r.opened_entry or 0) for r in still_open
-    )
-    tracker = OutageTracker.rebuild(
-        source.entries(start), settings.outages, settings.maintenance, settings.targets
-    )
-    current = {r.id: r for r in tracker.open_outages()}
-    return [current.get(r.id, r) if r.is_open else r for r in records]
-
-
-def ledger_outages(settings: Settings) -> list[OutageRecord] | None:
-    """The outages of the configured ledger (read-only), or None when it does not exist yet.
-
-    Raises the ledger's error (LedgerError, OSError) when it exists but cannot be read.
-    """
-    from evidence.ledger.core import sqlite_path
-
-    path = sqlite_path(settings.ledger.url)
-    if path is not None and not path.is_file():
-        return None
-    source = LedgerSource.open(settings)
-    try:
-        return load_outages(source, settings)
-    finally:
-        source.close()
 
 
 def parse_moment(text: str, *, end: bool = False) -> dt.datetime:
@@ -285,7 +173,7 @@ def run_outages(
         raise ConfigError(["--to: must be after --from"])
     factory = source_factory or getattr(args, "source_factory", None) or LedgerSource.open
     if factory == LedgerSource.open:
-        from evidence.ledger.core import sqlite_path
+        from evidence.ledger.entries import sqlite_path
 
         missing = sqlite_path(settings.ledger.url)
         if missing is not None and not missing.is_file():  # a wrong ledger.url: bad input

@@ -46,9 +46,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evidence.bundle.export import BUNDLE_FORMAT, ExportRequest, export_bundle
+from config.vocabulary import CHECKPOINT, OBSERVATION
+from evidence.bundle.export import BUNDLE_FORMAT, export_bundle
+from evidence.bundle.model import ExportRequest
 from evidence.bundle.verify import verify_bundle
-from evidence.ledger.core import CHECKPOINT, OBSERVATION, open_ledger
+from evidence.ledger.backends import open_ledger
 from evidence.ledger.signing import NoteSigner
 from evidence.ledger.timestamp import HttpTimestamper
 from probes.httpclient import Exchange

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from evidence.ledger.core import CLOCK_JUMP, LedgerWriter, open_ledger
+from config.vocabulary import CLOCK_JUMP
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.core import LedgerWriter
 from evidence.ledger.verify import verify_ledger
 from exporter.clock import ClockWatch, clock_sync_state, kernel_clock_state
 
