@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -38,10 +39,12 @@ from probes.observation import (
     Observation,
     Outcome,
     StepResult,
+    TLSInfo,
     format_time,
     utc_now,
 )
 from probes.targets import Step, parse_duration
+from probes.wireproxy import WireSession
 
 __all__ = [
     "CLICKABLE_SELECTOR",
@@ -95,6 +98,7 @@ _ALLOWED_SCHEMES = ("http", "https")
 _LOCAL_SCHEMES = ("data", "blob", "about")
 
 _NET_ERROR_RE = re.compile(r"net::(ERR_[A-Z0-9_]+)")
+_AT_URL_RE = re.compile(r" at (\S+)")
 _NET_OUTCOMES: tuple[tuple[str, Outcome], ...] = (
     ("ERR_NAME_NOT_RESOLVED", Outcome.DNS_ERROR),
     ("ERR_NAME_RESOLUTION_FAILED", Outcome.DNS_ERROR),
@@ -154,6 +158,7 @@ class BrowserProbe:
         health_timeout: float = 10.0,
         close_timeout: float = 5.0,
         capture_timeout: float = 5.0,
+        upstream_ssl: ssl.SSLContext | None = None,
     ) -> None:
         self._settings = settings
         self._runtime = BrowserRuntime(
@@ -162,6 +167,8 @@ class BrowserProbe:
             health_timeout=health_timeout,
             close_timeout=close_timeout,
             idle_close=settings.browser_idle_close,
+            max_contexts=settings.browser_max_concurrency,
+            upstream_ssl=upstream_ssl,
         )
         self._slots = asyncio.Semaphore(max(1, settings.browser_max_concurrency))
         self._close_timeout = close_timeout
@@ -233,6 +240,9 @@ class _Check:
         self.http_status: int | None = None
         self.redirects = 0
         self.remote_ip: str | None = None
+        self.tls: TLSInfo | None = None
+        self.session: WireSession | None = None
+        self.document_url: str | None = None
         self.body_sha256: str | None = None
         self.body_bytes: int | None = None
         self.timings: dict[str, float] = {}
@@ -243,7 +253,6 @@ class _Check:
         # When the first navigation began: what started_at and duration_s describe.
         self.journey_started: tuple[dt.datetime, float] | None = None
         self.body_task: asyncio.Future[bytes | None] | None = None
-        self.address_task: asyncio.Future[Any] | None = None
         self.timing_task: asyncio.Future[Any] | None = None
         self.notes: list[str] = []
 
@@ -253,7 +262,7 @@ class _Check:
         started = utc_now()
         clock = time.monotonic()
         try:
-            context = await self.runtime.new_context(**self._context_options())
+            context, self.session = await self.runtime.new_context(**self._context_options())
         except BrowserUnavailableError as exc:
             log.exception("browser_unavailable", target=self.target.id, error=str(exc))
             self.failure = _Failure(Outcome.BROWSER_ERROR, _clip(f"browser unavailable: {exc}"))
@@ -280,14 +289,22 @@ class _Check:
             if self.failure is not None or self.ctx.capture:
                 artifacts = await self._capture(failed=self.failure is not None)
         finally:
-            for task in (self.body_task, self.address_task, self.timing_task):
+            for task in (self.body_task, self.timing_task):
                 if task is not None:
                     task.cancel()
             try:
                 await self._close(context)
             finally:
-                self.runtime.release()
+                self.runtime.release(self.session)
+        self._upstream_facts()
         return self._observation(started, journey_time, artifacts)
+
+    def _upstream_facts(self) -> None:
+        """Remote address and certificate of the first document, from the proxy's connection."""
+        if self.session is None or self.document_url is None:
+            return
+        self.remote_ip = self.session.address(self.document_url)
+        self.tls = self.session.certificate(self.document_url)
 
     def _context_options(self) -> dict[str, Any]:
         return {
@@ -392,6 +409,9 @@ class _Check:
             return _Failure(Outcome.BROWSER_ERROR, f"the browser went away ({message})")
         if isinstance(exc, PlaywrightTimeoutError):
             return _Failure(Outcome.STEP_FAILED, message)
+        upstream = self._upstream_failure(message)
+        if upstream is not None:
+            return upstream
         net = classify_net_error(message)
         if net is not None:
             outcome, code = net
@@ -399,6 +419,20 @@ class _Check:
         if "has been closed" in message or "Target crashed" in message:
             return _Failure(Outcome.BROWSER_ERROR, message)
         return _Failure(Outcome.STEP_FAILED, message)
+
+    def _upstream_failure(self, message: str) -> _Failure | None:
+        """Why a navigation failed, as the proxy saw it on its side (DNS, connect, TLS...).
+
+        The browser only sees its proxy close: the proxy knows what the target did.
+        """
+        if self.session is None or "net::ERR_" not in message:
+            return None
+        found = _AT_URL_RE.search(message)
+        url = found.group(1) if found else self.target.url
+        failure = self.session.failure(url)
+        if failure is None:
+            return None
+        return _Failure(failure[0], f"navigation failed: {failure[1]}")
 
     def _cut_at_deadline(self) -> None:
         """The asyncio guard fired: the page wedged a call; record the step it interrupted."""
@@ -621,16 +655,12 @@ class _Check:
             request = request.redirected_from
             hops += 1
         self.redirects = hops
-        # Address and body are fetched while the journey goes on, off its critical path.
-        self.address_task = asyncio.ensure_future(response.server_addr())
+        self.document_url = response.url
+        # The body is fetched while the journey goes on, off its critical path.
         self.body_task = asyncio.ensure_future(_document_body(response))
 
     async def _finish_background(self) -> None:
         """Collect what was fetched in the background (bounded, best effort)."""
-        address = await _collect(self.address_task)
-        self.address_task = None
-        if address:
-            self.remote_ip = address["ipAddress"]
         body = await _collect(self.body_task)
         self.body_task = None
         if body is not None:
@@ -754,6 +784,8 @@ class _Check:
 
     def _blocked(self) -> tuple[BlockedRequest, ...]:
         blocked = [*self.ctx.guard.blocked, *self.refused_schemes]
+        if self.session is not None:  # what got past the page's routes and hit the wire
+            blocked += self.session.blocked
         if len(blocked) > MAX_BLOCKED_LISTED:
             extra = len(blocked) - MAX_BLOCKED_LISTED
             blocked = [
@@ -781,6 +813,9 @@ class _Check:
                 "user_agent": self.settings.user_agent,
                 "fresh_profile": True,
                 "headless": True,
+                # How the browser was kept read-only: its own network namespace ("root" or
+                # "userns"), whose only way out is Vigie's GET/HEAD-only proxy.
+                "browser_confinement": self.runtime.confinement,
             }
         )
         outcome = Outcome.OK if self.failure is None else self.failure.outcome
@@ -797,6 +832,7 @@ class _Check:
             final_url=self.final_url,
             redirects=self.redirects,
             remote_ip=self.remote_ip,
+            tls=self.tls,
             body_sha256=self.body_sha256,
             body_bytes=self.body_bytes,
             steps=tuple(self.steps),

@@ -1,0 +1,379 @@
+"""Read-only at the wire: whatever part of a page sends a write, no byte of it reaches the site.
+
+The site (tests/wire_site.py) lives in a network namespace the test creates and records every
+byte it receives: request bodies, WebSocket frames, UDP datagrams, bytes on TURN ports, and, by a
+packet sniffer, any UDP datagram or TCP connection attempt to a port nobody listens on. Each
+journey below packs many attacks in one page (these are races: the journey runs several times);
+each must leave zero writes at the site, be listed in `blocked_requests`, and end with an
+outcome that tells what happened.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from probes.base import ProbeContext, ProbeSettings
+from probes.browser import BrowserProbe
+from probes.browser_runtime import DEBIAN_CHROMIUM
+from probes.guard import ReadOnlyGuard
+from probes.observation import Observation, Outcome
+from probes.targets import Target
+from simulator.tls import TlsMaterial, make_tls_material
+from tests.hostile import Client, HostileServer, respond
+from tests.test_browser_probe import LoopThread
+from tests.wire_site import WireSite, wire_site
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.netns,
+    pytest.mark.skipif(not Path(DEBIAN_CHROMIUM).exists(), reason="Chromium is not installed"),
+]
+
+RUNS = 3  # each journey is a race between the page and the probe: run it several times
+
+# --------------------------------------------------------------------------- the hostile pages
+
+# Sent by a worker, a pop-up or a page: fetch POST, XHR PUT, WebSocket + frame, beacon.
+WRITER_JS = """
+function vigieWrites(tag, base) {
+  base = base || location.origin;
+  try { fetch(base + '/w/' + tag + '-fetch', {method: 'POST', body: 'secret-' + tag})
+    .catch(function () {}); } catch (e) {}
+  try { var x = new XMLHttpRequest(); x.open('PUT', base + '/w/' + tag + '-xhr');
+    x.send('secret-' + tag); } catch (e) {}
+  try { var ws = new WebSocket(base.replace('http', 'ws') + '/ws/' + tag);
+    ws.onopen = function () { ws.send('frame-' + tag); }; } catch (e) {}
+}
+"""
+
+SHARED_JS = (
+    WRITER_JS
+    + """
+var who = new URL(location.href).searchParams.get('who');
+vigieWrites('shared-' + who);
+onconnect = function (e) { e.ports[0].start(); };
+"""
+)
+
+WORKER_JS = (
+    WRITER_JS
+    + """
+vigieWrites('worker');
+try { new Worker('/nested.js'); } catch (e) {}
+"""
+)
+
+NESTED_JS = WRITER_JS + "vigieWrites('nested');"
+
+SERVICE_WORKER_JS = WRITER_JS + "vigieWrites('serviceworker');"
+
+FRAME_PAGE = """<!doctype html><html><body><p>cadre</p><script>
+try { new SharedWorker('/shared.js?who=xsite').port.start(); } catch (e) {}
+</script></body></html>"""
+
+POPUP_PAGE = (
+    """<!doctype html><html><body>
+<form id="f" method="post" action="/w/popup-form"><input name="a" value="1"></form>
+<script>"""
+    + WRITER_JS
+    + """
+vigieWrites('popup');
+try { navigator.sendBeacon('/w/popup-beacon', 'b'); } catch (e) {}
+document.getElementById('f').submit();
+</script></body></html>"""
+)
+
+PRERENDER_PAGE = (
+    """<!doctype html><html><body><script>"""
+    + WRITER_JS
+    + """
+vigieWrites('prerender');
+</script></body></html>"""
+)
+
+NEXT_PAGE = """<!doctype html><html><body><h1>Page suivante</h1></body></html>"""
+
+# Everything a page can do from its own realm's outskirts, in one page.
+ATTACK_PAGE = (
+    """<!doctype html><html lang="fr"><head><title>Hostile</title>
+<script type="speculationrules">{"prerender": [{"source": "list", "urls": ["/prerendered"]}]}
+</script>
+<link rel="prefetch" href="/prefetched">
+</head><body><h1>Page hostile</h1>
+<a id="leave" href="/next" ping="/w/ping">Suivre</a>
+<iframe src="{B}/frame"></iframe>
+<iframe name="cible"></iframe>
+<form id="fblank" method="post" action="/w/form-blank" target="_blank"><input name="a" value="1">
+</form>
+<form id="fframe" method="post" action="/w/form-frame" target="cible"><input name="a" value="1">
+</form>
+<img src="{B}/csp-violation.png">
+<script>"""
+    + WRITER_JS
+    + """
+var A = location.origin;
+// SharedWorker (the cross-site one is started by the iframe above)
+try { new SharedWorker('/shared.js?who=page').port.start(); } catch (e) {}
+// dedicated workers: script URL (which starts a nested worker), blob:, data:
+try { new Worker('/worker.js'); } catch (e) {}
+try { new Worker(URL.createObjectURL(new Blob([vigieWrites.toString()
+  + "vigieWrites('blobworker', '" + A + "');"], {type: 'text/javascript'}))); } catch (e) {}
+try { new Worker('data:text/javascript,' + encodeURIComponent(vigieWrites.toString()
+  + "vigieWrites('dataworker', '" + A + "');")); } catch (e) {}
+// service worker
+try { navigator.serviceWorker.register('/sw.js').catch(function () {}); } catch (e) {}
+// writes while the page is left by the journey's click
+function leaving(tag) {
+  try { navigator.sendBeacon('/w/' + tag + '-beacon', 'b'); } catch (e) {}
+  try { fetch('/w/' + tag + '-keepalive', {method: 'POST', body: 'k', keepalive: true}); }
+  catch (e) {}
+}
+addEventListener('pagehide', function () { leaving('pagehide'); });
+addEventListener('unload', function () { leaving('unload'); });
+addEventListener('beforeunload', function () { leaving('beforeunload'); });
+document.addEventListener('visibilitychange', function () { leaving('visibility'); });
+// pop-ups: same-origin page, blob: document, about:blank and data: driven by the opener
+try { window.open('/popup'); } catch (e) {}
+try {
+  var doc = '<form id=f method=post action="' + A + '/w/blobpopup-form"></form><script>'
+    + vigieWrites.toString() + "vigieWrites('blobpopup', '" + A + "');"
+    + "navigator.sendBeacon('" + A + "/w/blobpopup-beacon', 'b');"
+    + "document.getElementById('f').submit();<" + "/script>";
+  window.open(URL.createObjectURL(new Blob([doc], {type: 'text/html'})));
+} catch (e) {}
+try {
+  var blank = window.open('about:blank');
+  blank.eval(vigieWrites.toString() + "vigieWrites('blankpopup', '" + A + "');");
+} catch (e) {}
+try { window.open('data:text/html,<script>fetch("' + A
+  + '/w/datapopup",{method:"POST",body:"d"})<' + '/script>'); } catch (e) {}
+// forms to a new window and to an iframe
+try { document.getElementById('fblank').submit(); } catch (e) {}
+try { document.getElementById('fframe').submit(); } catch (e) {}
+// EventSource (a GET: allowed) and WebTransport (HTTP/3 over UDP)
+try { new EventSource('/events'); } catch (e) {}
+try { new WebTransport('https://{IP}:443/wt').ready.catch(function () {}); } catch (e) {}
+// WebRTC: STUN and TURN servers, and a remote description whose ICE ufrag carries data
+(async function () {
+  try {
+    var pc = new RTCPeerConnection({iceServers: [
+      {urls: ['stun:{IP}:3478']},
+      {urls: ['turn:{IP}:3478?transport=udp', 'turn:{IP}:3478?transport=tcp'],
+       username: 'vigie', credential: 'secret'}]});
+    pc.createDataChannel('x');
+    var offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    var sdp = offer.sdp.replace(/a=ice-ufrag:.*\\r\\n/g, 'a=ice-ufrag:EXFILTRE\\r\\n')
+      .replace(/a=ice-pwd:.*\\r\\n/g, 'a=ice-pwd:exfiltrationexfiltration\\r\\n')
+      .replace(/a=setup:actpass/g, 'a=setup:active');
+    await pc.setRemoteDescription({type: 'answer', sdp: sdp});
+    await pc.addIceCandidate({candidate: 'candidate:1 1 udp 2122260223 {IP} 3479 typ host',
+      sdpMid: '0', sdpMLineIndex: 0});
+    await pc.addIceCandidate({candidate:
+      'candidate:2 1 tcp 2122260223 {IP} 3480 typ host tcptype passive',
+      sdpMid: '0', sdpMLineIndex: 0});
+  } catch (e) { console.log('webrtc: ' + e); }
+})();
+// the page's own realm too
+vigieWrites('page');
+setTimeout(function () {
+  document.body.insertAdjacentHTML('beforeend', '<p id="ready">prêt</p>');
+}, 2000);
+</script></body></html>"""
+)
+
+ATTACK_HEADERS = {
+    "Content-Security-Policy": "img-src 'self'; report-uri /w/csp-report",
+    "Reporting-Endpoints": 'vigie="/w/reporting-api"',
+    "NEL": '{"report_to": "vigie", "max_age": 3600}',
+}
+
+# Sent by every journey that ran to the end, whatever the race: listed in blocked_requests.
+ALWAYS_ATTEMPTED = [
+    ("POST", "A", "/w/page-fetch"),
+    ("PUT", "A", "/w/page-xhr"),
+    ("WEBSOCKET", "A", "/ws/page"),
+    ("POST", "A", "/w/shared-page-fetch"),
+    ("PUT", "A", "/w/shared-page-xhr"),
+    ("WEBSOCKET", "A", "/ws/shared-page"),
+    ("POST", "B", "/w/shared-xsite-fetch"),
+    ("PUT", "B", "/w/shared-xsite-xhr"),
+    ("WEBSOCKET", "B", "/ws/shared-xsite"),
+    ("WEBSOCKET", "A", "/ws/worker"),
+    ("WEBSOCKET", "A", "/ws/nested"),
+    ("WEBSOCKET", "A", "/ws/blobworker"),
+    ("WEBSOCKET", "A", "/ws/dataworker"),
+    ("POST", "A", "/w/form-blank"),
+    ("POST", "A", "/w/form-frame"),
+    ("POST", "A", "/w/ping"),
+    ("POST", "A", "/w/csp-report"),
+    ("POST", "A", "/w/pagehide-beacon"),
+    ("POST", "A", "/w/pagehide-keepalive"),
+]
+
+
+def serve_attack_site(site: WireSite) -> None:
+    js = "text/javascript"
+    site.page("/attack", ATTACK_PAGE, headers=ATTACK_HEADERS)
+    site.page("/next", NEXT_PAGE)
+    site.page("/frame", FRAME_PAGE)
+    site.page("/popup", POPUP_PAGE)
+    site.page("/prerendered", PRERENDER_PAGE)
+    site.page("/shared.js", SHARED_JS, js)
+    site.page("/worker.js", WORKER_JS, js)
+    site.page("/nested.js", NESTED_JS, js)
+    site.page("/sw.js", SERVICE_WORKER_JS, js)
+    site.page("/events", "data: bonjour\n\n", "text/event-stream")
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+class Bench:
+    """The site, a probe with its own browser, and the loop that drives it."""
+
+    def __init__(
+        self, site: WireSite, loop: LoopThread, probe: BrowserProbe, tls: TlsMaterial
+    ) -> None:
+        self.site = site
+        self.loop = loop
+        self.probe = probe
+        self.tls = tls
+
+    def check(
+        self,
+        path: str,
+        steps: list[dict[str, Any]],
+        timeout: float = 20.0,
+        url: str | None = None,
+    ) -> Observation:
+        target = Target.model_validate(
+            {"id": "hostile", "kind": "browser", "url": url or self.site.url(path), "steps": steps}
+        )
+        ctx = ProbeContext(target=target, timeout=timeout, guard=ReadOnlyGuard())
+        return self.loop.run(self.probe.check(ctx), timeout=timeout + 30)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
+    tls = make_tls_material(tmp_path_factory.mktemp("tls"), "127.0.0.1")
+    trust = ssl.create_default_context(cadata=tls.ca_pem.decode("ascii"))
+    with wire_site() as site:
+        if isinstance(site, str):
+            pytest.skip(site)
+        serve_attack_site(site)
+        loop = LoopThread()
+        settings = ProbeSettings(
+            vantage="test", user_agent="Vigie-test/1.0 (lecture seule)", environment={}
+        )
+        probe = BrowserProbe(settings, health_timeout=5.0, close_timeout=5.0, upstream_ssl=trust)
+        try:
+            yield Bench(site, loop, probe, tls)
+        finally:
+            loop.run(probe.aclose())
+            loop.close()
+
+
+def _blocked(obs: Observation) -> set[tuple[str, str]]:
+    return {(b.method, re.sub(r"\?.*", "", b.url)) for b in obs.blocked_requests}
+
+
+# --------------------------------------------------------------------------- tests
+
+
+class TestNoWriteLeavesTheBrowser:
+    def test_every_sender_is_stopped_at_the_wire(self, bench: Bench) -> None:
+        """Workers (shared, dedicated, nested, blob:, data:, service), pop-ups, unload beacons,
+        forms to other windows, pings, CSP reports, prerender and WebRTC: not one byte of a
+        write reaches the site, the deterministic attempts are listed, the journey is ok."""
+        site = bench.site
+        origins = {"A": site.origin_a, "B": site.origin_b}
+        for run in range(RUNS):
+            site.clear()
+            obs = bench.check(
+                "/attack",
+                [
+                    {"expect_visible": "#ready"},
+                    {"click": "#leave"},
+                    {"expect_text": "Page suivante"},
+                ],
+            )
+            assert site.writes() == [], f"run {run}: {site.writes()}"
+            assert obs.outcome is Outcome.OK, (run, obs.error)
+            blocked = _blocked(obs)
+            for method, origin, path in ALWAYS_ATTEMPTED:
+                url = origins[origin] + path
+                if method == "WEBSOCKET":
+                    url = url.replace("http://", "ws://")
+                assert (method, url) in blocked, (run, method, url, sorted(blocked))
+            assert "GET /attack" in site.gets()
+
+
+# --------------------------------------------------------------------------- HTTPS
+
+TLS_PAGE = """<!doctype html><html><body><h1>Page chiffrée</h1><script>
+fetch('/w/tls-fetch', {method: 'POST', body: 'secret'}).catch(function () {});
+try { var ws = new WebSocket('wss://' + location.host + '/ws/tls');
+  ws.onopen = function () { ws.send('frame'); }; } catch (e) {}
+try { new SharedWorker(URL.createObjectURL(new Blob(["fetch('" + location.origin
+  + "/w/tls-shared', {method: 'PUT', body: 's'})"], {type: 'text/javascript'}))); } catch (e) {}
+setTimeout(function () {
+  document.body.insertAdjacentHTML('beforeend', '<p id="ready">prêt</p>');
+}, 800);
+</script></body></html>"""
+
+
+def _tls_site(context: ssl.SSLContext) -> HostileServer:
+    def handler(client: Client) -> None:
+        head = client.read_request()
+        if not head:
+            return
+        path = head.split(b" ", 2)[1]
+        body = TLS_PAGE.encode() if path == b"/" else b"ok"
+        client.send(respond(body=body, headers=(("Content-Type", "text/html; charset=utf-8"),)))
+
+    return HostileServer(handler, tls=context)
+
+
+class TestHttps:
+    def test_writes_inside_tls_are_seen_and_refused(self, bench: Bench) -> None:
+        """TLS is ended at the proxy (per-instance authority): a POST, a wss:// WebSocket and a
+        shared worker's PUT inside HTTPS are refused; the observation keeps the real site's
+        certificate and address, as the proxy's upstream connection saw them."""
+        with _tls_site(bench.tls.good) as server:
+            obs = bench.check("", [{"expect_visible": "#ready"}], url=server.url("/"))
+            # (a tunnel the proxy opened for a request it then refused carries no request)
+            heads = [head for head in server.requests if head]
+        assert obs.outcome is Outcome.OK, obs.error
+        assert heads, "the page was fetched through the proxy"
+        assert all(head.startswith((b"GET ", b"HEAD ")) for head in heads), heads
+        assert not any(b"upgrade: websocket" in head.lower() for head in heads)
+        blocked = _blocked(obs)
+        origin = f"127.0.0.1:{server.port}"
+        assert ("POST", f"https://{origin}/w/tls-fetch") in blocked, blocked
+        assert ("WEBSOCKET", f"wss://{origin}/ws/tls") in blocked, blocked
+        assert ("PUT", f"https://{origin}/w/tls-shared") in blocked, blocked
+        senders = {b.url: b.sender for b in obs.blocked_requests}
+        assert senders[f"https://{origin}/w/tls-shared"] == "empty"  # Sec-Fetch-Dest, in HTTPS
+        assert obs.tls is not None
+        assert obs.tls.fingerprint_sha256 == bench.tls.fingerprints["good"]
+        assert "Vigie simulator test CA" in obs.tls.issuer
+        assert obs.remote_ip == "127.0.0.1"
+
+    def test_bad_upstream_certificate_is_tls_error(self, bench: Bench) -> None:
+        """The browser trusts only its proxy; the proxy checks the site: an expired
+        certificate is a tls_error, not a page."""
+        with _tls_site(bench.tls.bad["expired"]) as server:
+            obs = bench.check("", [], url=server.url("/"))
+            heads = [head for head in server.requests if head]
+        assert obs.outcome is Outcome.TLS_ERROR, obs.error
+        assert obs.error is not None
+        assert "certificate has expired" in obs.error
+        assert heads == []
