@@ -416,6 +416,11 @@ class _Check:
         if net is not None:
             outcome, code = net
             return _Failure(outcome, f"navigation failed: {code}")
+        if "Download is starting" in message:
+            return _Failure(
+                Outcome.STEP_FAILED,
+                "the address starts a download, not a page (the file is not kept)",
+            )
         if "has been closed" in message or "Target crashed" in message:
             return _Failure(Outcome.BROWSER_ERROR, message)
         return _Failure(Outcome.STEP_FAILED, message)
@@ -463,9 +468,7 @@ class _Check:
         page = self._page()
         until = self.loop.time() + budget
         try:
-            response = await page.goto(
-                self.target.url, wait_until="domcontentloaded", timeout=_ms(budget)
-            )
+            response = await page.goto(self.target.url, wait_until="commit", timeout=_ms(budget))
         except PlaywrightTimeoutError:
             raise _StepError(
                 Outcome.TIMEOUT, f"the page did not finish loading within {budget:.1f} s"
@@ -528,7 +531,7 @@ class _Check:
             raise _StepError(Outcome.STEP_FAILED, f"goto only follows http(s) URLs, not {url!r}")
         until = self.loop.time() + budget
         try:
-            response = await page.goto(absolute, wait_until="domcontentloaded", timeout=_ms(budget))
+            response = await page.goto(absolute, wait_until="commit", timeout=_ms(budget))
         except PlaywrightTimeoutError:
             raise _StepError(
                 Outcome.TIMEOUT, f"the page did not finish loading within {budget:.1f} s"

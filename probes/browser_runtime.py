@@ -98,8 +98,9 @@ _CONFINE_WAIT = 30.0
 _SPARE_PORTS = 8
 
 CONFINEMENT_REFUSED = (
-    "confinement réseau du navigateur impossible, parcours navigateur refusés "
-    "(browser network confinement unavailable, browser journeys refused)"
+    "confinement réseau du navigateur impossible, parcours navigateur refusés plutôt que lancés "
+    "sans garde (browser network confinement unavailable, browser journeys refused; "
+    "voir/see docs/browser-probes.md)"
 )
 
 

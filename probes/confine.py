@@ -52,12 +52,25 @@ def _unshare(flags: int) -> None:
 
 
 def enter_namespace() -> str:
-    """Move this process into a new network namespace; returns how ("root" or "userns")."""
+    """Move this process into a new network namespace; returns how ("root" or "userns").
+
+    With CAP_SYS_ADMIN (root on a host), a network namespace alone; otherwise (an unprivileged
+    user, or root in a container without CAP_SYS_ADMIN) a user namespace around it, where the
+    kernel and the container runtime allow unprivileged user namespaces.
+    """
+    refused = ""
     if os.geteuid() == 0:
-        _unshare(CLONE_NEWNET)
-        return "root"
+        try:
+            _unshare(CLONE_NEWNET)
+        except ConfinementError as exc:
+            refused = f"network namespace: {exc}; "
+        else:
+            return "root"
     uid, gid = os.geteuid(), os.getegid()
-    _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+    try:
+        _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+    except ConfinementError as exc:
+        raise ConfinementError(f"{refused}user + network namespace: {exc}") from None
     try:
         Path("/proc/self/setgroups").write_text("deny", encoding="ascii")
         Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1", encoding="ascii")

@@ -10,13 +10,18 @@ outcome that tells what happened.
 
 from __future__ import annotations
 
+import errno
+import json
 import re
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from probes.base import ProbeContext, ProbeSettings
 from probes.browser import BrowserProbe
@@ -26,6 +31,7 @@ from probes.observation import Observation, Outcome
 from probes.targets import Target
 from simulator.tls import TlsMaterial, make_tls_material
 from tests.hostile import Client, HostileServer, respond
+from tests.service_fixture import REPO, LedgerFollower, run_service
 from tests.test_browser_probe import LoopThread
 from tests.wire_site import WireSite, wire_site
 
@@ -377,3 +383,220 @@ class TestHttps:
         assert obs.error is not None
         assert "certificate has expired" in obs.error
         assert heads == []
+
+
+# --------------------------------------------------------------------------- outcomes
+
+AUTOSUBMIT_PAGE = """<!doctype html><html><body><h1>Formulaire automatique</h1>
+<form id="f" method="post" action="/w/autosubmit"><input name="a" value="1"></form>
+<p id="after">après</p>
+<script>document.getElementById('f').submit();</script></body></html>"""
+
+DOWNLOAD_PAGE = """<!doctype html><html><body><h1>Téléchargement</h1>
+<a id="dl" href="/attachment">télécharger</a>
+<p id="after">après</p>
+<script>location.href = '/attachment';</script></body></html>"""
+
+
+class TestTruthfulOutcomes:
+    def test_form_submitted_while_loading_is_not_a_timeout(self, bench: Bench) -> None:
+        """A page that submits a POST form while it loads: the write is refused and listed,
+        the journey goes on in the page (not a timeout of the loading step)."""
+        bench.site.page("/autosubmit", AUTOSUBMIT_PAGE)
+        for _ in range(2):
+            bench.site.clear()
+            obs = bench.check("/autosubmit", [{"expect_text": "après"}], timeout=10)
+            assert bench.site.writes() == []
+            assert obs.outcome is Outcome.OK, obs.error
+            assert ("POST", bench.site.url("/w/autosubmit")) in _blocked(obs)
+
+    def test_download_is_not_a_timeout(self, bench: Bench) -> None:
+        """A page that starts a download while it loads, or a download as the target itself:
+        no timeout; the download is refused (nothing saved) and said."""
+        bench.site.page("/download", DOWNLOAD_PAGE)
+        bench.site.pages["/attachment"] = (
+            "PK-fichier",
+            "application/octet-stream",
+            (("Content-Disposition", 'attachment; filename="x.bin"'),),
+        )
+        obs = bench.check("/download", [{"expect_text": "après"}, {"click": "#dl"}], timeout=10)
+        assert obs.outcome is Outcome.OK, obs.error
+        direct = bench.check("/attachment", [], timeout=10)
+        assert direct.outcome is Outcome.STEP_FAILED, direct.error
+        assert direct.error is not None
+        assert "download" in direct.error
+        assert bench.site.writes() == []
+
+
+# --------------------------------------------------------------------------- confinement
+
+# Run inside the browser's network namespace (nsenter): what can a process there reach?
+PROBE_FROM_INSIDE = r"""
+import json, socket, sys
+site, proxy_port, host = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def tcp(address, port):
+    sock = socket.socket()
+    sock.settimeout(3)
+    try:
+        sock.connect((address, port))
+        return "connected"
+    except OSError as exc:
+        return f"refused errno {exc.errno}"
+    finally:
+        sock.close()
+def udp(address, port):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.sendto(b"exfiltration", (address, port))
+        return "sent"
+    except OSError as exc:
+        return f"refused errno {exc.errno}"
+    finally:
+        sock.close()
+print(json.dumps({
+    "interfaces": [name for _, name in socket.if_nameindex()],
+    "site_tcp": tcp(site, 8080),
+    "site_udp": udp(site, 3478),
+    "host_tcp": tcp(host, 22),
+    "proxy": tcp("127.0.0.1", proxy_port),
+}))
+"""
+
+
+class TestConfinement:
+    def test_from_inside_the_browser_only_the_proxy_is_reachable(self, bench: Bench) -> None:
+        """In the browser's own namespace there is only loopback: the site, the host and any
+        UDP are unreachable (no route); the proxy's port answers."""
+        assert bench.check("/next", [{"expect_text": "Page suivante"}]).outcome is Outcome.OK
+        pid = bench.probe.runtime.pid
+        proxy = bench.probe.runtime.proxy
+        assert pid is not None
+        assert proxy is not None
+        bench.site.clear()
+        found = subprocess.run(
+            [
+                *("nsenter", "-t", str(pid), "-n", sys.executable, "-I", "-c", PROBE_FROM_INSIDE),
+                *(bench.site.ip_a, str(proxy.ports[0]), bench.site.host_ip),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        seen = json.loads(found.stdout)
+        unreachable = f"refused errno {errno.ENETUNREACH}"
+        assert seen == {
+            "interfaces": ["lo"],
+            "site_tcp": unreachable,
+            "site_udp": unreachable,
+            "host_tcp": unreachable,
+            "proxy": "connected",
+        }
+        assert bench.site.writes() == []
+        assert bench.probe.runtime.confinement == "root"
+
+
+# --------------------------------------------------------------------------- the commands
+
+LEAVE_STEPS = [{"expect_visible": "#ready"}, {"click": "#leave"}, {"expect_text": "Page suivante"}]
+
+
+def _config(site: WireSite, path: Path) -> Path:
+    config = {
+        "vantage": {"name": "test"},
+        "targets": [
+            {
+                "id": "hostile",
+                "kind": "browser",
+                "url": site.url("/attack"),
+                "timeout": "25s",
+                "steps": LEAVE_STEPS,
+            }
+        ],
+        "controls": [site.url("/next")],
+        "ledger": {"url": f"sqlite:///{path / 'ledger.db'}", "artifacts": str(path / "art")},
+        "signing": {"key": str(path / "vantage.key")},
+    }
+    file = path / "vigie.yaml"
+    file.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return file
+
+
+def _check_json(config: Path, wrapper: list[str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "exporter.cli", "check", "--config", str(config)]
+    return subprocess.run(
+        [*wrapper, *command, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        check=False,
+    )
+
+
+# A user namespace where this test is root (for the files it reads) but without CAP_SYS_ADMIN:
+# the launcher cannot create a network namespace directly (as in a container run as root
+# without that capability) and must use an unprivileged user namespace.
+NO_SYS_ADMIN = ["unshare", "--user", "--map-root-user", "setpriv", "--bounding-set=-sys_admin"]
+
+
+class TestCommands:
+    def test_vigie_check_without_privilege_confines_with_a_user_namespace(
+        self, bench: Bench, tmp_path: Path
+    ) -> None:
+        """Without CAP_SYS_ADMIN, `vigie check` confines the browser in a user namespace: the
+        attacks are stopped the same way."""
+        bench.site.clear()
+        done = _check_json(_config(bench.site, tmp_path), NO_SYS_ADMIN)
+        assert done.returncode in (0, 1), done.stderr[-3000:]
+        (obs,) = [o for o in json.loads(done.stdout) if o["target_id"] == "hostile"]
+        assert obs["environment"]["browser_confinement"] == "userns", done.stderr[-2000:]
+        assert obs["outcome"] == "ok", obs["error"]
+        assert len(obs["blocked_requests"]) >= len(ALWAYS_ATTEMPTED)
+        assert bench.site.writes() == []
+
+    def test_vigie_check_refuses_browser_journeys_it_cannot_confine(
+        self, bench: Bench, tmp_path: Path
+    ) -> None:
+        """No privilege for any namespace: the journey is refused with one clear line, the
+        browser never starts, the site sees nothing at all."""
+        bench.site.clear()
+        no_userns = [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "sh",
+            "-c",
+            'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"',
+            "sh",
+            *NO_SYS_ADMIN[3:],
+        ]
+        done = _check_json(_config(bench.site, tmp_path), no_userns)
+        assert done.returncode == 1, done.stderr[-3000:]
+        (obs,) = [o for o in json.loads(done.stdout) if o["target_id"] == "hostile"]
+        assert obs["outcome"] == "browser_error"
+        assert "confinement réseau du navigateur impossible" in obs["error"]
+        assert "browser network confinement unavailable" in obs["error"]
+        assert obs["steps"] == []
+        assert [r for r in bench.site.gets() if "/attack" in r] == []
+        assert bench.site.writes() == []
+
+    def test_vigie_run_records_the_refusals_in_the_ledger(
+        self, bench: Bench, tmp_path: Path
+    ) -> None:
+        """The real service (`vigie run`): the observation in the ledger lists the refused
+        writes, the journey is ok, the site received no byte of them."""
+        bench.site.clear()
+        config = yaml.safe_load(_config(bench.site, tmp_path).read_text(encoding="utf-8"))
+        (tmp_path / "svc").mkdir()
+        with run_service(config, tmp_path / "svc"):
+            follower = LedgerFollower(tmp_path / "ledger.db", target="hostile")
+            try:
+                obs = follower.wait(lambda e: e["type"] == "observation", "observation", 90)
+            finally:
+                follower.close()
+        assert obs["outcome"] == "ok", obs["error"]
+        blocked = {(b["method"], b["url"]) for b in obs["blocked_requests"]}
+        assert ("POST", bench.site.url("/w/shared-xsite-fetch", cross=True)) in blocked
+        assert ("POST", bench.site.url("/w/pagehide-beacon")) in blocked
+        assert bench.site.writes() == []
