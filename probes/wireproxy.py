@@ -99,7 +99,7 @@ class WireSession:
         self.certificates: dict[str, TLSInfo] = {}
         self.addresses: dict[str, str] = {}
         self.forwarded = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.streams: set[_Plain] = set()  # open connections, closed with the session
         self._lock = threading.Lock()
 
     def block(self, method: str, url: str, sender: str | None) -> None:
@@ -220,8 +220,9 @@ class _Prefixed:
 class _Upstream:
     """One connection from the proxy to a target, reused for the requests of one browser one."""
 
-    def __init__(self, stream: _Plain) -> None:
+    def __init__(self, stream: _Plain, session: WireSession) -> None:
         self.stream = stream
+        self.session = session
         self.http = h11.Connection(h11.CLIENT)
         self.fresh = True
 
@@ -229,6 +230,7 @@ class _Upstream:
         return self.http.our_state is h11.IDLE and self.http.their_state is h11.IDLE
 
     def close(self) -> None:
+        self.session.streams.discard(self.stream)
         self.stream.close()
 
 
@@ -403,8 +405,10 @@ class WireProxy:
         if self._sessions.get(session.port) is session:
             del self._sessions[session.port]
             self._free.append(session.port)
-        for task in list(session._tasks):
-            task.cancel()
+        # Closing the connections ends their tasks (cancelling them would make asyncio's
+        # stream server log each one as an error).
+        for stream in list(session.streams):
+            stream.close()
 
     async def aclose(self) -> None:
         for session in list(self._sessions.values()):
@@ -424,13 +428,15 @@ class WireProxy:
     ) -> None:
         session = self._sessions.get(port)
         stream = _Plain(reader, writer)
+        raw = writer.get_extra_info("socket")
+        if raw is not None:  # small writes go at once (asyncio skips sockets made with proto 0)
+            with contextlib.suppress(OSError):
+                raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if session is None:  # the default context, or one already closed: nothing passes
             log.warning("wire_connection_without_context", port=port)
             stream.close()
             return
-        task = asyncio.current_task()
-        assert task is not None
-        session._tasks.add(task)
+        session.streams.add(stream)
         try:
             await self._serve(session, stream, None)
         except (OSError, asyncio.IncompleteReadError, h11.ProtocolError, ssl.SSLError):
@@ -438,7 +444,7 @@ class WireProxy:
         except TimeoutError:
             pass
         finally:
-            session._tasks.discard(task)
+            session.streams.discard(stream)
             stream.close()
 
     async def _next_event(self, conn: h11.Connection, stream: _Stream) -> object:
@@ -500,6 +506,12 @@ class WireProxy:
                 if method not in ALLOWED_METHODS or has_body or b"transfer-encoding" in headers:
                     session.block(method, url, _sender(headers))
                     await self._refuse(conn, stream, f"{method} refused: read-only")
+                    return
+                # No body: the request's end is already parsed; read it so that the browser's
+                # connection can carry its next request (keep-alive).
+                if not isinstance(await self._next_event(conn, stream), h11.EndOfMessage):
+                    session.block(method, url, _sender(headers))
+                    await self._refuse(conn, stream, f"{method} with a body refused: read-only")
                     return
                 forwarded = await self._forward(
                     session=session,
@@ -628,7 +640,9 @@ class WireProxy:
             facts = _ssl_facts(writer.transport)
             if facts is not None:
                 session.certificates[origin] = facts
-        return _Upstream(_Plain(reader, writer))
+        upstream = _Upstream(_Plain(reader, writer), session)
+        session.streams.add(upstream.stream)
+        return upstream
 
     async def _forward(
         self,
