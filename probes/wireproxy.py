@@ -24,7 +24,7 @@ docs/browser-probes.md): mitmproxy 11.0.2, the newest that installs on Python 3.
 packages and pins `cryptography<44.1` (Vigie uses 51: downgrade) and `h11<=0.14` (0.14 has the
 request-smuggling flaw CVE-2025-43859, fixed in 0.16 which Vigie has). The policy needs only
 HTTP/1.1 parsing (h11, a well-kept sans-I/O parser), TLS (the standard library) and a certificate
-authority (`cryptography`, already a dependency): ~500 lines in the probe's own process.
+authority (`cryptography`, already a dependency): ~700 lines in the probe's own process.
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ class _Prefixed:
 
 
 class _Upstream:
-    """One connection from the proxy to a target, reused for the requests of one browser one."""
+    """A connection from the proxy to a target, reused by the requests of one browser connection."""
 
     def __init__(self, stream: _Plain, session: WireSession) -> None:
         self.stream = stream

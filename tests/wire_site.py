@@ -188,79 +188,72 @@ class WireSite:
         for sock in self._sockets:
             sock.close()
 
-    def _accept_http(self, listener: socket.socket, port: int) -> None:
+    def _each(self, receive: Callable[[], Any], handle: Callable[[Any], bool | None]) -> None:
+        """Pass what `receive` returns to `handle` until the site stops, the socket closes or
+        `handle` returns False."""
         while not self._stop.is_set():
             try:
-                conn, _ = listener.accept()
+                item = receive()
             except TimeoutError:
                 continue
             except OSError:
                 return
-            threading.Thread(target=self._serve_http, args=(conn,), daemon=True).start()
+            if handle(item) is False:
+                return
+
+    def _accept_http(self, listener: socket.socket, _port: int) -> None:
+        def serve(accepted: tuple[socket.socket, Any]) -> None:
+            threading.Thread(target=self._serve_http, args=(accepted[0],), daemon=True).start()
+
+        self._each(listener.accept, serve)
 
     def _accept_trap(self, listener: socket.socket, port: int) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._drain_trap, args=(conn, port), daemon=True).start()
+        def drain(accepted: tuple[socket.socket, Any]) -> None:
+            threading.Thread(target=self._drain_trap, args=(accepted[0], port), daemon=True).start()
+
+        self._each(listener.accept, drain)
 
     def _drain_trap(self, conn: socket.socket, port: int) -> None:
-        conn.settimeout(0.5)
-        with conn:
-            while not self._stop.is_set():
-                try:
-                    data = conn.recv(65536)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-                if not data:
-                    return
+        def keep(data: bytes) -> bool:
+            if data:
                 with self._lock:
                     self.trap_bytes.append((port, data))
+            return bool(data)
+
+        conn.settimeout(0.5)
+        with conn:
+            self._each(lambda: conn.recv(65536), keep)
 
     def _udp(self, sock: socket.socket, port: int) -> None:
-        while not self._stop.is_set():
-            try:
-                data, _ = sock.recvfrom(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        def keep(received: tuple[bytes, Any]) -> None:
             with self._lock:
-                self.datagrams.append((port, data))
+                self.datagrams.append((port, received[0]))
+
+        self._each(lambda: sock.recvfrom(65536), keep)
 
     def _sniff(self, sock: socket.socket, _port: int) -> None:
         """Every IPv4 UDP datagram, and every TCP SYN to a port other than HTTP."""
-        while not self._stop.is_set():
-            try:
-                frame = sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if len(frame) < 34 or frame[12:14] != b"\x08\x00":
-                continue
-            ip = frame[14:]
-            header = (ip[0] & 0x0F) * 4
-            proto = ip[9]
-            dst = socket.inet_ntoa(ip[16:20])
-            if dst not in (self.ip_a, self.ip_b):
-                continue
-            if proto == 17:
-                port = struct.unpack(">H", ip[header + 2 : header + 4])[0]
+        self._each(lambda: sock.recv(65536), self._sniffed)
+
+    def _sniffed(self, frame: bytes) -> None:
+        if len(frame) < 34 or frame[12:14] != b"\x08\x00":
+            return
+        ip = frame[14:]
+        header = (ip[0] & 0x0F) * 4
+        proto = ip[9]
+        dst = socket.inet_ntoa(ip[16:20])
+        if dst not in (self.ip_a, self.ip_b):
+            return
+        if proto == 17:
+            port = struct.unpack(">H", ip[header + 2 : header + 4])[0]
+            with self._lock:
+                self.sniffed.append(f"UDP to {dst}:{port}")
+        elif proto == 6:
+            port = struct.unpack(">H", ip[header + 2 : header + 4])[0]
+            flags = ip[header + 13]
+            if flags & 0x02 and not flags & 0x10 and port != HTTP_PORT:  # SYN
                 with self._lock:
-                    self.sniffed.append(f"UDP to {dst}:{port}")
-            elif proto == 6:
-                port = struct.unpack(">H", ip[header + 2 : header + 4])[0]
-                flags = ip[header + 13]
-                if flags & 0x02 and not flags & 0x10 and port != HTTP_PORT:  # SYN
-                    with self._lock:
-                        self.sniffed.append(f"TCP SYN to {dst}:{port}")
+                    self.sniffed.append(f"TCP SYN to {dst}:{port}")
 
     def _serve_http(self, conn: socket.socket) -> None:
         conn.settimeout(5)
