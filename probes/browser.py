@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import re
 import ssl
 import time
@@ -91,6 +92,30 @@ _NAV_TIMING_JS = """() => {
 _COMPLETE_JS = """() => document.readyState === 'complete' || new Promise((resolve) => {
   addEventListener('load', () => resolve(true), {once: true});
 })"""
+# Reports each RTCPeerConnection a page creates (with its ICE servers) on the console, where
+# `_on_webrtc` lists it: WebRTC sends no HTTP, so the proxy never sees an attempt to list.
+_WEBRTC_MARK = "vigie:webrtc "
+_WEBRTC_JS = (
+    """(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native) return;
+  const debug = console.debug.bind(console);
+  function RTCPeerConnection(config, ...rest) {
+    let urls = [];
+    try {
+      urls = ((config && config.iceServers) || []).flatMap((s) => [].concat(s.urls || s.url || []));
+    } catch (e) {}
+    debug('"""
+    + _WEBRTC_MARK
+    + """' + JSON.stringify(urls.map(String)));
+    return new Native(config, ...rest);
+  }
+  RTCPeerConnection.prototype = Native.prototype;
+  Object.setPrototypeOf(RTCPeerConnection, Native);
+  window.RTCPeerConnection = RTCPeerConnection;
+  if (window.webkitRTCPeerConnection) window.webkitRTCPeerConnection = RTCPeerConnection;
+})();"""
+)
 # The evaluation was lost to a navigation: the wait goes on in the new document.
 _COMPLETE_ATTEMPT_S = 1.0
 _NAVIGATED = ("Execution context was destroyed", "navigat", "Frame was detached")
@@ -321,6 +346,8 @@ class _Check:
     async def _journey(self, context: BrowserContext) -> None:
         await context.route("**/*", self._on_route)
         await context.route_web_socket(re.compile(r".*"), self._on_websocket)
+        await context.add_init_script(_WEBRTC_JS)
+        context.on("console", self._on_webrtc)
         page = await context.new_page()
         self.page = page
         context.on("page", self._on_new_page)
@@ -708,6 +735,22 @@ class _Check:
         self.refused_schemes.append(BlockedRequest(method="WEBSOCKET", url=socket.url))
         with contextlib.suppress(PlaywrightError):
             await socket.close(code=1008, reason="read-only probe")
+
+    def _on_webrtc(self, message: ConsoleMessage) -> None:
+        """List a WebRTC connection a page set up (its packets have no way out: see
+        docs/browser-probes.md); the page's own report, for attribution only."""
+        text = message.text
+        if message.type != "debug" or not text.startswith(_WEBRTC_MARK):
+            return
+        try:
+            servers = json.loads(text[len(_WEBRTC_MARK) :])
+        except ValueError:
+            return
+        page_url = message.page.url if message.page is not None else self.target.url
+        for server in (servers if isinstance(servers, list) else [])[:20] or [page_url]:
+            entry = BlockedRequest(method="WEBRTC", url=_clip(str(server), 300), sender="page")
+            if entry not in self.refused_schemes and len(self.refused_schemes) < 200:
+                self.refused_schemes.append(entry)
 
     def _on_console(self, message: ConsoleMessage) -> None:
         if message.type != "error":

@@ -320,6 +320,9 @@ class TestNoWriteLeavesTheBrowser:
                     url = url.replace("http://", "ws://")
                 assert (method, url) in blocked, (run, method, url, sorted(blocked))
             assert "GET /attack" in site.gets()
+            # WebRTC sends no HTTP: listed from the page's side, stopped by the namespace.
+            for server in ("stun:{IP}:3478", "turn:{IP}:3478"):
+                assert ("WEBRTC", server.replace("{IP}", site.ip_a)) in blocked, sorted(blocked)
 
 
 # --------------------------------------------------------------------------- HTTPS
