@@ -333,6 +333,7 @@ try { var ws = new WebSocket('wss://' + location.host + '/ws/tls');
   ws.onopen = function () { ws.send('frame'); }; } catch (e) {}
 try { new SharedWorker(URL.createObjectURL(new Blob(["fetch('" + location.origin
   + "/w/tls-shared', {method: 'PUT', body: 's'})"], {type: 'text/javascript'}))); } catch (e) {}
+try { navigator.serviceWorker.register('/sw.js').catch(function () {}); } catch (e) {}
 setTimeout(function () {
   document.body.insertAdjacentHTML('beforeend', '<p id="ready">prêt</p>');
 }, 800);
@@ -345,17 +346,33 @@ def _tls_site(context: ssl.SSLContext) -> HostileServer:
         if not head:
             return
         path = head.split(b" ", 2)[1]
-        body = TLS_PAGE.encode() if path == b"/" else b"ok"
-        client.send(respond(body=body, headers=(("Content-Type", "text/html; charset=utf-8"),)))
+        if path == b"/sw.js":
+            body = b"fetch('/w/tls-serviceworker', {method: 'POST', body: 'sw'});"
+            client.send(respond(body=body, headers=(("Content-Type", "text/javascript"),)))
+            return
+        origin = f"https://127.0.0.1:{client.server.port}"
+        headers = (
+            ("Content-Type", "text/html; charset=utf-8"),
+            # Network Error Logging over HTTPS: reports would be POSTed to /w/nel
+            (
+                "Report-To",
+                json.dumps(
+                    {"group": "nel", "max_age": 600, "endpoints": [{"url": f"{origin}/w/nel"}]}
+                ),
+            ),
+            ("NEL", '{"report_to":"nel","max_age":600,"success_fraction":1.0}'),
+        )
+        client.send(respond(body=TLS_PAGE.encode() if path == b"/" else b"ok", headers=headers))
 
     return HostileServer(handler, tls=context)
 
 
 class TestHttps:
     def test_writes_inside_tls_are_seen_and_refused(self, bench: Bench) -> None:
-        """TLS is ended at the proxy (per-instance authority): a POST, a wss:// WebSocket and a
-        shared worker's PUT inside HTTPS are refused; the observation keeps the real site's
-        certificate and address, as the proxy's upstream connection saw them."""
+        """TLS is ended at the proxy (per-instance authority): a POST, a wss:// WebSocket, a
+        shared worker's PUT, a service worker and NEL reports inside HTTPS are refused; the
+        observation keeps the real site's certificate and address, as the proxy's upstream
+        connection saw them."""
         with _tls_site(bench.tls.good) as server:
             obs = bench.check("", [{"expect_visible": "#ready"}], url=server.url("/"))
             # (a tunnel the proxy opened for a request it then refused carries no request)
