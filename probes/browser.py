@@ -45,6 +45,7 @@ from probes.observation import (
     utc_now,
 )
 from probes.targets import Step, parse_duration
+from probes.warc import WarcCapture, build_warc
 from probes.wireproxy import WireSession
 
 __all__ = [
@@ -314,6 +315,8 @@ class _Check:
                 self.final_url = self.page.url
             if self.failure is not None or self.ctx.capture:
                 artifacts = await self._capture(failed=self.failure is not None)
+            if self.failure is not None:
+                artifacts.update(await self._capture_warc(started))
         finally:
             for task in (self.body_task, self.timing_task):
                 if task is not None:
@@ -818,6 +821,34 @@ class _Check:
             else:
                 stored[digest] = kind
         return stored
+
+    async def _capture_warc(self, started: dt.datetime) -> dict[str, str]:
+        """A WARC of what crossed the read-only proxy for this check (failures only): request
+        and response records with the bytes as the proxy sent and received them."""
+        store, session, failure = self.settings.artifacts, self.session, self.failure
+        if store is None or session is None or failure is None or not session.exchanges:
+            return {}
+        capture = WarcCapture(
+            target_id=self.target.id,
+            vantage=self.settings.vantage,
+            started_at=format_time(started),
+            outcome=failure.outcome.value,
+            error=failure.error,
+        )
+        exchanges = list(session.exchanges)
+        environment = {**self.settings.environment, "user_agent": self.settings.user_agent}
+
+        def build_and_store() -> str | None:
+            data = build_warc(exchanges, capture, environment=environment)
+            return None if data is None else store.put(data, "warc")
+
+        try:
+            digest = await asyncio.to_thread(build_and_store)
+        except Exception as exc:  # a failing capture must not lose the observation
+            log.exception("warc_capture_failed", target=self.target.id, error=str(exc))
+            self.notes.append("warc not stored")
+            return {}
+        return {} if digest is None else {digest: "warc"}
 
     async def _close(self, context: BrowserContext) -> None:
         try:

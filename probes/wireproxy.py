@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from probes.guard import ALLOWED_METHODS
-from probes.httpclient import _ssl_facts  # the HTTP probe's certificate facts, same format
+from probes.httpclient import Exchange, _ssl_facts  # the HTTP probe's facts, same format
 from probes.observation import BlockedRequest, Outcome, TLSInfo
 
 __all__ = ["RefusedError", "WireProxy", "WireSession"]
@@ -66,6 +66,7 @@ HANDSHAKE_TIMEOUT = 15.0
 IDLE_TIMEOUT = 120.0
 READ_SIZE = 65536
 MAX_LISTED = 500
+CAPTURE_BYTES = 8 * 1024 * 1024  # answers kept per check for its WARC; beyond: WARC-Truncated
 _HOP_BY_HOP = frozenset(
     {
         b"connection",
@@ -99,6 +100,9 @@ class WireSession:
         self.certificates: dict[str, TLSInfo] = {}
         self.addresses: dict[str, str] = {}
         self.forwarded = 0
+        # What crossed the wire, for the WARC of a failed check (bounded: CAPTURE_BYTES).
+        self.exchanges: list[Exchange] = []
+        self.capture_left = CAPTURE_BYTES
         self.streams: set[_Plain] = set()  # open connections, closed with the session
         self._lock = threading.Lock()
 
@@ -127,13 +131,52 @@ class _Stream(Protocol):
     def close(self) -> None: ...
 
 
+class _Tap:
+    """Keeps the bytes of one answer as they came from the target, for the WARC capture."""
+
+    def __init__(self, exchange: Exchange, session: WireSession) -> None:
+        self.exchange = exchange
+        self.session = session
+        self.raw = bytearray()
+        self.decoded: list[bytes] | None = []
+        self.truncated = False
+
+    def add(self, data: bytes) -> None:
+        room = max(0, self.session.capture_left)
+        kept = data[:room]
+        self.raw += kept
+        self.session.capture_left -= len(kept)
+        if len(kept) < len(data):
+            self.truncated = True
+            self.decoded = None
+
+    def finish(self, response: h11.Response, *, complete: bool) -> None:
+        """Fill the exchange: status, headers, raw head and body as received."""
+        ex = self.exchange
+        ex.status = response.status_code
+        ex.reason = response.reason.decode("latin-1", "replace")
+        ex.http_version = response.http_version.decode("ascii", "replace")
+        ex.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in response.headers}
+        raw = bytes(self.raw)
+        end = raw.find(b"\r\n\r\n")
+        split = len(raw) if end < 0 else end + 4
+        ex.raw_head, ex.raw_body = raw[:split], raw[split:]
+        ex.raw_body_truncated = self.truncated
+        ex.complete = complete
+        ex.body = b"".join(self.decoded) if complete and self.decoded is not None else None
+
+
 class _Plain:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.tap: _Tap | None = None
 
     async def recv(self) -> bytes:
-        return await self.reader.read(READ_SIZE)
+        data = await self.reader.read(READ_SIZE)
+        if self.tap is not None:
+            self.tap.add(data)
+        return data
 
     async def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -675,10 +718,23 @@ class WireProxy:
                 upstreams[key] = upstream
             reused = not upstream.fresh
             upstream.fresh = False
+            origin = _origin_of(_url(scheme, host, port, "/"))
+            raw_request = upstream.http.send(outgoing) + (
+                upstream.http.send(h11.EndOfMessage()) or b""
+            )
+            exchange = Exchange(
+                method=request.method.decode("ascii"),
+                url=_url(scheme, host, port, path),
+                scheme=scheme,
+                host=host.strip("[]"),
+                port=port,
+                raw_request=raw_request,
+                remote_ip=session.addresses.get(origin),
+                tls=session.certificates.get(origin),
+            )
+            tap = upstream.stream.tap = _Tap(exchange, session)
             try:
-                await upstream.stream.send(
-                    upstream.http.send(outgoing) + (upstream.http.send(h11.EndOfMessage()) or b"")
-                )
+                await upstream.stream.send(raw_request)
                 response = await self._next_event(upstream.http, upstream.stream)
                 while isinstance(response, h11.InformationalResponse):
                     response = await self._next_event(upstream.http, upstream.stream)
@@ -696,6 +752,8 @@ class WireProxy:
         else:  # pragma: no cover - the loop breaks or returns
             return False
         session.forwarded += 1
+        if len(session.exchanges) < MAX_LISTED:
+            session.exchanges.append(tap.exchange)
         back = [(k, v) for k, v in response.headers if k.lower() not in _NOT_BACK]
         await stream.send(
             conn.send(
@@ -703,15 +761,23 @@ class WireProxy:
             )
             or b""
         )
-        while True:
-            event = await self._next_event(upstream.http, upstream.stream)
-            if isinstance(event, h11.Data):
-                await stream.send(conn.send(h11.Data(data=event.data)) or b"")
-            elif isinstance(event, h11.EndOfMessage):
-                await stream.send(conn.send(h11.EndOfMessage()) or b"")
-                break
-            else:
-                return False
+        complete = False
+        try:
+            while True:
+                event = await self._next_event(upstream.http, upstream.stream)
+                if isinstance(event, h11.Data):
+                    if tap.decoded is not None:
+                        tap.decoded.append(event.data)
+                    await stream.send(conn.send(h11.Data(data=event.data)) or b"")
+                elif isinstance(event, h11.EndOfMessage):
+                    complete = True
+                    await stream.send(conn.send(h11.EndOfMessage()) or b"")
+                    break
+                else:
+                    return False
+        finally:
+            upstream.stream.tap = None
+            tap.finish(response, complete=complete)
         if upstream.http.our_state is h11.DONE and upstream.http.their_state is h11.DONE:
             upstream.http.start_next_cycle()
         else:

@@ -11,6 +11,7 @@ outcome that tells what happened.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import re
 import ssl
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
+from warcio.archiveiterator import ArchiveIterator
 
 from probes.base import ProbeContext, ProbeSettings
 from probes.browser import BrowserProbe
@@ -32,7 +34,7 @@ from probes.targets import Target
 from simulator.tls import TlsMaterial, make_tls_material
 from tests.hostile import Client, HostileServer, respond
 from tests.service_fixture import REPO, LedgerFollower, run_service
-from tests.test_browser_probe import LoopThread
+from tests.test_browser_probe import DirStore, LoopThread
 from tests.wire_site import WireSite, wire_site
 
 pytestmark = [
@@ -246,8 +248,14 @@ class Bench:
     """The site, a probe with its own browser, and the loop that drives it."""
 
     def __init__(
-        self, site: WireSite, loop: LoopThread, probe: BrowserProbe, tls: TlsMaterial
+        self,
+        site: WireSite,
+        loop: LoopThread,
+        probe: BrowserProbe,
+        tls: TlsMaterial,
+        store: DirStore,
     ) -> None:
+        self.store = store
         self.site = site
         self.loop = loop
         self.probe = probe
@@ -276,12 +284,16 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
             pytest.skip(site)
         serve_attack_site(site)
         loop = LoopThread()
+        store = DirStore(tmp_path_factory.mktemp("artifacts"))
         settings = ProbeSettings(
-            vantage="test", user_agent="Vigie-test/1.0 (lecture seule)", environment={}
+            vantage="test",
+            user_agent="Vigie-test/1.0 (lecture seule)",
+            environment={},
+            artifacts=store,
         )
         probe = BrowserProbe(settings, health_timeout=5.0, close_timeout=5.0, upstream_ssl=trust)
         try:
-            yield Bench(site, loop, probe, tls)
+            yield Bench(site, loop, probe, tls, store)
         finally:
             loop.run(probe.aclose())
             loop.close()
@@ -481,6 +493,32 @@ print(json.dumps({
     "proxy": tcp("127.0.0.1", proxy_port),
 }))
 """
+
+
+class TestWarc:
+    def test_failed_journey_keeps_what_crossed_the_wire(self, bench: Bench) -> None:
+        """A failed journey stores a WARC written at the proxy: the requests as sent (GETs
+        only: the refused writes never left) and the answers as received, with the site's
+        address."""
+        bench.site.clear()
+        obs = bench.check("/attack", [{"expect_visible": "#absent", "timeout": "3s"}])
+        assert obs.outcome is Outcome.STEP_FAILED, obs.error
+        assert bench.site.writes() == []
+        (warc,) = [digest for digest, kind in obs.artifacts.items() if kind == "warc"]
+        requests, responses = [], {}
+        for record in ArchiveIterator(io.BytesIO(bench.store.read(warc))):
+            uri = record.rec_headers.get_header("WARC-Target-URI")
+            if record.rec_type == "request":
+                requests.append(record.http_headers.protocol + " " + uri)
+            elif record.rec_type == "response":
+                address = record.rec_headers.get_header("WARC-IP-Address")
+                responses[uri] = (address, record.content_stream().read())
+        assert requests
+        assert all(line.startswith("GET ") for line in requests), requests
+        address, body = responses[bench.site.url("/attack")]
+        assert address == bench.site.ip_a
+        assert b"Page hostile" in body
+        assert not any("/w/" in uri or "/ws/" in uri for uri in responses)
 
 
 class TestConfinement:
