@@ -291,7 +291,8 @@ class _Check:
         try:
             context, self.session = await self.runtime.new_context(**self._context_options())
         except BrowserUnavailableError as exc:
-            log.exception("browser_unavailable", target=self.target.id, error=str(exc))
+            # One line (no traceback): the message says what is missing, e.g. the confinement.
+            log.error("browser_unavailable", target=self.target.id, error=str(exc))  # noqa: TRY400
             self.failure = _Failure(Outcome.BROWSER_ERROR, _clip(f"browser unavailable: {exc}"))
             return self._observation(started, time.monotonic() - clock, {})
         artifacts: dict[str, str] = {}
