@@ -411,6 +411,7 @@ class WireProxy:
         self._servers: list[asyncio.Server] = []
         self._free: list[int] = []
         self._sessions: dict[int, WireSession] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.ports: list[int] = []
 
     @property
@@ -459,6 +460,10 @@ class WireProxy:
         for server in self._servers:
             server.close()
         self._servers.clear()
+        # Their connections are closed: let the tasks serving them end before the loop does.
+        pending = {task for task in self._tasks if not task.done()}
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
         with contextlib.suppress(OSError):
             for path in self._directory.iterdir():
                 path.unlink()
@@ -480,6 +485,10 @@ class WireProxy:
             stream.close()
             return
         session.streams.add(stream)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         try:
             await self._serve(session, stream, None)
         except (OSError, asyncio.IncompleteReadError, h11.ProtocolError, ssl.SSLError):
