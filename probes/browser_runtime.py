@@ -14,6 +14,7 @@ import shlex
 import signal
 import socket
 import ssl
+import struct
 import sys
 import tempfile
 import uuid
@@ -446,6 +447,7 @@ class _Confinement:
         self.channel = self.directory / "channel.sock"
         self.launcher = self.directory / "chromium"
         self.mode: str | None = None
+        self.launcher_pid: int | None = None
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(str(self.channel))
         self._listener.listen(1)
@@ -484,6 +486,12 @@ class _Confinement:
             ) from None
         with channel:
             channel.settimeout(_CONFINE_WAIT)
+            # Who sent this, and is it really elsewhere? The launcher's process (soon Chromium,
+            # same pid) must be in another network namespace than Vigie's.
+            peer = struct.unpack(
+                "3i", channel.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+            )
+            self.launcher_pid = peer[0]
             fds = array.array("i")
             message, ancillary, _, _ = channel.recvmsg(4096, socket.CMSG_SPACE(64 * fds.itemsize))
             for level, kind, data in ancillary:
@@ -499,6 +507,20 @@ class _Confinement:
                 sock.close()
             reason = text.removeprefix("error ").strip() or "the launcher sent nothing"
             raise ConfinementUnavailableError(f"{CONFINEMENT_REFUSED}: {reason}")
+        try:
+            elsewhere = (
+                Path(f"/proc/{self.launcher_pid}/ns/net").readlink()
+                != Path("/proc/self/ns/net").readlink()
+            )
+        except OSError:
+            elsewhere = False
+        if not elsewhere:
+            for sock in sockets:
+                sock.close()
+            raise ConfinementUnavailableError(
+                f"{CONFINEMENT_REFUSED}: the launcher (pid {self.launcher_pid}) is not "
+                "(or no longer) in a network namespace of its own"
+            )
         self.mode = words[1]
         return sockets
 

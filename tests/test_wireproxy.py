@@ -6,12 +6,15 @@ connection and every byte. A refused request must leave the target untouched (no
 
 from __future__ import annotations
 
+import array
 import asyncio
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
 
+from probes.browser_runtime import ConfinementUnavailableError, _Confinement
 from probes.wireproxy import WireProxy, WireSession
 from tests.hostile import Client, HostileServer, respond
 
@@ -176,3 +179,32 @@ class TestRule:
         failure = proxy.session.failure(f"http://127.0.0.1:{port}/x")
         assert failure is not None
         assert failure[0].value == "connect_error"
+
+
+class TestLauncherCheck:
+    def test_sockets_from_the_host_namespace_are_refused(self) -> None:
+        """Vigie checks that the process that hands it the proxy's sockets lives in another
+        network namespace: a process in Vigie's own namespace (a launcher that did not, or
+        could not, unshare; or an impostor on the channel) is refused."""
+        with _Confinement("/bin/true", 1) as confinement:
+
+            def impostor() -> None:
+                with (
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener,
+                    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as channel,
+                ):
+                    listener.bind(("127.0.0.1", 0))
+                    listener.listen()
+                    channel.connect(str(confinement.channel))
+                    rights = array.array("i", [listener.fileno()])
+                    port = listener.getsockname()[1]
+                    channel.sendmsg(
+                        [f"ok root {port}".encode()],
+                        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)],
+                    )
+
+            thread = threading.Thread(target=impostor)
+            thread.start()
+            with pytest.raises(ConfinementUnavailableError, match="network namespace of its own"):
+                confinement.receive()
+            thread.join(10)
