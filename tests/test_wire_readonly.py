@@ -224,6 +224,13 @@ ALWAYS_ATTEMPTED = [
     ("POST", "A", "/w/csp-report"),
     ("POST", "A", "/w/pagehide-beacon"),
     ("POST", "A", "/w/pagehide-keepalive"),
+    ("POST", "A", "/w/unload-beacon"),
+    ("POST", "A", "/w/unload-keepalive"),
+    ("POST", "A", "/w/visibility-beacon"),
+    ("POST", "A", "/w/visibility-keepalive"),
+    ("POST", "A", "/w/blobworker-fetch"),
+    ("POST", "A", "/w/dataworker-fetch"),
+    ("POST", "A", "/w/nested-fetch"),
 ]
 
 
