@@ -711,8 +711,9 @@ class WireProxy:
         headers = [(k, v) for k, v in request.headers if k.lower() not in _HOP_BY_HOP]
         if not any(k.lower() == b"host" for k, _ in headers):
             headers.append((b"host", _url("x", host, port, "")[4:].encode("latin-1")))
+        # The method as the policy read it (upper case): a "get" is sent as GET, never as is.
         outgoing = h11.Request(
-            method=request.method, target=path.encode("latin-1"), headers=headers
+            method=request.method.upper(), target=path.encode("latin-1"), headers=headers
         )
         key = (scheme, host, port)
         for attempt in (1, 2):
@@ -732,7 +733,7 @@ class WireProxy:
                 upstream.http.send(h11.EndOfMessage()) or b""
             )
             exchange = Exchange(
-                method=request.method.decode("ascii"),
+                method=request.method.upper().decode("ascii"),
                 url=_url(scheme, host, port, path),
                 scheme=scheme,
                 host=host.strip("[]"),

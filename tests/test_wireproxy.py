@@ -208,3 +208,10 @@ class TestLauncherCheck:
             with pytest.raises(ConfinementUnavailableError, match="network namespace of its own"):
                 confinement.receive()
             thread.join(10)
+
+
+class TestCase:
+    def test_a_lower_case_get_goes_out_as_get(self, proxy: Proxy, target: HostileServer) -> None:
+        """The method the target receives is the one the rule allowed, in upper case."""
+        proxy.exchange(_get(target.url("/a"), method="get"), wait=2)
+        assert [head.split(b" ")[0] for head in target.requests] == [b"GET"]
