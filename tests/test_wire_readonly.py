@@ -49,15 +49,21 @@ RUNS = 3  # each journey is a race between the page and the probe: run it severa
 # --------------------------------------------------------------------------- the hostile pages
 
 # Sent by a worker, a pop-up or a page: fetch POST, XHR PUT, WebSocket + frame, beacon.
+# Returns a promise settled once the three attempts got their answer (refused or not).
 WRITER_JS = """
 function vigieWrites(tag, base) {
   base = base || location.origin;
-  try { fetch(base + '/w/' + tag + '-fetch', {method: 'POST', body: 'secret-' + tag})
-    .catch(function () {}); } catch (e) {}
-  try { var x = new XMLHttpRequest(); x.open('PUT', base + '/w/' + tag + '-xhr');
-    x.send('secret-' + tag); } catch (e) {}
-  try { var ws = new WebSocket(base.replace('http', 'ws') + '/ws/' + tag);
-    ws.onopen = function () { ws.send('frame-' + tag); }; } catch (e) {}
+  var done = [];
+  try { done.push(fetch(base + '/w/' + tag + '-fetch', {method: 'POST', body: 'secret-' + tag})
+    .catch(function () {})); } catch (e) {}
+  done.push(new Promise(function (ok) {
+    try { var x = new XMLHttpRequest(); x.open('PUT', base + '/w/' + tag + '-xhr');
+      x.onloadend = ok; x.send('secret-' + tag); } catch (e) { ok(); } }));
+  done.push(new Promise(function (ok) {
+    try { var ws = new WebSocket(base.replace('http', 'ws') + '/ws/' + tag);
+      ws.onopen = function () { ws.send('frame-' + tag); }; ws.onerror = ok; ws.onclose = ok; }
+    catch (e) { ok(); } }));
+  return Promise.all(done);
 }
 """
 
@@ -65,25 +71,35 @@ SHARED_JS = (
     WRITER_JS
     + """
 var who = new URL(location.href).searchParams.get('who');
-vigieWrites('shared-' + who);
-onconnect = function (e) { e.ports[0].start(); };
+var finished = vigieWrites('shared-' + who);
+onconnect = function (e) {
+  var port = e.ports[0];
+  port.start();
+  finished.then(function () { port.postMessage('done'); });
+};
 """
 )
 
 WORKER_JS = (
     WRITER_JS
     + """
-vigieWrites('worker');
-try { new Worker('/nested.js'); } catch (e) {}
+Promise.all([vigieWrites('worker'), new Promise(function (ok) {
+  try { var nested = new Worker('/nested.js'); nested.onmessage = ok; nested.onerror = ok; }
+  catch (e) { ok(); }
+})]).then(function () { postMessage('done'); });
 """
 )
 
-NESTED_JS = WRITER_JS + "vigieWrites('nested');"
+NESTED_JS = WRITER_JS + "vigieWrites('nested').then(function () { postMessage('done'); });"
 
 SERVICE_WORKER_JS = WRITER_JS + "vigieWrites('serviceworker');"
 
 FRAME_PAGE = """<!doctype html><html><body><p>cadre</p><script>
-try { new SharedWorker('/shared.js?who=xsite').port.start(); } catch (e) {}
+try {
+  var shared = new SharedWorker('/shared.js?who=xsite');
+  shared.port.onmessage = function () { parent.postMessage('xsite-done', '*'); };
+  shared.port.start();
+} catch (e) { parent.postMessage('xsite-done', '*'); }
 </script></body></html>"""
 
 POPUP_PAGE = (
@@ -114,6 +130,14 @@ ATTACK_PAGE = (
 <script type="speculationrules">{"prerender": [{"source": "list", "urls": ["/prerendered"]}]}
 </script>
 <link rel="prefetch" href="/prefetched">
+<script>
+var cspSeen = new Promise(function (ok) {
+  document.addEventListener('securitypolicyviolation', ok, {once: true});
+});
+var xsiteDone = new Promise(function (ok) {
+  addEventListener('message', function (e) { if (e.data === 'xsite-done') ok(); });
+});
+</script>
 </head><body><h1>Page hostile</h1>
 <a id="leave" href="/next" ping="/w/ping">Suivre</a>
 <iframe src="{B}/frame"></iframe>
@@ -127,14 +151,29 @@ ATTACK_PAGE = (
     + WRITER_JS
     + """
 var A = location.origin;
+var waits = [cspSeen, xsiteDone];
+function worker(make) {  // settles when the worker says its attempts got their answers
+  waits.push(new Promise(function (ok) {
+    try { var w = make(); w.onmessage = ok; w.onerror = ok; } catch (e) { ok(); }
+  }));
+}
+function then(tag) {
+  return vigieWrites.toString() + "vigieWrites('" + tag + "', '" + A + "')"
+    + ".then(function () { postMessage('done'); });";
+}
 // SharedWorker (the cross-site one is started by the iframe above)
-try { new SharedWorker('/shared.js?who=page').port.start(); } catch (e) {}
+waits.push(new Promise(function (ok) {
+  try { var shared = new SharedWorker('/shared.js?who=page'); shared.port.onmessage = ok;
+    shared.port.start(); } catch (e) { ok(); }
+}));
 // dedicated workers: script URL (which starts a nested worker), blob:, data:
-try { new Worker('/worker.js'); } catch (e) {}
-try { new Worker(URL.createObjectURL(new Blob([vigieWrites.toString()
-  + "vigieWrites('blobworker', '" + A + "');"], {type: 'text/javascript'}))); } catch (e) {}
-try { new Worker('data:text/javascript,' + encodeURIComponent(vigieWrites.toString()
-  + "vigieWrites('dataworker', '" + A + "');")); } catch (e) {}
+worker(function () { return new Worker('/worker.js'); });
+worker(function () {
+  return new Worker(URL.createObjectURL(new Blob([then('blobworker')], {type: 'text/javascript'})));
+});
+worker(function () {
+  return new Worker('data:text/javascript,' + encodeURIComponent(then('dataworker')));
+});
 // service worker
 try { navigator.serviceWorker.register('/sw.js').catch(function () {}); } catch (e) {}
 // writes while the page is left by the journey's click
@@ -190,10 +229,13 @@ try { new WebTransport('https://{IP}:443/wt').ready.catch(function () {}); } cat
   } catch (e) { console.log('webrtc: ' + e); }
 })();
 // the page's own realm too
-vigieWrites('page');
-setTimeout(function () {
-  document.body.insertAdjacentHTML('beforeend', '<p id="ready">prêt</p>');
-}, 2000);
+waits.push(vigieWrites('page'));
+// Ready once every attempt above got its answer (at most 8 s: the old guard let WebSockets
+// open, which never settle), and a little time for what follows them (prerender, pop-ups).
+Promise.race([Promise.all(waits), new Promise(function (ok) { setTimeout(ok, 8000); })])
+  .then(function () { setTimeout(function () {
+    document.body.insertAdjacentHTML('beforeend', '<p id="ready">prêt</p>');
+  }, 500); });
 </script></body></html>"""
 )
 

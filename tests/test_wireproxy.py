@@ -81,6 +81,9 @@ def proxy() -> Iterator[Proxy]:
         made.close()
 
 
+CLOSE = "Connection: close\r\n"  # the proxy then closes after its answer: no waiting
+
+
 def _get(url: str, extra: str = "", method: str = "GET") -> bytes:
     host = url.split("/")[2]
     return f"{method} {url} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
@@ -89,10 +92,10 @@ def _get(url: str, extra: str = "", method: str = "GET") -> bytes:
 class TestRule:
     def test_get_and_head_pass(self, proxy: Proxy, target: HostileServer) -> None:
         """GET and HEAD reach the target and its answer comes back."""
-        answer = proxy.exchange(_get(target.url("/a")), wait=2)
+        answer = proxy.exchange(_get(target.url("/a"), CLOSE), wait=5)
         assert answer.startswith(b"HTTP/1.1 200")
         assert answer.endswith(b"bonjour")
-        answer = proxy.exchange(_get(target.url("/b"), method="HEAD"), wait=2)
+        answer = proxy.exchange(_get(target.url("/b"), CLOSE, method="HEAD"), wait=5)
         assert answer.startswith(b"HTTP/1.1 200")
         assert [head.split(b"\r\n")[0] for head in target.requests] == [
             b"GET /a HTTP/1.1",
@@ -164,7 +167,7 @@ class TestRule:
 
     def test_keep_alive(self, proxy: Proxy, target: HostileServer) -> None:
         """Two GETs on one browser connection are both answered (no reconnect per request)."""
-        answer = proxy.exchange(_get(target.url("/1")) + _get(target.url("/2")), wait=2)
+        answer = proxy.exchange(_get(target.url("/1")) + _get(target.url("/2"), CLOSE), wait=5)
         assert answer.count(b"HTTP/1.1 200") == 2
         assert proxy.session.forwarded == 2
 
@@ -213,5 +216,5 @@ class TestLauncherCheck:
 class TestCase:
     def test_a_lower_case_get_goes_out_as_get(self, proxy: Proxy, target: HostileServer) -> None:
         """The method the target receives is the one the rule allowed, in upper case."""
-        proxy.exchange(_get(target.url("/a"), method="get"), wait=2)
+        proxy.exchange(_get(target.url("/a"), CLOSE, method="get"), wait=5)
         assert [head.split(b" ")[0] for head in target.requests] == [b"GET"]
