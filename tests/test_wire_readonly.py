@@ -695,6 +695,7 @@ class TestCommands:
         writes, the journey is ok, the site received no byte of them."""
         bench.site.clear()
         config = yaml.safe_load(_config(bench.site, tmp_path).read_text(encoding="utf-8"))
+        config["targets"][0]["interval"] = "30s"  # first check ~6 s after start (spread offset)
         (tmp_path / "svc").mkdir()
         with run_service(config, tmp_path / "svc"):
             follower = LedgerFollower(tmp_path / "ledger.db", target="hostile")
