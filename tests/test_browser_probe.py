@@ -931,12 +931,14 @@ class TestIdleClose:
                 time.sleep(0.1)
             assert probe.runtime.idle_closes == 1
             assert not probe.runtime.connected
+            assert probe.runtime.proxy is None  # the read-only proxy stops with its browser
             assert pid not in process_tree(os.getpid())
             assert not driver_pids() - before
             obs = self.check(env, probe, "/other")
             assert obs.outcome is Outcome.OK, obs.error
             assert probe.runtime.launches == 2
             assert probe.runtime.connected
+            assert probe.runtime.proxy is not None
         finally:
             env.loop.run(probe.aclose())
 
