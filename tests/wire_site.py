@@ -1,7 +1,7 @@
 """A hostile web site in a network namespace of its own, which records every byte it receives.
 
 The test creates the namespace (random name) with a veth pair whose both ends stay on this
-machine: the host end carries 10.201.N.1/29, the namespace end 10.201.N.2 and .3 (two addresses,
+machine: the host end carries 10.202.N.1/29, the namespace end 10.202.N.2 and .3 (two addresses,
 so that the site has a second, cross-site origin). Inside it listen:
 
 * HTTP on port 8080 of both addresses, answering any method (pages by path, "ok" otherwise),
@@ -93,9 +93,9 @@ class WireSite:
     def __init__(self, namespace: str, host_if: str, subnet: int) -> None:
         self.namespace = namespace
         self.host_if = host_if
-        self.host_ip = f"10.201.{subnet}.1"
-        self.ip_a = f"10.201.{subnet}.2"
-        self.ip_b = f"10.201.{subnet}.3"
+        self.host_ip = f"10.202.{subnet}.1"
+        self.ip_a = f"10.202.{subnet}.2"
+        self.ip_b = f"10.202.{subnet}.3"
         self.origin_a = f"http://{self.ip_a}:{HTTP_PORT}"
         self.origin_b = f"http://{self.ip_b}:{HTTP_PORT}"
         self.pages: dict[str, tuple[str, str, tuple[tuple[str, str], ...]]] = {}
@@ -336,7 +336,7 @@ def _free_subnet() -> int | None:
     used = _ip("-o", "addr").stdout
     for _ in range(50):
         octet = secrets.randbelow(250) + 2
-        if f" 10.201.{octet}." not in used:
+        if f" 10.202.{octet}." not in used:
             return octet
     return None
 
@@ -360,7 +360,7 @@ def wire_site() -> Iterator[WireSite | str]:
     try:
         subnet = _free_subnet()
         if subnet is None:
-            yield "no free 10.201.x.0/29 subnet for the test veth pair"
+            yield "no free 10.202.x.0/29 subnet for the test veth pair"
             return
         site = WireSite(namespace, host_if, subnet)
         _ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
