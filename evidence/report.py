@@ -1138,9 +1138,13 @@ def _methodology(data: ReportData, s: _Styles, width: float, number: int) -> lis
     story.append(_p("Règles", s.h2))
     bullets = [
         (
-            "<b>Lecture seule.</b> Vigie n'envoie que des requêtes de consultation (GET ou HEAD) ; "
-            "un garde-fou interne bloque et consigne toute autre requête. Aucun formulaire n'est "
-            "envoyé, aucun compte n'est créé ni utilisé."
+            "<b>Lecture seule.</b> Vigie n'envoie que des requêtes de consultation (GET ou HEAD). "
+            "Le navigateur des parcours est enfermé dans un réseau isolé dont la seule sortie "
+            "est un relais tenu par Vigie : ce relais refuse toute autre requête (envoi de "
+            "formulaire, WebSocket, flux non web) avant qu'un seul octet n'atteigne le site, "
+            "quelle que soit la partie de la page qui l'émet, et chaque refus est consigné dans "
+            "l'observation. Sans cet isolement, les parcours ne sont pas lancés. Aucun "
+            "formulaire n'est envoyé, aucun compte n'est créé ni utilisé."
         ),
         (
             "<b>Identification.</b> Chaque requête s'annonce avec l'identifiant "

@@ -69,6 +69,9 @@ class BlockedRequest:
 
     method: str
     url: str
+    # Which part of the page sent it, when known (Chromium's Sec-Fetch-Dest: "document",
+    # "iframe", "worker", "sharedworker", "serviceworker", "empty" for fetch/XHR/beacon...).
+    sender: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -135,7 +138,7 @@ class Observation:
                 for s in self.steps
             ],
             "console_errors": list(self.console_errors),
-            "blocked_requests": [{"method": b.method, "url": b.url} for b in self.blocked_requests],
+            "blocked_requests": [_blocked_dict(b) for b in self.blocked_requests],
             "artifacts": dict(self.artifacts),
             "error": self.error,
             "environment": dict(self.environment),
@@ -187,3 +190,11 @@ def utc_now() -> dt.datetime:
 def format_time(moment: dt.datetime) -> str:
     """RFC 3339 in UTC with microseconds, e.g. ``2026-11-23T13:27:18.123456Z``."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _blocked_dict(blocked: BlockedRequest) -> dict[str, str]:
+    """A blocked request as JSON; `sender` only when known (older entries hash unchanged)."""
+    found = {"method": blocked.method, "url": blocked.url}
+    if blocked.sender is not None:
+        found["sender"] = blocked.sender
+    return found
