@@ -38,6 +38,7 @@ def _full() -> Observation:
         error="step click failed",
         environment={"os": "Linux", "local_ips": ["192.0.2.2"]},
         timings={"ttfb": 0.2},
+        drift={"baseline": {"click": {"fingerprint": "22" * 32, "seq": 3}}},
         seq=7,
     )
 
@@ -50,6 +51,12 @@ class TestObservation:
         expected["outcome"] = "step_failed"
         assert canonical_json(obs.to_dict()) == canonical_json(expected)
         assert set(obs.to_dict()) == {f.name for f in dataclasses.fields(Observation)}
+
+    def test_empty_drift_is_not_serialised(self) -> None:
+        """An observation without drift data serialises as before the field existed."""
+        obs = dataclasses.replace(_full(), drift={})
+        assert "drift" not in obs.to_dict()
+        assert Observation.from_dict(obs.to_dict()) == obs
 
     def test_round_trip(self) -> None:
         """from_dict(to_dict()) gives back the same observation."""
