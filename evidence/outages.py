@@ -28,6 +28,7 @@ __all__ = [
     "ENTRY_GAP",
     "ENTRY_OUTAGE",
     "ENTRY_VANTAGE",
+    "JOURNEY_DRIFT",
     "KINDS",
     "REPLAY_DAYS",
     "STATES",
@@ -62,6 +63,7 @@ ENTRY_GAP = "gap"  # body: {"from", "to", "duration_s", "reason"}: Vigie was not
 ENTRY_VANTAGE = "vantage"  # body: {"event": "offline" | "online", "at", "seqs"}
 
 VANTAGE_OFFLINE = "vantage_offline"
+JOURNEY_DRIFT = "journey_drift"  # the journey needs updating: a monitoring gap, never an outage
 REPLAY_DAYS = 92.0  # observations replayed at start-up: the status page's 90 days and a margin
 MAX_ARTIFACTS = 100  # artifacts listed in an outage event; all stay in their observations
 _WANTED = (ENTRY_OBSERVATION, ENTRY_OUTAGE, ENTRY_GAP, ENTRY_VANTAGE)
@@ -141,6 +143,7 @@ _CAUSES_FR = {
     "protocol_error": "réponse invalide",
     "redirect_loop": "boucle de redirections",
     "blocked": "requête bloquée",
+    "journey_drift": "parcours à revoir : la page a changé",
     "slow": "lenteur",
 }
 
@@ -303,9 +306,10 @@ class OutageRecord:
 class Period:
     """A span of time Vigie could not see: not running (`gap`) or vantage offline."""
 
-    kind: str  # "unmonitored" | "vantage_offline"
+    kind: str  # "unmonitored" | "vantage_offline" | "journey_drift"
     start: str
     end: str | None  # None while it lasts
+    target_id: str | None = None  # journey_drift: the journey to update
 
     def duration(self, now: dt.datetime) -> float:
         """Seconds from start to end, or to `now` while it lasts."""
@@ -372,6 +376,7 @@ class DayCounts:
     failures: int = 0
     slow: int = 0
     vantage_offline: int = 0
+    journey_drift: int = 0  # checks that could not see the site: its journey needs updating
 
 
 # --- the state machine ------------------------------------------------------------------------
@@ -468,6 +473,7 @@ class _Machine:
     degraded: _Track = dataclasses.field(default_factory=_Track)
     seen: bool = False  # a check that says something about the target was made
     offline_since: float | None = None  # start of the current vantage-offline span
+    drift_since: str | None = None  # start of the current journey-drift span
     last: CheckSummary | None = None
 
     def track(self, kind: str) -> _Track:
@@ -511,6 +517,7 @@ class OutageTracker:
         self._days: dict[tuple[str, dt.date], DayCounts] = {}
         self._gaps: list[Period] = []
         self._vantage_periods: list[Period] = []
+        self._drift_periods: list[Period] = []
         self._vantage_online: bool | None = None
         self._unconfirmed: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._pending: list[dict[str, Any]] = []
@@ -685,6 +692,15 @@ class OutageTracker:
         """Periods when every control failed (our own network was down), oldest first."""
         return list(self._vantage_periods)
 
+    def drift_periods(self) -> list[Period]:
+        """Periods when a journey needed updating (journey_drift), oldest first."""
+        return list(self._drift_periods)
+
+    def drift_since(self, target_id: str) -> str | None:
+        """Start of the journey drift going on for `target_id` (None: its journey works)."""
+        machine = self._machines.get(target_id)
+        return None if machine is None else machine.drift_since
+
     @property
     def vantage_online(self) -> bool | None:
         """Whether the controls answered last time (None: not checked yet)."""
@@ -720,6 +736,8 @@ class OutageTracker:
         counts.checks += 1
         if check.outcome == VANTAGE_OFFLINE:
             counts.vantage_offline += 1
+        elif check.outcome == JOURNEY_DRIFT:
+            counts.journey_drift += 1
         elif not check.success:
             counts.failures += 1
         elif slow:
@@ -745,6 +763,16 @@ class OutageTracker:
         if machine.offline_since is not None:
             self.index.timeline(check.target_id).offline.close(check.ts)
             machine.offline_since = None
+        if check.outcome == JOURNEY_DRIFT:
+            if machine.drift_since is None:
+                machine.drift_since = check.started_at
+                self.index.timeline(check.target_id).drift.add(check.ts)
+                self._drift_periods.append(
+                    Period(JOURNEY_DRIFT, check.started_at, None, check.target_id)
+                )
+            return []  # a monitoring gap: neither opens, closes, nor counts toward confirmation
+        if machine.drift_since is not None:
+            self._end_drift(machine, check)
         if not machine.seen:
             machine.seen = True
             self.index.seen(check.target_id, check.ts)
@@ -929,6 +957,15 @@ class OutageTracker:
             elif track.open is not None:
                 track.reset()
         self._commit(body, entry)
+
+    def _end_drift(self, machine: _Machine, check: CheckSummary) -> None:
+        self.index.timeline(check.target_id).drift.close(check.ts)
+        machine.drift_since = None
+        for i in range(len(self._drift_periods) - 1, -1, -1):
+            period = self._drift_periods[i]
+            if period.target_id == check.target_id and period.end is None:
+                self._drift_periods[i] = dataclasses.replace(period, end=check.started_at)
+                break
 
     def _apply_vantage(self, body: Mapping[str, Any]) -> None:
         at = str(body["at"])

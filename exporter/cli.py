@@ -31,7 +31,7 @@ from exporter.outages_cmd import add_commands as add_outage_commands
 from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service
-from exporter.wiring import EvidenceError, open_evidence
+from exporter.wiring import EvidenceError, journey_fingerprints, open_evidence
 from probes.base import ProbeRegistry, ProbeSettings, default_factories
 from probes.environment import collect_environment, vigie_version
 from probes.observation import Observation
@@ -173,7 +173,8 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
     # Rebuild outage state from the ledger (an outage open before a restart stays open);
     # appends outage events a crash lost and the `gap` since the last entry.
     outages = await OutageRecorder.start(settings, sink, metrics, evidence.ledger)
-    service = Service(settings, registry, metrics, sink, outages)
+    fingerprints = await journey_fingerprints(settings, evidence)
+    service = Service(settings, registry, metrics, sink, outages, fingerprints=fingerprints)
 
     runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
     await runner.setup()

@@ -116,6 +116,13 @@ class Metrics:
             ["target", "outcome"],
             registry=r,
         )
+        self.journey_drift = Gauge(
+            "vigie_journey_drift",
+            "1 while a browser journey no longer finds its way on a page that serves normally "
+            "(journey_drift): the journey needs updating; the site is not watched meanwhile.",
+            ["target"],
+            registry=r,
+        )
         self.step_duration = Gauge(
             "vigie_browser_step_duration_seconds",
             "Duration of each step of the last browser check.",
@@ -183,6 +190,8 @@ class Metrics:
                 self.outage_seconds.labels(target=target.id, kind=kind)
             for outcome in (Outcome.OK, Outcome.TIMEOUT, Outcome.VANTAGE_OFFLINE):
                 self.probes.labels(target=target.id, outcome=str(outcome))
+            if target.kind == "browser":
+                self.journey_drift.labels(target=target.id).set(0)
 
     def observe(self, obs: Observation) -> None:
         """Publish one committed observation."""
@@ -190,6 +199,12 @@ class Metrics:
         self.probes.labels(target=target, outcome=str(obs.outcome)).inc()
         if obs.outcome is Outcome.VANTAGE_OFFLINE:
             return  # says nothing about the target: keep its last known values
+        if obs.kind == "browser":
+            self.journey_drift.labels(target=target).set(
+                1 if obs.outcome is Outcome.JOURNEY_DRIFT else 0
+            )
+        if obs.outcome is Outcome.JOURNEY_DRIFT:
+            return  # the journey is stale: it says nothing about the site either
         self.probe_success.labels(target=target).set(1 if obs.success else 0)
         self.probe_duration.labels(target=target).set(obs.duration_s)
         self.duration_hist.labels(target=target).observe(obs.duration_s)

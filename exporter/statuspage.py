@@ -18,6 +18,7 @@ from evidence.availability import Availability, percent_fr
 from evidence.maintenance import active_label, describe
 from evidence.outages import (
     DOWN,
+    JOURNEY_DRIFT,
     CheckSummary,
     OutageRecord,
     OutageTracker,
@@ -68,6 +69,7 @@ OUTCOME_LABELS = {
     Outcome.PROTOCOL_ERROR: "Réponse invalide",
     Outcome.REDIRECT_LOOP: "Boucle de redirections",
     Outcome.BLOCKED: "Requête bloquée (lecture seule)",
+    Outcome.JOURNEY_DRIFT: "Parcours à revoir : la page a changé",
 }
 
 STATE_LABELS = {
@@ -77,6 +79,7 @@ STATE_LABELS = {
     "recovering": "Rétablissement en cours",
     "degraded": "Ralenti",
     "unknown": "Pas encore vérifié",
+    "drift": "Surveillance du parcours à revoir",  # journey drift: a gap, not an outage
 }
 _STATE_CSS = {
     "up": "ok",
@@ -85,6 +88,7 @@ _STATE_CSS = {
     "recovering": "warn",
     "degraded": "warn",
     "unknown": "na",
+    "drift": "na",
 }
 _STATE_MARK = {"ok": "✔", "warn": "!", "ko": "✖", "na": "?"}
 _KIND_LABELS = {"down": "Panne", "degraded": "Lenteur"}
@@ -261,8 +265,11 @@ def _detail(last: CheckSummary | None) -> str:
     return f"{label}{status}"
 
 
-def _period_view(period: Period, now: dt.datetime) -> PeriodView:
+def _period_view(period: Period, now: dt.datetime, names: Mapping[str, str]) -> PeriodView:
     label = "Vigie arrêtée" if period.kind == "unmonitored" else "Connexion de la sonde coupée"
+    if period.kind == JOURNEY_DRIFT and period.target_id is not None:
+        name = names.get(period.target_id, period.target_id)
+        label = f"Surveillance du parcours « {name} » à revoir (la page a changé)"
     return PeriodView(
         kind_label=label,
         started=paris_time(period.start),
@@ -306,6 +313,9 @@ def build_status_view(
         )
         bar = tuple(_day_view(a) for a in index.daily(target.id, days, now))
         current = open_by_target.get(target.id)
+        drift = tracker.drift_since(target.id)
+        if drift is not None and state not in {"down", "recovering"}:
+            state = "drift"  # the journey is stale: Vigie cannot see the site, nor blame it
         target_views.append(
             TargetView(
                 id=target.id,
@@ -314,7 +324,8 @@ def build_status_view(
                 state_label=STATE_LABELS.get(state, state),
                 since=paris_time(current.started_at) if current else None,
                 last_checked=paris_time(last.started_at) if last else None,
-                detail=_detail(last),
+                detail=_detail(last)
+                + (f" depuis le {paris_time(drift)}" if drift and state == "drift" else ""),
                 availability=availability,
                 days=bar,
                 maintenance_now=active_label(tracker.maintenance, now, target.id),
@@ -324,7 +335,7 @@ def build_status_view(
     shown = [r for r in reversed(records) if r.is_open or (r.end is not None and r.end >= horizon)]
     periods = [
         p
-        for p in (*tracker.gaps(), *tracker.vantage_periods())
+        for p in (*tracker.gaps(), *tracker.vantage_periods(), *tracker.drift_periods())
         if p.end is None or dt.datetime.fromisoformat(p.end) >= horizon
     ]
     periods.sort(key=lambda p: p.start, reverse=True)
@@ -343,7 +354,7 @@ def build_status_view(
         targets=tuple(target_views),
         outages=tuple(outage_view(r, names, now, base_url) for r in shown[:OUTAGE_ROWS]),
         outages_total=len(shown),
-        periods=tuple(_period_view(p, now) for p in periods[:50]),
+        periods=tuple(_period_view(p, now, names) for p in periods[:50]),
         maintenance=tuple(describe(w) + _scope(w.targets, names) for w in tracker.maintenance),
         rules=(
             f"Une panne est confirmée après {rules.confirm_after} vérification(s) en échec "
@@ -530,7 +541,10 @@ masquées.</p>
 {maintenance}
 <h2>Méthode</h2>
 <p>{escape(view.rules)} Quand tous les sites de contrôle échouent en même temps, la panne est
-celle de la sonde : elle n'est pas imputée aux services surveillés.</p>
+celle de la sonde : elle n'est pas imputée aux services surveillés. Quand un parcours ne
+trouve plus son chemin sur une page qui s'affiche normalement mais dont la structure a changé
+(nouvelle présentation du site), la surveillance de ce parcours est « à revoir » : ce temps n'est
+compté ni comme disponible ni comme en panne, et aucune panne n'est ouverte.</p>
 </main>"""
     return html_page("Vigie — état des services", body)
 
