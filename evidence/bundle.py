@@ -65,6 +65,7 @@ from evidence.outages import (
     outages_from_entries,
 )
 from evidence.report_facts import ReportFacts
+from evidence.reviews import ENTRY_REVIEW
 from evidence.signing import NoteSigner
 
 __all__ = [
@@ -1458,7 +1459,7 @@ def _other_entries(
 ) -> None:
     """Outage events, checkpoints and timestamps among the (seq, type, body) `rows`."""
     for seq, kind, body in rows:
-        if kind == ENTRY_OUTAGE:
+        if kind in {ENTRY_OUTAGE, ENTRY_REVIEW}:  # reviews: the outages' review state
             outage = json.loads(body)
             outage.setdefault("seq", seq)
             outages.append(outage)
@@ -1645,7 +1646,7 @@ def _write_outage(
     marker = f'"outage_id":"{outage_id}"'.encode()
     for rows in ledger.row_chunks(0, size, _CHUNK):  # type: ignore[attr-defined]
         for seq, kind, body, _leaf in rows:
-            if kind == ENTRY_OUTAGE and marker in body:
+            if kind in {ENTRY_OUTAGE, ENTRY_REVIEW} and marker in body:  # with its reviews
                 event = json.loads(body)
                 event.setdefault("seq", seq)
                 events.append(event)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from evidence.availability import PARIS, AvailabilityIndex
 from evidence.maintenance import MaintenanceError, check_windows, overlap_label, overlap_seconds
+from evidence.reviews import ENTRY_REVIEW, Review, review_state
 
 if TYPE_CHECKING:
     from exporter.config import MaintenanceWindow, OutageRules
@@ -66,7 +67,7 @@ VANTAGE_OFFLINE = "vantage_offline"
 JOURNEY_DRIFT = "journey_drift"  # the journey needs updating: a monitoring gap, never an outage
 REPLAY_DAYS = 92.0  # observations replayed at start-up: the status page's 90 days and a margin
 MAX_ARTIFACTS = 100  # artifacts listed in an outage event; all stay in their observations
-_WANTED = (ENTRY_OBSERVATION, ENTRY_OUTAGE, ENTRY_GAP, ENTRY_VANTAGE)
+_WANTED = (ENTRY_OBSERVATION, ENTRY_OUTAGE, ENTRY_GAP, ENTRY_VANTAGE, ENTRY_REVIEW)
 _MARKERS = tuple(f'"type":"{t}"'.encode() for t in _WANTED)
 
 
@@ -202,6 +203,18 @@ class OutageRecord:
     close_reason: str | None = None  # recovered | superseded (degraded ended by a down outage)
     opened_entry: int | None = None  # ledger seq of its `opened` event
     closed_entry: int | None = None  # ledger seq of its `closed` event
+    reviews: tuple[Review, ...] = ()  # people's reviews (signed `review` entries), oldest first
+
+    @property
+    def review(self) -> Review | None:
+        """The latest review, which decides its review state (None: not reviewed)."""
+        return self.reviews[-1] if self.reviews else None
+
+    @property
+    def dismissed(self) -> bool:
+        """Whether a person dismissed it (it stays in the history, marked dismissed)."""
+        review = self.review
+        return review is not None and review.verdict == "dismissed"
 
     @property
     def is_open(self) -> bool:
@@ -262,6 +275,7 @@ class OutageRecord:
             "last_seq": self.last_seq,
             "opened_entry": self.opened_entry,
             "closed_entry": self.closed_entry,
+            "review": review_state(self.reviews),
         }
 
     @classmethod
@@ -518,6 +532,7 @@ class OutageTracker:
         self._gaps: list[Period] = []
         self._vantage_periods: list[Period] = []
         self._drift_periods: list[Period] = []
+        self._reviews: dict[str, list[Review]] = {}
         self._vantage_online: bool | None = None
         self._unconfirmed: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._pending: list[dict[str, Any]] = []
@@ -568,6 +583,16 @@ class OutageTracker:
             self.add_gap(entry)
         elif kind == ENTRY_VANTAGE:
             self._apply_vantage(entry)
+        elif kind == ENTRY_REVIEW:
+            self.add_review(entry)
+
+    def add_review(self, entry: Mapping[str, Any]) -> Review:
+        """Account a `review` entry (recorded, or just appended by this process)."""
+        review = Review.of(entry)
+        known = self._reviews.setdefault(review.outage_id, [])
+        if review.seq is None or all(r.seq != review.seq for r in known):
+            known.append(review)  # the same entry seen twice (own append, then followed): once
+        return review
 
     @classmethod
     def rebuild(
@@ -675,6 +700,13 @@ class OutageTracker:
             builder = builders.get(outage_id)
             record = builder.record() if builder else OutageRecord.from_events(body)
             out.append(dataclasses.replace(record, opened_entry=entry))
+        if self._reviews:
+            out = [
+                dataclasses.replace(r, reviews=tuple(self._reviews[r.id]))
+                if r.id in self._reviews
+                else r
+                for r in out
+            ]
         return sorted(out, key=lambda r: (r.started_at, r.id))
 
     def record(self, outage_id: str) -> OutageRecord | None:
@@ -1130,7 +1162,10 @@ def outages_from_entries(entries: Iterable[Mapping[str, Any]]) -> list[OutageRec
     """Outage records told by the `outage` entries among `entries`, oldest first."""
     opened: dict[str, tuple[Mapping[str, Any], int | None]] = {}
     closed: dict[str, tuple[Mapping[str, Any], int | None]] = {}
+    reviews: dict[str, list[Review]] = {}
     for entry in entries:
+        if entry.get("type") == ENTRY_REVIEW:
+            reviews.setdefault(str(entry["outage_id"]), []).append(Review.of(entry))
         if entry.get("type") != ENTRY_OUTAGE:
             continue
         target = opened if entry.get("event") == "opened" else closed
@@ -1139,9 +1174,8 @@ def outages_from_entries(entries: Iterable[Mapping[str, Any]]) -> list[OutageRec
     for outage_id in {*opened, *closed}:
         o_body, o_seq = opened.get(outage_id, (None, None))
         c_body, c_seq = closed.get(outage_id, (None, None))
-        records.append(
-            OutageRecord.from_events(o_body, c_body, opened_entry=o_seq, closed_entry=c_seq)
-        )
+        record = OutageRecord.from_events(o_body, c_body, opened_entry=o_seq, closed_entry=c_seq)
+        records.append(dataclasses.replace(record, reviews=tuple(reviews.get(outage_id, ()))))
     return sorted(records, key=lambda r: (r.started_at, r.id))
 
 

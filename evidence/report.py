@@ -774,7 +774,11 @@ def _outage_cells(
         _p(_e(_short_datetime(row.started_at)), s.cell),
         _p(_e(end), s.cell),
         _p(_e(format_duration_fr(row.duration_s)) + marks, s.cell),
-        _p(_e(row.cause or "—"), s.cell),
+        _p(
+            _e(row.cause or "—")
+            + (f"<br/><i>Vérification : {_e(row.review)}</i>" if row.review else ""),
+            s.cell,
+        ),
         _p(_e(row.maintenance or "non"), s.cell),
     ]
     if corroborated:

@@ -58,6 +58,7 @@ THUMBNAIL_PX = 480
 _BUCKETS_PER_DOUBLING = 70  # ~1 % relative resolution of the period percentiles
 _MIN_DURATION = 1e-4
 _VANTAGE_OFFLINE = "vantage_offline"
+_JOURNEY_DRIFT = "journey_drift"  # the journey needed updating: unmonitored, never down
 
 
 class ArtifactReader(Protocol):
@@ -263,6 +264,7 @@ def outage_row(
         failed_checks=record.failed_checks,
         vantages=vantages,
         vantage_count=vantage_count,
+        review=None if record.review is None else record.review.text_fr,
     )
 
 
@@ -345,7 +347,8 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
                 continue
             ts = started.timestamp()
             success = bool(entry.get("success"))
-            offline = entry.get("outcome") == _VANTAGE_OFFLINE
+            outcome = entry.get("outcome")
+            offline = outcome in {_VANTAGE_OFFLINE, _JOURNEY_DRIFT}
             artifacts_of = entry.get("artifacts") or {}
             for sha, art_kind in artifacts_of.items():
                 if art_kind == "warc":
@@ -360,6 +363,11 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
             if not lo <= ts < hi:
                 continue
             index.seen(target_id, ts)
+            drift = index.timeline(target_id).drift
+            if outcome == _JOURNEY_DRIFT and not drift.is_open:
+                drift.add(ts)
+            elif not offline:
+                drift.close(ts)
             if not day_lo <= ts < day_hi:
                 day, day_lo, day_hi = _paris_day(started)
             stats[target_id].add(day, duration, failed=not success, offline=offline)

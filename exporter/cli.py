@@ -19,6 +19,7 @@ import structlog
 
 from evidence.commands import add_commands as add_evidence_commands
 from evidence.export_cmd import add_commands as add_export_commands
+from evidence.review_cmd import add_commands as add_review_commands
 from exporter.central import add_commands as add_central_commands
 from exporter.central import run_handler
 from exporter.clock import ClockWatch
@@ -215,6 +216,8 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         asyncio.create_task(scheduler.run(), name="scheduler"),
         asyncio.create_task(service.watch_controls(stopping), name="controls"),
         asyncio.create_task(outages.run(stopping), name="outages"),
+        # Reviews appended by `vigie review` while the service runs show at once.
+        asyncio.create_task(outages.follow_reviews(evidence.ledger, stopping), name="reviews"),
         # A wall-clock jump (against the monotonic clock) is recorded as a ledger entry.
         asyncio.create_task(
             ClockWatch().run(evidence.sink.append, metrics.clock_jumps, stopping), name="clock"
@@ -281,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_commands(sub, load_settings)
     add_dashboard_commands(sub, load_settings)
     add_outage_commands(sub, load_settings)
+    add_review_commands(sub, load_settings)
     add_central_commands(sub, load_settings)
     return parser
 

@@ -73,6 +73,9 @@ class OutageRules(_Section):
     confirm_after: Annotated[int, Field(ge=1, le=100)] = 3
     recover_after: Annotated[int, Field(ge=1, le=100)] = 2
     recheck: Duration = 10.0
+    # Outages of `core: true` targets count as confirmed in exports only once a person has
+    # reviewed them (`vigie review ... --verdict confirmed`); until then: "en attente".
+    review_core: bool = False
 
 
 class MaintenanceWindow(_Section):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from evidence.outages import (
     OutageTracker,
     rebuild_from_ledger,
 )
+from evidence.reviews import ENTRY_REVIEW
 
 if TYPE_CHECKING:
     from exporter.config import Settings
@@ -143,6 +145,36 @@ class OutageRecorder:
             self.publish()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=every)
+
+    async def follow_reviews(
+        self, ledger: LedgerRows, stopping: asyncio.Event, every: float = 5.0
+    ) -> None:
+        """Account `review` entries other processes (`vigie review`) append, until `stopping`.
+
+        Reviews recorded before the start were replayed by the rebuild; this reads only the
+        entries appended since, every `every` seconds.
+        """
+        position = await asyncio.to_thread(ledger.size)
+
+        def scan(start: int) -> tuple[int, list[dict[str, Any]]]:
+            found, last = [], start
+            for row in ledger.iter_rows(start):
+                last = row.seq + 1
+                if row.type == ENTRY_REVIEW:
+                    found.append(json.loads(row.body))
+            return last, found
+
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=every)
+            try:
+                position, reviews = await asyncio.to_thread(scan, position)
+            except Exception as exc:  # noqa: BLE001 - a read failure is retried next time
+                log.warning("review_follow_failed", error=f"{type(exc).__name__}: {exc}")
+                continue
+            for entry in reviews:
+                review = self.tracker.add_review(entry)
+                log.info("outage_reviewed", outage_id=review.outage_id, verdict=review.verdict)
 
     def publish(self, now: dt.datetime | None = None) -> None:
         """Set every target's state, open-outage and maintenance series."""

@@ -156,6 +156,7 @@ class OutageView:
     maintenance: str | None
     url: str
     is_open: bool
+    review: str = ""  # French review state: "constatée et vérifiée par …", "écartée : …"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -254,6 +255,7 @@ def outage_view(
         maintenance=record.maintenance,
         url=f"{base_url}/outages/{quote(record.id)}",
         is_open=record.is_open,
+        review="" if record.review is None else record.review.text_fr,
     )
 
 
@@ -477,7 +479,8 @@ def _outages_table(view: StatusView) -> str:
         rows.append(
             f'<tr><th scope="row">{escape(o.target_name)}</th><td>{escape(o.kind_label)}</td>'
             f"<td>{escape(o.started)}</td><td{css}>{escape(o.ended)}</td>"
-            f"<td>{escape(o.duration)}</td><td>{escape(o.causes)}</td><td>{maintenance}</td>"
+            f"<td>{escape(o.duration)}</td><td>{escape(o.causes)}{_review_note(o)}</td>"
+            f"<td>{maintenance}</td>"
             f'<td><a href="{escape(o.url)}">Détail<span class="sr"> de la panne '
             f"{escape(o.target_name)} du {escape(o.started)}</span></a></td></tr>"
         )
@@ -498,6 +501,12 @@ def _outages_table(view: StatusView) -> str:
         + "\n</tbody></table>"
         + more
     )
+
+
+def _review_note(outage: OutageView) -> str:
+    if not outage.review:
+        return ""
+    return f"<br><em>Vérification : {escape(outage.review)}</em>"
 
 
 def _periods_list(view: StatusView) -> str:
@@ -567,6 +576,7 @@ def render_outage_page(
         ),
         ("Causes", view.causes or "—"),
         ("Maintenance annoncée", record.maintenance or "non"),
+        ("Vérification", view.review or "pas encore vérifiée par une personne"),
         ("Identifiant", record.id),
     ]
     if record.confirmed_at:

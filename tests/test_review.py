@@ -1,0 +1,351 @@
+"""Human review of outages: `vigie review` appends a signed entry; every reader shows it.
+
+The ledger is built through the real ledger API (tests/bundle_fixture.py); the CLI runs
+in-process; forged reviews (another key, an edited reason) are appended or written the way an
+attacker would, and must be caught by `vigie verify` and by the stand-alone verify.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from evidence.bundle import ExportRequest
+from evidence.ledger import open_ledger
+from evidence.outages import OutageTracker
+from evidence.review_cmd import record_review
+from evidence.reviews import ReviewError, check_review, review_body
+from evidence.signing import NoteSigner
+from evidence.verify import verify_ledger
+from exporter.cli import main
+from exporter.config import OutageRules
+from tests.bundle_fixture import BUILD_START, BuiltLedger, _checkpoint, build_ledger
+from tests.postgres_fixture import bypass_sql
+
+OUTAGE_PERIOD = ExportRequest(BUILD_START, BUILD_START + dt.timedelta(minutes=60))
+
+
+@dataclasses.dataclass
+class Reviewed:
+    built: BuiltLedger
+    config: Path
+    path: Path
+
+    @property
+    def outage_id(self) -> str:
+        return self.built.outage_ids[0]
+
+    def cli(self, *args: str) -> int:
+        try:
+            return main([args[0], "--config", str(self.config), *args[1:]])
+        finally:
+            structlog.reset_defaults()  # the CLI bound logging to pytest's captured stderr
+
+    def checkpoint(self) -> None:
+        """What the service does after the review: sign the tree that now holds it."""
+        ledger = open_ledger(self.built.url, vantage="paris-1")
+        try:
+            _checkpoint(ledger, self.built.signer, dt.datetime.now(dt.UTC), None)
+        finally:
+            ledger.close()
+
+
+@pytest.fixture
+def reviewed(tmp_path: Path) -> Reviewed:
+    path = tmp_path / "ledger.db"
+    built = build_ledger(f"sqlite:///{path}", tmp_path, minutes=60, outage_at=(20, 30))
+    key = tmp_path / "vantage.key"
+    pem = built.signer._key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    key.write_bytes(pem)
+    key.chmod(0o600)
+    config = tmp_path / "vigie.yaml"
+    settings: dict[str, Any] = {
+        "vantage": {"name": "paris-1", "operator": "Association X"},
+        "targets": [
+            {"id": "anef-accueil", "kind": "http", "url": "http://127.0.0.1/", "core": True},
+            {"id": "anef-connexion", "kind": "http", "url": "http://127.0.0.1/c"},
+        ],
+        "ledger": {"url": built.url, "artifacts": str(tmp_path / "artifacts")},
+        "signing": {"key": str(key)},
+    }
+    config.write_text(yaml.safe_dump(settings, allow_unicode=True), "utf-8")
+    return Reviewed(built, config, path)
+
+
+def _outages_json(reviewed: Reviewed, capsys: pytest.CaptureFixture[str]) -> list[Any]:
+    capsys.readouterr()
+    assert reviewed.cli("outages", "--format", "json") == 0
+    data: list[Any] = json.loads(capsys.readouterr().out)
+    return data
+
+
+class TestReviewCommand:
+    def test_confirmed_review_is_signed_shown_and_verifies(
+        self, reviewed: Reviewed, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`vigie review --verdict confirmed` appends a signed entry; JSON and verify show it."""
+        before = _outages_json(reviewed, capsys)
+        assert before[0]["review"]["state"] == "unreviewed"
+        code = reviewed.cli(
+            "review",
+            reviewed.outage_id,
+            "--verdict",
+            "confirmed",
+            "--by",
+            "Maître Dupont",
+            "--reason",
+            "captures et erreurs HTTP 503 concordantes",
+        )
+        out = capsys.readouterr().out
+        assert code == 0
+        assert "constatée et vérifiée par Maître Dupont" in out
+        [outage] = _outages_json(reviewed, capsys)
+        review = outage["review"]
+        assert review["state"] == "confirmed"
+        assert review["by"] == "Maître Dupont"
+        assert review["text"].startswith("constatée et vérifiée par Maître Dupont le ")
+        assert len(review["reviews"]) == 1
+        reviewed.checkpoint()
+        report = verify_ledger(reviewed.path, public_key=reviewed.built.signer.verifier)
+        assert report.ok, report.summary()
+        assert report.reviews == 1
+        assert reviewed.cli("verify", str(reviewed.path)) == 0
+        assert "1 reviews" in capsys.readouterr().out
+
+    def test_dismissed_outage_stays_in_the_history(
+        self, reviewed: Reviewed, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Confirmed then dismissed: the outage is still listed, dismissed, both reviews kept."""
+        for verdict, reason in (
+            ("confirmed", "vu"),
+            ("dismissed", "sélecteur obsolète, voir le ticket 12"),
+        ):
+            assert (
+                reviewed.cli(
+                    "review",
+                    reviewed.outage_id,
+                    "--verdict",
+                    verdict,
+                    "--by",
+                    "A. Admin",
+                    "--reason",
+                    reason,
+                )
+                == 0
+            )
+        [outage] = _outages_json(reviewed, capsys)
+        assert outage["id"] == reviewed.outage_id
+        assert outage["review"]["state"] == "dismissed"
+        assert outage["review"]["text"].startswith(
+            "écartée : sélecteur obsolète, voir le ticket 12 (par A. Admin le "
+        )
+        assert [r["verdict"] for r in outage["review"]["reviews"]] == ["confirmed", "dismissed"]
+        capsys.readouterr()
+        assert reviewed.cli("outages") == 0
+        assert "review: dismissed by A. Admin" in capsys.readouterr().out
+
+    def test_core_outage_is_pending_until_reviewed(
+        self, reviewed: Reviewed, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """With review_core, an unreviewed outage of a core target is exported as pending."""
+        data = yaml.safe_load(reviewed.config.read_text("utf-8"))
+        data["outages"] = {"review_core": True}
+        reviewed.config.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+        [outage] = _outages_json(reviewed, capsys)
+        assert outage["review"]["state"] == "pending"
+        assert outage["review"]["text"] == "en attente de vérification"
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["nope-20261123T000000Z"], "no outage with id 'nope-20261123T000000Z'"),
+            (["{id}", "--reason", "   "], "--reason must not be empty"),
+        ],
+    )
+    def test_bad_input_is_exit_2_with_one_line(
+        self,
+        reviewed: Reviewed,
+        capsys: pytest.CaptureFixture[str],
+        args: list[str],
+        message: str,
+    ) -> None:
+        """An unknown outage or an empty reason: exit 2, one error line, nothing appended."""
+        size = reviewed.built.size
+        argv = [a.replace("{id}", reviewed.outage_id) for a in args]
+        if "--reason" not in argv:
+            argv += ["--reason", "x"]
+        code = reviewed.cli("review", *argv, "--verdict", "dismissed", "--by", "A")
+        err = capsys.readouterr().err
+        assert code == 2
+        assert message in err
+        lines = [line for line in err.splitlines() if not line.startswith("{")]  # not logs
+        assert len(lines) == 1
+        ledger = open_ledger(reviewed.built.url, readonly=True)
+        try:
+            assert ledger.size() == size
+        finally:
+            ledger.close()
+
+
+class TestForgedReviews:
+    def test_review_signed_with_another_key_is_caught(self, reviewed: Reviewed) -> None:
+        """A review appended with another key fails `vigie verify`, even under a checkpoint."""
+        intruder = NoteSigner("paris-1", Ed25519PrivateKey.generate())
+        ledger = open_ledger(reviewed.built.url, vantage="paris-1")
+        try:
+            review = record_review(
+                ledger, intruder, reviewed.outage_id, verdict="dismissed", by="X", reason="faux"
+            )
+        finally:
+            ledger.close()
+        reviewed.checkpoint()  # the vantage signs the tree without reading the entries
+        for key in (reviewed.built.signer.verifier, None):  # given key, or the recorded one
+            report = verify_ledger(reviewed.path, public_key=key)
+            assert not report.ok
+            assert report.first_bad_seq == review.seq
+            assert "forged" in (report.problem or "")
+
+    def test_edited_reason_is_caught(self, reviewed: Reviewed) -> None:
+        """A reason edited in the database: the entry's bytes and its signature both say so."""
+        ledger = open_ledger(reviewed.built.url, vantage="paris-1")
+        try:
+            review = record_review(
+                ledger,
+                reviewed.built.signer,
+                reviewed.outage_id,
+                verdict="confirmed",
+                by="Maître Dupont",
+                reason="vu",
+            )
+            body = json.loads(ledger.get(review.seq or 0))
+        finally:
+            ledger.close()
+        reviewed.checkpoint()
+        body["reason"] = "panne inventée"
+        with pytest.raises(ReviewError, match="altered review"):
+            check_review(body, reviewed.built.signer.verifier)
+        edited = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        bypass_sql(
+            reviewed.built.url,
+            [("UPDATE ledger_entries SET body = ? WHERE seq = ?", [edited.encode(), review.seq])],
+        )
+        report = verify_ledger(reviewed.path, public_key=reviewed.built.signer.verifier)
+        assert not report.ok
+        assert report.first_bad_seq == review.seq
+
+    def test_review_fields_are_what_the_note_signs(self) -> None:
+        """Changing the verdict, the author or the target of a signed review breaks it."""
+        signer = NoteSigner("paris-1", Ed25519PrivateKey.generate())
+        body = review_body(
+            signer,
+            outage_id="o",
+            target_id="t",
+            verdict="confirmed",
+            by="A",
+            reason="r",
+            at=dt.datetime(2026, 11, 23, tzinfo=dt.UTC),
+        )
+        assert check_review(body, signer.verifier).vkey() == signer.verifier.vkey()
+        for field, value in (("verdict", "dismissed"), ("by", "B"), ("target_id", "u")):
+            with pytest.raises(ReviewError):
+                check_review({**body, field: value}, signer.verifier)
+
+
+class TestReviewsInTheTracker:
+    def test_rebuild_and_live_reviews_show_on_records(self, reviewed: Reviewed) -> None:
+        """The tracker replays reviews at start-up; the same entry seen twice counts once."""
+        ledger = open_ledger(reviewed.built.url, vantage="paris-1")
+        try:
+            review = record_review(
+                ledger,
+                reviewed.built.signer,
+                reviewed.outage_id,
+                verdict="dismissed",
+                by="A",
+                reason="sélecteur obsolète",
+            )
+            entries = [json.loads(row.body) for row in ledger.iter_rows()]
+        finally:
+            ledger.close()
+        tracker = OutageTracker.rebuild(entries, OutageRules(), (), ())
+        [record] = tracker.records()
+        assert record.dismissed
+        tracker.add_review(entries[review.seq or 0])
+        assert len(tracker.records()[0].reviews) == 1
+
+
+@pytest.mark.slow
+class TestReviewsInExports:
+    def test_bundle_pdf_and_standalone_verify(
+        self, reviewed: Reviewed, tmp_path: Path, bare_python: Path
+    ) -> None:
+        """The outage bundle carries the review: its PDF says so, verify.py checks it."""
+        assert (
+            reviewed.cli(
+                "review",
+                reviewed.outage_id,
+                "--verdict",
+                "dismissed",
+                "--by",
+                "A. Admin",
+                "--reason",
+                "sélecteur obsolète",
+            )
+            == 0
+        )
+        reviewed.checkpoint()
+        out = tmp_path / "panne.zip"
+        ledger = reviewed.built.open()
+        try:
+            from evidence.bundle import export_bundle
+
+            export_bundle(
+                ledger,
+                out,
+                dataclasses.replace(OUTAGE_PERIOD, outage_id=reviewed.outage_id),
+                signer=reviewed.built.signer,
+                artifacts_dir=reviewed.built.artifacts.root,
+                progress=False,
+            )
+        finally:
+            ledger.close()
+        with zipfile.ZipFile(out) as zf:
+            entries = zf.read("observations.jsonl").decode()
+            (tmp_path / "report.pdf").write_bytes(zf.read("report.pdf"))
+        assert '"type":"review"' in entries
+        text = subprocess.run(
+            ["pdftotext", "-layout", str(tmp_path / "report.pdf"), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        flat = " ".join(text.split())
+        assert "écartée : sélecteur obsolète" in flat
+        script = Path(__file__).parents[1] / "evidence/standalone/verify.py"
+        result = subprocess.run(
+            [str(bare_python), str(script), str(out)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "1 vérification(s) humaine(s) de panne" in result.stdout
+
+
+@pytest.fixture(scope="session")
+def bare_python() -> Path:
+    from tests.bundle_fixture import cryptography_only_python
+
+    return cryptography_only_python()
