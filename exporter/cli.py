@@ -103,6 +103,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     unknown = set(args.target or ()) - {t.id for t in settings.targets}
     if unknown:
         raise ConfigError([f"--target: no target with id {min(unknown)!r}"])
+    if getattr(args, "journeys", False):
+        from exporter.journey_check import run_journey_check
+
+        return run_journey_check(settings, targets, probe_settings, fmt=args.format)
 
     async def probe_all() -> list[Observation]:
         registry = ProbeRegistry(probe_settings(settings), default_factories())
@@ -264,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", parents=[common], help="probe every target once and print")
     check.add_argument("--format", choices=["table", "json"], default="table")
     check.add_argument("--target", action="append", metavar="ID", help="only this target")
+    check.add_argument(
+        "--journeys",
+        action="store_true",
+        help="run each browser journey once; on failure say whether the page changed (drift), "
+        "which step and selector to look at, and where the screenshot is",
+    )
     check.set_defaults(handler=cmd_check)
 
     config = sub.add_parser("config", help="configuration tools")

@@ -7,6 +7,8 @@ opens a `down` outage, on the journey and on the HTTP check.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,34 @@ def test_redesign_is_a_gap_and_a_real_fault_an_outage(
     finally:
         service.stop()
     assert follower.of("outage") == []
+
+    # The self-check says what to fix: drift, the step and selector, the screenshot.
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter.cli",
+            "check",
+            "--journeys",
+            "--config",
+            str(service.config_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    assert check.returncode == 1, check.stdout + check.stderr
+    out = check.stdout
+    assert "références (dernière réussite au registre) : 1/1" in out
+    assert "ÉCHEC  Création de compte (creation) : journey_drift" in out
+    assert "ressemble à un changement de la page (parcours à revoir)" in out
+    assert "étape à regarder : lien-creation — click : a:has-text('Créer votre compte')" in out
+    assert "liens et boutons disparus : " in out
+    assert "Première visite ? Créer votre compte" in out
+    shot = out.split("capture d'écran : ", 1)[1].split()[0]
+    assert Path(shot).read_bytes().startswith(b"\x89PNG")
 
     # After a restart, the baseline is found in the ledger: still drift, still no outage.
     service = ServiceProcess(_config(sim), tmp_path)

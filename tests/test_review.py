@@ -288,6 +288,33 @@ class TestReviewsInTheTracker:
         tracker.add_review(entries[review.seq or 0])
         assert len(tracker.records()[0].reviews) == 1
 
+    def test_status_and_outage_pages_show_the_review(self, reviewed: Reviewed) -> None:
+        """The status page's history and the outage page say who dismissed it and why."""
+        from exporter.statuspage import build_status_view, render_outage_page, render_status_view
+        from probes.targets import Target
+
+        ledger = open_ledger(reviewed.built.url, vantage="paris-1")
+        try:
+            record_review(
+                ledger,
+                reviewed.built.signer,
+                reviewed.outage_id,
+                verdict="dismissed",
+                by="A. Admin",
+                reason="sélecteur obsolète",
+            )
+            entries = [json.loads(row.body) for row in ledger.iter_rows()]
+        finally:
+            ledger.close()
+        targets = [Target(id="anef-accueil", kind="http", url="http://127.0.0.1/")]
+        tracker = OutageTracker.rebuild(entries, OutageRules(), (), targets)
+        now = BUILD_START + dt.timedelta(days=1)
+        page = render_status_view(build_status_view(tracker, targets, vantage="paris-1", now=now))
+        assert "Vérification : écartée : sélecteur obsolète (par A. Admin le " in page
+        [record] = tracker.records()
+        detail = render_outage_page(record, target_name="Accueil", now=now)
+        assert "<dt>Vérification</dt><dd>écartée : sélecteur obsolète (par A. Admin" in detail
+
 
 @pytest.mark.slow
 class TestReviewsInExports:
