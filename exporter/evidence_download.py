@@ -98,22 +98,7 @@ class EvidenceDownload:
         if self._auth is None:
             return
         user, password = self._auth
-        header = request.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        ok = False
-        if scheme.lower() == "basic" and value:
-            try:
-                given = base64.b64decode(value.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                given = b""
-            given_user, sep, given_password = given.partition(b":")
-            expected_user = user.encode("utf-8")
-            expected_password = password.get_secret_value().encode("utf-8")
-            # Both comparisons always run: no early exit that would time the user name.
-            user_ok = hmac.compare_digest(given_user, expected_user)
-            password_ok = hmac.compare_digest(given_password, expected_password)
-            ok = bool(sep) and user_ok and password_ok
-        if not ok:
+        if not basic_auth_ok(request.headers.get("Authorization", ""), user, password):
             raise web.HTTPUnauthorized(
                 text="Authentification requise pour télécharger les preuves.",
                 headers={"WWW-Authenticate": f'Basic realm="{self._realm}", charset="UTF-8"'},
@@ -176,6 +161,22 @@ class EvidenceDownload:
                 await response.write(chunk)
             await response.write_eof()
             return response
+
+
+def basic_auth_ok(header: str, user: str, password: SecretStr) -> bool:
+    """Whether an ``Authorization`` header carries HTTP Basic credentials `user`/`password`."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return False
+    try:
+        given = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        given = b""
+    given_user, sep, given_password = given.partition(b":")
+    # Both comparisons always run: no early exit that would time the user name.
+    user_ok = hmac.compare_digest(given_user, user.encode("utf-8"))
+    password_ok = hmac.compare_digest(given_password, password.get_secret_value().encode("utf-8"))
+    return bool(sep) and user_ok and password_ok
 
 
 def _exists_not_regular(path: Path) -> bool:

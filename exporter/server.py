@@ -13,6 +13,7 @@ from aiohttp import web
 
 from exporter.evidence_routes import make_evidence_handler
 from exporter.metrics import CONTENT_TYPE_LATEST
+from exporter.review_routes import REVIEW_ROUTE, add_review_routes
 from exporter.statuspage import render_outage_by_id, render_status_page
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ _SERVICE: web.AppKey[Service] = web.AppKey("service")
 
 @web.middleware
 async def _read_only(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    if request.method not in {"GET", "HEAD"}:
+    # One exception: a person's review of an outage, appended to Vigie's own ledger.
+    review = request.method == "POST" and request.match_info.route.name == REVIEW_ROUTE
+    if request.method not in {"GET", "HEAD"} and not review:
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
     response = await handler(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -58,11 +61,12 @@ async def _outage(request: web.Request) -> web.Response:
 
 def build_app(service: Service) -> web.Application:
     """The aiohttp application serving the service's endpoints."""
-    app = web.Application(client_max_size=1024, middlewares=[_read_only])
+    app = web.Application(client_max_size=16 * 1024, middlewares=[_read_only])  # review form
     app[_SERVICE] = service
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/", _status)
     app.router.add_get("/outages/{outage_id}", _outage)
     app.router.add_get("/outages/{id}/evidence.zip", make_evidence_handler(service))
+    add_review_routes(app, service)
     return app

@@ -612,6 +612,10 @@ def render_outage_page(
 <p><a href="{escape(view.url)}/evidence.zip">Télécharger le dossier de preuves (zip)</a> :
 observations, captures, preuves d'inclusion dans le registre signé, et un vérificateur
 autonome.</p>
+<h2>Vérification par une personne</h2>
+<p>{escape(view.review or "Pas encore vérifiée.")} <a href="{escape(view.url)}/review">Vérifier
+cette panne</a> (accès protégé par le mot de passe des preuves ; la vérification est signée et
+ajoutée au registre, rien n'est modifié).</p>
 </main>"""
     return html_page(f"Vigie — {title}", body)
 

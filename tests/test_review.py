@@ -376,3 +376,81 @@ def bare_python() -> Path:
     from tests.bundle_fixture import cryptography_only_python
 
     return cryptography_only_python()
+
+
+class TestReviewFromTheOutagePage:
+    """The outage page's form, on the real status server with the real ledger writer."""
+
+    def test_form_needs_password_token_and_origin_then_appends_a_signed_review(
+        self, reviewed: Reviewed
+    ) -> None:
+        """No password: 401; foreign Origin or no token (CSRF): 403; a good form: a review."""
+        import asyncio
+        import re
+
+        from aiohttp import ClientSession, encode_basic_auth
+        from aiohttp.test_utils import TestServer
+
+        from exporter.config import load_settings
+        from exporter.metrics import Metrics
+        from exporter.outage_recorder import OutageRecorder
+        from exporter.server import build_app
+        from exporter.service import Service
+        from exporter.wiring import open_evidence
+        from probes.base import ProbeRegistry, ProbeSettings
+
+        data = yaml.safe_load(reviewed.config.read_text("utf-8"))
+        data["evidence_auth"] = {"user": "juriste", "password": "mot-de-passe-long"}
+        reviewed.config.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+        settings = load_settings(reviewed.config)
+        auth = {"Authorization": encode_basic_auth("juriste", "mot-de-passe-long")}
+        url_path = f"/outages/{reviewed.outage_id}/review"
+
+        async def scenario() -> None:
+            metrics = Metrics(vantage="paris-1", version="test")
+            evidence = await open_evidence(settings, metrics)
+            outages = await OutageRecorder.start(settings, evidence.sink, metrics, evidence.ledger)
+            registry = ProbeRegistry(ProbeSettings("paris-1", "ua", {}), {})
+            service = Service(settings, registry, metrics, evidence.sink, outages)
+            try:
+                async with TestServer(build_app(service)) as server, ClientSession() as client:
+                    url = str(server.make_url(url_path))
+                    async with client.get(url) as answer:
+                        assert answer.status == 401
+                    async with client.get(url, headers=auth) as answer:
+                        assert answer.status == 200
+                        form = await answer.text()
+                    token = re.search(r'name="jeton" value="([^"]+)"', form)
+                    assert token is not None
+                    fields = {
+                        "verdict": "dismissed",
+                        "par": "Maître Dupont, avocate",
+                        "motif": "sélecteur obsolète, voir le ticket 12",
+                        "jeton": token.group(1),
+                    }
+                    foreign = {"Origin": "https://attaquant.example"}
+                    async with client.post(url, data=fields, headers={**auth, **foreign}) as a:
+                        assert a.status == 403
+                    forged = {**fields, "jeton": "1.deadbeef"}
+                    async with client.post(url, data=forged, headers=auth) as answer:
+                        assert answer.status == 403
+                    async with client.post(url, data=fields) as answer:
+                        assert answer.status == 401
+                    async with client.post(
+                        url, data=fields, headers=auth, allow_redirects=False
+                    ) as answer:
+                        assert answer.status == 303
+                        assert answer.headers["Location"] == f"/outages/{reviewed.outage_id}"
+                    page_url = str(server.make_url(f"/outages/{reviewed.outage_id}"))
+                    async with client.get(page_url) as answer:
+                        page = await answer.text()
+                    assert "écartée : sélecteur obsolète, voir le ticket 12" in page
+                    async with client.put(url, data=fields, headers=auth) as answer:
+                        assert answer.status == 405
+            finally:
+                await evidence.aclose()
+
+        asyncio.run(scenario())
+        report = verify_ledger(reviewed.path, public_key=reviewed.built.signer.verifier)
+        assert report.ok, report.summary()
+        assert report.reviews == 1
