@@ -454,3 +454,34 @@ class TestReviewFromTheOutagePage:
         report = verify_ledger(reviewed.path, public_key=reviewed.built.signer.verifier)
         assert report.ok, report.summary()
         assert report.reviews == 1
+
+
+class TestReviewsOnCentral:
+    def test_central_page_and_json_show_the_review(self, reviewed: Reviewed) -> None:
+        """`vigie central` reads the review with the outage: page and /outages.json say so."""
+        from exporter.central import Central, CentralConfig, render_central_page
+
+        ledger = open_ledger(reviewed.built.url, vantage="paris-1")
+        try:
+            record_review(
+                ledger,
+                reviewed.built.signer,
+                reviewed.outage_id,
+                verdict="confirmed",
+                by="Maître Dupont",
+                reason="captures concordantes",
+            )
+        finally:
+            ledger.close()
+        config = CentralConfig.model_validate(
+            {"vantages": [{"ledger": reviewed.built.url}], "refresh_seconds": 0}
+        )
+        central = Central(config)
+        try:
+            view = central.view()
+        finally:
+            central.close()
+        html = render_central_page(view)
+        assert "<em>constatée et vérifiée par Maître Dupont le " in html
+        [outage] = view.to_dict()["outages"]
+        assert outage["reviews"]["paris-1"]["state"] == "confirmed"
