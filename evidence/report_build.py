@@ -247,11 +247,16 @@ def outage_row(
     *,
     vantages: tuple[str, ...] = (),
     vantage_count: int = 0,
+    review_required: bool = False,
 ) -> OutageRow:
     """The table row of `record`, lasting until `now` while it is open.
 
     `vantages`, `vantage_count`: with corroboration, who saw it (by name, or how many).
+    `review_required`: an unreviewed outage is shown as awaiting a person's review.
     """
+    review = None if record.review is None else record.review.text_fr
+    if review is None and review_required:
+        review = "en attente de vérification par une personne : non confirmée"
     return OutageRow(
         id=record.id,
         target_id=record.target_id,
@@ -264,7 +269,7 @@ def outage_row(
         failed_checks=record.failed_checks,
         vantages=vantages,
         vantage_count=vantage_count,
-        review=None if record.review is None else record.review.text_fr,
+        review=review,
     )
 
 

@@ -40,6 +40,7 @@ from evidence.report_data import (
     TargetReport,
 )
 from evidence.report_facts import ReportFacts, parse_time, sample_environment
+from evidence.reviews import review_required
 from probes.targets import CONTROL_PREFIX
 
 if TYPE_CHECKING:
@@ -258,6 +259,7 @@ def _outage_rows(
             now,
             vantages=names.get(record.id, ()) if names is not None else (),
             vantage_count=0 if names is not None else summary.corroboration.get(record.id, 0),
+            review_required=review_required(summary.settings, record.target_id),
         )
         for record in sorted(summary.outages, key=lambda r: (r.started_at, r.id))
     )

@@ -371,6 +371,63 @@ class TestReviewsInExports:
         assert "1 vérification(s) humaine(s) de panne" in result.stdout
 
 
+def _pdf_text(reviewed: Reviewed, out: Path, settings: Any = None) -> str:
+    from evidence.bundle import export_bundle
+
+    ledger = reviewed.built.open()
+    try:
+        export_bundle(
+            ledger,
+            out,
+            dataclasses.replace(OUTAGE_PERIOD, outage_id=reviewed.outage_id),
+            signer=reviewed.built.signer,
+            artifacts_dir=reviewed.built.artifacts.root,
+            progress=False,
+            settings=settings,
+        )
+    finally:
+        ledger.close()
+    pdf = out.with_suffix(".pdf")
+    with zipfile.ZipFile(out) as zf:
+        pdf.write_bytes(zf.read("report.pdf"))
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    return " ".join(text.split())
+
+
+class TestCoreReviewInExports:
+    def test_unreviewed_core_outage_is_not_confirmed_in_the_pdf(
+        self, reviewed: Reviewed, tmp_path: Path
+    ) -> None:
+        """With review_core, the PDF says a core outage awaits review until one confirms it."""
+        from exporter.config import load_settings
+
+        data = yaml.safe_load(reviewed.config.read_text("utf-8"))
+        data["outages"] = {"review_core": True}
+        reviewed.config.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+        settings = load_settings(reviewed.config)
+        before = _pdf_text(reviewed, tmp_path / "avant.zip", settings)
+        assert "en attente de vérification par une personne : non confirmée" in before
+        assert (
+            reviewed.cli(
+                "review",
+                reviewed.outage_id,
+                "--verdict",
+                "confirmed",
+                "--by",
+                "B. Juriste",
+                "--reason",
+                "vu",
+            )
+            == 0
+        )
+        reviewed.checkpoint()
+        after = _pdf_text(reviewed, tmp_path / "apres.zip", settings)
+        assert "en attente de vérification" not in after
+        assert "constatée et vérifiée par B. Juriste" in after
+
+
 @pytest.fixture(scope="session")
 def bare_python() -> Path:
     from tests.bundle_fixture import cryptography_only_python
