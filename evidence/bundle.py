@@ -57,6 +57,7 @@ from evidence.ledger import (
     Ledger,
 )
 from evidence.outages import (
+    ENTRY_DRIFT,
     ENTRY_GAP,
     ENTRY_OUTAGE,
     ENTRY_VANTAGE,
@@ -225,6 +226,8 @@ class BundleSummary:
     settings: Any = None  # exporter.config.Settings when exported by the CLI
     gaps: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # Vigie not running
     vantage_events: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (at, event)
+    # (at, event, target): journey drift started/ended (unmonitored time of that journey)
+    drift_events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     # every distinct environment fact, each target's addresses, the clock jumps (report)
     report_facts: ReportFacts = dataclasses.field(default_factory=ReportFacts)
 
@@ -1474,6 +1477,11 @@ def _other_entries(
         elif kind == ENTRY_VANTAGE:
             event = json.loads(body)
             summary.vantage_events.append((str(event.get("at") or ""), str(event.get("event"))))
+        elif kind == ENTRY_DRIFT:
+            event = json.loads(body)
+            summary.drift_events.append(
+                (str(event.get("at") or ""), str(event.get("event")), str(event.get("target_id")))
+            )
         elif kind == CLOCK_JUMP:
             summary.report_facts.clock_jump(seq, json.loads(body))
 

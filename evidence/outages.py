@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEGRADED",
     "DOWN",
+    "ENTRY_DRIFT",
     "ENTRY_GAP",
     "ENTRY_OUTAGE",
     "ENTRY_VANTAGE",
@@ -62,6 +63,9 @@ ENTRY_OBSERVATION = "observation"
 ENTRY_OUTAGE = "outage"  # body: an outage event (opened / closed)
 ENTRY_GAP = "gap"  # body: {"from", "to", "duration_s", "reason"}: Vigie was not running
 ENTRY_VANTAGE = "vantage"  # body: {"event": "offline" | "online", "at", "seqs"}
+# body: {"event": "started" | "ended", "target_id", "at", "observation"}: a journey needed
+# updating (journey_drift) from `started` to `ended`; the site was not watched by it meanwhile.
+ENTRY_DRIFT = "drift"
 
 VANTAGE_OFFLINE = "vantage_offline"
 JOURNEY_DRIFT = "journey_drift"  # the journey needs updating: a monitoring gap, never an outage
@@ -533,6 +537,7 @@ class OutageTracker:
         self._vantage_periods: list[Period] = []
         self._drift_periods: list[Period] = []
         self._reviews: dict[str, list[Review]] = {}
+        self._drift_out: list[dict[str, Any]] = []  # drift entries decided live, to append
         self._vantage_online: bool | None = None
         self._unconfirmed: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._pending: list[dict[str, Any]] = []
@@ -550,6 +555,11 @@ class OutageTracker:
         for body in events:
             self._commit(body, None)
         return events
+
+    def drift_events(self) -> list[dict[str, Any]]:
+        """`drift` entry bodies decided by the last `observe` (start or end of a drift)."""
+        out, self._drift_out = self._drift_out, []
+        return out
 
     def observe_vantage(
         self, online: bool, at: dt.datetime | str, seqs: Sequence[int] = ()
@@ -573,6 +583,7 @@ class OutageTracker:
             for body in self._step(check):
                 key = (body["target_id"], body["kind"])
                 self._unconfirmed.setdefault(key, []).append(body)
+            self._drift_out.clear()  # replayed: recorded (or derived) already
             return
         moment = entry_time(entry)
         if moment is not None:
@@ -802,6 +813,7 @@ class OutageTracker:
                 self._drift_periods.append(
                     Period(JOURNEY_DRIFT, check.started_at, None, check.target_id)
                 )
+                self._drift_out.append(_drift_body("started", check))
             return []  # a monitoring gap: neither opens, closes, nor counts toward confirmation
         if machine.drift_since is not None:
             self._end_drift(machine, check)
@@ -991,6 +1003,7 @@ class OutageTracker:
         self._commit(body, entry)
 
     def _end_drift(self, machine: _Machine, check: CheckSummary) -> None:
+        self._drift_out.append(_drift_body("ended", check))
         self.index.timeline(check.target_id).drift.close(check.ts)
         machine.drift_since = None
         for i in range(len(self._drift_periods) - 1, -1, -1):
@@ -1013,6 +1026,15 @@ class OutageTracker:
             if self._vantage_periods and self._vantage_periods[-1].end is None:
                 last = self._vantage_periods[-1]
                 self._vantage_periods[-1] = dataclasses.replace(last, end=at)
+
+
+def _drift_body(event: str, check: CheckSummary) -> dict[str, Any]:
+    return {
+        "event": event,
+        "target_id": check.target_id,
+        "at": check.started_at,
+        "observation": check.seq,  # the observation that started or ended it
+    }
 
 
 # --- reading a ledger -------------------------------------------------------------------------

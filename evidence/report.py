@@ -689,9 +689,10 @@ def _summary(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
     story.append(
         _p(
             "La disponibilité est la part du temps surveillé pendant laquelle le service n'était "
-            "pas en interruption confirmée. Le temps non surveillé (Vigie arrêté, ou connexion "
-            "du point d'observation coupée) n'est compté ni comme disponible ni comme "
-            "indisponible ; il est indiqué à part.",
+            "pas en interruption confirmée. Le temps non surveillé (Vigie arrêté, connexion "
+            "du point d'observation coupée, ou parcours à mettre à jour après un changement "
+            "des pages du site) n'est compté ni comme disponible ni comme indisponible ; il est "
+            "indiqué à part.",
             s.body,
         )
     )

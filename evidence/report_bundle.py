@@ -164,6 +164,15 @@ def _index(summary: BundleSummary, maintenance: Sequence[Any]) -> AvailabilityIn
         elif event == "online" and offline_open:
             index.vantage_offline.close(at.timestamp())
             offline_open = False
+    for at_text, event, target_id in sorted(summary.drift_events):  # journey to update
+        at = parse_time(at_text)
+        if at is None:
+            continue
+        drift = index.timeline(target_id).drift
+        if event == "started" and not drift.is_open:
+            drift.add(at.timestamp())
+        elif event == "ended":
+            drift.close(at.timestamp())
     for record in summary.outages:
         timeline = index.timeline(record.target_id)
         intervals = timeline.down if record.kind == "down" else timeline.degraded

@@ -17,6 +17,7 @@ import structlog
 
 from evidence.maintenance import check_windows, is_active
 from evidence.outages import (
+    ENTRY_DRIFT,
     ENTRY_GAP,
     ENTRY_OUTAGE,
     ENTRY_VANTAGE,
@@ -125,6 +126,18 @@ class OutageRecorder:
             )
             await self._append(ENTRY_OUTAGE, body)
             self._count(body)
+        for body in self.tracker.drift_events():
+            log.warning(
+                "journey_drift",
+                drift=body["event"],
+                target=body["target_id"],
+                at=body["at"],
+                message="the journey no longer finds its way on a page that serves normally: "
+                "update it (vigie check --journeys); no outage is opened meanwhile"
+                if body["event"] == "started"
+                else "the journey works again (or the page now fails for real)",
+            )
+            await self._append(ENTRY_DRIFT, body)
         self._publish_target(obs.target_id, dt.datetime.now(dt.UTC))
         return self.tracker.recheck_delay(obs.target_id)
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 from evidence.outages import JOURNEY_DRIFT, OutageTracker, causes_text_fr
 from probes.observation import Outcome, format_time
-from tests.test_outages import FAIL, OK, RULES, T0, TARGET, Ledger, every, tracker
+from tests.test_outages import FAIL, OK, RULES, T0, TARGET, Ledger, every, make_obs, tracker
 
 DRIFT = Outcome.JOURNEY_DRIFT
 
@@ -71,3 +71,41 @@ class TestDriftOpensNoOutage:
         assert causes_text_fr({"journey_drift": 2}) == (
             "parcours à revoir : la page a changé \N{MULTIPLICATION SIGN}2"
         )
+
+
+class TestDriftInReports:
+    def test_live_drift_gives_started_and_ended_entries(self) -> None:
+        """The tracker hands the recorder a drift entry when drift starts and when it ends."""
+        t = tracker()
+        ledger = Ledger(t)
+        bodies = []
+        for at, outcome in every(60, [OK, DRIFT, DRIFT, OK]):
+            ledger.check(make_obs(at, outcome))
+            bodies += t.drift_events()
+        assert [(b["event"], b["at"]) for b in bodies] == [
+            ("started", format_time(T0 + dt.timedelta(seconds=60))),
+            ("ended", format_time(T0 + dt.timedelta(seconds=180))),
+        ]
+        assert [b["observation"] for b in bodies] == [1, 3]
+
+    def test_bundle_report_counts_drift_as_unmonitored(self) -> None:
+        """The bundle report's availability leaves a journey's drift period out of it."""
+        from evidence.bundle import BundleSummary, TargetStats
+        from evidence.report_bundle import _index
+
+        at = [format_time(T0 + dt.timedelta(seconds=s)) for s in (600, 1800)]
+        summary = BundleSummary(
+            vantage="v",
+            operator="o",
+            period_start=T0,
+            period_end=T0 + dt.timedelta(hours=1),
+            created_at=T0 + dt.timedelta(hours=1),
+            targets={"site": TargetStats("site", first_at=format_time(T0))},
+            outages=[],
+            range_start=0,
+            range_stop=10,
+            drift_events=[(at[0], "started", "site"), (at[1], "ended", "site")],
+        )
+        end = T0 + dt.timedelta(seconds=2400)
+        avail = _index(summary, ()).availability("site", T0, end, end)
+        assert (avail.monitored_s, avail.unmonitored_s) == (1200.0, 1200.0)

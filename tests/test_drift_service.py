@@ -154,6 +154,11 @@ def test_redesign_is_a_gap_and_a_real_fault_an_outage(
             lambda: service.sample("vigie_journey_drift", target="creation") == 0.0,
             what="the drift gauge back to 0",
         )
+        service.wait_for(
+            lambda: len(follower.of("drift")) == 2, what="the drift entries (started, ended)"
+        )
+        drift_entries = [(e["event"], e["target_id"]) for e in follower.of("drift")]
+        assert drift_entries == [("started", "creation"), ("ended", "creation")]
     finally:
         service.stop()
         follower.close()
