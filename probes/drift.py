@@ -474,14 +474,15 @@ async def conclude(
     step, action = failed
     drift, evidence, current = await watch.assess(step, action, baseline)
     artifacts: dict[str, str] = {}
+    compared = "baseline" in evidence and store is not None
     if current is not None:
         watch.fingerprints = {step: current}
         stored = await watch.store(store)
         if step in stored:
             evidence["fingerprint"] = stored[step]
-            if store is not None:
+            if compared:  # both sides of the comparison travel with the observation
                 artifacts[stored[step]] = FINGERPRINT_KIND
-    if "baseline" in evidence and store is not None:
+    if compared:
         artifacts[str(evidence["baseline"]["fingerprint"])] = FINGERPRINT_KIND
     record["assessment"] = evidence
     return drift, record, artifacts

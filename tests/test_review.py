@@ -25,7 +25,7 @@ from evidence.bundle import ExportRequest
 from evidence.ledger import open_ledger
 from evidence.outages import OutageTracker
 from evidence.review_cmd import record_review
-from evidence.reviews import ReviewError, check_review, review_body
+from evidence.reviews import Review, ReviewError, check_review, review_body
 from evidence.signing import NoteSigner
 from evidence.verify import verify_ledger
 from exporter.cli import main
@@ -51,6 +51,24 @@ class Reviewed:
             return main([args[0], "--config", str(self.config), *args[1:]])
         finally:
             structlog.reset_defaults()  # the CLI bound logging to pytest's captured stderr
+
+    def record(
+        self, verdict: str, by: str, reason: str, signer: NoteSigner | None = None
+    ) -> tuple[Review, list[dict[str, Any]]]:
+        """Append a review through the ledger API; the review and every entry after it."""
+        ledger = open_ledger(self.built.url, vantage="paris-1")
+        try:
+            review = record_review(
+                ledger,
+                signer or self.built.signer,
+                self.outage_id,
+                verdict=verdict,
+                by=by,
+                reason=reason,
+            )
+            return review, [json.loads(row.body) for row in ledger.iter_rows()]
+        finally:
+            ledger.close()
 
     def checkpoint(self) -> None:
         """What the service does after the review: sign the tree that now holds it."""
@@ -206,13 +224,7 @@ class TestForgedReviews:
     def test_review_signed_with_another_key_is_caught(self, reviewed: Reviewed) -> None:
         """A review appended with another key fails `vigie verify`, even under a checkpoint."""
         intruder = NoteSigner("paris-1", Ed25519PrivateKey.generate())
-        ledger = open_ledger(reviewed.built.url, vantage="paris-1")
-        try:
-            review = record_review(
-                ledger, intruder, reviewed.outage_id, verdict="dismissed", by="X", reason="faux"
-            )
-        finally:
-            ledger.close()
+        review, _ = reviewed.record("dismissed", "X", "faux", signer=intruder)
         reviewed.checkpoint()  # the vantage signs the tree without reading the entries
         for key in (reviewed.built.signer.verifier, None):  # given key, or the recorded one
             report = verify_ledger(reviewed.path, public_key=key)
@@ -222,19 +234,8 @@ class TestForgedReviews:
 
     def test_edited_reason_is_caught(self, reviewed: Reviewed) -> None:
         """A reason edited in the database: the entry's bytes and its signature both say so."""
-        ledger = open_ledger(reviewed.built.url, vantage="paris-1")
-        try:
-            review = record_review(
-                ledger,
-                reviewed.built.signer,
-                reviewed.outage_id,
-                verdict="confirmed",
-                by="Maître Dupont",
-                reason="vu",
-            )
-            body = json.loads(ledger.get(review.seq or 0))
-        finally:
-            ledger.close()
+        review, entries = reviewed.record("confirmed", "Maître Dupont", "vu")
+        body = dict(entries[review.seq or 0])  # the stored entry, with its seq and type
         reviewed.checkpoint()
         body["reason"] = "panne inventée"
         with pytest.raises(ReviewError, match="altered review"):
@@ -269,19 +270,7 @@ class TestForgedReviews:
 class TestReviewsInTheTracker:
     def test_rebuild_and_live_reviews_show_on_records(self, reviewed: Reviewed) -> None:
         """The tracker replays reviews at start-up; the same entry seen twice counts once."""
-        ledger = open_ledger(reviewed.built.url, vantage="paris-1")
-        try:
-            review = record_review(
-                ledger,
-                reviewed.built.signer,
-                reviewed.outage_id,
-                verdict="dismissed",
-                by="A",
-                reason="sélecteur obsolète",
-            )
-            entries = [json.loads(row.body) for row in ledger.iter_rows()]
-        finally:
-            ledger.close()
+        review, entries = reviewed.record("dismissed", "A", "sélecteur obsolète")
         tracker = OutageTracker.rebuild(entries, OutageRules(), (), ())
         [record] = tracker.records()
         assert record.dismissed
@@ -293,19 +282,7 @@ class TestReviewsInTheTracker:
         from exporter.statuspage import build_status_view, render_outage_page, render_status_view
         from probes.targets import Target
 
-        ledger = open_ledger(reviewed.built.url, vantage="paris-1")
-        try:
-            record_review(
-                ledger,
-                reviewed.built.signer,
-                reviewed.outage_id,
-                verdict="dismissed",
-                by="A. Admin",
-                reason="sélecteur obsolète",
-            )
-            entries = [json.loads(row.body) for row in ledger.iter_rows()]
-        finally:
-            ledger.close()
+        _, entries = reviewed.record("dismissed", "A. Admin", "sélecteur obsolète")
         targets = [Target(id="anef-accueil", kind="http", url="http://127.0.0.1/")]
         tracker = OutageTracker.rebuild(entries, OutageRules(), (), targets)
         now = BUILD_START + dt.timedelta(days=1)
@@ -337,31 +314,9 @@ class TestReviewsInExports:
         )
         reviewed.checkpoint()
         out = tmp_path / "panne.zip"
-        ledger = reviewed.built.open()
-        try:
-            from evidence.bundle import export_bundle
-
-            export_bundle(
-                ledger,
-                out,
-                dataclasses.replace(OUTAGE_PERIOD, outage_id=reviewed.outage_id),
-                signer=reviewed.built.signer,
-                artifacts_dir=reviewed.built.artifacts.root,
-                progress=False,
-            )
-        finally:
-            ledger.close()
+        flat = _pdf_text(reviewed, out)
         with zipfile.ZipFile(out) as zf:
-            entries = zf.read("observations.jsonl").decode()
-            (tmp_path / "report.pdf").write_bytes(zf.read("report.pdf"))
-        assert '"type":"review"' in entries
-        text = subprocess.run(
-            ["pdftotext", "-layout", str(tmp_path / "report.pdf"), "-"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        flat = " ".join(text.split())
+            assert b'"type":"review"' in zf.read("observations.jsonl")
         assert "écartée : sélecteur obsolète" in flat
         script = Path(__file__).parents[1] / "evidence/standalone/verify.py"
         result = subprocess.run(
@@ -518,18 +473,7 @@ class TestReviewsOnCentral:
         """`vigie central` reads the review with the outage: page and /outages.json say so."""
         from exporter.central import Central, CentralConfig, render_central_page
 
-        ledger = open_ledger(reviewed.built.url, vantage="paris-1")
-        try:
-            record_review(
-                ledger,
-                reviewed.built.signer,
-                reviewed.outage_id,
-                verdict="confirmed",
-                by="Maître Dupont",
-                reason="captures concordantes",
-            )
-        finally:
-            ledger.close()
+        reviewed.record("confirmed", "Maître Dupont", "captures concordantes")
         config = CentralConfig.model_validate(
             {"vantages": [{"ledger": reviewed.built.url}], "refresh_seconds": 0}
         )
