@@ -72,6 +72,9 @@ MAX_TEXT = 80
 # The page's shape: landmarks (with the text of top headings), forms (id and action path),
 # visible inputs (type and name), and the visible text of links and buttons. Sizes count
 # visible text and visible elements. Read-only: it never changes the page.
+# Cost, measured on the simulator's login page (Chromium headless, 2 shared cores, 50 runs,
+# 2026-12-07): median 4.9 ms per fingerprint against 1.8 ms for a trivial `evaluate` round trip
+# in the same run (ratio 2.7): about 15 ms for a three-step journey that takes 0.5-1 s.
 _FINGERPRINT_JS = """([patterns, maxItems, maxText]) => {
   const clip = (s) => { s = (s || '').replace(/\\s+/g, ' ').trim(); return s.slice(0, maxText); };
   const shown = (el) => {
