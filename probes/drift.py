@@ -122,7 +122,11 @@ _FINGERPRINT_JS = """([patterns, maxItems, maxText]) => {
   let elements = 0;
   if (body) for (const el of body.querySelectorAll('*')) if (el.getClientRects().length) elements++;
   const lower = text.toLowerCase();
-  const errors = patterns.filter((p) => lower.includes(p));
+  const errors = {};  // how many times each error text shows
+  for (const p of patterns) {
+    const n = lower.split(p).length - 1;
+    if (n) errors[p] = n;
+  }
   return {landmarks, forms, inputs, links, text_chars: text.length, elements, errors,
           title: clip(document.title), url: location.href};
 }"""
@@ -265,11 +269,14 @@ class DriftWatch:
             return None
         if not isinstance(raw, dict):
             return None
-        fingerprint = _structure(raw)
-        fingerprint["errors"] = [str(e) for e in raw.get("errors") or ()]
-        fingerprint["text_chars"] = _round2(int(raw.get("text_chars") or 0))  # type: ignore[assignment]
-        fingerprint["elements"] = _round2(int(raw.get("elements") or 0))  # type: ignore[assignment]
-        fingerprint["page_errors"] = self.page_errors  # type: ignore[assignment]
+        fingerprint: dict[str, Any] = dict(_structure(raw))
+        counts = raw.get("errors")
+        fingerprint["errors"] = (
+            {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {}
+        )
+        fingerprint["text_chars"] = _round2(int(raw.get("text_chars") or 0))
+        fingerprint["elements"] = _round2(int(raw.get("elements") or 0))
+        fingerprint["page_errors"] = self.page_errors
         return fingerprint
 
     async def snapshot(self, step: str) -> None:
@@ -331,7 +338,7 @@ class DriftWatch:
             evidence["text_chars"] = current["text_chars"]
             evidence["elements"] = current["elements"]
             evidence["page_errors"] = current["page_errors"]
-            errors = set(current["errors"]) - set((old or {}).get("errors") or ())
+            errors = _new_error_texts(current.get("errors"), (old or {}).get("errors"))
             evidence["error_texts"] = sorted(errors)
             if errors:
                 reasons.append(f"the page shows error text: {', '.join(sorted(errors))}")
@@ -356,6 +363,18 @@ class DriftWatch:
         evidence["verdict"] = "journey_drift" if drift else "failure"
         self.assessment = evidence
         return drift, evidence, current
+
+
+def _counts(value: Any) -> dict[str, int]:
+    if isinstance(value, dict):
+        return {str(k): int(v) for k, v in value.items()}
+    return dict.fromkeys((str(v) for v in value or ()), 1)  # a list: each text once
+
+
+def _new_error_texts(current: Any, baseline: Any) -> list[str]:
+    """Error texts shown more often than on the baseline (a footer's "maintenance" is not new)."""
+    before = _counts(baseline)
+    return sorted(k for k, n in _counts(current).items() if n > before.get(k, 0))
 
 
 class FingerprintBook:

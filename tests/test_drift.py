@@ -97,7 +97,7 @@ class TestBaseline:
         login = json.loads(fresh.store.get(fingerprints["lien-creation"]))
         assert "Première visite ? Créer votre compte" in login["links"]
         assert "input[type=password][name=password]" in login["inputs"]
-        assert login["errors"] == []
+        assert login["errors"] == {}
         # The same page twice gives the same fingerprint: one file, not one per check.
         assert fresh.check().drift["fingerprints"] == fingerprints
         assert json.loads(obs.to_json())["drift"] == {"fingerprints": fingerprints}
@@ -187,6 +187,17 @@ class TestStructure:
         new = {"links": ["A", "C"], "forms": ["form#x /p"], "inputs": [], "landmarks": ["main"]}
         assert structure_changes(old, new) == {"links": {"removed": ["B"], "added": ["C"]}}
         assert structure_changes(old, old) == {}
+
+    def test_error_text_counts_against_the_baseline(self) -> None:
+        """A footer's "maintenance" on every page is not new; a second mention, or a new one, is."""
+        from probes.drift import _new_error_texts
+
+        assert _new_error_texts({"maintenance": 1}, {"maintenance": 1}) == []
+        assert _new_error_texts({"maintenance": 2, "indisponible": 1}, {"maintenance": 1}) == [
+            "indisponible",
+            "maintenance",
+        ]
+        assert _new_error_texts({"erreur 503": 1}, None) == ["erreur 503"]
 
     def test_unreadable_baseline_is_no_baseline(self, tmp_path: Path) -> None:
         """A baseline whose fingerprint file is gone cannot prove drift (None, no error)."""
