@@ -687,10 +687,14 @@ class OutageTracker:
         if machine is None:
             return {}
         return {
-            kind: track.open.record()
+            kind: self._with_reviews(track.open.record())
             for kind, track in ((DOWN, machine.down), (DEGRADED, machine.degraded))
             if track.open is not None
         }
+
+    def _with_reviews(self, record: OutageRecord) -> OutageRecord:
+        reviews = self._reviews.get(record.id)
+        return dataclasses.replace(record, reviews=tuple(reviews)) if reviews else record
 
     def open_outages(self) -> list[OutageRecord]:
         """Outages going on now, oldest first."""
@@ -712,12 +716,7 @@ class OutageTracker:
             record = builder.record() if builder else OutageRecord.from_events(body)
             out.append(dataclasses.replace(record, opened_entry=entry))
         if self._reviews:
-            out = [
-                dataclasses.replace(r, reviews=tuple(self._reviews[r.id]))
-                if r.id in self._reviews
-                else r
-                for r in out
-            ]
+            out = [self._with_reviews(r) for r in out]
         return sorted(out, key=lambda r: (r.started_at, r.id))
 
     def record(self, outage_id: str) -> OutageRecord | None:

@@ -82,6 +82,14 @@ class Metrics:
             registry=r,
         )
         self._open_outage_ids: dict[tuple[str, str], str] = {}
+        self.outage_review = Gauge(
+            "vigie_outage_review_info",
+            "A person's review of each open outage (value is always 1): state confirmed or "
+            "dismissed, and its French text, for the alerts' follow-ups.",
+            ["target", "kind", "outage_id", "state", "text"],
+            registry=r,
+        )
+        self._reviews: dict[tuple[str, str], tuple[str, str, str]] = {}
         self.outage_started = Gauge(
             "vigie_outage_started_timestamp_seconds",
             "Unix time the open outage started (0: none open).",
@@ -231,6 +239,21 @@ class Metrics:
         else:
             self.outage_info.labels(target=target, kind=kind, outage_id=outage_id).set(1)
             self._open_outage_ids[key] = outage_id
+
+    def set_outage_review(
+        self, target: str, kind: str, review: tuple[str, str, str] | None
+    ) -> None:
+        """Publish the review (outage id, state, text) of the open outage of (target, kind)."""
+        key = (target, kind)
+        previous = self._reviews.get(key)
+        if previous == review:
+            return
+        if previous is not None:
+            self.outage_review.remove(target, kind, *previous)
+            del self._reviews[key]
+        if review is not None:
+            self.outage_review.labels(target, kind, *review).set(1)
+            self._reviews[key] = review
 
     def set_state(self, target: str, state: str) -> None:
         """Set the one-hot state of `target`."""

@@ -219,6 +219,14 @@ class OutageRecorder:
         for kind in KINDS:
             record = open_by_kind.get(kind)
             metrics.set_open_outage(target_id, kind, record.id if record else None)
+            review = record.review if record else None
+            metrics.set_outage_review(
+                target_id,
+                kind,
+                None
+                if review is None or record is None
+                else (record.id, review.verdict, review.text_fr),
+            )
             metrics.outage_open.labels(target=target_id, kind=kind).set(1 if record else 0)
             metrics.outage_started.labels(target=target_id, kind=kind).set(
                 record.start.timestamp() if record else 0

@@ -486,3 +486,19 @@ class TestReviewsOnCentral:
         assert "<em>constatée et vérifiée par Maître Dupont le " in html
         [outage] = view.to_dict()["outages"]
         assert outage["reviews"]["paris-1"]["state"] == "confirmed"
+
+
+class TestReviewMetric:
+    def test_review_of_an_open_outage_is_published_then_removed(self) -> None:
+        """`vigie_outage_review_info` carries the latest review; it goes when the outage ends."""
+        from exporter.metrics import Metrics
+
+        metrics = Metrics(vantage="paris-1", version="test")
+        metrics.set_outage_review("t", "down", ("t-1", "confirmed", "constatée"))
+        metrics.set_outage_review("t", "down", ("t-1", "dismissed", "écartée : motif"))
+        text = metrics.render().decode()
+        assert 'state="dismissed"' in text
+        assert 'text="écartée : motif"' in text
+        assert 'state="confirmed"' not in text
+        metrics.set_outage_review("t", "down", None)
+        assert "vigie_outage_review_info{" not in metrics.render().decode()
