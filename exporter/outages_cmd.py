@@ -63,6 +63,7 @@ CSV_FIELDS = (
     "artifacts_total",
     "first_seq",
     "last_seq",
+    "review",  # French review state: "constatée et vérifiée par …", "écartée : …", or empty
 )
 
 
@@ -201,6 +202,7 @@ def _row(record: OutageRecord) -> dict[str, Any]:
         "artifacts_total": record.artifacts_total,
         "first_seq": "" if record.first_seq is None else record.first_seq,
         "last_seq": "" if record.last_seq is None else record.last_seq,
+        "review": "" if record.review is None else record.review.text_fr,
     }
 
 

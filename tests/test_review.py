@@ -176,6 +176,10 @@ class TestReviewCommand:
         capsys.readouterr()
         assert reviewed.cli("outages") == 0
         assert "review: dismissed by A. Admin" in capsys.readouterr().out
+        assert reviewed.cli("outages", "--format", "csv") == 0
+        csv_text = capsys.readouterr().out
+        assert csv_text.splitlines()[0].endswith(",review")
+        assert "écartée : sélecteur obsolète, voir le ticket 12 (par A. Admin le " in csv_text
 
     def test_core_outage_is_pending_until_reviewed(
         self, reviewed: Reviewed, capsys: pytest.CaptureFixture[str]
