@@ -14,7 +14,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from evidence.availability import PARIS, AvailabilityIndex
+from evidence.availability import PARIS, AvailabilityIndex, IntervalList
 from evidence.maintenance import MaintenanceError, check_windows, overlap_label, overlap_seconds
 from evidence.reviews import ENTRY_REVIEW, Review, review_state
 
@@ -603,7 +603,17 @@ class OutageTracker:
         known = self._reviews.setdefault(review.outage_id, [])
         if review.seq is None or all(r.seq != review.seq for r in known):
             known.append(review)  # the same entry seen twice (own append, then followed): once
+        self._refresh_dismissed(review.target_id)
         return review
+
+    def _refresh_dismissed(self, target_id: str) -> None:
+        """The target's dismissed outages, as unmonitored time (reviews are rare: rebuilt)."""
+        spans = [
+            (r.start.timestamp(), None if r.end is None else r.end.timestamp())
+            for r in self.records()
+            if r.target_id == target_id and r.dismissed
+        ]
+        self.index.timeline(target_id).dismissed = IntervalList(spans)
 
     @classmethod
     def rebuild(
@@ -979,6 +989,8 @@ class OutageTracker:
         self._closed[outage_id] = OutageRecord.from_events(
             opened, body, opened_entry=opened_entry, closed_entry=entry
         )
+        if outage_id in self._reviews:
+            self._refresh_dismissed(str(body["target_id"]))
         if intervals.is_open:
             intervals.close(end)
         else:

@@ -428,6 +428,8 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
             continue
         timeline = index.timeline(record.target_id)
         intervals = timeline.down if record.kind == "down" else timeline.degraded
+        if record.dismissed:  # a person said it was no outage of the site: unmonitored
+            intervals = timeline.dismissed
         end_ts = record.end.timestamp() if record.end is not None else None
         intervals.add(record.start.timestamp(), end_ts)
 

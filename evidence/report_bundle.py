@@ -176,6 +176,8 @@ def _index(summary: BundleSummary, maintenance: Sequence[Any]) -> AvailabilityIn
     for record in summary.outages:
         timeline = index.timeline(record.target_id)
         intervals = timeline.down if record.kind == "down" else timeline.degraded
+        if record.dismissed:  # a person said it was no outage of the site: unmonitored
+            intervals = timeline.dismissed
         end = record.end
         intervals.add(record.start.timestamp(), None if end is None else end.timestamp())
     return index

@@ -506,3 +506,25 @@ class TestReviewMetric:
         assert 'state="confirmed"' not in text
         metrics.set_outage_review("t", "down", None)
         assert "vigie_outage_review_info{" not in metrics.render().decode()
+
+
+class TestDismissedAvailability:
+    def test_dismissed_outage_is_unmonitored_not_down(self, reviewed: Reviewed) -> None:
+        """Dismissed, the outage's time leaves the down time for the unmonitored time; a later
+        confirmation puts it back."""
+        from probes.targets import Target
+
+        targets = [Target(id="anef-accueil", kind="http", url="http://127.0.0.1/")]
+        day = (BUILD_START, BUILD_START + dt.timedelta(hours=1))
+
+        def availability(entries: list[dict[str, Any]]) -> tuple[float, float]:
+            tracker = OutageTracker.rebuild(entries, OutageRules(), (), targets)
+            a = tracker.index.availability("anef-accueil", *day, day[1])
+            return a.down_s, a.unmonitored_s
+
+        _, entries = reviewed.record("confirmed", "A", "vu")
+        assert availability(entries) == (600.0, 0.0)
+        _, entries = reviewed.record("dismissed", "A", "sélecteur obsolète")
+        assert availability(entries) == (0.0, 600.0)
+        _, entries = reviewed.record("confirmed", "B", "finalement réelle")
+        assert availability(entries) == (600.0, 0.0)
