@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from evidence.outages import ENTRY_OUTAGE, OutageRecord, format_duration_fr, outages_from_entries
 from evidence.reviews import ENTRY_REVIEW, review_state
-from exporter.config import ConfigError
+from exporter.config import ConfigError, OpenDataSettings
 from exporter.statuspage import _STYLE, html_page, paris_time
 
 __all__ = [
@@ -65,6 +65,7 @@ class VantageSource(BaseModel):
     password: SecretStr | None = None
     password_env: str | None = None  # name of an environment variable holding the password
     bundle: Path | None = None
+    public_url: str | None = None  # its status page, for links to its evidence (open data)
 
     @model_validator(mode="after")
     def _one_source(self) -> VantageSource:
@@ -74,6 +75,8 @@ class VantageSource(BaseModel):
             ("postgresql://", "postgres://", "sqlite:///")
         ):
             raise ValueError("ledger URL must start with postgresql:// or sqlite:///")
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with http:// or https://")
         return self
 
     def secret(self) -> str | None:
@@ -107,6 +110,7 @@ class CentralConfig(BaseModel):
     title: str = "Vigie — vue d'ensemble des points d'observation"
     targets: dict[str, str] = Field(default_factory=dict)  # target id -> name shown
     refresh_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    open_data: OpenDataSettings = OpenDataSettings()  # licence of /outages.csv, .atom, ...
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -406,6 +410,14 @@ class Central:
             )
             return self._view
 
+    def public_urls(self) -> dict[str, str]:
+        """Vantage name -> the public address its source configures (read ones only)."""
+        return {
+            reader.state.vantage: reader.source.public_url
+            for reader in self._readers
+            if reader.state.vantage and reader.source.public_url
+        }
+
     def close(self) -> None:
         """Close the ledger connections."""
         with self._lock:
@@ -420,7 +432,8 @@ _CENTRAL_FOOTER = """\
 Vigie observe en lecture seule, depuis plusieurs réseaux indépendants. Cette page lit
 les registres signés de chaque point d'observation sans jamais les modifier ; chaque registre
 se vérifie avec <code>vigie verify</code>, chaque archive de preuves aussi. Heures affichées :
-heure de Paris. <a href="/outages.json">Données (JSON)</a>."""
+heure de Paris. Données ouvertes : <a href="/outages.json">JSON</a>,
+<a href="/outages.csv">CSV</a>, <a href="/outages.atom">flux des pannes (Atom)</a>."""
 
 
 def _confirm_cell(outage: ConfirmedOutage, view: CentralView) -> str:
@@ -552,6 +565,16 @@ def build_app(central: Central) -> Any:
     app.router.add_get("/", page)
     app.router.add_get("/outages.json", data)
     app.router.add_get("/healthz", healthz)
+
+    async def open_data(request: web.Request) -> Any:
+        from exporter.opendata import central_open_data
+
+        view = await asyncio.to_thread(central.view)
+        return central_open_data(view, request, central.config.open_data, central.public_urls())
+
+    from exporter.opendata import add_open_data_routes
+
+    add_open_data_routes(app, open_data, skip=("/outages.json",))  # its own JSON, above
     return app
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from evidence.attestation_cmd import add_commands as add_attestation_commands
 from evidence.commands import add_commands as add_evidence_commands
 from evidence.export_cmd import add_commands as add_export_commands
 from evidence.review_cmd import add_commands as add_review_commands
@@ -296,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_outage_commands(sub, load_settings)
     add_review_commands(sub, load_settings)
     add_central_commands(sub, load_settings)
+    add_attestation_commands(sub, load_settings)
     return parser
 
 

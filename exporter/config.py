@@ -133,6 +133,19 @@ class EvidenceAuth(_Section):
     password: SecretStr
 
 
+class OpenDataSettings(_Section):
+    """The licence published with the open data (`/datapackage.json`, `/outages.atom`)."""
+
+    licence_name: Annotated[str, Field(min_length=1)] = "etalab-2.0"  # SPDX identifier
+    licence_title: Annotated[str, Field(min_length=1)] = "Licence Ouverte / Open Licence 2.0"
+    licence_url: str = "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"
+
+    @field_validator("licence_url")
+    @classmethod
+    def _licence_url(cls, value: str) -> str:
+        return validate_http_url(value)
+
+
 class BrowserSettings(_Section):
     """The headless browser used by `browser` targets."""
 
@@ -171,6 +184,7 @@ class Settings(BaseSettings):
     max_concurrency: Annotated[int, Field(ge=1, le=1000)] = 64
     evidence_auth: EvidenceAuth | None = None
     public_url: str | None = None
+    open_data: OpenDataSettings = OpenDataSettings()
     min_interval: Duration = 1.0
 
     @classmethod

@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from exporter.attestation_routes import add_attestation_routes
 from exporter.evidence_routes import make_evidence_handler
 from exporter.metrics import CONTENT_TYPE_LATEST
+from exporter.opendata import OpenData, add_open_data_routes, service_open_data
 from exporter.review_routes import REVIEW_ROUTE, add_review_routes
 from exporter.statuspage import render_outage_by_id, render_status_page
 
@@ -68,5 +70,11 @@ def build_app(service: Service) -> web.Application:
     app.router.add_get("/", _status)
     app.router.add_get("/outages/{outage_id}", _outage)
     app.router.add_get("/outages/{id}/evidence.zip", make_evidence_handler(service))
+
+    async def open_data(request: web.Request) -> OpenData:
+        return service_open_data(service, request)
+
+    add_open_data_routes(app, open_data)
+    add_attestation_routes(app, service)
     add_review_routes(app, service)
     return app

@@ -380,7 +380,9 @@ def _scope(target_ids: Iterable[str], names: Mapping[str, str]) -> str:
 
 _FOOTER = """Vigie observe en lecture seule : aucune démarche n'est effectuée, aucun compte
 n'est créé. Chaque observation est conservée dans un registre signé et infalsifiable.
-Heures affichées : heure de Paris. <a href="/metrics">Métriques Prometheus</a>."""
+Heures affichées : heure de Paris. <a href="/metrics">Métriques Prometheus</a>.
+Données ouvertes : <a href="/outages.atom">flux des pannes (Atom)</a>,
+<a href="/outages.csv">CSV</a>, <a href="/datapackage.json">description</a>."""
 
 
 def html_page(title: str, body: str, *, style: str = _STYLE, footer: str = _FOOTER) -> str:
@@ -388,7 +390,9 @@ def html_page(title: str, body: str, *, style: str = _STYLE, footer: str = _FOOT
     return f"""<!DOCTYPE html>
 <html lang="fr">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(title)}</title><style>{style}</style></head>
+<title>{escape(title)}</title><style>{style}</style>
+<link rel="alternate" type="application/atom+xml" title="Pannes confirmées" href="/outages.atom">
+</head>
 <body>
 {body}
 <footer><p>{footer}</p></footer>
@@ -482,7 +486,9 @@ def _outages_table(view: StatusView) -> str:
             f"<td>{escape(o.duration)}</td><td>{escape(o.causes)}{_review_note(o)}</td>"
             f"<td>{maintenance}</td>"
             f'<td><a href="{escape(o.url)}">Détail<span class="sr"> de la panne '
-            f"{escape(o.target_name)} du {escape(o.started)}</span></a></td></tr>"
+            f"{escape(o.target_name)} du {escape(o.started)}</span></a><br>"
+            f'<a href="{escape(o.url)}/attestation.zip">Attestation pour cette panne'
+            f'<span class="sr"> ({escape(o.target_name)}, {escape(o.started)})</span></a></td></tr>'
         )
     more = ""
     if view.outages_total > len(view.outages):
@@ -612,6 +618,9 @@ def render_outage_page(
 <p><a href="{escape(view.url)}/evidence.zip">Télécharger le dossier de preuves (zip)</a> :
 observations, captures, preuves d'inclusion dans le registre signé, et un vérificateur
 autonome.</p>
+<p><a href="{escape(view.url)}/attestation.zip">Attestation pour cette panne</a> (PDF d'une ou
+deux pages, avec son archive de preuves) ; pour une autre plage horaire :
+<a href="/attestation">attestation d'observation</a>.</p>
 <h2>Vérification par une personne</h2>
 <p>{escape(view.review or "Pas encore vérifiée.")} <a href="{escape(view.url)}/review">Vérifier
 cette panne</a> (accès protégé par le mot de passe des preuves ; la vérification est signée et

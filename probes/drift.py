@@ -173,8 +173,12 @@ class StepBaseline:
     seq: int | None  # ledger seq of the successful observation that recorded it
 
     def to_dict(self) -> dict[str, Any]:
-        """As recorded in an observation."""
-        return {"fingerprint": self.sha256, "seq": self.seq}
+        """As recorded in an observation.
+
+        The ledger seq is under "observation", never a nested "seq": readers find an entry's
+        own "seq" by its key in the canonical bytes, and "drift" sorts before "seq".
+        """
+        return {"fingerprint": self.sha256, "observation": self.seq}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -307,7 +311,7 @@ class DriftWatch:
         Drift needs all of: a drift-prone step, a baseline for it, a document answered 2xx,
         no error text new since the baseline, a page of normal size, no failed or pending
         request of the site's own scripts, no new uncaught script error, and a page whose
-        shape differs from the baseline.
+        shape differs from the baseline with something new in it (not only losses).
         """
         reasons: list[str] = []
         evidence: dict[str, Any] = {"step": step, "action": action}
@@ -358,6 +362,10 @@ class DriftWatch:
                 evidence["changes"] = changes
                 if not changes:
                     reasons.append("the page has the same shape as in the last successful run")
+                elif not any(c["added"] for c in changes.values()):
+                    # A redesign puts something in place of what it moves or renames; a page
+                    # that only lost elements (a form field, a link) is broken, not redesigned.
+                    reasons.append("the page only lost elements, nothing new took their place")
         evidence["reasons"] = reasons
         drift = not reasons
         evidence["verdict"] = "journey_drift" if drift else "failure"
@@ -460,7 +468,7 @@ def _steps_of(carried: Mapping[str, Any]) -> dict[str, StepBaseline]:
     out: dict[str, StepBaseline] = {}
     for step, value in carried.items():
         if isinstance(value, Mapping) and isinstance(value.get("fingerprint"), str):
-            seq = value.get("seq")
+            seq = value.get("observation")
             out[str(step)] = StepBaseline(
                 str(value["fingerprint"]), seq if isinstance(seq, int) else None
             )

@@ -51,6 +51,20 @@ class BuiltLedger:
     def open(self) -> SqlLedger:
         return open_ledger(self.url, vantage=self.signer.name, readonly=True)
 
+    def save_key(self, path: Path) -> Path:
+        """Write the signing key to `path` (PEM, mode 0600), as `signing.key` expects it."""
+        from cryptography.hazmat.primitives import serialization
+
+        path.write_bytes(
+            self.signer._key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        path.chmod(0o600)
+        return path
+
     def export(self, out: Path, request: ExportRequest, **options: Any) -> ExportResult:
         """`export_bundle` of this ledger to `out`, signed, with its artifacts, no progress."""
         ledger = self.open()

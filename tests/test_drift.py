@@ -118,7 +118,7 @@ class TestDrift:
         assert assessment["step"] == "lien-creation"
         assert assessment["reasons"] == []
         assert assessment["http_status"] == 200
-        assert assessment["baseline"]["seq"] == fresh.seq - 1
+        assert assessment["baseline"]["observation"] == fresh.seq - 1
         links = assessment["changes"]["links"]
         assert "Première visite ? Créer votre compte" in links["removed"]
         assert "Ouvrir mon espace ANEF" in links["added"]
@@ -133,7 +133,8 @@ class TestDrift:
         assert [s.ok for s in obs.steps] == [True, True, False, False][: len(obs.steps)]
         assert obs.steps[0].name == LOAD_STEP
         # The baseline is carried in the failure, so a restart finds it in the ledger.
-        assert obs.drift["baseline"]["lien-creation"]["seq"] == fresh.seq - 1
+        assert obs.drift["baseline"]["lien-creation"]["observation"] == fresh.seq - 1
+        assert b'"seq":' not in json.dumps(obs.drift).replace(" ", "").encode()
         assert fresh.sim.counts.writes == 0
 
     def test_without_a_baseline_it_stays_step_failed(self, fresh: Journeys) -> None:
@@ -171,6 +172,17 @@ class TestRealFaults:
         if reason is not None:
             reasons = " ".join(obs.drift["assessment"]["reasons"])
             assert reason in reasons
+
+    def test_missing_form_field_is_not_drift(self, fresh: Journeys) -> None:
+        """A form that lost its e-mail field, nothing new in its place: broken, not redesigned."""
+        fresh.sim.set_fault(
+            "/auth/realms/anef-usagers/login-actions/registration", "form_missing", host="login"
+        )
+        obs = fresh.check(timeout=3.0)
+        assert obs.outcome is Outcome.STEP_FAILED
+        assessment = obs.drift["assessment"]
+        assert assessment["changes"]["inputs"]["removed"] == ["input[type=email][name=email]"]
+        assert "only lost elements" in " ".join(assessment["reasons"])
 
     def test_blank_page_of_the_same_version_is_not_drift(self, fresh: Journeys) -> None:
         """A page that never renders (spinner) is a failure even with a baseline to compare."""

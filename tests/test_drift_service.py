@@ -83,7 +83,7 @@ def test_redesign_is_a_gap_and_a_real_fault_an_outage(
         }
         sim.set_portal_version(2)
         drift = follower.wait(_observation("journey_drift"), "a journey_drift observation")
-        assert drift["drift"]["assessment"]["baseline"]["seq"] >= ok["seq"]
+        assert drift["drift"]["assessment"]["baseline"]["observation"] >= ok["seq"]
         for _ in range(3):  # more than confirm_after
             follower.wait(_observation("journey_drift"), "another journey_drift observation")
         service.wait_for(

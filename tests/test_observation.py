@@ -38,7 +38,7 @@ def _full() -> Observation:
         error="step click failed",
         environment={"os": "Linux", "local_ips": ["192.0.2.2"]},
         timings={"ttfb": 0.2},
-        drift={"baseline": {"click": {"fingerprint": "22" * 32, "seq": 3}}},
+        drift={"baseline": {"click": {"fingerprint": "22" * 32, "observation": 3}}},
         seq=7,
     )
 

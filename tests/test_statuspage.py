@@ -263,12 +263,22 @@ class TestOutageList:
     def test_rows_link_to_outage_pages(self) -> None:
         """Each outage links to /outages/<id> with a descriptive accessible name."""
         root = page(history())
-        links = root.find_all("table")[1].find_all("a")
+        every = root.find_all("table")[1].find_all("a")
+        links = [a for a in every if not a.attrs["href"].endswith("/attestation.zip")]
         assert [a.attrs["href"] for a in links] == [
             "/outages/evil-20261123T120140Z",
             "/outages/site-20261123T120010Z",
         ]
         assert all("Détail de la panne" in a.text for a in links)
+        attestations = [a for a in every if a not in links]
+        assert [a.attrs["href"] for a in attestations] == [
+            f"{h}/attestation.zip"
+            for h in [
+                "/outages/evil-20261123T120140Z",
+                "/outages/site-20261123T120010Z",
+            ]
+        ]
+        assert all("Attestation pour cette panne" in a.text for a in attestations)
 
     def test_maintenance_label_shown(self) -> None:
         """An outage inside an announced window shows the window's label in its row."""
