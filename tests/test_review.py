@@ -528,3 +528,15 @@ class TestDismissedAvailability:
         assert availability(entries) == (0.0, 600.0)
         _, entries = reviewed.record("confirmed", "B", "finalement réelle")
         assert availability(entries) == (600.0, 0.0)
+
+
+class TestReviewsInOpenData:
+    def test_published_outage_carries_its_review(self, reviewed: Reviewed) -> None:
+        """The open data's outage (CSV, JSON, datapackage) has a 'review' column, filled in."""
+        from exporter.opendata import OUTAGE_FIELDS, record_outage
+
+        _, entries = reviewed.record("dismissed", "A. Admin", "sélecteur obsolète")
+        [record] = OutageTracker.rebuild(entries, OutageRules(), (), ()).records()
+        published = record_outage(record, "Accueil", ["paris-1"])
+        assert published.review.startswith("écartée : sélecteur obsolète (par A. Admin le ")
+        assert OUTAGE_FIELDS[-1][0] == "review"
