@@ -540,3 +540,25 @@ class TestReviewsInOpenData:
         published = record_outage(record, "Accueil", ["paris-1"])
         assert published.review.startswith("écartée : sélecteur obsolète (par A. Admin le ")
         assert OUTAGE_FIELDS[-1][0] == "review"
+
+
+class TestReviewsInAttestations:
+    def test_attestation_says_the_outage_was_dismissed(
+        self, reviewed: Reviewed, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`vigie attestation` (JSON figures) carries the review of each outage it lists."""
+        reviewed.record("dismissed", "A. Admin", "sélecteur obsolète")
+        reviewed.checkpoint()
+        capsys.readouterr()
+        code = reviewed.cli(
+            "attestation",
+            "--target",
+            "anef-accueil",
+            "--window",
+            "2026-11-23T10:00/11:00",
+            "--format",
+            "json",
+        )
+        out = capsys.readouterr().out
+        assert code == 0, out
+        assert "écartée : sélecteur obsolète (par A. Admin le " in out
