@@ -328,6 +328,32 @@ class TestReviewsInExports:
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "1 vérification(s) humaine(s) de panne" in result.stdout
+        from evidence.bundle_verify import verify_bundle
+
+        report = verify_bundle(out)
+        assert report.ok, report.summary()
+
+    def test_forged_review_in_a_bundle_is_caught(
+        self, reviewed: Reviewed, tmp_path: Path, bare_python: Path
+    ) -> None:
+        """A review signed with another key fails `vigie verify` and verify.py on the bundle."""
+        from evidence.bundle_verify import verify_bundle
+
+        intruder = NoteSigner("paris-1", Ed25519PrivateKey.generate())
+        review, _ = reviewed.record("dismissed", "X", "faux", signer=intruder)
+        reviewed.checkpoint()
+        out = tmp_path / "panne.zip"
+        _pdf_text(reviewed, out)
+        report = verify_bundle(out)
+        assert not report.ok
+        assert report.entry == review.seq
+        assert "forged review" in (report.error or "")
+        script = Path(__file__).parents[1] / "evidence/standalone/verify.py"
+        result = subprocess.run(
+            [str(bare_python), str(script), str(out)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 1
+        assert "autre clé" in result.stdout
 
 
 def _pdf_text(reviewed: Reviewed, out: Path, settings: Any = None) -> str:
