@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from evidence.availability import PARIS
 from evidence.outages import ENTRY_GAP, ENTRY_OUTAGE, OutageRecord, outages_from_entries
+from evidence.reviews import ENTRY_REVIEW
 
 if TYPE_CHECKING:
     from evidence.ledger import Ledger
@@ -316,6 +317,7 @@ class WindowFacts:
                     "started_at": o.started_at,
                     "ended_at": o.ended_at,
                     "failed_checks": o.failed_checks,
+                    "review": None if o.review is None else o.review.text_fr,
                 }
                 for o in self.outages
             ],
@@ -403,7 +405,7 @@ def _history(
     gaps = []
     first: dict[str, dt.datetime] = {}
     for row in ledger.iter_rows(0):
-        if row.type == ENTRY_OUTAGE:
+        if row.type in {ENTRY_OUTAGE, ENTRY_REVIEW}:  # events, and people's reviews of them
             event = json.loads(row.body)
             event.setdefault("seq", row.seq)
             events.append(event)

@@ -57,6 +57,7 @@ from evidence.ledger import (
     Ledger,
 )
 from evidence.outages import (
+    ENTRY_DRIFT,
     ENTRY_GAP,
     ENTRY_OUTAGE,
     ENTRY_VANTAGE,
@@ -65,6 +66,7 @@ from evidence.outages import (
     outages_from_entries,
 )
 from evidence.report_facts import ReportFacts
+from evidence.reviews import ENTRY_REVIEW
 from evidence.signing import NoteSigner
 
 __all__ = [
@@ -241,6 +243,8 @@ class BundleSummary:
     # the period asked for, when the data cover only part of it (`period_*` are the data's)
     requested_start: dt.datetime | None = None
     requested_end: dt.datetime | None = None
+    # (at, event, target): journey drift started/ended (unmonitored time of that journey)
+    drift_events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     # every distinct environment fact, each target's addresses, the clock jumps (report)
     report_facts: ReportFacts = dataclasses.field(default_factory=ReportFacts)
 
@@ -1486,7 +1490,7 @@ def _other_entries(
 ) -> None:
     """Outage events, checkpoints and timestamps among the (seq, type, body) `rows`."""
     for seq, kind, body in rows:
-        if kind == ENTRY_OUTAGE:
+        if kind in {ENTRY_OUTAGE, ENTRY_REVIEW}:  # reviews: the outages' review state
             outage = json.loads(body)
             outage.setdefault("seq", seq)
             outages.append(outage)
@@ -1501,6 +1505,11 @@ def _other_entries(
         elif kind == ENTRY_VANTAGE:
             event = json.loads(body)
             summary.vantage_events.append((str(event.get("at") or ""), str(event.get("event"))))
+        elif kind == ENTRY_DRIFT:
+            event = json.loads(body)
+            summary.drift_events.append(
+                (str(event.get("at") or ""), str(event.get("event")), str(event.get("target_id")))
+            )
         elif kind == CLOCK_JUMP:
             summary.report_facts.clock_jump(seq, json.loads(body))
 
@@ -1682,7 +1691,7 @@ def _write_outage(
     marker = f'"outage_id":"{outage_id}"'.encode()
     for rows in ledger.row_chunks(0, size, _CHUNK):  # type: ignore[attr-defined]
         for seq, kind, body, _leaf in rows:
-            if kind == ENTRY_OUTAGE and marker in body:
+            if kind in {ENTRY_OUTAGE, ENTRY_REVIEW} and marker in body:  # with its reviews
                 event = json.loads(body)
                 event.setdefault("seq", seq)
                 events.append(event)

@@ -25,6 +25,7 @@ from typing import IO, Any
 from evidence import merkle
 from evidence.bundle import BUNDLE_FORMAT, aligned_ranges
 from evidence.checkpoint import Checkpoint, CheckpointError
+from evidence.reviews import ENTRY_REVIEW, ReviewError, check_review
 from evidence.signing import NoteError, NoteVerifier, open_note
 
 __all__ = ["BundleReport", "print_bundle_report", "verify_bundle", "verify_bundle_cli"]
@@ -166,6 +167,23 @@ class _Verifier:
         self.check_streamed(manifest)
         self.check_timestamps()
         self.check_artifacts(manifest)
+        self.check_reviews(verifier)
+
+    def check_reviews(self, verifier: NoteVerifier) -> None:
+        """People's reviews of outages: signed by the vantage key over exactly their fields."""
+        with self.open("observations.jsonl") as lines:
+            for line in lines:
+                if b'"type":"review"' not in line:
+                    continue
+                entry = json.loads(line)
+                if entry.get("type") != ENTRY_REVIEW:
+                    continue
+                try:
+                    check_review(entry, verifier)
+                except ReviewError as exc:
+                    raise _FailureError(
+                        "observations.jsonl", f"review of an outage: {exc}", entry.get("seq")
+                    ) from None
 
     def check_members(self) -> None:
         """Each name once, no folder entry holding data: a second copy of a file could be

@@ -801,9 +801,10 @@ def _summary(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
     story.append(
         _p(
             "La disponibilité est la part du temps surveillé pendant laquelle le service n'était "
-            "pas en interruption confirmée. Le temps non surveillé (Vigie arrêté, ou connexion "
-            "du point d'observation coupée) n'est compté ni comme disponible ni comme "
-            "indisponible ; il est indiqué à part.",
+            "pas en interruption confirmée. Le temps non surveillé (Vigie arrêté, connexion "
+            "du point d'observation coupée, ou parcours à mettre à jour après un changement "
+            "des pages du site) n'est compté ni comme disponible ni comme indisponible ; il est "
+            "indiqué à part.",
             s.body,
         )
     )
@@ -935,7 +936,11 @@ def _outage_cells(
         _p(_e(_short_datetime(row.started_at)), s.cell),
         _p(_e(end), s.cell),
         _p(_e(format_duration_fr(row.duration_s)) + marks, s.cell),
-        _p(_e(row.cause or "—"), s.cell),
+        _p(
+            _e(row.cause or "—")
+            + (f"<br/><i>Vérification : {_e(row.review)}</i>" if row.review else ""),
+            s.cell,
+        ),
         _p(_e(row.maintenance or "non"), s.cell),
     ]
     if corroborated:

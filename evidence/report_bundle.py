@@ -40,6 +40,7 @@ from evidence.report_data import (
     TargetReport,
 )
 from evidence.report_facts import ReportFacts, parse_time, sample_environment
+from evidence.reviews import review_required
 from probes.targets import CONTROL_PREFIX
 
 if TYPE_CHECKING:
@@ -162,9 +163,20 @@ def _index(summary: BundleSummary, maintenance: Sequence[Any]) -> AvailabilityIn
         elif event == "online" and offline_open:
             index.vantage_offline.close(at.timestamp())
             offline_open = False
+    for at_text, event, target_id in sorted(summary.drift_events):  # journey to update
+        at = parse_time(at_text)
+        if at is None:
+            continue
+        drift = index.timeline(target_id).drift
+        if event == "started" and not drift.is_open:
+            drift.add(at.timestamp())
+        elif event == "ended":
+            drift.close(at.timestamp())
     for record in summary.outages:
         timeline = index.timeline(record.target_id)
         intervals = timeline.down if record.kind == "down" else timeline.degraded
+        if record.dismissed:  # a person said it was no outage of the site: unmonitored
+            intervals = timeline.dismissed
         end = record.end
         intervals.add(record.start.timestamp(), None if end is None else end.timestamp())
     return index
@@ -290,6 +302,7 @@ def _outage_rows(
             now,
             vantages=names.get(record.id, ()) if names is not None else (),
             vantage_count=0 if names is not None else summary.corroboration.get(record.id, 0),
+            review_required=review_required(summary.settings, record.target_id),
         )
         for record in sorted(summary.outages, key=lambda r: (r.started_at, r.id))
     )

@@ -21,11 +21,12 @@ from evidence.ledger import EntryBody, Ledger, LedgerError, LedgerWriter, open_l
 from evidence.signing import NoteSigner, SigningKeyError, keygen, load_private_key
 from exporter.config import Settings
 from exporter.metrics import Metrics
+from probes.drift import FingerprintBook
 
 if TYPE_CHECKING:
     from evidence.timestamp import HttpTimestamper
 
-__all__ = ["Evidence", "EvidenceError", "open_evidence"]
+__all__ = ["Evidence", "EvidenceError", "journey_fingerprints", "open_evidence"]
 
 log = structlog.get_logger("vigie.evidence")
 
@@ -170,3 +171,12 @@ async def open_evidence(settings: Settings, metrics: Metrics) -> Evidence:
         checkpointer=checkpointer,
         description=redact_url(ledger_settings.url),
     )
+
+
+async def journey_fingerprints(settings: Settings, evidence: Evidence) -> FingerprintBook:
+    """The journeys' last successful fingerprints, found in the ledger (survives restarts)."""
+    book = FingerprintBook(load=evidence.artifacts.get)
+    journeys = [t.id for t in settings.targets if t.kind == "browser"]
+    await asyncio.to_thread(book.seed_from_ledger, evidence.ledger, journeys)
+    log.info("journey_baselines", found=[t for t in journeys if book.baseline(t) is not None])
+    return book

@@ -35,6 +35,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from probes.base import ArtifactStore, ProbeContext, ProbeSettings
 from probes.browser_runtime import BrowserRuntime, BrowserUnavailableError
+from probes.drift import DRIFT_ACTIONS, DriftWatch, conclude
 from probes.observation import (
     BlockedRequest,
     Observation,
@@ -282,6 +283,9 @@ class _Check:
         self.body_task: asyncio.Future[bytes | None] | None = None
         self.timing_task: asyncio.Future[Any] | None = None
         self.notes: list[str] = []
+        self.drift: DriftWatch | None = None  # page drift evidence (probes/drift.py)
+        self.failed_step: Step | None = None
+        self.drift_record: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- driving
 
@@ -314,8 +318,9 @@ class _Check:
             await self._finish_background()
             if self.page is not None and self.page.url.startswith(_ALLOWED_SCHEMES):
                 self.final_url = self.page.url
+            artifacts = await self._conclude_drift()
             if self.failure is not None or self.ctx.capture:
-                artifacts = await self._capture(failed=self.failure is not None)
+                artifacts.update(await self._capture(failed=self.failure is not None))
             if self.failure is not None:
                 artifacts.update(await self._capture_warc(started))
         finally:
@@ -354,6 +359,7 @@ class _Check:
         context.on("console", self._on_webrtc)
         page = await context.new_page()
         self.page = page
+        self.drift = DriftWatch(page)
         context.on("page", self._on_new_page)
         page.on("console", self._on_console)
         page.on("pageerror", self._on_page_error)
@@ -381,7 +387,10 @@ class _Check:
                 action=self._action(step),
             )
             if not ok:
+                self.failed_step = step
                 return
+            if step.action in DRIFT_ACTIONS and step.action != "click" and self.drift:
+                await self.drift.snapshot(step.label)  # the page this step looked at
 
     async def _step(
         self,
@@ -589,6 +598,8 @@ class _Check:
                 f"{selector!r} is a {tag}, not a link or a button: click only follows links "
                 "and presses buttons",
             )
+        if self.drift is not None and self.current is not None:
+            await self.drift.snapshot(self.current[0])  # the page as the click found it
         try:
             # Returns once a navigation the click started has committed (Playwright waits for
             # it), so the wait below looks at the new document.
@@ -862,6 +873,25 @@ class _Check:
 
     # ------------------------------------------------------------ observation
 
+    async def _conclude_drift(self) -> dict[str, str]:
+        """Tell drift from failure for a failed step; keep a success's fingerprints."""
+        failure, step = self.failure, self.failed_step
+        failed = None
+        if failure is not None and failure.outcome is Outcome.STEP_FAILED and step is not None:
+            failed = (step.label, step.action)
+        drift, self.drift_record, artifacts = await conclude(
+            self.drift,
+            success=failure is None,
+            failed=failed,
+            baseline=self.ctx.baseline,
+            store=self.settings.artifacts,
+        )
+        if drift and failure is not None:
+            self.failure = _Failure(
+                Outcome.JOURNEY_DRIFT, _clip(f"journey drift (the page changed): {failure.error}")
+            )
+        return artifacts
+
     def _blocked(self) -> tuple[BlockedRequest, ...]:
         blocked = [*self.ctx.guard.blocked, *self.refused_schemes]
         if self.session is not None:  # what got past the page's routes and hit the wire
@@ -922,6 +952,7 @@ class _Check:
             error=error,
             environment=environment,
             timings=self.timings,
+            drift=self.drift_record,
         )
         log.debug(
             "browser_check_done",

@@ -40,6 +40,9 @@ class Outcome(enum.StrEnum):
     PROTOCOL_ERROR = "protocol_error"
     REDIRECT_LOOP = "redirect_loop"
     BLOCKED = "blocked"
+    # A journey step failed on a page that served normally but changed shape since the last
+    # successful run: the journey needs updating; not an outage of the site.
+    JOURNEY_DRIFT = "journey_drift"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +103,9 @@ class Observation:
     error: str | None = None
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Browser journeys: page fingerprints of a success, or how a failed step's page compared
+    # with the last success (probes/drift.py). Serialised only when not empty.
+    drift: dict[str, Any] = dataclasses.field(default_factory=dict)
     seq: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,7 +115,7 @@ class Observation:
         tenth of a probe's CPU budget.
         """
         tls = self.tls
-        return {
+        data: dict[str, Any] = {
             "target_id": self.target_id,
             "kind": self.kind,
             "vantage": self.vantage,
@@ -145,6 +151,9 @@ class Observation:
             "timings": dict(self.timings),
             "seq": self.seq,
         }
+        if self.drift:
+            data["drift"] = dict(self.drift)
+        return data
 
     def to_json(self) -> bytes:
         """Canonical JSON bytes (sorted keys, UTF-8, no spaces)."""

@@ -38,6 +38,7 @@ def _full() -> Observation:
         error="step click failed",
         environment={"os": "Linux", "local_ips": ["192.0.2.2"]},
         timings={"ttfb": 0.2},
+        drift={"baseline": {"click": {"fingerprint": "22" * 32, "observation": 3}}},
         seq=7,
     )
 
@@ -63,6 +64,11 @@ class TestObservation:
         known = BlockedRequest(method="POST", url="https://x/", sender="sharedworker")
         obs = dataclasses.replace(obs, blocked_requests=(known,))
         assert obs.to_dict()["blocked_requests"] == [{**old, "sender": "sharedworker"}]
+
+    def test_empty_drift_is_not_serialised(self) -> None:
+        """An observation without drift data serialises as before the field existed."""
+        obs = dataclasses.replace(_full(), drift={})
+        assert "drift" not in obs.to_dict()
         assert Observation.from_dict(obs.to_dict()) == obs
 
     def test_round_trip(self) -> None:
