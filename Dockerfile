@@ -2,6 +2,12 @@
 #
 #   docker build -t vigie:local .        (docker-compose.yml builds it for you)
 #
+# Browser journeys: Chromium runs in a network namespace whose only way out is Vigie's read-only
+# proxy. No package is needed for it (Vigie calls unshare(2) itself), but the container must be
+# allowed to create an unprivileged user namespace: docker-compose.yml adds SYS_ADMIN to the
+# capability set (for Docker's seccomp profile; the `vigie` user never holds it) with
+# no-new-privileges. Without it Vigie refuses browser journeys rather than run them unguarded.
+#
 # Runs as the unprivileged user `vigie`; everything Vigie keeps (evidence ledger, artifacts,
 # signing key) lives in the volume /var/lib/vigie. The configuration is /etc/vigie/vigie.yaml
 # (mounted by docker-compose.yml; without it the built-in ANEF configuration is used).

@@ -50,7 +50,10 @@ JOURNEY_STEPS = (
     {"name": "lien-creation", "click": CREATE_LINK},
     {"name": "formulaire", "expect_visible": "input[type=email]"},
 )
-RATIO_GOAL = 1.2
+# Issue 15: the read-only proxy every byte crosses may cost some; journey p50 ≤ 1.3 times the bare
+# script, peak PSS ≤ 1.2 times the bare script's, idle memory after idle_close unchanged (~45 MB).
+RATIO_GOAL = 1.3
+PSS_RATIO_GOAL = 1.2
 P50_GOAL_S = 0.6
 RSS_GOAL_MB = 350.0
 DEFAULT_CONCURRENCY = ProbeSettings.__dataclass_fields__["browser_max_concurrency"].default
@@ -518,7 +521,9 @@ def main() -> int:
         )
         for key in ("rss", "pss"):
             ratio = memory["peak"][key] / bare["peak"][key]
-            print(f"  peak {key.upper()} sum / bare script's: {ratio:.2f}")
+            goal = f" (goal ≤ {PSS_RATIO_GOAL}) " if key == "pss" else ""
+            verdict = ("ok" if ratio <= PSS_RATIO_GOAL else "ABOVE GOAL") if goal else ""
+            print(f"  peak {key.upper()} sum / bare script's: {ratio:.2f}{goal}{verdict}")
         for label, peak_kinds in (
             ("Vigie", memory["peak"]["kinds"]),
             ("bare", bare["peak"]["kinds"]),

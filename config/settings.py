@@ -105,6 +105,9 @@ class OutageRules(_Section):
     # A failed or slow check made while Vigie's own event loop ran later than this is not held
     # against the target: recorded as the vantage's problem, and re-checked.
     max_loop_lag: Duration = 0.5
+    # Outages of `core: true` targets count as confirmed in exports only once a person has
+    # reviewed them (`vigie review ... --verdict confirmed`); until then: "en attente".
+    review_core: bool = False
 
 
 class MaintenanceWindow(_Section):

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 __all__ = [
     "CHECKPOINT",
     "CLOCK_JUMP",
+    "DRIFT",
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -18,6 +19,7 @@ __all__ = [
     "OBSERVATION",
     "OUTAGE",
     "PARIS",
+    "REVIEW",
     "TIMESTAMP",
     "TSA_FAILURE",
     "VANTAGE",
@@ -35,6 +37,10 @@ CLOCK_JUMP = "clock_jump"  # the wall clock moved against the monotonic clock
 GAP = "gap"  # {"from", "to", "duration_s", "reason"}: Vigie was not running
 OUTAGE = "outage"  # an outage event (opened / closed / degraded...)
 VANTAGE = "vantage"  # {"event": "offline" | "online", "at", "seqs"}
+# {"event": "started" | "ended", "target_id", "at", "observation"}: a journey needed updating
+# (journey_drift) from `started` to `ended`; the site was not watched by it meanwhile.
+DRIFT = "drift"
+REVIEW = "review"  # a person's signed verdict on an outage (evidence/outages/reviews.py)
 
 # Exit codes of every `vigie` command (and of `python -m exporter.central`).
 EXIT_OK = 0

@@ -26,7 +26,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from config.settings import ConfigError, OpenDataSettings, redact_secrets
-from config.vocabulary import EXIT_OK, EXIT_USAGE, OUTAGE
+from config.vocabulary import EXIT_OK, EXIT_USAGE, OUTAGE, REVIEW
+from evidence.ledger.reviews import review_state
 from evidence.outages.tracker import OutageRecord, format_duration_fr, outages_from_entries
 from exporter.hostcheck import HostAllowList, host_middleware
 from exporter.statuspage import _STYLE, cards_table, html_page, paris_time, plural_fr
@@ -197,7 +198,7 @@ class _LedgerReader:
             size = ledger.refresh()  # re-read: the vantage keeps appending
             # New entries only: the ledger is append-only, earlier events never change.
             for row in ledger.iter_rows(self.state.entries, size):
-                if row.type == OUTAGE:
+                if row.type in {OUTAGE, REVIEW}:  # events, and people's reviews
                     event = json.loads(row.body)
                     event.setdefault("seq", row.seq)
                     self._events.append(event)
@@ -255,7 +256,11 @@ class _BundleReader:
             with zipfile.ZipFile(path) as zf:
                 manifest = json.loads(zf.read("manifest.json"))
                 with zf.open("observations.jsonl") as lines:
-                    events = [json.loads(line) for line in lines if b'"type":"outage"' in line]
+                    events = [
+                        json.loads(line)
+                        for line in lines
+                        if b'"type":"outage"' in line or b'"type":"review"' in line
+                    ]
             self.state.vantage = str(manifest["vantage"])
             self.state.outages = outages_from_entries(events)
             self.state.entries = len(events)
@@ -372,6 +377,7 @@ class CentralView:
                     "confirmed_by": len(o.vantages),
                     "corroborated": len(o.vantages) >= self.min_vantages,
                     "outage_ids": {s.vantage: s.record.id for s in o.sightings},
+                    "reviews": {s.vantage: review_state(s.record.reviews) for s in o.sightings},
                 }
                 for o in self.outages
             ],
@@ -463,7 +469,9 @@ def _outages_table(view: CentralView) -> str:
         end = "en cours" if o.end is None else paris_time(o.end)
         duration = format_duration_fr(((o.end or view.generated_at) - o.start).total_seconds())
         ids = "<br>".join(
-            f"{escape(s.vantage)} : <code>{escape(s.record.id)}</code>" for s in o.sightings
+            f"{escape(s.vantage)} : <code>{escape(s.record.id)}</code>"
+            + (f"<br><em>{escape(s.record.review.text_fr)}</em>" if s.record.review else "")
+            for s in o.sightings
         )
         rows.append(
             (

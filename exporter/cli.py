@@ -28,6 +28,7 @@ from exporter.commands.attestation import add_commands as add_attestation_comman
 from exporter.commands.evidence import add_commands as add_evidence_commands
 from exporter.commands.export import add_commands as add_export_commands
 from exporter.commands.outages import add_commands as add_outage_commands
+from exporter.commands.review import add_commands as add_review_commands
 from exporter.grafana import add_commands as add_dashboard_commands
 from exporter.grafana import ledger_outages
 from exporter.logs import configure_logging
@@ -36,7 +37,7 @@ from exporter.outage_recorder import OutageRecorder
 from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service, check_once
-from exporter.wiring import EvidenceError, open_service_evidence
+from exporter.wiring import EvidenceError, journey_fingerprints, open_service_evidence
 from probes.base import ProbeRegistry, ProbeSettings
 from probes.environment import collect_environment, vigie_version
 from probes.kinds import default_factories
@@ -114,6 +115,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     unknown = set(args.target or ()) - {t.id for t in settings.targets}
     if unknown:
         raise ConfigError([f"--target: no target with id {min(unknown)!r}"])
+    if getattr(args, "journeys", False):
+        from exporter.journey_check import run_journey_check
+
+        return run_journey_check(settings, targets, probe_settings, fmt=args.format)
 
     async def probe_all() -> tuple[list[Observation], bool]:
         registry = ProbeRegistry(probe_settings(settings), default_factories())
@@ -185,7 +190,8 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
     # Rebuild outage state from the ledger (an outage open before a restart stays open);
     # appends outage events a crash lost and the `gap` since the last entry.
     outages = await OutageRecorder.start(settings, sink, metrics, evidence.ledger)
-    service = Service(settings, registry, metrics, sink, outages)
+    fingerprints = await journey_fingerprints(settings, evidence)
+    service = Service(settings, registry, metrics, sink, outages, fingerprints=fingerprints)
     service.checkpointer = evidence.checkpointer  # a download may need one now
 
     runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
@@ -232,6 +238,8 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         asyncio.create_task(scheduler.run(), name="scheduler"),
         asyncio.create_task(service.watch_controls(stopping), name="controls"),
         asyncio.create_task(outages.run(stopping), name="outages"),
+        # Reviews appended by `vigie review` while the service runs show at once.
+        asyncio.create_task(outages.follow_reviews(evidence.ledger, stopping), name="reviews"),
         # A wall-clock jump (against the monotonic clock) is recorded as a ledger entry.
         asyncio.create_task(
             ClockWatch().run(evidence.sink.append, metrics.clock_jumps, stopping), name="clock"
@@ -288,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", parents=[common], help="probe every target once and print")
     check.add_argument("--format", choices=["table", "json"], default="table")
     check.add_argument("--target", action="append", metavar="ID", help="only this target")
+    check.add_argument(
+        "--journeys",
+        action="store_true",
+        help="run each browser journey once; on failure say whether the page changed (drift), "
+        "which step and selector to look at, and where the screenshot is",
+    )
     check.set_defaults(handler=cmd_check)
 
     config = sub.add_parser("config", help="configuration tools")
@@ -323,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_commands(sub, load_settings)
     add_dashboard_commands(sub, load_settings, ledger_outages)
     add_outage_commands(sub, load_settings)
+    add_review_commands(sub, load_settings)
     add_central_commands(sub, load_settings)
     add_attestation_commands(sub, load_settings)
     return parser

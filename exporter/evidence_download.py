@@ -213,31 +213,31 @@ def _not_covered(wait: float) -> web.HTTPServiceUnavailable:
 def check_basic_auth(
     request: web.Request, auth: tuple[str, SecretStr] | None, realm: str = "Vigie"
 ) -> None:
-    """Raise 401 unless `request` carries the HTTP Basic credentials `auth` (None: open).
-
-    Both the user and the password comparisons always run, in constant time: no early exit
-    that would time the user name.
-    """
+    """Raise 401 unless `request` carries the HTTP Basic credentials `auth` (None: open)."""
     if auth is None:
         return
     user, password = auth
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    ok = False
-    if scheme.lower() == "basic" and value:
-        try:
-            given = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            given = b""
-        given_user, sep, given_password = given.partition(b":")
-        user_ok = hmac.compare_digest(given_user, user.encode("utf-8"))
-        password_ok = hmac.compare_digest(given_password, password.get_secret_value().encode())
-        ok = bool(sep) and user_ok and password_ok
-    if not ok:
+    if not basic_auth_ok(request.headers.get("Authorization", ""), user, password):
         raise web.HTTPUnauthorized(
             text="Authentification requise pour télécharger les preuves.",
             headers={"WWW-Authenticate": f'Basic realm="{realm}", charset="UTF-8"'},
         )
+
+
+def basic_auth_ok(header: str, user: str, password: SecretStr) -> bool:
+    """Whether an ``Authorization`` header carries HTTP Basic credentials `user`/`password`."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return False
+    try:
+        given = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        given = b""
+    given_user, sep, given_password = given.partition(b":")
+    # Both comparisons always run: no early exit that would time the user name.
+    user_ok = hmac.compare_digest(given_user, user.encode("utf-8"))
+    password_ok = hmac.compare_digest(given_password, password.get_secret_value().encode("utf-8"))
+    return bool(sep) and user_ok and password_ok
 
 
 def _exists_not_regular(path: Path) -> bool:

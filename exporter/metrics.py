@@ -82,6 +82,14 @@ class Metrics:
             registry=r,
         )
         self._open_outage_ids: dict[tuple[str, str], str] = {}
+        self.outage_review = Gauge(
+            "vigie_outage_review_info",
+            "A person's review of each open outage (value is always 1): state confirmed or "
+            "dismissed, and its French text, for the alerts' follow-ups.",
+            ["target", "kind", "outage_id", "state", "text"],
+            registry=r,
+        )
+        self._reviews: dict[tuple[str, str], tuple[str, str, str]] = {}
         self.outage_started = Gauge(
             "vigie_outage_started_timestamp_seconds",
             "Unix time the open outage started (0: none open).",
@@ -114,6 +122,13 @@ class Metrics:
             "vigie_probes",
             "Checks made and recorded, by outcome.",
             ["target", "outcome"],
+            registry=r,
+        )
+        self.journey_drift = Gauge(
+            "vigie_journey_drift",
+            "1 while a browser journey no longer finds its way on a page that serves normally "
+            "(journey_drift): the journey needs updating; the site is not watched meanwhile.",
+            ["target"],
             registry=r,
         )
         self.step_duration = Gauge(
@@ -189,6 +204,8 @@ class Metrics:
                 self.outage_seconds.labels(target=target.id, kind=kind)
             for outcome in (Outcome.OK, Outcome.TIMEOUT, Outcome.VANTAGE_OFFLINE):
                 self.probes.labels(target=target.id, outcome=str(outcome))
+            if target.kind == "browser":
+                self.journey_drift.labels(target=target.id).set(0)
 
     def observe(self, obs: Observation) -> None:
         """Publish one committed observation."""
@@ -199,6 +216,12 @@ class Metrics:
             self.loop_lag.labels(target=target).set(lag)
         if obs.outcome is Outcome.VANTAGE_OFFLINE:
             return  # says nothing about the target: keep its last known values
+        if obs.kind == "browser":
+            self.journey_drift.labels(target=target).set(
+                1 if obs.outcome is Outcome.JOURNEY_DRIFT else 0
+            )
+        if obs.outcome is Outcome.JOURNEY_DRIFT:
+            return  # the journey is stale: it says nothing about the site either
         self.probe_success.labels(target=target).set(1 if obs.success else 0)
         self.probe_duration.labels(target=target).set(obs.duration_s)
         self.duration_hist.labels(target=target).observe(obs.duration_s)
@@ -225,6 +248,21 @@ class Metrics:
         else:
             self.outage_info.labels(target=target, kind=kind, outage_id=outage_id).set(1)
             self._open_outage_ids[key] = outage_id
+
+    def set_outage_review(
+        self, target: str, kind: str, review: tuple[str, str, str] | None
+    ) -> None:
+        """Publish the review (outage id, state, text) of the open outage of (target, kind)."""
+        key = (target, kind)
+        previous = self._reviews.get(key)
+        if previous == review:
+            return
+        if previous is not None:
+            self.outage_review.remove(target, kind, *previous)
+            del self._reviews[key]
+        if review is not None:
+            self.outage_review.labels(target, kind, *review).set(1)
+            self._reviews[key] = review
 
     def set_state(self, target: str, state: str) -> None:
         """Set the one-hot state of `target`."""

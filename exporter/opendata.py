@@ -69,6 +69,7 @@ OUTAGE_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("vantages", "string", "Points d'observation qui l'ont confirmée (séparés par des espaces)"),
     ("confirmed_by", "integer", "Nombre de points d'observation qui l'ont confirmée"),
     ("evidence_url", "string", "Adresse de l'archive de preuves (vide si non publiée)"),
+    ("review", "string", "Vérification par une personne (constatée / écartée), vide si aucune"),
 )
 MONTHLY_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("month", "yearmonth", "Mois civil (heure de Paris)"),
@@ -100,6 +101,7 @@ class OpenOutage:
     page_path: str  # the outage's own page (or the status page)
     references: tuple[str, ...] = ()  # central: "vantage : outage id" of each sighting
     evidence_urls: tuple[str, ...] = ()  # central: absolute, on each vantage's own service
+    review: str = ""  # a person's review, in French ("" when none); central: per vantage
 
     @property
     def duration_s(self) -> float | None:
@@ -183,6 +185,7 @@ def record_outage(
         vantages=tuple(vantages),
         evidence_path=f"{page}/evidence.zip" if evidence else "",
         page_path=page,
+        review="" if record.review is None else record.review.text_fr,
     )
 
 
@@ -206,6 +209,7 @@ def _outage_row(data: OpenData, outage: OpenOutage) -> dict[str, Any]:
         "vantages": " ".join(outage.vantages),
         "confirmed_by": len(outage.vantages),
         "evidence_url": " ".join(data.evidence(outage)) or None,
+        "review": outage.review or None,
     }
 
 
@@ -650,6 +654,11 @@ def central_open_data(
                 evidence_path="",
                 page_path="/",
                 references=tuple(f"{s.vantage} : {s.record.id}" for s in group.sightings),
+                review=" ; ".join(
+                    f"{s.vantage} : {s.record.review.text_fr}"
+                    for s in group.sightings
+                    if s.record.review is not None
+                ),
                 evidence_urls=tuple(
                     f"{services[s.vantage]}/outages/{quote(s.record.id, safe='')}/evidence.zip"
                     for s in group.sightings

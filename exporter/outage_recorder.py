@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from config.maintenance import check_windows, is_active
-from config.vocabulary import GAP, OUTAGE, VANTAGE
+from config.vocabulary import DRIFT, GAP, OUTAGE, REVIEW, VANTAGE
 from evidence.outages.tracker import KINDS, LedgerRows, OutageTracker, rebuild_from_ledger
 
 if TYPE_CHECKING:
@@ -116,6 +117,18 @@ class OutageRecorder:
             )
             await self._append(OUTAGE, body)
             self._count(body)
+        for body in self.tracker.drift_events():
+            log.warning(
+                "journey_drift",
+                drift=body["event"],
+                target=body["target_id"],
+                at=body["at"],
+                message="the journey no longer finds its way on a page that serves normally: "
+                "update it (vigie check --journeys); no outage is opened meanwhile"
+                if body["event"] == "started"
+                else "the journey works again (or the page now fails for real)",
+            )
+            await self._append(DRIFT, body)
         self._publish_target(obs.target_id, dt.datetime.now(dt.UTC))
         return self.tracker.recheck_delay(obs.target_id)
 
@@ -136,6 +149,36 @@ class OutageRecorder:
             self.publish()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=every)
+
+    async def follow_reviews(
+        self, ledger: LedgerRows, stopping: asyncio.Event, every: float = 5.0
+    ) -> None:
+        """Account `review` entries other processes (`vigie review`) append, until `stopping`.
+
+        Reviews recorded before the start were replayed by the rebuild; this reads only the
+        entries appended since, every `every` seconds.
+        """
+        position = await asyncio.to_thread(ledger.size)
+
+        def scan(start: int) -> tuple[int, list[dict[str, Any]]]:
+            found, last = [], start
+            for row in ledger.iter_rows(start):
+                last = row.seq + 1
+                if row.type == REVIEW:
+                    found.append(json.loads(row.body))
+            return last, found
+
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=every)
+            try:
+                position, reviews = await asyncio.to_thread(scan, position)
+            except Exception as exc:  # noqa: BLE001 - a read failure is retried next time
+                log.warning("review_follow_failed", error=f"{type(exc).__name__}: {exc}")
+                continue
+            for entry in reviews:
+                review = self.tracker.add_review(entry)
+                log.info("outage_reviewed", outage_id=review.outage_id, verdict=review.verdict)
 
     def publish(self, now: dt.datetime | None = None) -> None:
         """Set every target's state, open-outage and maintenance series."""
@@ -167,6 +210,14 @@ class OutageRecorder:
         for kind in KINDS:
             record = open_by_kind.get(kind)
             metrics.set_open_outage(target_id, kind, record.id if record else None)
+            review = record.review if record else None
+            metrics.set_outage_review(
+                target_id,
+                kind,
+                None
+                if review is None or record is None
+                else (record.id, review.verdict, review.text_fr),
+            )
             metrics.outage_open.labels(target=target_id, kind=kind).set(1 if record else 0)
             metrics.outage_started.labels(target=target_id, kind=kind).set(
                 record.start.timestamp() if record else 0

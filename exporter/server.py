@@ -17,6 +17,7 @@ from exporter.evidence_routes import make_evidence_handler
 from exporter.hostcheck import HostAllowList, host_middleware
 from exporter.metrics import CONTENT_TYPE_LATEST
 from exporter.opendata import OpenData, add_open_data_routes, service_open_data
+from exporter.review_routes import REVIEW_ROUTE, add_review_routes
 from exporter.statuspage import render_not_found, render_outage_by_id, render_status_page
 
 if TYPE_CHECKING:
@@ -30,7 +31,9 @@ _SERVICE: web.AppKey[Service] = web.AppKey("service")
 
 @web.middleware
 async def _read_only(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    if request.method not in {"GET", "HEAD"}:
+    # One exception: a person's review of an outage, appended to Vigie's own ledger.
+    review = request.method == "POST" and request.match_info.route.name == REVIEW_ROUTE
+    if request.method not in {"GET", "HEAD"} and not review:
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
     response = await handler(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -65,7 +68,10 @@ def build_app(service: Service) -> web.Application:
     """The aiohttp application serving the service's endpoints."""
     settings = service.settings
     allow = HostAllowList(settings.listen_host, settings.public_url, settings.allowed_hosts)
-    app = web.Application(client_max_size=1024, middlewares=[host_middleware(allow), _read_only])
+    app = web.Application(
+        client_max_size=16 * 1024,  # the review form is the largest body accepted
+        middlewares=[host_middleware(allow), _read_only],
+    )
     app[_SERVICE] = service
     app.router.add_get("/metrics", _metrics)
     app.router.add_get("/healthz", _healthz)
@@ -79,4 +85,5 @@ def build_app(service: Service) -> web.Application:
 
     add_open_data_routes(app, open_data)
     add_attestation_routes(app, service)
+    add_review_routes(app, service)
     return app

@@ -24,6 +24,7 @@ from exporter.looplag import LoopLag
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
 from probes.base import ProbeContext, ProbeRegistry
+from probes.drift import FingerprintBook
 from probes.environment import resolvers, vigie_version
 from probes.observation import Observation, Outcome, utc_now
 
@@ -121,6 +122,8 @@ class Service:
         metrics: Metrics,
         sink: EvidenceSink,
         outages: OutageRecorder | None = None,
+        *,
+        fingerprints: FingerprintBook | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -143,6 +146,8 @@ class Service:
         self._reuse_for = effective / 2
         self.started = time.time()
         self._captured_at: dict[str, float] = {}
+        # Last successful fingerprints of each journey: page drift is told from failure by them.
+        self.fingerprints = fingerprints or FingerprintBook()
         metrics.declare_targets(settings.targets)
 
     async def probe(self, target: Target) -> Observation:
@@ -155,7 +160,12 @@ class Service:
         capture = target.kind == "browser" and (
             last is None or now - last >= target.screenshot_every
         )
-        ctx = ProbeContext(target=target, timeout=self.settings.timeout_of(target), capture=capture)
+        ctx = ProbeContext(
+            target=target,
+            timeout=self.settings.timeout_of(target),
+            capture=capture,
+            baseline=self.fingerprints.baseline(target.id) if target.kind == "browser" else None,
+        )
         obs = await self.registry.check(ctx)
         if capture and obs.success and obs.artifacts:
             self._captured_at[target.id] = now
@@ -268,6 +278,7 @@ class Service:
         except LedgerWriteError:
             return None
         obs = obs.with_seq(seq)
+        self.fingerprints.note(obs)
         self.status[target.id].last = obs
         self.metrics.observe(obs)
         if not obs.success:

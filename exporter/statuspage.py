@@ -18,6 +18,7 @@ from config.vocabulary import PARIS
 from evidence.outages.availability import Availability, percent_fr
 from evidence.outages.tracker import (
     DOWN,
+    JOURNEY_DRIFT,
     CheckSummary,
     OutageRecord,
     OutageTracker,
@@ -73,6 +74,7 @@ OUTCOME_LABELS = {
     Outcome.PROTOCOL_ERROR: "Réponse invalide",
     Outcome.REDIRECT_LOOP: "Boucle de redirections",
     Outcome.BLOCKED: "Requête bloquée (lecture seule)",
+    Outcome.JOURNEY_DRIFT: "Parcours à revoir : la page a changé",
 }
 
 STATE_LABELS = {
@@ -82,6 +84,7 @@ STATE_LABELS = {
     "recovering": "Rétablissement en cours",
     "degraded": "Ralenti",
     "unknown": "Pas encore vérifié",
+    "drift": "Surveillance du parcours à revoir",  # journey drift: a gap, not an outage
 }
 _STATE_CSS = {
     "up": "ok",
@@ -90,6 +93,7 @@ _STATE_CSS = {
     "recovering": "warn",
     "degraded": "warn",
     "unknown": "na",
+    "drift": "na",
 }
 _STATE_MARK = {"ok": "✔", "warn": "!", "ko": "✖", "na": "\N{EN DASH}"}
 _KIND_LABELS = {"down": "Panne", "degraded": "Lenteur"}
@@ -179,6 +183,7 @@ class OutageView:
     maintenance: str | None
     url: str
     is_open: bool
+    review: str = ""  # French review state: "constatée et vérifiée par …", "écartée : …"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -300,6 +305,7 @@ def outage_view(
         maintenance=record.maintenance,
         url=f"{base_url}/outages/{quote(record.id)}",
         is_open=record.is_open,
+        review="" if record.review is None else record.review.text_fr,
     )
 
 
@@ -319,8 +325,11 @@ def _detail(last: CheckSummary | None) -> str:
     return f"{label}{status}"
 
 
-def _period_view(period: Period, now: dt.datetime) -> PeriodView:
+def _period_view(period: Period, now: dt.datetime, names: Mapping[str, str]) -> PeriodView:
     label = "Vigie arrêtée" if period.kind == "unmonitored" else "Connexion de la sonde coupée"
+    if period.kind == JOURNEY_DRIFT and period.target_id is not None:
+        name = names.get(period.target_id, period.target_id)
+        label = f"Surveillance du parcours « {name} » à revoir (la page a changé)"
     return PeriodView(
         kind_label=label,
         started=paris_time(period.start),
@@ -364,6 +373,9 @@ def build_status_view(
         )
         bar = tuple(_day_view(a) for a in index.daily(target.id, days, now))
         current = open_by_target.get(target.id)
+        drift = tracker.drift_since(target.id)
+        if drift is not None and state not in {"down", "recovering"}:
+            state = "drift"  # the journey is stale: Vigie cannot see the site, nor blame it
         target_views.append(
             TargetView(
                 id=target.id,
@@ -372,7 +384,8 @@ def build_status_view(
                 state_label=_state_label(state, last),
                 since=paris_time(current.started_at) if current else None,
                 last_checked=paris_time(last.started_at) if last else None,
-                detail=_detail(last),
+                detail=_detail(last)
+                + (f" depuis le {paris_time(drift)}" if drift and state == "drift" else ""),
                 availability=availability,
                 days=bar,
                 maintenance_now=active_label(tracker.maintenance, now, target.id),
@@ -382,7 +395,7 @@ def build_status_view(
     shown = [r for r in reversed(records) if r.is_open or (r.end is not None and r.end >= horizon)]
     periods = [
         p
-        for p in (*tracker.gaps(), *tracker.vantage_periods())
+        for p in (*tracker.gaps(), *tracker.vantage_periods(), *tracker.drift_periods())
         if p.end is None or dt.datetime.fromisoformat(p.end) >= horizon
     ]
     periods.sort(key=lambda p: p.start, reverse=True)
@@ -401,7 +414,7 @@ def build_status_view(
         targets=tuple(target_views),
         outages=tuple(outage_view(r, names, now, base_url) for r in shown[:OUTAGE_ROWS]),
         outages_total=len(shown),
-        periods=tuple(_period_view(p, now) for p in periods[:50]),
+        periods=tuple(_period_view(p, now, names) for p in periods[:50]),
         maintenance=tuple(describe(w) + _scope(w.targets, names) for w in tracker.maintenance),
         days=days,
         rules=(
@@ -582,7 +595,7 @@ def _outages_table(view: StatusView) -> str:
             (escape(o.started), ""),
             (escape(o.ended), "ko" if o.is_open else ""),
             (escape(o.duration), ""),
-            (escape(o.causes or "—"), ""),
+            (escape(o.causes or "—") + _review_note(o), ""),
             (escape(o.maintenance) if o.maintenance else "non", ""),
             (_evidence_links(o), ""),
         )
@@ -611,6 +624,12 @@ def _outages_table(view: StatusView) -> str:
         )
         + more
     )
+
+
+def _review_note(outage: OutageView) -> str:
+    if not outage.review:
+        return ""
+    return f"<br><em>Vérification : {escape(outage.review)}</em>"
 
 
 def _periods_list(view: StatusView) -> str:
@@ -654,7 +673,10 @@ masquées.</p>
 {maintenance}
 <h2>Méthode</h2>
 <p>{escape(view.rules)} Quand tous les sites de contrôle échouent en même temps, la panne est
-celle de la sonde : elle n'est pas imputée aux services surveillés.</p>
+celle de la sonde : elle n'est pas imputée aux services surveillés. Quand un parcours ne
+trouve plus son chemin sur une page qui s'affiche normalement mais dont la structure a changé
+(nouvelle présentation du site), la surveillance de ce parcours est « à revoir » : ce temps n'est
+compté ni comme disponible ni comme en panne, et aucune panne n'est ouverte.</p>
 </main>"""
     return html_page("Vigie — état des services", body)
 
@@ -766,6 +788,7 @@ def render_outage_page(
         (checks, str(record.failed_checks)),
         ("Causes", causes_fr(record.causes) or "—"),
         ("Maintenance annoncée", record.maintenance or "non"),
+        ("Vérification", view.review or "pas encore vérifiée par une personne"),
     ]
     if record.confirmed_at:
         facts.append(("Confirmée le", f"{paris_time(record.confirmed_at)} (heure de Paris)"))
@@ -789,6 +812,10 @@ un vérificateur autonome.</p>
 <p><a href="{escape(view.url)}/attestation.zip">Attestation pour cette panne</a> (PDF d'une ou
 deux pages, avec son archive de preuves) ; pour une autre plage horaire :
 <a href="/attestation">attestation d'observation</a>.</p>
+<h2>Vérification par une personne</h2>
+<p>{escape(view.review or "Pas encore vérifiée.")} <a href="{escape(view.url)}/review">Vérifier
+cette panne</a> (accès protégé par le mot de passe des preuves ; la vérification est signée et
+ajoutée au registre, rien n'est modifié).</p>
 </main>"""
     return html_page(f"Vigie — {title}", body)
 

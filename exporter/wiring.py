@@ -24,11 +24,12 @@ from evidence.ledger.entries import LedgerError, redact_url
 from evidence.ledger.opening import open_evidence, open_signing
 from evidence.ledger.signing import SigningKeyError
 from exporter.metrics import Metrics
+from probes.drift import FingerprintBook
 
 if TYPE_CHECKING:
     from evidence.ledger.checkpoint import Stamper
 
-__all__ = ["Evidence", "EvidenceError", "open_service_evidence"]
+__all__ = ["Evidence", "EvidenceError", "journey_fingerprints", "open_service_evidence"]
 
 log = structlog.get_logger("vigie.evidence")
 
@@ -152,3 +153,12 @@ async def open_service_evidence(settings: Settings, metrics: Metrics) -> Evidenc
         checkpointer=checkpointer,
         description=redact_url(ledger_settings.url),
     )
+
+
+async def journey_fingerprints(settings: Settings, evidence: Evidence) -> FingerprintBook:
+    """The journeys' last successful fingerprints, found in the ledger (survives restarts)."""
+    book = FingerprintBook(load=evidence.artifacts.get)
+    journeys = [t.id for t in settings.targets if t.kind == "browser"]
+    await asyncio.to_thread(book.seed_from_ledger, evidence.ledger, journeys)
+    log.info("journey_baselines", found=[t for t in journeys if book.baseline(t) is not None])
+    return book

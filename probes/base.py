@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from config.targets import Target
+from probes.drift import JourneyBaseline
 from probes.guard import ReadOnlyGuard
 from probes.observation import Observation
 
@@ -59,6 +60,8 @@ class ProbeContext:
     timeout: float
     guard: ReadOnlyGuard = dataclasses.field(default_factory=ReadOnlyGuard)
     capture: bool = False  # keep captures of a success too (e.g. hourly screenshot)
+    # Browser: fingerprints of the journey's last success, to tell page drift from failure.
+    baseline: JourneyBaseline | None = None
 
 
 class Probe(Protocol):

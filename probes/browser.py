@@ -11,7 +11,9 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -34,14 +36,18 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from config.targets import Step, parse_duration
 from probes.base import ArtifactStore, ProbeContext, ProbeSettings
 from probes.browser_runtime import BrowserRuntime, BrowserUnavailableError
+from probes.drift import DRIFT_ACTIONS, DriftWatch, conclude
 from probes.observation import (
     BlockedRequest,
     Observation,
     Outcome,
     StepResult,
+    TLSInfo,
     format_time,
     utc_now,
 )
+from probes.warc import WarcCapture, build_warc
+from probes.wireproxy import WireSession
 
 __all__ = [
     "CLICKABLE_SELECTOR",
@@ -88,13 +94,39 @@ _NAV_TIMING_JS = """() => {
 _COMPLETE_JS = """() => document.readyState === 'complete' || new Promise((resolve) => {
   addEventListener('load', () => resolve(true), {once: true});
 })"""
+# Reports each RTCPeerConnection a page creates (with its ICE servers) on the console, where
+# `_on_webrtc` lists it: WebRTC sends no HTTP, so the proxy never sees an attempt to list.
+_WEBRTC_MARK = "vigie:webrtc "
+_WEBRTC_JS = (
+    """(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native) return;
+  const debug = console.debug.bind(console);
+  function RTCPeerConnection(config, ...rest) {
+    let urls = [];
+    try {
+      urls = ((config && config.iceServers) || []).flatMap((s) => [].concat(s.urls || s.url || []));
+    } catch (e) {}
+    debug('"""
+    + _WEBRTC_MARK
+    + """' + JSON.stringify(urls.map(String)));
+    return new Native(config, ...rest);
+  }
+  RTCPeerConnection.prototype = Native.prototype;
+  Object.setPrototypeOf(RTCPeerConnection, Native);
+  window.RTCPeerConnection = RTCPeerConnection;
+  if (window.webkitRTCPeerConnection) window.webkitRTCPeerConnection = RTCPeerConnection;
+})();"""
+)
 # The evaluation was lost to a navigation: the wait goes on in the new document.
+_COMPLETE_ATTEMPT_S = 1.0
 _NAVIGATED = ("Execution context was destroyed", "navigat", "Frame was detached")
 _LOAD_STATES = ("load", "domcontentloaded", "networkidle")
 _ALLOWED_SCHEMES = ("http", "https")
 _LOCAL_SCHEMES = ("data", "blob", "about")
 
 _NET_ERROR_RE = re.compile(r"net::(ERR_[A-Z0-9_]+)")
+_AT_URL_RE = re.compile(r" at (\S+)")
 _NET_OUTCOMES: tuple[tuple[str, Outcome], ...] = (
     ("ERR_NAME_NOT_RESOLVED", Outcome.DNS_ERROR),
     ("ERR_NAME_RESOLUTION_FAILED", Outcome.DNS_ERROR),
@@ -154,6 +186,7 @@ class BrowserProbe:
         health_timeout: float = 10.0,
         close_timeout: float = 5.0,
         capture_timeout: float = 5.0,
+        upstream_ssl: ssl.SSLContext | None = None,
     ) -> None:
         self._settings = settings
         self._runtime = BrowserRuntime(
@@ -162,6 +195,8 @@ class BrowserProbe:
             health_timeout=health_timeout,
             close_timeout=close_timeout,
             idle_close=settings.browser_idle_close,
+            max_contexts=settings.browser_max_concurrency,
+            upstream_ssl=upstream_ssl,
         )
         self._slots = asyncio.Semaphore(max(1, settings.browser_max_concurrency))
         self._close_timeout = close_timeout
@@ -233,6 +268,9 @@ class _Check:
         self.http_status: int | None = None
         self.redirects = 0
         self.remote_ip: str | None = None
+        self.tls: TLSInfo | None = None
+        self.session: WireSession | None = None
+        self.document_url: str | None = None
         self.body_sha256: str | None = None
         self.body_bytes: int | None = None
         self.timings: dict[str, float] = {}
@@ -243,9 +281,11 @@ class _Check:
         # When the first navigation began: what started_at and duration_s describe.
         self.journey_started: tuple[dt.datetime, float] | None = None
         self.body_task: asyncio.Future[bytes | None] | None = None
-        self.address_task: asyncio.Future[Any] | None = None
         self.timing_task: asyncio.Future[Any] | None = None
         self.notes: list[str] = []
+        self.drift: DriftWatch | None = None  # page drift evidence (probes/drift.py)
+        self.failed_step: Step | None = None
+        self.drift_record: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- driving
 
@@ -253,9 +293,10 @@ class _Check:
         started = utc_now()
         clock = time.monotonic()
         try:
-            context = await self.runtime.new_context(**self._context_options())
+            context, self.session = await self.runtime.new_context(**self._context_options())
         except BrowserUnavailableError as exc:
-            log.exception("browser_unavailable", target=self.target.id, error=str(exc))
+            # One line (no traceback): the message says what is missing, e.g. the confinement.
+            log.error("browser_unavailable", target=self.target.id, error=str(exc))  # noqa: TRY400
             self.failure = _Failure(Outcome.BROWSER_ERROR, _clip(f"browser unavailable: {exc}"))
             return self._observation(started, time.monotonic() - clock, {})
         artifacts: dict[str, str] = {}
@@ -277,17 +318,28 @@ class _Check:
             await self._finish_background()
             if self.page is not None and self.page.url.startswith(_ALLOWED_SCHEMES):
                 self.final_url = self.page.url
+            artifacts = await self._conclude_drift()
             if self.failure is not None or self.ctx.capture:
-                artifacts = await self._capture(failed=self.failure is not None)
+                artifacts.update(await self._capture(failed=self.failure is not None))
+            if self.failure is not None:
+                artifacts.update(await self._capture_warc(started))
         finally:
-            for task in (self.body_task, self.address_task, self.timing_task):
+            for task in (self.body_task, self.timing_task):
                 if task is not None:
                     task.cancel()
             try:
                 await self._close(context)
             finally:
-                self.runtime.release()
+                self.runtime.release(self.session)
+        self._upstream_facts()
         return self._observation(started, journey_time, artifacts)
+
+    def _upstream_facts(self) -> None:
+        """Remote address and certificate of the first document, from the proxy's connection."""
+        if self.session is None or self.document_url is None:
+            return
+        self.remote_ip = self.session.address(self.document_url)
+        self.tls = self.session.certificate(self.document_url)
 
     def _context_options(self) -> dict[str, Any]:
         return {
@@ -303,8 +355,11 @@ class _Check:
     async def _journey(self, context: BrowserContext) -> None:
         await context.route("**/*", self._on_route)
         await context.route_web_socket(re.compile(r".*"), self._on_websocket)
+        await context.add_init_script(_WEBRTC_JS)
+        context.on("console", self._on_webrtc)
         page = await context.new_page()
         self.page = page
+        self.drift = DriftWatch(page)
         context.on("page", self._on_new_page)
         page.on("console", self._on_console)
         page.on("pageerror", self._on_page_error)
@@ -332,7 +387,10 @@ class _Check:
                 action=self._action(step),
             )
             if not ok:
+                self.failed_step = step
                 return
+            if step.action in DRIFT_ACTIONS and step.action != "click" and self.drift:
+                await self.drift.snapshot(step.label)  # the page this step looked at
 
     async def _step(
         self,
@@ -392,13 +450,35 @@ class _Check:
             return _Failure(Outcome.BROWSER_ERROR, f"the browser went away ({message})")
         if isinstance(exc, PlaywrightTimeoutError):
             return _Failure(Outcome.STEP_FAILED, message)
+        upstream = self._upstream_failure(message)
+        if upstream is not None:
+            return upstream
         net = classify_net_error(message)
         if net is not None:
             outcome, code = net
             return _Failure(outcome, f"navigation failed: {code}")
+        if "Download is starting" in message:
+            return _Failure(
+                Outcome.STEP_FAILED,
+                "the address starts a download, not a page (the file is not kept)",
+            )
         if "has been closed" in message or "Target crashed" in message:
             return _Failure(Outcome.BROWSER_ERROR, message)
         return _Failure(Outcome.STEP_FAILED, message)
+
+    def _upstream_failure(self, message: str) -> _Failure | None:
+        """Why a navigation failed, as the proxy saw it on its side (DNS, connect, TLS...).
+
+        The browser only sees its proxy close: the proxy knows what the target did.
+        """
+        if self.session is None or "net::ERR_" not in message:
+            return None
+        found = _AT_URL_RE.search(message)
+        url = found.group(1) if found else self.target.url
+        failure = self.session.failure(url)
+        if failure is None:
+            return None
+        return _Failure(failure[0], f"navigation failed: {failure[1]}")
 
     def _cut_at_deadline(self) -> None:
         """The asyncio guard fired: the page wedged a call; record the step it interrupted."""
@@ -429,9 +509,7 @@ class _Check:
         page = self._page()
         until = self.loop.time() + budget
         try:
-            response = await page.goto(
-                self.target.url, wait_until="domcontentloaded", timeout=_ms(budget)
-            )
+            response = await page.goto(self.target.url, wait_until="commit", timeout=_ms(budget))
         except PlaywrightTimeoutError:
             raise _StepError(
                 Outcome.TIMEOUT, f"the page did not finish loading within {budget:.1f} s"
@@ -453,21 +531,22 @@ class _Check:
         new document.
         """
         page = self._page()
-        try:
-            async with asyncio.timeout_at(until):
-                while True:
-                    try:
-                        await page.evaluate(_COMPLETE_JS)
-                    except PlaywrightError as exc:
-                        if not any(sign in str(exc) for sign in _NAVIGATED):
-                            raise
-                        await asyncio.sleep(0.01)  # the new document's context, not a spin
-                    else:
-                        return
-        except TimeoutError:
-            raise _StepError(
-                Outcome.TIMEOUT, f"the page did not finish loading within {budget:.1f} s"
-            ) from None
+        while (left := until - self.loop.time()) > 0:
+            try:
+                # Asked again after a while: an evaluation sent while the page's own form
+                # submission is being aborted may never be answered (seen 2 runs in 6).
+                await asyncio.wait_for(
+                    page.evaluate(_COMPLETE_JS), timeout=min(_COMPLETE_ATTEMPT_S, left)
+                )
+            except TimeoutError:
+                continue
+            except PlaywrightError as exc:
+                if not any(sign in str(exc) for sign in _NAVIGATED):
+                    raise
+                await asyncio.sleep(0.01)  # the new document's context, not a spin
+            else:
+                return
+        raise _StepError(Outcome.TIMEOUT, f"the page did not finish loading within {budget:.1f} s")
 
     def _action(self, step: Step) -> Callable[[float], Awaitable[None]]:
         actions: dict[str, Callable[[str, float], Awaitable[None]]] = {
@@ -494,7 +573,7 @@ class _Check:
             raise _StepError(Outcome.STEP_FAILED, f"goto only follows http(s) URLs, not {url!r}")
         until = self.loop.time() + budget
         try:
-            response = await page.goto(absolute, wait_until="domcontentloaded", timeout=_ms(budget))
+            response = await page.goto(absolute, wait_until="commit", timeout=_ms(budget))
         except PlaywrightTimeoutError:
             raise _StepError(
                 Outcome.TIMEOUT, f"the page did not finish loading within {budget:.1f} s"
@@ -519,6 +598,8 @@ class _Check:
                 f"{selector!r} is a {tag}, not a link or a button: click only follows links "
                 "and presses buttons",
             )
+        if self.drift is not None and self.current is not None:
+            await self.drift.snapshot(self.current[0])  # the page as the click found it
         try:
             # Returns once a navigation the click started has committed (Playwright waits for
             # it), so the wait below looks at the new document.
@@ -621,16 +702,12 @@ class _Check:
             request = request.redirected_from
             hops += 1
         self.redirects = hops
-        # Address and body are fetched while the journey goes on, off its critical path.
-        self.address_task = asyncio.ensure_future(response.server_addr())
+        self.document_url = response.url
+        # The body is fetched while the journey goes on, off its critical path.
         self.body_task = asyncio.ensure_future(_document_body(response))
 
     async def _finish_background(self) -> None:
         """Collect what was fetched in the background (bounded, best effort)."""
-        address = await _collect(self.address_task)
-        self.address_task = None
-        if address:
-            self.remote_ip = address["ipAddress"]
         body = await _collect(self.body_task)
         self.body_task = None
         if body is not None:
@@ -673,6 +750,22 @@ class _Check:
         self.refused_schemes.append(BlockedRequest(method="WEBSOCKET", url=socket.url))
         with contextlib.suppress(PlaywrightError):
             await socket.close(code=1008, reason="read-only probe")
+
+    def _on_webrtc(self, message: ConsoleMessage) -> None:
+        """List a WebRTC connection a page set up (its packets have no way out: see
+        docs/browser-probes.md); the page's own report, for attribution only."""
+        text = message.text
+        if message.type != "debug" or not text.startswith(_WEBRTC_MARK):
+            return
+        try:
+            servers = json.loads(text[len(_WEBRTC_MARK) :])
+        except ValueError:
+            return
+        page_url = message.page.url if message.page is not None else self.target.url
+        for server in (servers if isinstance(servers, list) else [])[:20] or [page_url]:
+            entry = BlockedRequest(method="WEBRTC", url=_clip(str(server), 300), sender="page")
+            if entry not in self.refused_schemes and len(self.refused_schemes) < 200:
+                self.refused_schemes.append(entry)
 
     def _on_console(self, message: ConsoleMessage) -> None:
         if message.type != "error":
@@ -741,6 +834,34 @@ class _Check:
                 stored[digest] = kind
         return stored
 
+    async def _capture_warc(self, started: dt.datetime) -> dict[str, str]:
+        """A WARC of what crossed the read-only proxy for this check (failures only): request
+        and response records with the bytes as the proxy sent and received them."""
+        store, session, failure = self.settings.artifacts, self.session, self.failure
+        if store is None or session is None or failure is None or not session.exchanges:
+            return {}
+        capture = WarcCapture(
+            target_id=self.target.id,
+            vantage=self.settings.vantage,
+            started_at=format_time(started),
+            outcome=failure.outcome.value,
+            error=failure.error,
+        )
+        exchanges = list(session.exchanges)
+        environment = {**self.settings.environment, "user_agent": self.settings.user_agent}
+
+        def build_and_store() -> str | None:
+            data = build_warc(exchanges, capture, environment=environment)
+            return None if data is None else store.put(data, "warc")
+
+        try:
+            digest = await asyncio.to_thread(build_and_store)
+        except Exception as exc:  # a failing capture must not lose the observation
+            log.exception("warc_capture_failed", target=self.target.id, error=str(exc))
+            self.notes.append("warc not stored")
+            return {}
+        return {} if digest is None else {digest: "warc"}
+
     async def _close(self, context: BrowserContext) -> None:
         try:
             await asyncio.wait_for(context.close(), timeout=self.probe.close_timeout)
@@ -752,8 +873,29 @@ class _Check:
 
     # ------------------------------------------------------------ observation
 
+    async def _conclude_drift(self) -> dict[str, str]:
+        """Tell drift from failure for a failed step; keep a success's fingerprints."""
+        failure, step = self.failure, self.failed_step
+        failed = None
+        if failure is not None and failure.outcome is Outcome.STEP_FAILED and step is not None:
+            failed = (step.label, step.action)
+        drift, self.drift_record, artifacts = await conclude(
+            self.drift,
+            success=failure is None,
+            failed=failed,
+            baseline=self.ctx.baseline,
+            store=self.settings.artifacts,
+        )
+        if drift and failure is not None:
+            self.failure = _Failure(
+                Outcome.JOURNEY_DRIFT, _clip(f"journey drift (the page changed): {failure.error}")
+            )
+        return artifacts
+
     def _blocked(self) -> tuple[BlockedRequest, ...]:
         blocked = [*self.ctx.guard.blocked, *self.refused_schemes]
+        if self.session is not None:  # what got past the page's routes and hit the wire
+            blocked += self.session.blocked
         if len(blocked) > MAX_BLOCKED_LISTED:
             extra = len(blocked) - MAX_BLOCKED_LISTED
             blocked = [
@@ -781,6 +923,9 @@ class _Check:
                 "user_agent": self.settings.user_agent,
                 "fresh_profile": True,
                 "headless": True,
+                # How the browser was kept read-only: its own network namespace ("root" or
+                # "userns"), whose only way out is Vigie's GET/HEAD-only proxy.
+                "browser_confinement": self.runtime.confinement,
             }
         )
         outcome = Outcome.OK if self.failure is None else self.failure.outcome
@@ -797,6 +942,7 @@ class _Check:
             final_url=self.final_url,
             redirects=self.redirects,
             remote_ip=self.remote_ip,
+            tls=self.tls,
             body_sha256=self.body_sha256,
             body_bytes=self.body_bytes,
             steps=tuple(self.steps),
@@ -806,6 +952,7 @@ class _Check:
             error=error,
             environment=environment,
             timings=self.timings,
+            drift=self.drift_record,
         )
         log.debug(
             "browser_check_done",

@@ -6,18 +6,34 @@ call into the browser is time-bounded and a browser that stops answering is kill
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
+import socket
+import ssl
+import struct
+import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import structlog
-from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Playwright,
+    ProxySettings,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
+
+from probes import confine
+from probes.wireproxy import WireProxy, WireSession
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -26,6 +42,7 @@ __all__ = [
     "PLAYWRIGHT_ENABLED_FEATURES",
     "BrowserRuntime",
     "BrowserUnavailableError",
+    "ConfinementUnavailableError",
     "process_tree",
     "process_tree_rss",
 ]
@@ -70,11 +87,30 @@ CHROMIUM_ARGS = (
     "--host-resolver-rules=MAP *.invalid ~NOTFOUND",
 )
 
+# Added when the browser runs confined (probes/confine.py): WebRTC may only use proxied TCP
+# (refused by the proxy) instead of trying UDP, and the proxy's certificates are accepted by the
+# SPKI of their key, which only this instance's proxy holds.
+CONFINED_ARGS = ("--force-webrtc-ip-handling-policy=disable_non_proxied_udp",)
+
 _MARKER = "--vigie-browser-instance="
+_CONFINE_WAIT = 30.0
+# Listening ports made in the browser's namespace: one for the default context, which no check
+# uses (everything sent there is refused), the others one per open browser context.
+_SPARE_PORTS = 8
+
+CONFINEMENT_REFUSED = (
+    "confinement réseau du navigateur impossible, parcours navigateur refusés plutôt que lancés "
+    "sans garde (browser network confinement unavailable, browser journeys refused; "
+    "voir/see docs/browser-probes.md)"
+)
 
 
 class BrowserUnavailableError(Exception):
     """No browser could be started or reached; the message says what to install or fix."""
+
+
+class ConfinementUnavailableError(BrowserUnavailableError):
+    """The browser could not be confined to its proxy: it is not run at all."""
 
 
 class BrowserRuntime:
@@ -88,8 +124,14 @@ class BrowserRuntime:
         health_timeout: float = 10.0,
         close_timeout: float = 5.0,
         idle_close: float | None = None,
+        max_contexts: int = 1,
+        upstream_ssl: ssl.SSLContext | None = None,
     ) -> None:
         self._executable_override = executable
+        self._ports = max(1, max_contexts) + _SPARE_PORTS
+        self._upstream_ssl = upstream_ssl
+        self._proxy: WireProxy | None = None
+        self.confinement: str | None = None  # "root" or "userns" once a browser runs confined
         self._idle_close = idle_close or None
         self._users = 0
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -123,12 +165,18 @@ class BrowserRuntime:
         """True when a launched browser is still connected."""
         return self._browser is not None and self._browser.is_connected()
 
-    async def new_context(self, **options: Any) -> BrowserContext:
-        """A fresh, empty browser context; relaunches the browser once if it is dead or hangs.
+    @property
+    def proxy(self) -> WireProxy | None:
+        """The policy proxy of the running browser (None when no browser runs)."""
+        return self._proxy
 
-        Raises `BrowserUnavailableError` when no working browser can be had.
-        Every context handed out must be given back with `release` once closed: with
-        `idle_close`, the browser and its driver stop when no context was in use for that long.
+    async def new_context(self, **options: Any) -> tuple[BrowserContext, WireSession]:
+        """A fresh, empty browser context and its proxy session (what it sent, what was refused).
+
+        Relaunches the browser once if it is dead or hangs. Raises `BrowserUnavailableError`
+        when no working browser can be had. Every context handed out must be given back with
+        `release` once closed: with `idle_close`, the browser and its driver stop when no
+        context was in use for that long.
         """
         self._users += 1
         self._cancel_idle_timer()
@@ -138,26 +186,42 @@ class BrowserRuntime:
             self.release()
             raise
 
-    def release(self) -> None:
+    def release(self, session: WireSession | None = None) -> None:
         """A context obtained from `new_context` is closed (or its browser is gone)."""
+        if session is not None and self._proxy is not None:
+            self._proxy.close_session(session)
         self._users = max(0, self._users - 1)
         if self._users == 0 and self._idle_close is not None and self._browser is not None:
             self._cancel_idle_timer()
             loop = asyncio.get_running_loop()
             self._idle_timer = loop.call_later(self._idle_close, self._start_idle_close)
 
-    async def _new_context(self, options: dict[str, Any]) -> BrowserContext:
+    async def _new_context(self, options: dict[str, Any]) -> tuple[BrowserContext, WireSession]:
         last_error = "unknown error"
         for attempt in (1, 2):
             browser = await self._ensure_browser()
+            proxy = self._proxy
+            if proxy is None:  # never: a browser runs only with its proxy
+                raise ConfinementUnavailableError(f"{CONFINEMENT_REFUSED}: no proxy")
             try:
-                return await asyncio.wait_for(
-                    browser.new_context(**options), timeout=self._health_timeout
+                session = proxy.open_session()
+            except RuntimeError as exc:
+                raise BrowserUnavailableError(str(exc)) from None
+            # The context's own proxy: everything it sends arrives on this session's port
+            # (loopback included: Playwright adds <-loopback> to the bypass list).
+            server: ProxySettings = {"server": f"http://127.0.0.1:{session.port}"}
+            try:
+                context = await asyncio.wait_for(
+                    browser.new_context(proxy=server, **options), timeout=self._health_timeout
                 )
             except TimeoutError:
+                proxy.close_session(session)
                 last_error = f"browser did not answer within {self._health_timeout:g} s"
             except PlaywrightError as exc:
+                proxy.close_session(session)
                 last_error = _first_line(str(exc))
+            else:
+                return context, session
             log.warning("browser_unresponsive", attempt=attempt, error=last_error)
             await self.kill(reason=last_error, expected=browser)
         raise BrowserUnavailableError(f"browser unusable after a relaunch: {last_error}")
@@ -219,6 +283,12 @@ class BrowserRuntime:
         if browser is not None:
             with contextlib.suppress(TimeoutError, PlaywrightError):
                 await asyncio.wait_for(browser.close(), timeout=self._close_timeout)
+        await self._close_proxy()
+
+    async def _close_proxy(self) -> None:
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            await proxy.aclose()
 
     async def aclose(self) -> None:
         """Close the browser and the Playwright driver, killing them if they do not comply."""
@@ -241,6 +311,7 @@ class BrowserRuntime:
                 await self.kill(reason="browser did not close")
         self._marker = None
         self._pid = None
+        await self._close_proxy()
         await self._stop_driver()
 
     # ----------------------------------------------------------------- private
@@ -254,6 +325,8 @@ class BrowserRuntime:
                 await self.kill(reason="browser disconnected")
             try:
                 return await self._launch()
+            except ConfinementUnavailableError:
+                raise  # the same launcher would fail the same way
             except BrowserUnavailableError:
                 # The Playwright driver itself may be dead: start a new one and retry once.
                 await self._stop_driver()
@@ -273,28 +346,52 @@ class BrowserRuntime:
         errors: list[str] = []
         for executable in self._candidates():
             marker = uuid.uuid4().hex
-            try:
-                browser = await asyncio.wait_for(
+            real = executable or self._playwright.chromium.executable_path
+            proxy = WireProxy(self._upstream_ssl)
+            with _Confinement(real, self._ports) as confinement:
+                args = [
+                    *CHROMIUM_ARGS,
+                    *CONFINED_ARGS,
+                    f"--ignore-certificate-errors-spki-list={proxy.spki_sha256}",
+                    f"{_MARKER}{marker}",
+                ]
+                launching = asyncio.ensure_future(
                     self._playwright.chromium.launch(
-                        executable_path=executable,
+                        executable_path=str(confinement.launcher),
                         headless=True,
                         chromium_sandbox=False,
-                        args=[*CHROMIUM_ARGS, f"{_MARKER}{marker}"],
+                        args=args,
                         handle_sigint=False,
                         handle_sigterm=False,
                         handle_sighup=False,
                         timeout=self._launch_timeout * 1000,
-                    ),
-                    timeout=self._launch_timeout + 5,
+                    )
                 )
-            except (TimeoutError, PlaywrightError) as exc:
-                label = executable or "Playwright-managed Chromium"
-                errors.append(f"{label}: {_first_line(str(exc)) or 'launch timed out'}")
-                stray = _find_browser_pid(marker)
-                if stray is not None:
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(stray, signal.SIGKILL)
-                continue
+                received = asyncio.ensure_future(asyncio.to_thread(confinement.receive))
+                received.add_done_callback(_retrieved)
+                listeners: list[socket.socket] = []
+                try:
+                    listeners = await _confined(received, launching)
+                    browser = await asyncio.wait_for(launching, timeout=self._launch_timeout + 5)
+                except ConfinementUnavailableError:
+                    await _reap(launching)
+                    await proxy.aclose()
+                    raise
+                except (TimeoutError, PlaywrightError, BrowserUnavailableError) as exc:
+                    for sock in listeners:
+                        sock.close()
+                    await _reap(launching)
+                    await proxy.aclose()
+                    label = executable or "Playwright-managed Chromium"
+                    errors.append(f"{label}: {_first_line(str(exc)) or 'launch timed out'}")
+                    stray = _find_browser_pid(marker)
+                    if stray is not None:
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.kill(stray, signal.SIGKILL)
+                    continue
+            await proxy.serve(listeners)
+            self._proxy = proxy
+            self.confinement = confinement.mode
             self._browser = browser
             self._marker = marker
             self._pid = _find_browser_pid(marker)
@@ -304,6 +401,8 @@ class BrowserRuntime:
             browser.on("disconnected", self._on_disconnected)
             log.info(
                 "browser_launched",
+                confinement=self.confinement,
+                proxy_ports=len(proxy.ports),
                 executable=self.executable,
                 version=self.version,
                 pid=self._pid,
@@ -338,6 +437,125 @@ class BrowserRuntime:
         if playwright is not None:
             with contextlib.suppress(TimeoutError, PlaywrightError, OSError):
                 await asyncio.wait_for(playwright.stop(), timeout=self._close_timeout)
+
+
+class _Confinement:
+    """The launcher script for one launch and the Unix socket it reports on (probes/confine.py)."""
+
+    def __init__(self, browser: str, ports: int) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="vigie-confine-"))
+        self.channel = self.directory / "channel.sock"
+        self.launcher = self.directory / "chromium"
+        self.mode: str | None = None
+        self.launcher_pid: int | None = None
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(self.channel))
+        self._listener.listen(1)
+        command = [sys.executable, "-I", "-S", confine.__file__]
+        command += [str(self.channel), browser, str(ports), "--"]
+        self.launcher.write_text(
+            "#!/bin/sh\n# Vigie: Chromium in a network namespace whose only way out is the proxy\n"
+            f'exec {shlex.join(command)} "$@"\n',
+            encoding="utf-8",
+        )
+        self.launcher.chmod(0o700)
+
+    def __enter__(self) -> _Confinement:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes a receive() still waiting
+        self._listener.close()
+        for path in (self.channel, self.launcher):
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.directory.rmdir()
+
+    def receive(self) -> list[socket.socket]:
+        """The proxy's listening sockets, made by the launcher inside the browser's namespace.
+
+        Raises `ConfinementUnavailableError` with the launcher's reason when it failed.
+        """
+        self._listener.settimeout(_CONFINE_WAIT)
+        try:
+            channel, _ = self._listener.accept()
+        except OSError:
+            raise ConfinementUnavailableError(
+                f"{CONFINEMENT_REFUSED}: the launcher did not report within {_CONFINE_WAIT:g} s"
+            ) from None
+        with channel:
+            channel.settimeout(_CONFINE_WAIT)
+            # Who sent this, and is it really elsewhere? The launcher's process (soon Chromium,
+            # same pid) must be in another network namespace than Vigie's.
+            peer = struct.unpack(
+                "3i", channel.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+            )
+            self.launcher_pid = peer[0]
+            fds = array.array("i")
+            message, ancillary, _, _ = channel.recvmsg(4096, socket.CMSG_SPACE(64 * fds.itemsize))
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+        sockets = [socket.socket(fileno=fd) for fd in fds]
+        text = message.decode("utf-8", "replace").strip()
+        words = text.split()
+        if words and words[0] == "missing":
+            raise BrowserUnavailableError(f"no such executable: {text.partition(' ')[2]}")
+        if not words or words[0] != "ok" or len(words) < 3 or not sockets:
+            for sock in sockets:
+                sock.close()
+            reason = text.removeprefix("error ").strip() or "the launcher sent nothing"
+            raise ConfinementUnavailableError(f"{CONFINEMENT_REFUSED}: {reason}")
+        try:
+            elsewhere = (
+                Path(f"/proc/{self.launcher_pid}/ns/net").readlink()
+                != Path("/proc/self/ns/net").readlink()
+            )
+        except OSError:
+            elsewhere = False
+        if not elsewhere:
+            for sock in sockets:
+                sock.close()
+            raise ConfinementUnavailableError(
+                f"{CONFINEMENT_REFUSED}: the launcher (pid {self.launcher_pid}) is not "
+                "(or no longer) in a network namespace of its own"
+            )
+        self.mode = words[1]
+        return sockets
+
+
+async def _confined(
+    received: asyncio.Future[list[socket.socket]], launching: asyncio.Future[Browser]
+) -> list[socket.socket]:
+    """The launcher's listening sockets; raises when it failed (with its reason if it gave one).
+
+    A launch that fails before the launcher reports (no such executable) is not waited for.
+    """
+    pending: set[asyncio.Future[Any]] = {received, launching}
+    await asyncio.wait(pending, timeout=_CONFINE_WAIT, return_when="FIRST_COMPLETED")
+    if not received.done() and launching.done() and launching.exception() is not None:
+        # The launcher may still be writing its reason: a moment for it, then the launch error.
+        await asyncio.wait({received}, timeout=1.0)
+        if not received.done() or received.exception() is None:
+            raise launching.exception()  # type: ignore[misc]
+    return await asyncio.wait_for(received, timeout=_CONFINE_WAIT)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen (it is reported through another path)."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def _reap(launching: asyncio.Future[Browser]) -> None:
+    """Wait for a failed launch to end; close the browser if it started after all."""
+    try:
+        browser = await asyncio.wait_for(launching, timeout=10)
+    except (TimeoutError, PlaywrightError):
+        return
+    with contextlib.suppress(TimeoutError, PlaywrightError):
+        await asyncio.wait_for(browser.close(), timeout=5)
 
 
 def _unwrapped(executable: str) -> str:

@@ -2,6 +2,10 @@
 
 Only GET and HEAD pass. Anything else is refused, never sent, and recorded so the observation
 shows what the site tried to make the probe do. No probe may bypass it.
+
+The browser probe asks it from the page's routes (a first layer) and enforces the same rule,
+`ALLOWED_METHODS`, at the wire: its Chromium can only reach the network through the read-only
+proxy of probes/wireproxy.py, whatever part of a page sends a request.
 """
 
 from __future__ import annotations

@@ -40,6 +40,9 @@ class Outcome(enum.StrEnum):
     PROTOCOL_ERROR = "protocol_error"
     REDIRECT_LOOP = "redirect_loop"
     BLOCKED = "blocked"
+    # A journey step failed on a page that served normally but changed shape since the last
+    # successful run: the journey needs updating; not an outage of the site.
+    JOURNEY_DRIFT = "journey_drift"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -69,6 +72,9 @@ class BlockedRequest:
 
     method: str
     url: str
+    # Which part of the page sent it, when known (Chromium's Sec-Fetch-Dest: "document",
+    # "iframe", "worker", "sharedworker", "serviceworker", "empty" for fetch/XHR/beacon...).
+    sender: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,6 +103,9 @@ class Observation:
     error: str | None = None
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    # Browser journeys: page fingerprints of a success, or how a failed step's page compared
+    # with the last success (probes/drift.py). Serialised only when not empty.
+    drift: dict[str, Any] = dataclasses.field(default_factory=dict)
     seq: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,7 +115,7 @@ class Observation:
         tenth of a probe's CPU budget.
         """
         tls = self.tls
-        return {
+        data: dict[str, Any] = {
             "target_id": self.target_id,
             "kind": self.kind,
             "vantage": self.vantage,
@@ -135,13 +144,16 @@ class Observation:
                 for s in self.steps
             ],
             "console_errors": list(self.console_errors),
-            "blocked_requests": [{"method": b.method, "url": b.url} for b in self.blocked_requests],
+            "blocked_requests": [_blocked_dict(b) for b in self.blocked_requests],
             "artifacts": dict(self.artifacts),
             "error": self.error,
             "environment": dict(self.environment),
             "timings": dict(self.timings),
             "seq": self.seq,
         }
+        if self.drift:
+            data["drift"] = dict(self.drift)
+        return data
 
     def to_json(self) -> bytes:
         """Canonical JSON bytes (sorted keys, UTF-8, no spaces)."""
@@ -187,3 +199,11 @@ def utc_now() -> dt.datetime:
 def format_time(moment: dt.datetime) -> str:
     """RFC 3339 in UTC with microseconds, e.g. ``2026-11-23T13:27:18.123456Z``."""
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _blocked_dict(blocked: BlockedRequest) -> dict[str, str]:
+    """A blocked request as JSON; `sender` only when known (older entries hash unchanged)."""
+    found = {"method": blocked.method, "url": blocked.url}
+    if blocked.sender is not None:
+        found["sender"] = blocked.sender
+    return found

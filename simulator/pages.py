@@ -27,6 +27,7 @@ __all__ = [
     "LOGIN_SCRIPT_PATH",
     "PORTAL_PATH",
     "PORTAL_SCRIPT_PATH",
+    "PORTAL_VERSIONS",
     "REGISTRATION_PATH",
     "WRITE_PATHS",
     "Links",
@@ -71,6 +72,9 @@ INFO_PATHS: Final = {
         ),
     ),
 }
+# Versions of the portal and login screens: 2 is a redesign (renamed links, moved forms, a new
+# layout) that serves normally; a journey written for version 1 no longer finds its way.
+PORTAL_VERSIONS: Final = (1, 2)
 _LOGIN_QUERY: Final = "client_id=anef-usagers&theme=portail-anef"
 # A one-pixel transparent PNG, so browsers asking for /favicon.ico get an answer and log no error.
 _FAVICON: Final = base64.b64decode(
@@ -227,11 +231,12 @@ class Pages:
         )
         return _document(f"{title} — Administration des étrangers en France", body)
 
-    def _portal(self, fault: Fault | None, route_faults: dict[str, str]) -> bytes:
+    def _portal(self, fault: Fault | None, route_faults: dict[str, str], version: int) -> bytes:
         config: dict[str, object] = {
             "fault": fault.spec if fault is not None else None,
             "loginUrl": self.links.login_url,
             "routeFaults": route_faults,
+            "version": version,
         }
         body = (
             '<div id="app-loading" class="sim-spinner" role="status" aria-live="polite">'
@@ -254,8 +259,10 @@ class Pages:
         )
         return _document(title, body, body_class="kc-pending")
 
-    def _login(self, fault: Fault | None) -> bytes:
+    def _login(self, fault: Fault | None, version: int) -> bytes:
         action = html.escape(f"{AUTHENTICATE_PATH}?session_code=simulateur&client_id=anef-usagers")
+        if version == 2:
+            return self._login_v2(fault, action)
         content = (
             "<h1>Connexion à votre espace</h1>"
             f'<form id="kc-form-login" method="post" action="{action}">'
@@ -275,7 +282,34 @@ class Pages:
         )
         return self._login_document("Connexion — ANEF", content, fault)
 
-    def _registration(self, fault: Fault | None) -> bytes:
+    def _login_v2(self, fault: Fault | None, action: str) -> bytes:
+        """The redesigned login screen: FranceConnect first, the form moved into a section,
+        the account-creation link renamed and moved into an aside."""
+        content = (
+            '<nav aria-label="fil d\'Ariane"><a href="'
+            f'{html.escape(self.links.portal_url)}">Accueil</a> &gt; Connexion</nav>'
+            "<h1>Accéder à mon espace étranger</h1>"
+            '<section id="kc-v2-franceconnect"><h2>Avec FranceConnect</h2>'
+            f'<a class="franceconnect-button" id="social-franceconnect" '
+            f'href="{html.escape(FRANCECONNECT_PATH)}?client_id=anef-usagers">'
+            "S'identifier avec FranceConnect</a></section>"
+            '<section id="kc-v2-identifiants"><h2>Avec mes identifiants ANEF</h2>'
+            f'<form id="kc-form-connexion" method="post" action="{action}">'
+            '<label for="username">Adresse électronique</label>'
+            '<input id="username" name="username" type="text" autocomplete="username">'
+            '<label for="password">Mot de passe</label>'
+            '<input id="password" name="password" type="password" '
+            'autocomplete="current-password">'
+            '<button type="submit" id="kc-login" name="login">Se connecter</button></form>'
+            "</section>"
+            f'<aside id="kc-v2-inscription"><h2>Nouvel usager</h2><p><a href="'
+            f'{html.escape(self.links.registration_url)}">Ouvrir mon espace ANEF</a></p></aside>'
+        )
+        return self._login_document("Connexion — ANEF", content, fault)
+
+    def _registration(self, fault: Fault | None, version: int = 1) -> bytes:
+        if version == 2:
+            return self._registration_v2(fault)
         email = (
             '<label for="email">Adresse électronique</label>'
             '<input id="email" name="email" type="email" autocomplete="email">'
@@ -296,6 +330,28 @@ class Pages:
             f'<p><a href="{html.escape(self.links.login_url)}">« Retour à la connexion</a></p>'
         )
         return self._login_document("Création de compte — ANEF", content, fault)
+
+    def _registration_v2(self, fault: Fault | None) -> bytes:
+        """The redesigned account creation: the form moved into two fieldsets."""
+        email = (
+            '<label for="courriel">Courriel</label>'
+            '<input id="courriel" name="courriel" type="email" autocomplete="email">'
+        )
+        if fault is not None and fault.name == "form_missing":
+            email = ""
+        action = html.escape(f"{REGISTRATION_PATH}?client_id=anef-usagers&tab_id=simulateur")
+        content = (
+            "<h1>Ouvrir mon espace ANEF</h1>"
+            f'<section><form id="kc-inscription" method="post" action="{action}">'
+            f"<fieldset><legend>Mon courriel</legend>{email}</fieldset>"
+            '<fieldset><legend>Mon identité</legend><label for="firstName">Prénom</label>'
+            '<input id="firstName" name="firstName" type="text">'
+            '<label for="lastName">Nom</label><input id="lastName" name="lastName" type="text">'
+            "</fieldset>"
+            '<button type="submit">Continuer</button></form></section>'
+            f'<p><a href="{html.escape(self.links.login_url)}">Retour</a></p>'
+        )
+        return self._login_document("Ouvrir mon espace — ANEF", content, fault)
 
     def _franceconnect(self) -> bytes:
         content = (
@@ -371,8 +427,12 @@ class Pages:
         path: str,
         fault: Fault | None = None,
         route_faults: dict[str, str] | None = None,
+        version: int = 1,
     ) -> Response:
-        """The answer to a GET of `path` on `host`, with a browser fault applied if any."""
+        """The answer to a GET of `path` on `host`, with a browser fault applied if any.
+
+        `version` 2 serves the redesigned portal and login screens (see PORTAL_VERSIONS).
+        """
         browser_fault = fault if fault is not None and fault.is_browser_fault else None
         if path == "/favicon.ico":
             return Response(200, _FAVICON, "image/png", (("Cache-Control", "max-age=3600"),))
@@ -384,7 +444,7 @@ class Pages:
             if path in self._info:
                 return _html(200, self._info[path])
             if path == PORTAL_PATH:
-                return _html(200, self._portal(browser_fault, route_faults or {}))
+                return _html(200, self._portal(browser_fault, route_faults or {}, version))
             if path == "/particuliers":
                 return _html(301, b"", ("Location", PORTAL_PATH))
             if path == PORTAL_SCRIPT_PATH:
@@ -397,9 +457,9 @@ class Pages:
                 )
             return self.not_found()
         if path == LOGIN_PATH:
-            return _html(200, self._login(browser_fault))
+            return _html(200, self._login(browser_fault, version))
         if path == REGISTRATION_PATH:
-            return _html(200, self._registration(browser_fault))
+            return _html(200, self._registration(browser_fault, version))
         if path == FRANCECONNECT_PATH:
             return _html(200, self._franceconnect())
         if path == LOGIN_SCRIPT_PATH:

@@ -226,6 +226,10 @@ class SimulatorProcess:
         """Switch every fault off."""
         self.admin("DELETE", "/faults")
 
+    def set_portal_version(self, version: int) -> None:
+        """Serve `version` of the portal (see Simulator.set_portal_version)."""
+        self.admin("POST", "/version", {"version": version})
+
     def faults(self) -> list[dict[str, str]]:
         """The faults switched on."""
         answer: list[dict[str, str]] = self.admin("GET", "/faults")["faults"]

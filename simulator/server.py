@@ -38,7 +38,7 @@ from simulator.http11 import (
     read_request,
     response_head,
 )
-from simulator.pages import API_PATH, PORTAL_PATH, Links, Pages
+from simulator.pages import API_PATH, PORTAL_PATH, PORTAL_VERSIONS, Links, Pages
 from simulator.tls import TlsMaterial, make_tls_material
 
 __all__ = ["Simulator", "SimulatorError"]
@@ -177,6 +177,7 @@ class Simulator:
         self.login_host = login_host or host
         self._ports = {"site": port, "login": login_port, "tls": tls_port, "admin": admin_port}
         self._faults = FaultTable()
+        self._version = 1  # portal version served (simulator.pages.PORTAL_VERSIONS)
         for path, spec in (faults or {}).items():
             self._faults.set(path, spec)
         audit_path: Path | None = None
@@ -426,6 +427,19 @@ class Simulator:
         self._run_on_loop(self._sync_host_faults)
 
     @property
+    def portal_version(self) -> int:
+        """The version of the portal and login screens served now (1, or 2: the redesign)."""
+        return self._version
+
+    def set_portal_version(self, version: int) -> None:
+        """Serve `version` of the portal and login screens from the next request on."""
+        if version not in PORTAL_VERSIONS:
+            choices = ", ".join(str(v) for v in PORTAL_VERSIONS)
+            raise FaultError(f"unknown portal version {version!r}; valid versions: {choices}")
+        self._version = version
+        log.info("simulator_portal_version", version=version)
+
+    @property
     def faults(self) -> tuple[FaultRule, ...]:
         """The faults switched on."""
         return self._faults.rules()
@@ -625,7 +639,11 @@ class Simulator:
         route_faults = (
             self._faults.route_faults(role, request.path) if request.path == PORTAL_PATH else {}
         )
-        self._send(writer, request, self._pages.render(role, request.path, fault, route_faults))
+        self._send(
+            writer,
+            request,
+            self._pages.render(role, request.path, fault, route_faults, self._version),
+        )
         await writer.drain()
         return request.keep_alive
 
@@ -656,7 +674,7 @@ class Simulator:
             waited = await _precise_sleep(fault.seconds or 0.0)
             if writer.is_closing():
                 return False
-            response = self._pages.render(role, request.path)
+            response = self._pages.render(role, request.path, version=self._version)
             response = dataclasses.replace(
                 response, headers=(*response.headers, ("X-Simulator-Delay", f"{waited:.6f}"))
             )
@@ -726,7 +744,9 @@ class Simulator:
         method, path = request.method, request.path.rstrip("/") or "/"
         try:
             if path == "/" and method in ("GET", "HEAD"):
-                return _json(200, {**self.urls(), "faults": self._fault_list()})
+                return _json(
+                    200, {**self.urls(), "faults": self._fault_list(), "version": self._version}
+                )
             if path == "/healthz" and method in ("GET", "HEAD"):
                 return Response(200, b"ok\n", "text/plain; charset=utf-8")
             if path == "/faults":
@@ -736,6 +756,11 @@ class Simulator:
                     return self._admin_set_fault(request)
                 if method == "DELETE":
                     return self._admin_clear(request)
+            if path == "/version":
+                if method in ("GET", "HEAD"):
+                    return _json(200, {"version": self._version})
+                if method in ("POST", "PUT"):
+                    return self._admin_set_version(request)
             if path == "/faults/clear" and method == "POST":
                 self.clear_faults()
                 return _json(200, {"faults": []})
@@ -753,7 +778,8 @@ class Simulator:
         except FaultError as exc:
             return _json(400, {"error": str(exc)})
         known = (
-            "GET /, GET /faults, POST /faults, DELETE /faults, GET /requests, POST /requests/reset"
+            "GET /, GET /faults, POST /faults, DELETE /faults, GET /version, POST /version, "
+            "GET /requests, POST /requests/reset"
         )
         return _json(404, {"error": f"no {method} {path} here; the admin API has: {known}"})
 
@@ -773,6 +799,16 @@ class Simulator:
             return _json(400, {"error": "path and host must be strings"})
         rule = self.set_fault(path, data["fault"], host)
         return _json(200, {"fault": rule.to_dict(), "faults": self._fault_list()})
+
+    def _admin_set_version(self, request: Request) -> Response:
+        try:
+            data: Any = json.loads(request.body or b"{}")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("version"), int):
+            return _json(400, {"error": 'expected {"version": 2} (1: usual portal, 2: redesign)'})
+        self.set_portal_version(data["version"])
+        return _json(200, {"version": self._version})
 
     def _admin_clear(self, request: Request) -> Response:
         params = {k: v[-1] for k, v in parse_qs(request.query).items()}

@@ -56,6 +56,7 @@ REQUIRED_ALERTS = {
     "VigieNotScraped",
     "VigieAbsent",
     "VigieProbeErrorsHigh",
+    "VigieJourneyDrift",
     "VigieLedgerCheckpointStale",
     "VigieTSAFailing",
     "VigieLedgerWriteErrors",
@@ -139,7 +140,8 @@ class TestRuleFiles:
     def test_cause_text_covers_every_failure_outcome(self) -> None:
         """The French cause in outage alerts knows every failing outcome a probe can report."""
         text = (ALERTS_DIR / "outages.rules.yml").read_text("utf-8")
-        failing = {o.value for o in Outcome} - {"ok", "vantage_offline"}
+        # journey_drift never opens an outage: it has its own tech alert (VigieJourneyDrift).
+        failing = {o.value for o in Outcome} - {"ok", "vantage_offline", "journey_drift"}
         missing = {o for o in failing if f'eq $o "{o}"' not in text}
         assert not missing, f"outcomes without a French cause: {sorted(missing)}"
 
@@ -189,6 +191,8 @@ class TestAlertmanagerConfig:
                 "juridique-maintenance",
             ),
             (["alertname=VigieVantageOffline", "team=tech", "severity=warning"], "tech"),
+            # Journey drift: the tech team only; the legal team is never paged for it.
+            (["alertname=VigieJourneyDrift", "team=tech", "severity=warning"], "tech"),
             (["alertname=VigieScrapeGap", "team=none"], "aucun"),
             (["alertname=SomethingUnknown"], "tech"),
         ],

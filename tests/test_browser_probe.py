@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from urllib.parse import urlsplit
 import playwright
 import pytest
 from aiohttp import WSMsgType, web
+from warcio.archiveiterator import ArchiveIterator
 
 from config.settings import ConfigError, load_settings
 from config.targets import Target
@@ -629,8 +631,15 @@ class TestJourney:
         assert not obs.steps[-1].ok
         assert obs.error is not None
         assert "no visible element matches '#absent' within 1.0 s" in obs.error
-        assert sorted(obs.artifacts.values()) == ["html", "screenshot"]
+        assert sorted(obs.artifacts.values()) == ["html", "screenshot", "warc"]
         by_kind = {kind: digest for digest, kind in obs.artifacts.items()}
+        # The WARC holds what crossed the read-only proxy: the page's request and its answer.
+        records = {}
+        for record in ArchiveIterator(io.BytesIO(env.store.read(by_kind["warc"]))):
+            uri = record.rec_headers.get_header("WARC-Target-URI")
+            records[record.rec_type, uri] = record.content_stream().read()
+        assert records["request", env.site.url("/")] == b""  # GET: no body
+        assert "Première visite".encode() in records["response", env.site.url("/")]
         png = env.store.read(by_kind["screenshot"])
         assert hashlib.sha256(png).hexdigest() == by_kind["screenshot"]
         width, height = png_size(png)
@@ -759,7 +768,7 @@ class TestFailures:
         assert [s.name for s in obs.steps] == [LOAD_STEP]
         assert obs.error is not None
         assert "HTTP 503" in obs.error
-        assert sorted(obs.artifacts.values()) == ["html", "screenshot"]
+        assert sorted(obs.artifacts.values()) == ["html", "screenshot", "warc"]
 
     def test_expected_error_status_passes(self, env: Env) -> None:
         """A status listed in expect.status is accepted, as for HTTP targets."""
@@ -923,12 +932,14 @@ class TestIdleClose:
                 time.sleep(0.1)
             assert probe.runtime.idle_closes == 1
             assert not probe.runtime.connected
+            assert probe.runtime.proxy is None  # the read-only proxy stops with its browser
             assert pid not in process_tree(os.getpid())
             assert not driver_pids() - before
             obs = self.check(env, probe, "/other")
             assert obs.outcome is Outcome.OK, obs.error
             assert probe.runtime.launches == 2
             assert probe.runtime.connected
+            assert probe.runtime.proxy is not None
         finally:
             env.loop.run(probe.aclose())
 

@@ -38,6 +38,7 @@ def _full() -> Observation:
         error="step click failed",
         environment={"os": "Linux", "local_ips": ["192.0.2.2"]},
         timings={"ttfb": 0.2},
+        drift={"baseline": {"click": {"fingerprint": "22" * 32, "observation": 3}}},
         seq=7,
     )
 
@@ -48,8 +49,27 @@ class TestObservation:
         obs = _full()
         expected = dataclasses.asdict(obs)
         expected["outcome"] = "step_failed"
+        for blocked in expected["blocked_requests"]:  # written only when known (see below)
+            if blocked["sender"] is None:
+                del blocked["sender"]
         assert canonical_json(obs.to_dict()) == canonical_json(expected)
         assert set(obs.to_dict()) == {f.name for f in dataclasses.fields(Observation)}
+
+    def test_blocked_sender_only_when_known(self) -> None:
+        """A blocked request's sender is written when known; an entry recorded before senders
+        existed serialises (and so hashes) exactly as it did."""
+        old = {"method": "POST", "url": "https://x/"}
+        obs = dataclasses.replace(_full(), blocked_requests=(BlockedRequest(**old),))
+        assert obs.to_dict()["blocked_requests"] == [old]
+        known = BlockedRequest(method="POST", url="https://x/", sender="sharedworker")
+        obs = dataclasses.replace(obs, blocked_requests=(known,))
+        assert obs.to_dict()["blocked_requests"] == [{**old, "sender": "sharedworker"}]
+
+    def test_empty_drift_is_not_serialised(self) -> None:
+        """An observation without drift data serialises as before the field existed."""
+        obs = dataclasses.replace(_full(), drift={})
+        assert "drift" not in obs.to_dict()
+        assert Observation.from_dict(obs.to_dict()) == obs
 
     def test_round_trip(self) -> None:
         """from_dict(to_dict()) gives back the same observation."""

@@ -430,6 +430,26 @@ class TestAdminApi:
         assert cleared["cleared"] == 1
         assert fetch(simulator.site_url).status == 200
 
+    def test_portal_version_switch(self, simulator: Simulator) -> None:
+        """``POST /version`` serves the redesign (renamed link, moved form); 1 switches back."""
+        assert json.loads(fetch(simulator.url("/version", "admin")).body) == {"version": 1}
+        old = fetch(simulator.login_url).body.decode()
+        assert "Première visite ? Créer votre compte" in old
+        answer = fetch(simulator.url("/version", "admin"), "POST", b'{"version": 2}')
+        assert answer.status == 200
+        new = fetch(simulator.login_url)
+        assert new.status == 200
+        assert "Première visite" not in new.body.decode()
+        assert "Ouvrir mon espace ANEF" in new.body.decode()
+        assert 'id="kc-form-connexion"' in new.body.decode()
+        assert "<fieldset>" in fetch(simulator.registration_url).body.decode()
+        assert json.loads(fetch(simulator.admin_url).body)["version"] == 2
+        bad = fetch(simulator.url("/version", "admin"), "POST", b'{"version": 3}')
+        assert bad.status == 400
+        assert "valid versions: 1, 2" in json.loads(bad.body)["error"]
+        simulator.set_portal_version(1)
+        assert fetch(simulator.login_url).body.decode() == old
+
     def test_delete_one_fault_by_path(self, simulator: Simulator) -> None:
         """``DELETE /faults?path=...`` clears only that path's fault."""
         simulator.set_fault("/", "http_500")

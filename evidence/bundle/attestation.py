@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from config.vocabulary import GAP, OUTAGE
+from config.vocabulary import GAP, OUTAGE, REVIEW
 from evidence.outages.availability import PARIS
 from evidence.outages.tracker import OutageRecord, outages_from_entries
 from probes.observation import Outcome
@@ -318,6 +318,7 @@ class WindowFacts:
                     "started_at": o.started_at,
                     "ended_at": o.ended_at,
                     "failed_checks": o.failed_checks,
+                    "review": None if o.review is None else o.review.text_fr,
                 }
                 for o in self.outages
             ],
@@ -405,7 +406,7 @@ def _history(
     gaps = []
     first: dict[str, dt.datetime] = {}
     for row in ledger.iter_rows(0):
-        if row.type == OUTAGE:
+        if row.type in {OUTAGE, REVIEW}:  # events, and people's reviews of them
             event = json.loads(row.body)
             event.setdefault("seq", row.seq)
             events.append(event)

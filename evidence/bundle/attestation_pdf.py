@@ -168,9 +168,14 @@ def _target_story(
             else:
                 duration = format_duration_fr((outage.end - outage.start).total_seconds())
                 span = f"{_span(outage.start, outage.end)} ({duration})"
+            review = (
+                f" Vérification par une personne : {_e(outage.review.text_fr)}."
+                if outage.review is not None
+                else ""
+            )
             lines.append(
                 f"{label} de ce service {span}, qui chevauche cette plage "
-                f"(référence <font name='{s.fonts.mono}'>{_e(outage.id)}</font>)."
+                f"(référence <font name='{s.fonts.mono}'>{_e(outage.id)}</font>).{review}"
             )
     elif facts.checks:
         lines.append("Aucune panne confirmée de ce service ne chevauche cette plage.")

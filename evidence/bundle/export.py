@@ -44,7 +44,17 @@ from typing import IO, Any, Protocol
 import msgspec
 import structlog
 
-from config.vocabulary import CHECKPOINT, CLOCK_JUMP, GAP, OBSERVATION, OUTAGE, TIMESTAMP, VANTAGE
+from config.vocabulary import (
+    CHECKPOINT,
+    CLOCK_JUMP,
+    DRIFT,
+    GAP,
+    OBSERVATION,
+    OUTAGE,
+    REVIEW,
+    TIMESTAMP,
+    VANTAGE,
+)
 from evidence.bundle.model import (
     DURATION_BOUNDS,
     BundleError,
@@ -1367,7 +1377,7 @@ def _other_entries(
 ) -> None:
     """Outage events, checkpoints and timestamps among the (seq, type, body) `rows`."""
     for seq, kind, body in rows:
-        if kind == OUTAGE:
+        if kind in {OUTAGE, REVIEW}:  # reviews: the outages' review state
             outage = json.loads(body)
             outage.setdefault("seq", seq)
             outages.append(outage)
@@ -1382,6 +1392,11 @@ def _other_entries(
         elif kind == VANTAGE:
             event = json.loads(body)
             summary.vantage_events.append((str(event.get("at") or ""), str(event.get("event"))))
+        elif kind == DRIFT:
+            event = json.loads(body)
+            summary.drift_events.append(
+                (str(event.get("at") or ""), str(event.get("event")), str(event.get("target_id")))
+            )
         elif kind == CLOCK_JUMP:
             summary.report_facts.clock_jump(seq, json.loads(body))
 
@@ -1563,7 +1578,7 @@ def _write_outage(
     marker = f'"outage_id":"{outage_id}"'.encode()
     for rows in ledger.row_chunks(0, size, _CHUNK):  # type: ignore[attr-defined]
         for seq, kind, body, _leaf in rows:
-            if kind == OUTAGE and marker in body:
+            if kind in {OUTAGE, REVIEW} and marker in body:  # with its reviews
                 event = json.loads(body)
                 event.setdefault("seq", seq)
                 events.append(event)

@@ -121,6 +121,8 @@ class BundleSummary:
     # the period asked for, when the data cover only part of it (`period_*` are the data's)
     requested_start: dt.datetime | None = None
     requested_end: dt.datetime | None = None
+    # (at, event, target): journey drift started/ended (unmonitored time of that journey)
+    drift_events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
     # every distinct environment fact, each target's addresses, the clock jumps (report)
     report_facts: ReportFacts = dataclasses.field(default_factory=ReportFacts)
 

@@ -16,6 +16,7 @@ import structlog
 
 from config.targets import CONTROL_PREFIX
 from evidence.bundle.model import DURATION_BOUNDS, BundleSummary, TargetStats
+from evidence.ledger.reviews import review_required
 from evidence.outages.availability import PARIS, AvailabilityIndex, union
 from evidence.report.build import (
     MAX_SCREENSHOTS,
@@ -163,9 +164,20 @@ def _index(summary: BundleSummary, maintenance: Sequence[Any]) -> AvailabilityIn
         elif event == "online" and offline_open:
             index.vantage_offline.close(at.timestamp())
             offline_open = False
+    for at_text, event, target_id in sorted(summary.drift_events):  # journey to update
+        at = parse_time(at_text)
+        if at is None:
+            continue
+        drift = index.timeline(target_id).drift
+        if event == "started" and not drift.is_open:
+            drift.add(at.timestamp())
+        elif event == "ended":
+            drift.close(at.timestamp())
     for record in summary.outages:
         timeline = index.timeline(record.target_id)
         intervals = timeline.down if record.kind == "down" else timeline.degraded
+        if record.dismissed:  # a person said it was no outage of the site: unmonitored
+            intervals = timeline.dismissed
         end = record.end
         intervals.add(record.start.timestamp(), None if end is None else end.timestamp())
     return index
@@ -291,6 +303,7 @@ def _outage_rows(
             now,
             vantages=names.get(record.id, ()) if names is not None else (),
             vantage_count=0 if names is not None else summary.corroboration.get(record.id, 0),
+            review_required=review_required(summary.settings, record.target_id),
         )
         for record in sorted(summary.outages, key=lambda r: (r.started_at, r.id))
     )

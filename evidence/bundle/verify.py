@@ -22,9 +22,11 @@ from hashlib import sha256 as _sha256
 from pathlib import Path
 from typing import IO, Any
 
+from config.vocabulary import REVIEW
 from evidence.bundle.export import BUNDLE_FORMAT, aligned_ranges
 from evidence.ledger import merkle
 from evidence.ledger.checkpoint import Checkpoint, CheckpointError
+from evidence.ledger.reviews import ReviewError, check_review
 from evidence.ledger.signing import NoteError, NoteVerifier, open_note
 
 __all__ = ["BundleReport", "print_bundle_report", "verify_bundle", "verify_bundle_cli"]
@@ -166,6 +168,23 @@ class _Verifier:
         self.check_streamed(manifest)
         self.check_timestamps()
         self.check_artifacts(manifest)
+        self.check_reviews(verifier)
+
+    def check_reviews(self, verifier: NoteVerifier) -> None:
+        """People's reviews of outages: signed by the vantage key over exactly their fields."""
+        with self.open("observations.jsonl") as lines:
+            for line in lines:
+                if b'"type":"review"' not in line:
+                    continue
+                entry = json.loads(line)
+                if entry.get("type") != REVIEW:
+                    continue
+                try:
+                    check_review(entry, verifier)
+                except ReviewError as exc:
+                    raise _FailureError(
+                        "observations.jsonl", f"review of an outage: {exc}", entry.get("seq")
+                    ) from None
 
     def check_members(self) -> None:
         """Each name once, no folder entry holding data: a second copy of a file could be

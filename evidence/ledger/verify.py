@@ -42,7 +42,7 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from config.vocabulary import CHECKPOINT, OBSERVATION, TIMESTAMP, TSA_FAILURE
+from config.vocabulary import CHECKPOINT, OBSERVATION, REVIEW, TIMESTAMP, TSA_FAILURE
 from evidence.ledger import merkle
 from evidence.ledger.backends import open_ledger
 from evidence.ledger.checkpoint import (
@@ -53,7 +53,8 @@ from evidence.ledger.checkpoint import (
 )
 from evidence.ledger.core import STORED_LEVEL_STRIDE, SqlLedger
 from evidence.ledger.entries import LedgerError
-from evidence.ledger.signing import NoteVerifier, SigningKeyError, load_public_key
+from evidence.ledger.reviews import ReviewError, check_review
+from evidence.ledger.signing import NoteError, NoteVerifier, SigningKeyError, load_public_key
 from evidence.ledger.sqlite import SqliteLedger
 
 __all__ = ["SEGMENT_LEVEL", "VerifyError", "VerifyReport", "verify_ledger"]
@@ -64,7 +65,7 @@ SEGMENT_LEVEL = 16  # segments of (at most) 65,536 entries
 _MIN_SEGMENT_LEVEL = 12
 _SEGMENTS_PER_PROCESS = 8  # below this many segments per process, segments are made smaller
 _PARALLEL_MIN_SEGMENTS = 2  # full-size segments below which one process does it all
-_SPECIAL = frozenset({CHECKPOINT, TIMESTAMP, TSA_FAILURE})
+_SPECIAL = frozenset({CHECKPOINT, TIMESTAMP, TSA_FAILURE, REVIEW})
 _sha256 = hashlib.sha256
 _HEX = frozenset("0123456789abcdef")
 _CHANGED = (
@@ -91,6 +92,7 @@ class VerifyReport:
     checkpoints: int = 0  # checkpoints whose root and signature verified
     timestamps: int = 0  # RFC 3161 tokens verified
     tsa_failures: int = 0  # recorded failures to get a timestamp
+    reviews: int = 0  # signed outage reviews verified
     artifacts: int = 0  # artifact files whose SHA-256 was recomputed
     copied_checkpoints: int = 0  # checkpoints of the outside copy matched against the ledger
     first_bad_seq: int | None = None
@@ -118,6 +120,8 @@ class VerifyReport:
         parts = [f"{self.entries} entries", f"{self.checkpoints} checkpoints"]
         if self.timestamps:
             parts.append(f"{self.timestamps} timestamps")
+        if self.reviews:
+            parts.append(f"{self.reviews} reviews")
         if self.artifacts:
             parts.append(f"{self.artifacts} artifacts")
         return "OK: " + ", ".join(parts) + " verified"
@@ -311,7 +315,13 @@ def _scan_chunks(
 # Canonical JSON sorts keys and "type" sorts after every other key of a checkpoint or a
 # timestamp entry, so their bodies end like this: a body of either kind is parsed (and
 # verified as such) even if its type column was changed to hide it.
-_SPECIAL_ENDINGS = (b'"type":"checkpoint"}', b'"type":"timestamp"}')
+_SPECIAL_ENDINGS = (
+    b'"type":"checkpoint"}',
+    b'"type":"timestamp"}',
+    # A review's only key after "type" is "verdict": found even behind another type column.
+    b'"type":"review","verdict":"confirmed"}',
+    b'"type":"review","verdict":"dismissed"}',
+)
 _ARTIFACTS_MARKER = b'"artifacts":{"'  # an entry naming at least one artifact
 _kind_of = operator.itemgetter(2)
 
@@ -482,6 +492,24 @@ class _Verifier:
             return self._timestamp(special)
         if special.type == TSA_FAILURE:
             self.report.tsa_failures += 1
+        if special.type == REVIEW:
+            return self._review(special)
+        return True
+
+    def _review(self, special: _Special) -> bool:
+        """A review's signed note must match its fields and be signed by the vantage's key."""
+        verifier = None
+        try:
+            if self.trusted is not None:
+                declared = NoteVerifier.parse(str(special.data.get("key", "")))
+                verifier = NoteVerifier(declared.name, self.trusted)
+            elif self.recorded_key is not None:
+                verifier = NoteVerifier.parse(self.recorded_key)
+            check_review(special.data, verifier)
+        except (ReviewError, NoteError) as exc:
+            self.report.fail(special.seq, f"review of an outage: {exc}")
+            return False
+        self.report.reviews += 1
         return True
 
     def _checkpoint(self, special: _Special) -> bool:

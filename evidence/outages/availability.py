@@ -173,6 +173,10 @@ class TargetTimeline:
     down: IntervalList = dataclasses.field(default_factory=IntervalList)
     degraded: IntervalList = dataclasses.field(default_factory=IntervalList)
     offline: IntervalList = dataclasses.field(default_factory=IntervalList)
+    # Its journey needed updating (journey_drift): the site was not seen, nor counted down.
+    drift: IntervalList = dataclasses.field(default_factory=IntervalList)
+    # Outages a person dismissed (not an outage of the site): unmonitored, not down.
+    dismissed: IntervalList = dataclasses.field(default_factory=IntervalList)
 
 
 class AvailabilityIndex:
@@ -212,6 +216,8 @@ class AvailabilityIndex:
             self.gaps.clip(lo, b, n),
             self.vantage_offline.clip(lo, b, n),
             timeline.offline.clip(lo, b, n),
+            timeline.drift.clip(lo, b, n),
+            timeline.dismissed.clip(lo, b, n),
         )
         monitored = (b - lo) - measure(excluded)
         down = subtract(timeline.down.clip(lo, b, n), excluded)

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from config.vocabulary import GAP, OBSERVATION, OUTAGE, VANTAGE
+from config.vocabulary import GAP, OBSERVATION, OUTAGE, REVIEW, VANTAGE
 from evidence.outages.tracker import OutageRecord, OutageTracker, outages_from_entries
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EntrySource", "LedgerSource", "ListSource", "ledger_outages", "load_outages"]
 
-_EVENTS = (OUTAGE, GAP, VANTAGE)
+_EVENTS = (OUTAGE, GAP, VANTAGE, REVIEW)
 _ALL = (OBSERVATION, *_EVENTS)
 
 

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from config.maintenance import MaintenanceError, check_windows, overlap_label, overlap_seconds
-from config.vocabulary import GAP, OBSERVATION, OUTAGE, VANTAGE
-from evidence.outages.availability import PARIS, AvailabilityIndex
+from config.vocabulary import GAP, OBSERVATION, OUTAGE, REVIEW, VANTAGE
+from evidence.ledger.reviews import Review, review_state
+from evidence.outages.availability import PARIS, AvailabilityIndex, IntervalList
 from probes.observation import Outcome
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEGRADED",
     "DOWN",
+    "JOURNEY_DRIFT",
     "KINDS",
     "REPLAY_DAYS",
     "STATES",
@@ -56,9 +58,11 @@ DEGRADED = "degraded"
 KINDS = (DOWN, DEGRADED)
 STATES = ("up", "failing", "down", "recovering", "degraded", "unknown")
 
+# The journey needs updating: a monitoring gap, never an outage.
+JOURNEY_DRIFT = Outcome.JOURNEY_DRIFT.value
 REPLAY_DAYS = 92.0  # observations replayed at start-up: the status page's 90 days and a margin
 MAX_ARTIFACTS = 100  # artifacts listed in an outage event; all stay in their observations
-_WANTED = (OBSERVATION, OUTAGE, GAP, VANTAGE)
+_WANTED = (OBSERVATION, OUTAGE, GAP, VANTAGE, REVIEW)
 _MARKERS = tuple(f'"type":"{t}"'.encode() for t in _WANTED)
 
 
@@ -135,6 +139,7 @@ _CAUSES_FR = {
     "protocol_error": "réponse invalide",
     "redirect_loop": "boucle de redirections",
     "blocked": "requête bloquée",
+    "journey_drift": "parcours à revoir : la page a changé",
     "slow": "lenteur",
 }
 
@@ -199,6 +204,18 @@ class OutageRecord:
     opened_entry: int | None = None  # ledger seq of its `opened` event
     closed_entry: int | None = None  # ledger seq of its `closed` event
     confirm_seqs: tuple[int, ...] = ()  # the observations of `seqs` that confirmed it
+    reviews: tuple[Review, ...] = ()  # people's reviews (signed `review` entries), oldest first
+
+    @property
+    def review(self) -> Review | None:
+        """The latest review, which decides its review state (None: not reviewed)."""
+        return self.reviews[-1] if self.reviews else None
+
+    @property
+    def dismissed(self) -> bool:
+        """Whether a person dismissed it (it stays in the history, marked dismissed)."""
+        review = self.review
+        return review is not None and review.verdict == "dismissed"
 
     @property
     def is_open(self) -> bool:
@@ -259,6 +276,7 @@ class OutageRecord:
             "last_seq": self.last_seq,
             "opened_entry": self.opened_entry,
             "closed_entry": self.closed_entry,
+            "review": review_state(self.reviews),
         }
 
     @classmethod
@@ -304,9 +322,10 @@ class OutageRecord:
 class Period:
     """A span of time Vigie could not see: not running (`gap`) or vantage offline."""
 
-    kind: str  # "unmonitored" | "vantage_offline"
+    kind: str  # "unmonitored" | "vantage_offline" | "journey_drift"
     start: str
     end: str | None  # None while it lasts
+    target_id: str | None = None  # journey_drift: the journey to update
 
     def duration(self, now: dt.datetime) -> float:
         """Seconds from start to end, or to `now` while it lasts."""
@@ -373,6 +392,7 @@ class DayCounts:
     failures: int = 0
     slow: int = 0
     vantage_offline: int = 0
+    journey_drift: int = 0  # checks that could not see the site: its journey needs updating
 
 
 # --- the state machine ------------------------------------------------------------------------
@@ -470,6 +490,7 @@ class _Machine:
     degraded: _Track = dataclasses.field(default_factory=_Track)
     seen: bool = False  # a check that says something about the target was made
     offline_since: float | None = None  # start of the current vantage-offline span
+    drift_since: str | None = None  # start of the current journey-drift span
     last: CheckSummary | None = None
 
     def track(self, kind: str) -> _Track:
@@ -513,6 +534,9 @@ class OutageTracker:
         self._days: dict[tuple[str, dt.date], DayCounts] = {}
         self._gaps: list[Period] = []
         self._vantage_periods: list[Period] = []
+        self._drift_periods: list[Period] = []
+        self._reviews: dict[str, list[Review]] = {}
+        self._drift_out: list[dict[str, Any]] = []  # drift entries decided live, to append
         self._vantage_online: bool | None = None
         self._unconfirmed: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._pending: list[dict[str, Any]] = []
@@ -530,6 +554,11 @@ class OutageTracker:
         for body in events:
             self._commit(body, None)
         return events
+
+    def drift_events(self) -> list[dict[str, Any]]:
+        """`drift` entry bodies decided by the last `observe` (start or end of a drift)."""
+        out, self._drift_out = self._drift_out, []
+        return out
 
     def observe_vantage(
         self, online: bool, at: dt.datetime | str, seqs: Sequence[int] = ()
@@ -553,6 +582,7 @@ class OutageTracker:
             for body in self._step(check):
                 key = (body["target_id"], body["kind"])
                 self._unconfirmed.setdefault(key, []).append(body)
+            self._drift_out.clear()  # replayed: recorded (or derived) already
             return
         moment = entry_time(entry)
         if moment is not None:
@@ -563,6 +593,26 @@ class OutageTracker:
             self.add_gap(entry)
         elif kind == VANTAGE:
             self._apply_vantage(entry)
+        elif kind == REVIEW:
+            self.add_review(entry)
+
+    def add_review(self, entry: Mapping[str, Any]) -> Review:
+        """Account a `review` entry (recorded, or just appended by this process)."""
+        review = Review.of(entry)
+        known = self._reviews.setdefault(review.outage_id, [])
+        if review.seq is None or all(r.seq != review.seq for r in known):
+            known.append(review)  # the same entry seen twice (own append, then followed): once
+        self._refresh_dismissed(review.target_id)
+        return review
+
+    def _refresh_dismissed(self, target_id: str) -> None:
+        """The target's dismissed outages, as unmonitored time (reviews are rare: rebuilt)."""
+        spans = [
+            (r.start.timestamp(), None if r.end is None else r.end.timestamp())
+            for r in self.records()
+            if r.target_id == target_id and r.dismissed
+        ]
+        self.index.timeline(target_id).dismissed = IntervalList(spans)
 
     @classmethod
     def rebuild(
@@ -646,10 +696,14 @@ class OutageTracker:
         if machine is None:
             return {}
         return {
-            kind: track.open.record()
+            kind: self._with_reviews(track.open.record())
             for kind, track in ((DOWN, machine.down), (DEGRADED, machine.degraded))
             if track.open is not None
         }
+
+    def _with_reviews(self, record: OutageRecord) -> OutageRecord:
+        reviews = self._reviews.get(record.id)
+        return dataclasses.replace(record, reviews=tuple(reviews)) if reviews else record
 
     def open_outages(self) -> list[OutageRecord]:
         """Outages going on now, oldest first."""
@@ -670,6 +724,8 @@ class OutageTracker:
             builder = builders.get(outage_id)
             record = builder.record() if builder else OutageRecord.from_events(body)
             out.append(dataclasses.replace(record, opened_entry=entry))
+        if self._reviews:
+            out = [self._with_reviews(r) for r in out]
         return sorted(out, key=lambda r: (r.started_at, r.id))
 
     def record(self, outage_id: str) -> OutageRecord | None:
@@ -686,6 +742,15 @@ class OutageTracker:
     def vantage_periods(self) -> list[Period]:
         """Periods when every control failed (our own network was down), oldest first."""
         return list(self._vantage_periods)
+
+    def drift_periods(self) -> list[Period]:
+        """Periods when a journey needed updating (journey_drift), oldest first."""
+        return list(self._drift_periods)
+
+    def drift_since(self, target_id: str) -> str | None:
+        """Start of the journey drift going on for `target_id` (None: its journey works)."""
+        machine = self._machines.get(target_id)
+        return None if machine is None else machine.drift_since
 
     @property
     def vantage_online(self) -> bool | None:
@@ -722,6 +787,8 @@ class OutageTracker:
         counts.checks += 1
         if check.outcome == Outcome.VANTAGE_OFFLINE:
             counts.vantage_offline += 1
+        elif check.outcome == JOURNEY_DRIFT:
+            counts.journey_drift += 1
         elif not check.success:
             counts.failures += 1
         elif slow:
@@ -747,6 +814,17 @@ class OutageTracker:
         if machine.offline_since is not None:
             self.index.timeline(check.target_id).offline.close(check.ts)
             machine.offline_since = None
+        if check.outcome == JOURNEY_DRIFT:
+            if machine.drift_since is None:
+                machine.drift_since = check.started_at
+                self.index.timeline(check.target_id).drift.add(check.ts)
+                self._drift_periods.append(
+                    Period(JOURNEY_DRIFT, check.started_at, None, check.target_id)
+                )
+                self._drift_out.append(_drift_body("started", check))
+            return []  # a monitoring gap: neither opens, closes, nor counts toward confirmation
+        if machine.drift_since is not None:
+            self._end_drift(machine, check)
         if not machine.seen:
             machine.seen = True
             self.index.seen(check.target_id, check.ts)
@@ -910,6 +988,8 @@ class OutageTracker:
         self._closed[outage_id] = OutageRecord.from_events(
             opened, body, opened_entry=opened_entry, closed_entry=entry
         )
+        if outage_id in self._reviews:
+            self._refresh_dismissed(str(body["target_id"]))
         if intervals.is_open:
             intervals.close(end)
         else:
@@ -932,6 +1012,16 @@ class OutageTracker:
                 track.reset()
         self._commit(body, entry)
 
+    def _end_drift(self, machine: _Machine, check: CheckSummary) -> None:
+        self._drift_out.append(_drift_body("ended", check))
+        self.index.timeline(check.target_id).drift.close(check.ts)
+        machine.drift_since = None
+        for i in range(len(self._drift_periods) - 1, -1, -1):
+            period = self._drift_periods[i]
+            if period.target_id == check.target_id and period.end is None:
+                self._drift_periods[i] = dataclasses.replace(period, end=check.started_at)
+                break
+
     def _apply_vantage(self, body: Mapping[str, Any]) -> None:
         at = str(body["at"])
         ts = _parse(at).timestamp()
@@ -946,6 +1036,15 @@ class OutageTracker:
             if self._vantage_periods and self._vantage_periods[-1].end is None:
                 last = self._vantage_periods[-1]
                 self._vantage_periods[-1] = dataclasses.replace(last, end=at)
+
+
+def _drift_body(event: str, check: CheckSummary) -> dict[str, Any]:
+    return {
+        "event": event,
+        "target_id": check.target_id,
+        "at": check.started_at,
+        "observation": check.seq,  # the observation that started or ended it
+    }
 
 
 # --- reading a ledger -------------------------------------------------------------------------
@@ -1095,7 +1194,10 @@ def outages_from_entries(entries: Iterable[Mapping[str, Any]]) -> list[OutageRec
     """Outage records told by the `outage` entries among `entries`, oldest first."""
     opened: dict[str, tuple[Mapping[str, Any], int | None]] = {}
     closed: dict[str, tuple[Mapping[str, Any], int | None]] = {}
+    reviews: dict[str, list[Review]] = {}
     for entry in entries:
+        if entry.get("type") == REVIEW:
+            reviews.setdefault(str(entry["outage_id"]), []).append(Review.of(entry))
         if entry.get("type") != OUTAGE:
             continue
         target = opened if entry.get("event") == "opened" else closed
@@ -1104,9 +1206,8 @@ def outages_from_entries(entries: Iterable[Mapping[str, Any]]) -> list[OutageRec
     for outage_id in {*opened, *closed}:
         o_body, o_seq = opened.get(outage_id, (None, None))
         c_body, c_seq = closed.get(outage_id, (None, None))
-        records.append(
-            OutageRecord.from_events(o_body, c_body, opened_entry=o_seq, closed_entry=c_seq)
-        )
+        record = OutageRecord.from_events(o_body, c_body, opened_entry=o_seq, closed_entry=c_seq)
+        records.append(dataclasses.replace(record, reviews=tuple(reviews.get(outage_id, ()))))
     return sorted(records, key=lambda r: (r.started_at, r.id))
 
 

@@ -59,6 +59,7 @@ THUMBNAIL_PX = 480
 _BUCKETS_PER_DOUBLING = 70  # ~1 % relative resolution of the period percentiles
 _MIN_DURATION = 1e-4
 _VANTAGE_OFFLINE = Outcome.VANTAGE_OFFLINE.value
+_JOURNEY_DRIFT = Outcome.JOURNEY_DRIFT.value  # the journey needed updating: unmonitored
 
 
 class ArtifactReader(Protocol):
@@ -240,11 +241,16 @@ def outage_row(
     *,
     vantages: tuple[str, ...] = (),
     vantage_count: int = 0,
+    review_required: bool = False,
 ) -> OutageRow:
     """The table row of `record`, lasting until `now` while it is open.
 
     `vantages`, `vantage_count`: with corroboration, who saw it (by name, or how many).
+    `review_required`: an unreviewed outage is shown as awaiting a person's review.
     """
+    review = None if record.review is None else record.review.text_fr
+    if review is None and review_required:
+        review = "en attente de vérification par une personne : non confirmée"
     return OutageRow(
         id=record.id,
         target_id=record.target_id,
@@ -257,6 +263,7 @@ def outage_row(
         failed_checks=record.failed_checks,
         vantages=vantages,
         vantage_count=vantage_count,
+        review=review,
     )
 
 
@@ -339,7 +346,8 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
                 continue
             ts = started.timestamp()
             success = bool(entry.get("success"))
-            offline = entry.get("outcome") == _VANTAGE_OFFLINE
+            outcome = entry.get("outcome")
+            offline = outcome in {_VANTAGE_OFFLINE, _JOURNEY_DRIFT}
             artifacts_of = entry.get("artifacts") or {}
             for sha, art_kind in artifacts_of.items():
                 if art_kind == "warc":
@@ -354,6 +362,11 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
             if not lo <= ts < hi:
                 continue
             index.seen(target_id, ts)
+            drift = index.timeline(target_id).drift
+            if outcome == _JOURNEY_DRIFT and not drift.is_open:
+                drift.add(ts)
+            elif not offline:
+                drift.close(ts)
             if not day_lo <= ts < day_hi:
                 day, day_lo, day_hi = _paris_day(started)
             stats[target_id].add(day, duration, failed=not success, offline=offline)
@@ -409,6 +422,8 @@ def build_report_data(  # noqa: PLR0917 - the brief's signature
             continue
         timeline = index.timeline(record.target_id)
         intervals = timeline.down if record.kind == "down" else timeline.degraded
+        if record.dismissed:  # a person said it was no outage of the site: unmonitored
+            intervals = timeline.dismissed
         end_ts = record.end.timestamp() if record.end is not None else None
         intervals.add(record.start.timestamp(), end_ts)
 

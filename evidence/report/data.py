@@ -83,6 +83,7 @@ class OutageRow:
     failed_checks: int = 0
     vantages: tuple[str, ...] = ()  # with corroboration: the vantages that saw it, by name
     vantage_count: int = 0  # with corroboration, when only their number is known
+    review: str | None = None  # French review state ("constatée et vérifiée par ...")
 
     @property
     def seen_from(self) -> int:

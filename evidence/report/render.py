@@ -801,9 +801,10 @@ def _summary(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
     story.append(
         _p(
             "La disponibilité est la part du temps surveillé pendant laquelle le service n'était "
-            "pas en interruption confirmée. Le temps non surveillé (Vigie arrêté, ou connexion "
-            "du point d'observation coupée) n'est compté ni comme disponible ni comme "
-            "indisponible ; il est indiqué à part.",
+            "pas en interruption confirmée. Le temps non surveillé (Vigie arrêté, connexion "
+            "du point d'observation coupée, ou parcours à mettre à jour après un changement "
+            "des pages du site) n'est compté ni comme disponible ni comme indisponible ; il est "
+            "indiqué à part.",
             s.body,
         )
     )
@@ -935,7 +936,11 @@ def _outage_cells(
         _p(_e(_short_datetime(row.started_at)), s.cell),
         _p(_e(end), s.cell),
         _p(_e(format_duration_fr(row.duration_s)) + marks, s.cell),
-        _p(_e(row.cause or "—"), s.cell),
+        _p(
+            _e(row.cause or "—")
+            + (f"<br/><i>Vérification : {_e(row.review)}</i>" if row.review else ""),
+            s.cell,
+        ),
         _p(_e(row.maintenance or "non"), s.cell),
     ]
     if corroborated:
@@ -1138,9 +1143,13 @@ def _methodology(data: ReportData, s: _Styles, width: float, number: int) -> lis
     story.append(_p("Règles", s.h2))
     bullets = [
         (
-            "<b>Lecture seule.</b> Vigie n'envoie que des requêtes de consultation (GET ou HEAD) ; "
-            "un garde-fou interne bloque et consigne toute autre requête. Aucun formulaire n'est "
-            "envoyé, aucun compte n'est créé ni utilisé."
+            "<b>Lecture seule.</b> Vigie n'envoie que des requêtes de consultation (GET ou HEAD). "
+            "Le navigateur des parcours est enfermé dans un réseau isolé dont la seule sortie "
+            "est un relais tenu par Vigie : ce relais refuse toute autre requête (envoi de "
+            "formulaire, WebSocket, flux non web) avant qu'un seul octet n'atteigne le site, "
+            "quelle que soit la partie de la page qui l'émet, et chaque refus est consigné dans "
+            "l'observation. Sans cet isolement, les parcours ne sont pas lancés. Aucun "
+            "formulaire n'est envoyé, aucun compte n'est créé ni utilisé."
         ),
         (
             "<b>Identification.</b> Chaque requête s'annonce avec l'identifiant "

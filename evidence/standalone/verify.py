@@ -19,7 +19,9 @@ Ce qui est vérifié (RFC 9162, C2SP signed-note/tlog-checkpoint, RFC 3161) :
  5. les preuves de cohérence entre points de contrôle ;
  6. les jetons d'horodatage RFC 3161 (si le module `rfc3161-client` est installé ; sinon la
     commande `openssl ts -verify` à lancer est affichée) ;
- 7. que chaque capture (artifacts/) a bien l'empreinte qui lui sert de nom.
+ 7. que chaque capture (artifacts/) a bien l'empreinte qui lui sert de nom ;
+ 8. que chaque vérification humaine d'une panne (entrée « review ») est signée par la clé du
+    point d'observation et que ses champs (verdict, auteur, motif) n'ont pas été modifiés.
 Code de sortie : 0 si tout est correct, 1 au premier échec, 2 pour une erreur d'usage
 (chemin inexistant, option inconnue). `python3 verify.py --help` affiche l'aide.
 """
@@ -300,6 +302,7 @@ class Cle:
         if self.id.hex() != identifiant.lower():
             raise Echec("l'identifiant de la clé ne correspond pas à la clé")
         self.cle = Ed25519PublicKey.from_public_bytes(self.brut)
+        self.chaine = self.nom + "+" + identifiant.lower() + "+" + b64
 
     def ouvrir_note(self, note: str) -> str:
         """Le texte d'une note signée par cette clé ; Echec sinon."""
@@ -1076,6 +1079,60 @@ def verifier_horodatages(dossier: Dossier) -> None:
         info("(proofs/tsa-ca.pem : le certificat racine publié par l'autorité d'horodatage)")
 
 
+REVUE_CHAMPS = ("at", "by", "outage_id", "reason", "target_id", "verdict")
+
+
+def verifier_revues(dossier: Dossier, cle: Cle) -> None:
+    """Chaque entrée « review » : sa note signée par la clé du point d'observation couvre
+    exactement ses champs (un motif ou un verdict modifié, une autre clé : échec)."""
+    nom = "observations.jsonl"
+    if not dossier.existe(nom):
+        return
+    nombre = 0
+    with dossier.ouvrir(nom) as flux:
+        for ligne in flux:
+            if b'"type":"review"' not in ligne:
+                continue
+            entree = objet_json(ligne.rstrip(b"\n"))
+            if entree.get("type") != "review":
+                continue
+            seq = entree.get("seq")
+            seq = seq if isinstance(seq, int) else None
+            if entree.get("verdict") not in ("confirmed", "dismissed") or not all(
+                isinstance(entree.get(k), str) for k in (*REVUE_CHAMPS, "note", "key")
+            ):
+                raise Echec("vérification de panne mal formée", nom, seq)
+            if entree["key"] != cle.chaine:
+                raise Echec(
+                    "vérification de panne signée par une autre clé que celle du point "
+                    "d'observation : falsifiée",
+                    nom,
+                    seq,
+                )
+            try:
+                texte = cle.ouvrir_note(entree["note"])
+            except Echec as exc:
+                raise Echec("vérification de panne : " + exc.message, nom, seq) from None
+            champs = {k: entree[k] for k in REVUE_CHAMPS}
+            attendu = (
+                "vigie-review\n"
+                + json.dumps(champs, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+                + "\n"
+            )
+            if texte != attendu:
+                raise Echec(
+                    "vérification de panne modifiée après signature (verdict, auteur ou motif)",
+                    nom,
+                    seq,
+                )
+            nombre += 1
+    if nombre:
+        ok(
+            str(nombre)
+            + " vérification(s) humaine(s) de panne, signée(s) par le point d'observation"
+        )
+
+
 def verifier_captures(dossier: Dossier, manifeste: dict[str, Any]) -> None:
     captures = [n for n in manifeste["files"] if n.startswith("artifacts/")]
     for nom in captures:
@@ -1144,6 +1201,7 @@ def main(arguments: list[str]) -> int:
             verifier_plage(dossier, points, manifeste)
         verifier_horodatages(dossier)
         verifier_captures(dossier, manifeste)
+        verifier_revues(dossier, cle_ok)
     except Exception as exc:  # un dossier abîmé ne doit jamais finir en trace d'appels
         message = str(exc) if isinstance(exc, Echec) else type(exc).__name__ + " : " + str(exc)
         print("ÉCHEC  " + message)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from config.vocabulary import EXIT_FAILED, EXIT_OK, PARIS
 from evidence.ledger.entries import LedgerError
+from evidence.ledger.reviews import review_required, review_state
 from evidence.outages.history import LedgerSource, load_outages
 from evidence.outages.tracker import (
     OutageRecord,
@@ -52,6 +53,7 @@ CSV_FIELDS = (
     "artifacts_total",
     "first_seq",
     "last_seq",
+    "review",  # French review state: "constatée et vérifiée par …", "écartée : …", or empty
 )
 
 
@@ -112,13 +114,24 @@ def _row(record: OutageRecord) -> dict[str, Any]:
         "artifacts_total": record.artifacts_total,
         "first_seq": "" if record.first_seq is None else record.first_seq,
         "last_seq": "" if record.last_seq is None else record.last_seq,
+        "review": "" if record.review is None else record.review.text_fr,
     }
 
 
-def render(records: Sequence[OutageRecord], fmt: str, now: dt.datetime) -> str:
-    """The records as ``table``, ``csv`` or ``json`` text."""
+def _json_record(record: OutageRecord, settings: Settings | None) -> dict[str, Any]:
+    data = record.to_dict()
+    required = settings is not None and review_required(settings, record.target_id)
+    data["review"] = review_state(record.reviews, required=required)
+    return data
+
+
+def render(
+    records: Sequence[OutageRecord], fmt: str, now: dt.datetime, settings: Settings | None = None
+) -> str:
+    """The records as ``table``, ``csv`` or ``json`` text (JSON: with their review state)."""
     if fmt == "json":
-        return json.dumps([r.to_dict() for r in records], ensure_ascii=False, indent=2) + "\n"
+        data = [_json_record(r, settings) for r in records]
+        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
@@ -147,6 +160,8 @@ def render(records: Sequence[OutageRecord], fmt: str, now: dt.datetime) -> str:
         extra = record.causes_text
         if record.maintenance:
             extra += f"; maintenance: {record.maintenance}"
+        if record.review is not None:
+            extra += f"; review: {record.review.verdict} by {record.review.by}"
         details.append(extra)
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = []
@@ -197,7 +212,7 @@ def run_outages(
             [f"--target: no target with id {unknown[0]!r} (known: {', '.join(sorted(known))})"]
         )
     chosen = select(records, targets=wanted, start=start, end=end)
-    sys.stdout.write(render(chosen, args.format, dt.datetime.now(dt.UTC)))
+    sys.stdout.write(render(chosen, args.format, dt.datetime.now(dt.UTC), settings))
     return EXIT_OK
 
 

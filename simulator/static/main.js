@@ -69,6 +69,23 @@
     },
   };
 
+  // Version 2 : la refonte. Le lien de connexion est renommé, la navigation passe dans
+  // l'en-tête, l'accueil est découpé en sections.
+  var viewsV2 = {
+    "/": function () {
+      return (
+        '<app-header><header class="rf"><div class="rf-marianne">République<br>française</div>' +
+        '<nav><a href="#/">Accueil</a> · <a href="#/demarches">Démarches</a> · ' +
+        '<a href="#/aide">Nous contacter</a></nav></header></app-header>' +
+        "<main><section><h1>Vos démarches d'étranger en France</h1>" +
+        "<p>Titre de séjour, naturalisation, documents de voyage : tout se fait en ligne.</p>" +
+        "</section><section><h2>Mon espace</h2>" +
+        '<p><a class="btn" id="espace-link" href="' + esc(config.loginUrl) + '">Accéder à mon compte</a></p>' +
+        "</section></main>"
+      );
+    },
+  };
+
   function maintenanceView() {
     return (
       header() +
@@ -108,7 +125,8 @@
       showLoading();
       return;
     }
-    var view = fault.name === "maintenance" ? maintenanceView : views[route] || notFoundView;
+    var pages = config.version === 2 ? Object.assign({}, views, viewsV2) : views;
+    var view = fault.name === "maintenance" ? maintenanceView : pages[route] || notFoundView;
     if (fault.name === "slow_render") {
       showLoading();
       pending = setTimeout(function () {
