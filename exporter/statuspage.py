@@ -2,6 +2,9 @@
 
 It shows what the tracker knows; it never changes state and never embeds untrusted markup
 (every value from configuration or observations is escaped).
+
+Why it is long: the status page, the outage list and the outage detail page share their French
+wording, layout and 90-day bars, rendered without a template engine.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 It must never let a write leave the browser (every request asks the ReadOnlyGuard first) and never
 let a page wedge the probe (every call into the browser is bounded by the check's deadline).
+
+Why it is long: one journey is one sequence (launch in its confinement, fresh context, steps,
+captures, drift fingerprints) that shares the check's deadline and guard; the runtime
+(browser_runtime.py), the read-only proxy (wireproxy.py) and drift (drift.py) are already apart.
 """
 
 from __future__ import annotations

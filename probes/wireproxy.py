@@ -25,6 +25,10 @@ packages and pins `cryptography<44.1` (Vigie uses 51: downgrade) and `h11<=0.14`
 request-smuggling flaw CVE-2025-43859, fixed in 0.16 which Vigie has). The policy needs only
 HTTP/1.1 parsing (h11, a well-kept sans-I/O parser), TLS (the standard library) and a certificate
 authority (`cryptography`, already a dependency): ~700 lines in the probe's own process.
+
+Why it is long: the GET/HEAD-only rule at the wire is read byte by byte (request line, headers,
+bodies, tunnels, upgrades) in one parser; split, one security rule would be spread over several
+files.
 """
 
 from __future__ import annotations

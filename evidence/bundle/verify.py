@@ -2,6 +2,10 @@
 
 It only reads the zip, streaming its members (memory stays bounded for a year of data), and
 names the first failing file and entry; it never repairs or rewrites anything.
+
+Why it is long: it checks every file of a bundle (manifest, signatures, proofs, CSV against
+JSONL, timestamps, reviews) in one pass that names the first failure, check for check with the
+stand-alone verify.py.
 """
 
 from __future__ import annotations

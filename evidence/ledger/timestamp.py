@@ -5,6 +5,9 @@ proxies), and never returns or accepts a token it has not verified; stored bytes
 
 A stamp is stored as the DER TimeStampResp exactly as the TSA sent it (what `openssl ts -verify
 -in` reads); every function here also accepts a bare TimeStampToken (`openssl ts -token_in`).
+
+Why it is long: the RFC 3161 client and verifier keep their own DER reading (the strict library
+refuses replies that some authorities send) next to the checks that use it.
 """
 
 from __future__ import annotations

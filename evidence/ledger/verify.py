@@ -16,6 +16,9 @@ checked), and the unsigned tail after the last checkpoint: a checkpoint's root a
 every byte of the entries before it.
 
 What it can and cannot detect is documented in evidence/README.md ("Limits").
+
+Why it is long: `vigie verify` of a whole ledger runs in parallel segments and checks every
+entry type (observations, checkpoints, timestamps, reviews, gaps) into one report.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 It never opens or closes an outage on a `vantage_offline` observation, never forgets an outage
 open before a restart, and never drops an event: what it decides is appended to the ledger.
+
+Why it is long: the state machine, the outage records and their replay from the ledger share the
+per-target machines' private state; the history reader (history.py) and availability
+(availability.py) are apart.
 """
 
 from __future__ import annotations

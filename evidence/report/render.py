@@ -2,6 +2,9 @@
 
 It draws only what `ReportData` holds: it never reads the ledger, never states a fact that is
 not in the signed data, and shows every time in Paris time with its zone named.
+
+Why it is long: the French PDF is drawn section by section with reportlab; each section is a
+function, and they share the page layout and styles kept here.
 """
 
 from __future__ import annotations
