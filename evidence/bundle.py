@@ -1307,17 +1307,13 @@ def export_bundle(
             writer.put("report.pdf", render(summary, _artifact_reader(artifacts_dir)))
             writer.put("verify.py", _standalone("verify.py"))
             writer.put("LISEZMOI.txt", _lisezmoi(summary))
-            manifest = _manifest(summary, writer.files)
+            manifest, token = _stamped_manifest(summary, writer.files, timestamper)
             writer_files = dict(writer.files)
             _raw_put(zf, "manifest.json", manifest)
             digest = hashlib.sha256(manifest).hexdigest()
             _raw_put(zf, "manifest.sig", signer.sign(f"{BUNDLE_FORMAT}\n{digest}\n").encode())
-            if timestamper is not None:
-                try:
-                    _raw_put(zf, "manifest.tsr", timestamper.stamp(manifest))
-                except Exception as exc:  # noqa: BLE001 - the bundle stays valid without it
-                    summary.warnings.append(f"manifest not timestamped: {exc}")
-                    log.warning("bundle_tsa_failed", error=str(exc))
+            if token is not None:
+                _raw_put(zf, "manifest.tsr", token)
         tmp.replace(out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -1831,7 +1827,31 @@ def _pretty(data: Any) -> bytes:
     return (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
-def _manifest(summary: BundleSummary, files: Mapping[str, tuple[str, int]]) -> bytes:
+def _stamped_manifest(
+    summary: BundleSummary, files: Mapping[str, tuple[str, int]], timestamper: Stamper | None
+) -> tuple[bytes, bytes | None]:
+    """The manifest and its token. With a TSA, the manifest declares the token it carries
+    (``timestamp.token``), so removing ``manifest.tsr`` is a failure; when the TSA fails, the
+    manifest declares that instead (``token: null`` and the error), a warning at verification.
+    """
+    if timestamper is None:
+        return _manifest(summary, files), None
+    manifest = _manifest(summary, files, token=True)
+    try:
+        return manifest, timestamper.stamp(manifest)
+    except Exception as exc:  # noqa: BLE001 - the bundle stays valid without it
+        summary.warnings.append(f"manifest not timestamped: {exc}")
+        log.warning("bundle_tsa_failed", error=str(exc))
+        return _manifest(summary, files, token=False, error=str(exc)), None
+
+
+def _manifest(
+    summary: BundleSummary,
+    files: Mapping[str, tuple[str, int]],
+    *,
+    token: bool | None = None,
+    error: str | None = None,
+) -> bytes:
     data = {
         "format": BUNDLE_FORMAT,
         "created_at": summary.created_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -1863,11 +1883,26 @@ def _manifest(summary: BundleSummary, files: Mapping[str, tuple[str, int]]) -> b
         ],
         "tsa": summary.tsa_name,
         "warnings": summary.warnings,
+        **_timestamp_declaration(summary, token, error),
         "files": {
             name: {"sha256": sha, "size": size} for name, (sha, size) in sorted(files.items())
         },
     }
     return _pretty(data)
+
+
+def _timestamp_declaration(
+    summary: BundleSummary, token: bool | None, error: str | None
+) -> dict[str, Any]:
+    if token is None:
+        return {}
+    return {
+        "timestamp": {
+            "tsa": summary.tsa_name,
+            "token": "manifest.tsr" if token else None,
+            "error": error,
+        }
+    }
 
 
 def _lisezmoi(summary: BundleSummary) -> bytes:

@@ -210,7 +210,19 @@ class _Verifier:
         if text != f"{BUNDLE_FORMAT}\n{hashlib.sha256(raw).hexdigest()}\n":
             raise _FailureError("manifest.json", "changed after it was signed (hash mismatch)")
         tsa = manifest.get("tsa")
-        if tsa and "manifest.tsr" not in self.names:
+        declared = manifest.get("timestamp")
+        if isinstance(declared, dict) and declared.get("token") is not None:
+            if "manifest.tsr" not in self.names:
+                raise _FailureError(
+                    "manifest.tsr",
+                    "missing: the signed manifest declares that the bundle carries this token",
+                )
+        elif isinstance(declared, dict):
+            self.report.warnings.append(
+                f"the manifest declares that the timestamp authority ({tsa}) failed at export: "
+                f"{declared.get('error')} (the checkpoints' own tokens are not affected)"
+            )
+        elif tsa and "manifest.tsr" not in self.names:
             # Not a failure: a TSA down at export leaves a valid bundle without the token, and
             # the signed manifest cannot say whether the token was obtained (it is made after).
             self.report.warnings.append(

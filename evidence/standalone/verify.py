@@ -421,7 +421,17 @@ def verifier_manifeste(dossier: Dossier, cle_donnee: str | None) -> tuple[dict[s
         if nom not in fichiers:
             raise Echec("absent du manifeste signé", nom)
     ok("manifeste signé par " + cle.nom + " (clé " + cle.id.hex() + ")")
-    if manifeste.get("tsa") and not dossier.existe("manifest.tsr"):
+    declare = manifeste.get("timestamp")
+    if isinstance(declare, dict) and declare.get("token") is not None:
+        if not dossier.existe("manifest.tsr"):
+            raise Echec("absent alors que le manifeste signé déclare ce jeton", "manifest.tsr")
+    elif isinstance(declare, dict):
+        info(
+            "attention : le manifeste signé déclare que l'autorité d'horodatage a échoué à "
+            "l'export (" + str(declare.get("error")) + ") ; les horodatages des points de "
+            "contrôle restent vérifiés"
+        )
+    elif manifeste.get("tsa") and not dossier.existe("manifest.tsr"):
         info(
             "attention : le manifeste nomme une autorité d'horodatage mais manifest.tsr est "
             "absent (pas d'horodatage du manifeste à l'export, ou jeton retiré) ; les "
