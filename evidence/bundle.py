@@ -45,7 +45,7 @@ from typing import IO, Any, Protocol
 import msgspec
 import structlog
 
-from evidence import merkle
+from evidence import chain, merkle
 from evidence.availability import PARIS
 from evidence.checkpoint import Checkpoint
 from evidence.ledger import (
@@ -1632,6 +1632,15 @@ def _write_range_proof(
     }
     writer.put("proofs/range.json", _pretty(proof))
     writer.put("proofs/checkpoints.jsonl", b"".join(body + b"\n" for _, body in chosen))
+    if closing is not None and summary.target_filter:  # complete histories (evidence/chain.py)
+        _put_chain(writer, chain.after_lines(ledger, summary.target_filter, stop, closing[0]))
+
+
+def _put_chain(writer: _Writer, after: bytes) -> None:
+    """``proofs/chain.jsonl``: the target's entries between the bundle's and the checkpoint
+    whose heads anchor its chain (evidence/chain.py); none: no member."""
+    if after:
+        writer.put("proofs/chain.jsonl", after)
 
 
 def _write_outage(
@@ -1653,11 +1662,11 @@ def _write_outage(
     seqs = {int(e["seq"]) for e in events}
     first = record.first_seq if record.first_seq is not None else min(seqs)
     last = record.last_seq if record.last_seq is not None else max(seqs)
-    target_marker = f'"target_id":"{record.target_id}"'.encode()
     selected: list[tuple[int, bytes]] = []
-    for rows in ledger.row_chunks(first, last + 1, _CHUNK):  # type: ignore[attr-defined]
+    # up to the last event too: every entry of the target up to there is shown (chain.py)
+    for rows in ledger.row_chunks(first, max(last, *seqs) + 1, _CHUNK):  # type: ignore[attr-defined]
         for seq, kind, body, _leaf in rows:
-            if seq in seqs or kind == CLOCK_JUMP or (kind == OBSERVATION and target_marker in body):
+            if seq in seqs or kind == CLOCK_JUMP or _target_of(body) == record.target_id:
                 selected.append((seq, body))
     selected_seqs = {s for s, _ in selected}
     selected.extend((seq, ledger.get(seq)) for seq in sorted(seqs - selected_seqs))
@@ -1697,6 +1706,7 @@ def _write_outage(
         table.row(_outage_row(record, summary.corroboration))
         table.flush()
     writer.put("proofs/checkpoints.jsonl", closing[1] + b"\n")
+    _put_chain(writer, chain.after_lines(ledger, (record.target_id,), top + 1, tree_size))
     summary.mode = "outage"
 
 

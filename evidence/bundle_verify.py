@@ -22,7 +22,7 @@ from hashlib import sha256 as _sha256
 from pathlib import Path
 from typing import IO, Any
 
-from evidence import merkle
+from evidence import chain, merkle
 from evidence.bundle import BUNDLE_FORMAT, aligned_ranges
 from evidence.checkpoint import Checkpoint, CheckpointError
 from evidence.signing import NoteError, NoteVerifier, open_note
@@ -57,6 +57,7 @@ class BundleReport:
     warcs: int = 0
     artifacts: int = 0
     warnings: list[str] = dataclasses.field(default_factory=list)
+    complete: list[str] = dataclasses.field(default_factory=list)  # targets proved complete
 
     def fail(self, file: str | None, message: str, entry: int | None = None) -> None:
         """Record the first failure (later ones are ignored)."""
@@ -136,6 +137,8 @@ class _Verifier:
         self.tsa_certificates = list(tsa_certificates)
         self.names = {n for n in zf.namelist() if not n.endswith("/")}
         self.roots: dict[int, bytes] = {}
+        self.completeness: chain.Completeness | None = None
+        self.anchor: int | None = None  # outage mode: the tree size of the inclusion proofs
 
     def read(self, name: str) -> bytes:
         if name not in self.names:
@@ -156,6 +159,7 @@ class _Verifier:
         self.check_files(manifest)
         self.check_checkpoints(verifier)
         self.check_streamed(manifest)
+        self.check_completeness(manifest)
         self.check_timestamps()
         self.check_artifacts(manifest)
 
@@ -293,6 +297,12 @@ class _Verifier:
         """
         streams: dict[str, _HashedStream] = {}
         check = self._check_inclusions if manifest["mode"] == "outage" else self._check_range
+        targets = manifest.get("targets") or []
+        if manifest["mode"] == "outage" or targets:
+            bounds = manifest.get("range") or {}
+            self.completeness = chain.Completeness(
+                [str(t) for t in targets], int(bounds.get("start", 0)), int(bounds.get("stop", 0))
+            )
         try:
             try:
                 check(streams)
@@ -355,12 +365,20 @@ class _Verifier:
             tree.hidden = self._hashed(streams, "proofs/hidden-leaves.bin")
         entries = self._hashed(streams, "observations.jsonl")
         rest = b""
+        feed = self.completeness.line if self.completeness is not None else None
+        if self.completeness is not None:
+            self.completeness.start, self.completeness.stop = start, stop
         for block in entries.blocks(1 << 22):
             lines = (rest + block).split(b"\n")
             rest = lines.pop()
             tree.lines(lines)
+            if feed is not None:
+                for line in lines:
+                    feed(line)
         if rest:
             tree.lines([rest])
+            if feed is not None:
+                feed(rest)
         tree.gap(stop)
         if tree.hidden is not None and tree.hidden.read(1):
             raise _FailureError(
@@ -452,7 +470,43 @@ class _Verifier:
                 raise _FailureError(
                     "observations.jsonl", f"entry {seq} changed: {exc}", seq
                 ) from None
+            if self.completeness is not None:
+                self.completeness.line(line)
+                self.completeness.stop = max(self.completeness.stop, seq + 1)
+                self.anchor = size
         self.report.entries = number
+
+    def check_completeness(self, manifest: dict[str, Any]) -> None:
+        """Every entry of the bundle's target(s) in its range is shown (evidence/chain.py)."""
+        found = self.completeness
+        if found is None:
+            return
+        if manifest["mode"] == "outage":
+            found.targets = [str(o["target_id"]) for o in manifest.get("outages") or []]
+            size = self.anchor
+        else:
+            closing = json.loads(self.read("proofs/range.json")).get("closing")
+            size = None if closing is None else int(closing["seq"])
+        notes = {}
+        for line in self.read("proofs/checkpoints.jsonl").splitlines():
+            data = json.loads(line)
+            notes[int(data["tree_size"])] = str(data["note"])
+        if size is None or size not in notes:
+            self.report.warnings.append(
+                "the completeness of the target's history cannot be proved yet: no checkpoint "
+                "after the bundle's entries"
+            )
+            return
+        after = self.read("proofs/chain.jsonl") if "proofs/chain.jsonl" in self.names else b""
+        try:
+            why = found.check(notes[size], self.roots[size], size, after)
+        except chain.ChainError as exc:
+            name = "proofs/chain.jsonl" if str(exc).startswith("proofs/") else "observations.jsonl"
+            raise _FailureError(name, str(exc), exc.entry) from None
+        if why is not None:
+            self.report.warnings.append(why)
+        else:
+            self.report.complete = list(found.targets)
 
     def check_timestamps(self) -> None:
         from evidence.timestamp import TimestampError, verify_token, verify_token_signature

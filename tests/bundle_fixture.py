@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from evidence.artifacts import FileArtifactStore
 from evidence.bundle import ExportRequest, ExportResult, export_bundle
-from evidence.checkpoint import Checkpoint, checkpoint_text
+from evidence.checkpoint import Checkpoint, head_text
 from evidence.ledger import CHECKPOINT, OBSERVATION, TIMESTAMP, SqlLedger, TreeHead, open_ledger
 from evidence.signing import NoteSigner
 from probes.observation import Observation, Outcome, format_time
@@ -84,7 +84,7 @@ class BuiltLedger:
 
 def checkpoint_body(signer: NoteSigner, head: TreeHead, when: dt.datetime) -> dict[str, Any]:
     """The body of a checkpoint entry signing `head` (as the Checkpointer writes it)."""
-    note = signer.sign(checkpoint_text(signer.name, head.size, head.root))
+    note = signer.sign(head_text(signer.name, head))
     checkpoint = Checkpoint.from_note(note, seq=head.size, time=format_time(when))
     return dataclasses.replace(checkpoint, key=signer.verifier.vkey()).body()
 

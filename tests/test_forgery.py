@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import subprocess
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from evidence import merkle
 from evidence.bundle import BUNDLE_FORMAT, ExportRequest
 from evidence.bundle_verify import verify_bundle
 from evidence.signing import NoteSigner
@@ -118,3 +120,173 @@ class TestManifestTimestamp:
         result = standalone(bare_python, built, out)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "connexion refusée" in result.stdout
+
+
+def rewrite(source: Path, target: Path, signer: NoteSigner, members: dict[str, bytes]) -> Path:
+    """The bundle with `members` replaced, the manifest's hashes and sizes updated to match
+    and signed again with the vantage key: the key holder's forgery."""
+
+    def edit(name: str, data: bytes) -> bytes:
+        if name != "manifest.json":
+            return members.get(name, data)
+        manifest = json.loads(data)
+        for member, content in members.items():
+            manifest["files"][member] = {
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "size": len(content),
+            }
+        return (json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+    return forge(source, target, signer, edit=edit)
+
+
+def _seq(line: bytes) -> int:
+    return int(json.loads(line)["seq"])
+
+
+def hide_as_other_target(source: Path, target: Path, signer: NoteSigner, seq: int) -> Path:
+    """Move entry `seq` out of a filtered bundle's observations.jsonl and its leaf hash into
+    proofs/hidden-leaves.bin, where other targets' entries are (so the range still proves)."""
+    with zipfile.ZipFile(source) as zf:
+        lines = zf.read("observations.jsonl").splitlines()
+        hidden = zf.read("proofs/hidden-leaves.bin")
+        proof = json.loads(zf.read("proofs/range.json"))
+    shown = {_seq(line): line for line in lines}
+    hidden_seqs = sorted(set(range(proof["start"], proof["stop"])) - set(shown))
+    moved = shown.pop(seq)
+    position = sum(1 for s in hidden_seqs if s < seq)
+    leaves = hidden[: 32 * position] + merkle.leaf_hash(moved) + hidden[32 * position :]
+    proof["hidden"] += 1
+    return rewrite(
+        source,
+        target,
+        signer,
+        {
+            "observations.jsonl": b"".join(line + b"\n" for line in shown.values()),
+            "proofs/hidden-leaves.bin": leaves,
+            "proofs/range.json": (json.dumps(proof, indent=1, sort_keys=True) + "\n").encode(),
+        },
+    )
+
+
+def drop_from_outage(source: Path, target: Path, signer: NoteSigner, seq: int) -> Path:
+    """Remove entry `seq` and its inclusion proof from an outage bundle."""
+    with zipfile.ZipFile(source) as zf:
+        lines = zf.read("observations.jsonl").splitlines()
+        proofs = zf.read("proofs/inclusion.jsonl").splitlines()
+    kept = [(line, p) for line, p in zip(lines, proofs, strict=True) if _seq(line) != seq]
+    assert len(kept) == len(lines) - 1
+    return rewrite(
+        source,
+        target,
+        signer,
+        {
+            "observations.jsonl": b"".join(line + b"\n" for line, _ in kept),
+            "proofs/inclusion.jsonl": b"".join(p + b"\n" for _, p in kept),
+        },
+    )
+
+
+def _target_seqs(bundle: Path, target: str, kind: str = "observation") -> list[tuple[int, bool]]:
+    """(seq, success) of the target's entries of `kind` the bundle shows."""
+    found = []
+    with zipfile.ZipFile(bundle) as zf:
+        for line in zf.read("observations.jsonl").splitlines():
+            entry = json.loads(line)
+            if entry.get("target_id") == target and entry.get("type") == kind:
+                found.append((int(entry["seq"]), bool(entry.get("success"))))
+    return found
+
+
+def assert_refused(python: Path, built: BuiltLedger, path: Path, seq: int) -> None:
+    """Both verifiers fail (exit 1) and name the entry."""
+    report = verify_bundle(path, public_key=built.signer.verifier)
+    assert not report.ok, "vigie verify accepted the forgery"
+    assert report.entry == seq, report.summary()
+    result = standalone(python, built, path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"entrée {seq}" in result.stdout + result.stderr, result.stdout
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltLedger:
+    directory = tmp_path_factory.mktemp("ledger")
+    return build_ledger(f"sqlite:///{directory / 'l.db'}", directory)
+
+
+@pytest.mark.slow
+class TestCompleteHistories:
+    def test_intact_target_and_outage_bundles_prove_their_histories_complete(
+        self, built: BuiltLedger, bare_python: Path, tmp_path: Path
+    ) -> None:
+        for request in (
+            ExportRequest(PERIOD.start, PERIOD.end, ("anef-accueil",)),
+            ExportRequest(PERIOD.start, PERIOD.end, outage_id=built.outage_ids[0]),
+        ):
+            out = tmp_path / "b.zip"
+            built.export(out, request)
+            report = verify_bundle(out, public_key=built.signer.verifier)
+            assert report.ok, report.summary()
+            assert report.complete == ["anef-accueil"], report.warnings
+            result = standalone(bare_python, built, out)
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "historique complet" in result.stdout
+
+    @pytest.mark.parametrize("which", ["middle", "last"])
+    def test_entry_passed_off_as_another_targets_is_caught(
+        self, built: BuiltLedger, bare_python: Path, tmp_path: Path, which: str
+    ) -> None:
+        request = ExportRequest(PERIOD.start, PERIOD.end, ("anef-accueil",))
+        good = tmp_path / "b.zip"
+        built.export(good, request)
+        seqs = _target_seqs(good, "anef-accueil")
+        seq = seqs[len(seqs) // 2][0] if which == "middle" else seqs[-1][0]
+        forged = hide_as_other_target(good, tmp_path / "f.zip", built.signer, seq)
+        assert_refused(bare_python, built, forged, seq)
+
+    @pytest.mark.parametrize("which", ["failure", "success", "last"])
+    def test_observation_dropped_from_an_outage_bundle_is_caught(
+        self, built: BuiltLedger, bare_python: Path, tmp_path: Path, which: str
+    ) -> None:
+        request = ExportRequest(PERIOD.start, PERIOD.end, outage_id=built.outage_ids[0])
+        good = tmp_path / "o.zip"
+        built.export(good, request)
+        seqs = _target_seqs(good, "anef-accueil")
+        failures = [s for s, ok in seqs if not ok]
+        successes = [s for s, ok in seqs if ok]
+        seq = {"failure": failures[1], "success": successes[0], "last": seqs[-1][0]}[which]
+        forged = drop_from_outage(good, tmp_path / "f.zip", built.signer, seq)
+        assert_refused(bare_python, built, forged, seq)
+
+
+@pytest.mark.slow
+def test_a_ledger_written_before_the_chain_still_verifies(
+    monkeypatch: pytest.MonkeyPatch, bare_python: Path, tmp_path: Path
+) -> None:
+    """Entries without `target_prev` and checkpoints without heads (ledgers written before
+    issue 18) verify as before; both verifiers say the completeness is not proved."""
+    import evidence.chain
+    import tests.bundle_fixture
+    from evidence.checkpoint import checkpoint_text
+
+    monkeypatch.setattr(evidence.chain, "link", lambda body, _seq, _heads: body)
+    monkeypatch.setattr(
+        tests.bundle_fixture,
+        "head_text",
+        lambda origin, head: checkpoint_text(origin, head.size, head.root),
+    )
+    old = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+    assert b"target_prev" not in old.open().get(3)
+    for request in (
+        ExportRequest(PERIOD.start, PERIOD.end, ("anef-accueil",)),
+        ExportRequest(PERIOD.start, PERIOD.end, outage_id=old.outage_ids[0]),
+    ):
+        out = tmp_path / "b.zip"
+        old.export(out, request)
+        report = verify_bundle(out, public_key=old.signer.verifier)
+        assert report.ok, report.summary()
+        assert not report.complete
+        assert any("cannot be proved" in w for w in report.warnings), report.warnings
+        result = standalone(bare_python, old, out)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "n'est pas prouvé" in result.stdout

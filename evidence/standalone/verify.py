@@ -635,6 +635,7 @@ def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[s
     if [(n, i) for n, i, _ in gauche] != decomposition(0, debut):
         raise Echec("sous-arbres de gauche mal formés", nom)
     arbre = ArbrePlage(points, debut, fin)
+    histoire = Historique(manifeste.get("targets") or [], debut, fin)
     for niveau, _i, empreinte in gauche:
         arbre.arbre.ajouter(niveau, empreinte)
 
@@ -645,11 +646,13 @@ def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[s
         for numero, corps in enumerate(lignes.lignes(), 1):
             ici = "ligne " + str(numero) + " : "
             try:
-                seq = entier(objet_json(corps)["seq"])
+                entree = objet_json(corps)
+                seq = entier(entree["seq"])
             except (ValueError, KeyError, TypeError):
                 raise Echec(
                     ici + "ce n'est pas une entrée", "observations.jsonl", arbre.seq
                 ) from None
+            histoire.ligne(entree)
             if seq >= fin:
                 raise Echec(
                     ici + "entrée " + str(seq) + " après la fin de la plage (" + str(fin) + ")",
@@ -721,6 +724,8 @@ def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[s
                 "points de contrôle " + str(ancien) + " et " + str(nouveau) + " incohérents", nom
             )
     ok(str(len(coherences)) + " preuves de cohérence entre points de contrôle")
+    if histoire.cibles:
+        histoire.verifier(dossier, points, c if fermeture is not None else None)
 
 
 def verifier_inclusions(
@@ -729,6 +734,10 @@ def verifier_inclusions(
     nom = "proofs/inclusion.jsonl"
     preuves = dossier.lire(nom).splitlines()
     compte = [0]
+    bornes = manifeste.get("range") or {}
+    cibles = [str(o.get("target_id")) for o in manifeste.get("outages") or []]
+    histoire = Historique(cibles, entier(bornes.get("start", 0)), entier(bornes.get("stop", 0)))
+    ancre: list[int | None] = [None]
 
     def controle(ouvrir: Any) -> None:
         lignes = list(ouvrir("observations.jsonl").lignes())
@@ -765,9 +774,10 @@ def verifier_inclusions(
                 )
             corps = lignes[numero - 1]
             try:
-                lue: int | None = entier(objet_json(corps)["seq"])
+                entree = objet_json(corps)
+                lue: int | None = entier(entree["seq"])
             except (ValueError, KeyError, TypeError):
-                lue = None
+                entree, lue = {}, None
             if lue != seq:
                 raise Echec(
                     ici + "entrée " + str(lue) + " à la place de l'entrée " + str(seq),
@@ -776,10 +786,123 @@ def verifier_inclusions(
                 )
             if racine_par_inclusion(h_feuille(corps), seq, taille, chemin) != points[taille]:
                 raise Echec("modifiée (preuve d'inclusion fausse)", "observations.jsonl", seq)
+            histoire.ligne(entree)
+            histoire.fin = max(histoire.fin, seq + 1)
+            ancre[0] = taille
         compte[0] = len(lignes)
 
     controle_en_flux(dossier, manifeste, controle)
     ok(str(compte[0]) + " entrées prouvées incluses dans le registre signé")
+    histoire.verifier(dossier, points, ancre[0])
+
+
+# --- Historiques complets : la chaîne des entrées de chaque cible (evidence/chain.py) -------------
+
+
+def tetes_de_chaine(note: str) -> dict[str, int] | None:
+    """Les têtes de chaîne (dernière entrée de chaque cible) nommées par un point de contrôle ;
+    None s'il n'en nomme pas (registre antérieur au format 1.1)."""
+    for ligne in note.split("\n\n", 1)[0].split("\n")[3:]:
+        mots = ligne.split(" ")
+        if mots[0] != "vigie-heads/1":
+            continue
+        tetes: dict[str, int] = {}
+        for mot in mots[1:]:
+            cible, _, seq = mot.partition("=")
+            if not cible or not seq.isdigit() or cible in tetes:
+                raise Echec("ligne de têtes de chaîne mal formée", "proofs/checkpoints.jsonl")
+            tetes[cible] = int(seq)
+        return tetes
+    return None
+
+
+class Historique:
+    """Les entrées montrées de chaque cible : seq -> précédente (False : entrée écrite avant
+    la chaîne, None : première de la chaîne)."""
+
+    def __init__(self, cibles: list[str], debut: int, fin: int) -> None:
+        self.cibles = [str(c) for c in cibles]
+        self.debut = debut
+        self.fin = fin
+        self.vues: dict[str, dict[int, Any]] = {}
+
+    def ligne(self, entree: dict[str, Any]) -> None:
+        premiere = entree.get("first_seq")
+        if type(premiere) is int:  # un événement de panne : où commencent ses observations
+            self.debut = min(self.debut, premiere)
+        cible = entree.get("target_id")
+        if cible in self.cibles and type(entree.get("seq")) is int:
+            self.vues.setdefault(cible, {})[entree["seq"]] = entree.get("target_prev", False)
+
+    def verifier(self, dossier: Dossier, points: dict[int, bytes], taille: int | None) -> None:
+        notes = {}
+        for ligne in dossier.lire("proofs/checkpoints.jsonl").splitlines():
+            point = objet_json(ligne)
+            notes[entier(point["tree_size"])] = str(point["note"])
+        if taille is None or taille not in notes:
+            info(
+                "attention : aucun point de contrôle après ces entrées ; l'historique complet "
+                "des cibles ne peut pas encore être prouvé"
+            )
+            return
+        tetes = tetes_de_chaine(notes[taille])
+        if tetes is None:
+            info(
+                "attention : le point de contrôle " + str(taille) + " ne nomme pas de têtes de "
+                "chaîne (registre antérieur) ; l'historique complet n'est pas prouvé"
+            )
+            return
+        apres: dict[str, dict[int, Any]] = {}
+        nom = "proofs/chain.jsonl"
+        brut = dossier.lire(nom) if dossier.existe(nom) else b""
+        for numero, ligne in enumerate(brut.splitlines(), 1):
+            try:
+                donnee = objet_json(ligne)
+                seq, arbre = entier(donnee["seq"]), entier(donnee["tree_size"])
+                chemin = [hachage(p) for p in donnee["path"]]
+                corps = str(donnee["entry"]).encode("utf-8")
+                entree = objet_json(corps)
+            except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+                raise Echec("ligne " + str(numero) + " illisible (" + str(exc) + ")", nom) from None
+            if arbre != taille or not self.fin <= seq < taille:
+                raise Echec("entrée " + str(seq) + " hors de la suite de la plage", nom, seq)
+            if racine_par_inclusion(h_feuille(corps), seq, taille, chemin) != points[taille]:
+                raise Echec("modifiée (preuve d'inclusion fausse)", nom, seq)
+            if entree.get("target_id") in self.cibles and entree.get("seq") == seq:
+                apres.setdefault(entree["target_id"], {})[seq] = entree.get("target_prev", False)
+        for cible in self.cibles:
+            vues, suite = self.vues.get(cible, {}), apres.get(cible, {})
+            rencontrees = set()
+            cle_cible = hashlib.sha256(b"vigie-target:" + cible.encode("utf-8")).hexdigest()[:16]
+            maillon: int | None = tetes.get(cle_cible)
+            while maillon is not None and maillon >= self.debut:
+                if maillon in vues:
+                    precedente = vues[maillon]
+                elif maillon in suite:
+                    precedente = suite[maillon]
+                else:
+                    raise Echec(
+                        "entrée de la cible " + cible + " absente du dossier (la chaîne de ses "
+                        "entrées, ancrée dans un point de contrôle signé, y mène)",
+                        "observations.jsonl",
+                        maillon,
+                    )
+                rencontrees.add(maillon)
+                if precedente is False:
+                    break
+                if precedente is not None and (
+                    type(precedente) is not int or precedente >= maillon
+                ):
+                    raise Echec("entrée précédente invalide", "observations.jsonl", maillon)
+                maillon = precedente
+            for vue in sorted(vues):
+                if vue not in rencontrees and vues[vue] is not False:
+                    raise Echec(
+                        "montrée comme entrée de " + cible + " mais absente de sa chaîne",
+                        "observations.jsonl",
+                        vue,
+                    )
+            ok("historique complet de " + cible + " : aucune de ses entrées ne manque")
 
 
 # --- Jetons RFC 3161 : les octets qu'aucune signature ne couvre ----------------------------------

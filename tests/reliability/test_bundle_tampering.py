@@ -16,11 +16,10 @@ checkpoints, which were signed (and timestamped) when the entries were written.
 
 Documented limits (docs/reliability.md, row 4): the signed manifest declares the token it
 carries, so removing `manifest.tsr` is a failure (a re-signing forger must declare a TSA failure
-instead, which both verifiers show as a warning). Against the key holder who re-signs: in an outage bundle, an entry removed
-together with its proof is not detectable (nothing in the bundle lists the entries it must
-hold), so that one combination is not drawn; in a filtered bundle, an entry's leaf hash moved
-into proofs/hidden-leaves.bin passes (a leaf hash does not say which target its entry is of),
-so no example moves one there.
+instead, which both verifiers show as a warning). Against the key holder who re-signs, an
+entry removed together with its proof from an outage bundle, or moved into
+proofs/hidden-leaves.bin in a filtered bundle, is caught by the chain of the target's entries
+since issue 18 (tests/test_forgery.py); the properties here still do not draw those two.
 """
 
 from __future__ import annotations
