@@ -5,10 +5,11 @@ Since ledger format 1.1 (issue 18), every entry that has a ``target_id`` also ca
 first one since the chain began). Each checkpoint note carries one extension line (C2SP
 tlog-checkpoint allows extension lines after the root hash)::
 
-    vigie-heads/1 0f3a...=1234 9b1c...=1236
+    vigie-heads/1 0f3a5c7e9b1d=3 9b1c2d3e4f5a=1
 
-naming each target's last entry before the checkpoint's tree size (the target by `head_key`, a
-hash of its id, so a bundle filtered to one target does not name the others). A bundle for one
+naming each target's last entry before the checkpoint's tree size, as its distance back from
+that size (the target by `head_key`, a hash of its id, so a bundle filtered to one target does
+not name the others). A bundle for one
 target can then prove it shows every entry of that target in its period, even against the
 holder of the vantage key: walking the chain back from the head named by the checkpoint that
 covers the bundle must meet exactly the disclosed entries (`walk`). An entry dropped, or passed
@@ -70,8 +71,8 @@ def link(body: Mapping[str, Any], seq: int, heads: dict[str, int]) -> Mapping[st
 
 def head_key(target: str) -> str:
     """How a checkpoint names a target's head: a hash of its id, so that a bundle filtered to
-    one target does not show the others' names (16 hex digits of SHA-256)."""
-    return hashlib.sha256(b"vigie-target:" + target.encode("utf-8")).hexdigest()[:16]
+    one target does not show the others' names (12 hex digits of SHA-256)."""
+    return hashlib.sha256(b"vigie-target:" + target.encode("utf-8")).hexdigest()[:12]
 
 
 def target_of(body: bytes) -> str | None:
@@ -83,9 +84,10 @@ def target_of(body: bytes) -> str | None:
     return target if isinstance(target, str) and _TARGET.match(target) else None
 
 
-def heads_line(heads: Mapping[str, int]) -> str:
-    """The checkpoint extension line naming each target's last entry."""
-    return " ".join([HEADS_LINE, *(f"{t}={heads[t]}" for t in sorted(heads))])
+def heads_line(heads: Mapping[str, int], size: int) -> str:
+    """The extension line of the checkpoint of tree `size` naming each target's last entry,
+    as its distance back from `size` (small numbers: the line compresses well in bundles)."""
+    return " ".join([HEADS_LINE, *(f"{t}={size - heads[t]}" for t in sorted(heads))])
 
 
 def note_heads(note: str) -> dict[str, int] | None:
@@ -96,11 +98,14 @@ def note_heads(note: str) -> dict[str, int] | None:
         if words[0] != HEADS_LINE:
             continue
         heads: dict[str, int] = {}
+        size = int(lines[1]) if lines[1].isdigit() else -1
         for word in words[1:]:
-            target, _, seq = word.partition("=")
-            if not _TARGET.match(target) or not seq.isdigit() or target in heads:
+            target, _, back = word.partition("=")
+            if not _TARGET.match(target) or not back.isdigit() or target in heads:
                 raise ChainError(f"bad heads line in checkpoint: {line!r}")
-            heads[target] = int(seq)
+            if not 1 <= int(back) <= size:
+                raise ChainError(f"bad heads line in checkpoint: {line!r}")
+            heads[target] = size - int(back)
         return heads
     return None
 

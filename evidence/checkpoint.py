@@ -79,7 +79,7 @@ def head_text(origin: str, head: TreeHead) -> str:
     """The checkpoint text of `head`: with the targets' heads line when the ledger gave them
     (evidence/chain.py)."""
     text = checkpoint_text(origin, head.size, head.root)
-    return text if head.heads is None else text + chain.heads_line(head.heads) + "\n"
+    return text if head.heads is None else text + chain.heads_line(head.heads, head.size) + "\n"
 
 
 def parse_checkpoint_text(text: str) -> tuple[str, int, bytes]:

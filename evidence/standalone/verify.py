@@ -802,16 +802,18 @@ def verifier_inclusions(
 def tetes_de_chaine(note: str) -> dict[str, int] | None:
     """Les têtes de chaîne (dernière entrée de chaque cible) nommées par un point de contrôle ;
     None s'il n'en nomme pas (registre antérieur au format 1.1)."""
-    for ligne in note.split("\n\n", 1)[0].split("\n")[3:]:
+    lignes = note.split("\n\n", 1)[0].split("\n")
+    taille = int(lignes[1]) if len(lignes) > 1 and lignes[1].isdigit() else -1
+    for ligne in lignes[3:]:
         mots = ligne.split(" ")
         if mots[0] != "vigie-heads/1":
             continue
         tetes: dict[str, int] = {}
-        for mot in mots[1:]:
-            cible, _, seq = mot.partition("=")
-            if not cible or not seq.isdigit() or cible in tetes:
+        for mot in mots[1:]:  # cible=distance en arrière depuis la taille de l'arbre
+            cible, _, recul = mot.partition("=")
+            if not cible or not recul.isdigit() or cible in tetes or not 1 <= int(recul) <= taille:
                 raise Echec("ligne de têtes de chaîne mal formée", "proofs/checkpoints.jsonl")
-            tetes[cible] = int(seq)
+            tetes[cible] = taille - int(recul)
         return tetes
     return None
 
@@ -873,7 +875,7 @@ class Historique:
         for cible in self.cibles:
             vues, suite = self.vues.get(cible, {}), apres.get(cible, {})
             rencontrees = set()
-            cle_cible = hashlib.sha256(b"vigie-target:" + cible.encode("utf-8")).hexdigest()[:16]
+            cle_cible = hashlib.sha256(b"vigie-target:" + cible.encode("utf-8")).hexdigest()[:12]
             maillon: int | None = tetes.get(cle_cible)
             while maillon is not None and maillon >= self.debut:
                 if maillon in vues:
