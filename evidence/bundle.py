@@ -66,6 +66,7 @@ from evidence.outages import (
 )
 from evidence.report_facts import ReportFacts
 from evidence.signing import NoteSigner
+from evidence.tlog_proof import format_tlog_proof
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -1682,12 +1683,15 @@ def _write_outage(
     summary.range_start, summary.range_stop = selected[0][0], top + 1
     summary.entries = summary.disclosed = len(selected)
     summary.checkpoints = [Checkpoint.from_entry(*closing)]
+    tlog: list[tuple[int, list[bytes]]] = []  # each entry's C2SP tlog-proof (tlog_proof.py)
     with tempfile.TemporaryFile() as csv_file, _Spool() as proofs:
         observations = _CsvBuilder(csv_file)
         with writer.member("observations.jsonl") as jsonl:
             for seq, body in selected:
                 jsonl.write(body + b"\n")
-                path = [_b64(h) for h in ledger.inclusion_proof(seq, tree_size)]
+                nodes = ledger.inclusion_proof(seq, tree_size)
+                tlog.append((seq, nodes))
+                path = [_b64(h) for h in nodes]
                 line = {"seq": seq, "tree_size": tree_size, "path": path}
                 proofs.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
                 entry = json.loads(body)
@@ -1707,6 +1711,9 @@ def _write_outage(
         table.flush()
     writer.put("proofs/checkpoints.jsonl", closing[1] + b"\n")
     _put_chain(writer, chain.after_lines(ledger, (record.target_id,), top + 1, tree_size))
+    note = summary.checkpoints[0].note
+    for seq, nodes in tlog:
+        writer.put(f"proofs/tlog/{seq}.tlog-proof", format_tlog_proof(seq, nodes, note).encode())
     summary.mode = "outage"
 
 

@@ -58,6 +58,7 @@ class BundleReport:
     artifacts: int = 0
     warnings: list[str] = dataclasses.field(default_factory=list)
     complete: list[str] = dataclasses.field(default_factory=list)  # targets proved complete
+    tlog_proofs: int = 0  # C2SP tlog-proofs checked (outage bundles)
 
     def fail(self, file: str | None, message: str, entry: int | None = None) -> None:
         """Record the first failure (later ones are ignored)."""
@@ -139,6 +140,7 @@ class _Verifier:
         self.roots: dict[int, bytes] = {}
         self.completeness: chain.Completeness | None = None
         self.anchor: int | None = None  # outage mode: the tree size of the inclusion proofs
+        self.shown: dict[int, bytes] = {}  # outage mode: entry lines by seq (tlog-proofs)
 
     def read(self, name: str) -> bytes:
         if name not in self.names:
@@ -160,6 +162,7 @@ class _Verifier:
         self.check_checkpoints(verifier)
         self.check_streamed(manifest)
         self.check_completeness(manifest)
+        self.check_tlog_proofs(verifier)
         self.check_timestamps()
         self.check_artifacts(manifest)
 
@@ -470,11 +473,31 @@ class _Verifier:
                 raise _FailureError(
                     "observations.jsonl", f"entry {seq} changed: {exc}", seq
                 ) from None
+            self.shown[seq] = line
             if self.completeness is not None:
                 self.completeness.line(line)
                 self.completeness.stop = max(self.completeness.stop, seq + 1)
                 self.anchor = size
         self.report.entries = number
+
+    def check_tlog_proofs(self, verifier: NoteVerifier) -> None:
+        """Each ``proofs/tlog/<seq>.tlog-proof`` (C2SP tlog-proof) proves its entry."""
+        from evidence.tlog_proof import TlogProofError, parse_tlog_proof
+
+        for name in sorted(n for n in self.names if n.startswith("proofs/tlog/")):
+            stem = name.rsplit("/", 1)[1].removesuffix(".tlog-proof")
+            seq = int(stem) if stem.isdigit() else None
+            try:
+                proof = parse_tlog_proof(self.read(name).decode("utf-8"))
+            except (TlogProofError, UnicodeDecodeError) as exc:
+                raise _FailureError(name, str(exc), seq) from None
+            if seq is None or proof.index != seq or seq not in self.shown:
+                raise _FailureError(name, "not the proof of an entry the bundle shows", seq)
+            try:
+                proof.verify(self.shown[seq], verifier)
+            except TlogProofError as exc:
+                raise _FailureError(name, str(exc), seq) from None
+            self.report.tlog_proofs += 1
 
     def check_completeness(self, manifest: dict[str, Any]) -> None:
         """Every entry of the bundle's target(s) in its range is shown (evidence/chain.py)."""

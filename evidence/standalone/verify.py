@@ -730,7 +730,7 @@ def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[s
 
 def verifier_inclusions(
     dossier: Dossier, points: dict[int, bytes], manifeste: dict[str, Any]
-) -> None:
+) -> dict[int, bytes]:
     nom = "proofs/inclusion.jsonl"
     preuves = dossier.lire(nom).splitlines()
     compte = [0]
@@ -787,6 +787,7 @@ def verifier_inclusions(
             if racine_par_inclusion(h_feuille(corps), seq, taille, chemin) != points[taille]:
                 raise Echec("modifiée (preuve d'inclusion fausse)", "observations.jsonl", seq)
             histoire.ligne(entree)
+            histoire.corps[seq] = corps
             histoire.fin = max(histoire.fin, seq + 1)
             ancre[0] = taille
         compte[0] = len(lignes)
@@ -794,6 +795,51 @@ def verifier_inclusions(
     controle_en_flux(dossier, manifeste, controle)
     ok(str(compte[0]) + " entrées prouvées incluses dans le registre signé")
     histoire.verifier(dossier, points, ancre[0])
+    return histoire.corps
+
+
+def verifier_preuves_tlog(dossier: Dossier, cle: Cle, corps: dict[int, bytes]) -> None:
+    """Chaque preuve proofs/tlog/<seq>.tlog-proof (format C2SP tlog-proof) prouve son entrée :
+    en-tête, index, chemin d'inclusion, puis le point de contrôle signé, tel quel."""
+    noms = sorted(n for n in dossier.noms if n.startswith("proofs/tlog/"))
+    for nom in noms:
+        base = nom.rsplit("/", 1)[1][: -len(".tlog-proof")]
+        seq = int(base) if base.isdigit() else -1
+        try:
+            texte = dossier.lire(nom).decode("utf-8")
+        except UnicodeDecodeError:
+            raise Echec("preuve tlog-proof illisible", nom, seq) from None
+        chemin, note = lire_preuve_tlog(texte, seq, nom)
+        if seq not in corps:
+            raise Echec("preuve d'une entrée que le dossier ne montre pas", nom, seq)
+        morceaux = cle.ouvrir_note(note).split("\n")
+        if morceaux[0] != cle.nom or not morceaux[1].isdigit():
+            raise Echec("point de contrôle d'un autre journal", nom, seq)
+        try:
+            racine = hachage(morceaux[2])
+        except ValueError:
+            raise Echec("racine illisible", nom, seq) from None
+        taille = int(morceaux[1])
+        if racine_par_inclusion(h_feuille(corps[seq]), seq, taille, chemin) != racine:
+            raise Echec("preuve tlog-proof fausse", nom, seq)
+    if noms:
+        ok(str(len(noms)) + " preuves au format standard C2SP tlog-proof vérifiées")
+
+
+def lire_preuve_tlog(texte: str, seq: int, nom: str) -> tuple[list[bytes], str]:
+    """Le chemin d'inclusion et le point de contrôle d'une preuve tlog-proof de l'entrée seq."""
+    tete, _, note = texte.partition("\n\n")
+    lignes = tete.split("\n")
+    if lignes[0] != "c2sp.org/tlog-proof@v1" or len(lignes) < 2:
+        raise Echec("ce n'est pas une preuve tlog-proof", nom, seq)
+    if lignes[1].startswith("extra "):
+        del lignes[1]
+    if len(lignes) < 2 or lignes[1] != "index " + str(seq):
+        raise Echec("l'index ne correspond pas à l'entrée " + str(seq), nom, seq)
+    try:
+        return [hachage(ligne) for ligne in lignes[2:]], note
+    except ValueError:
+        raise Echec("ligne de preuve illisible", nom, seq) from None
 
 
 # --- Historiques complets : la chaîne des entrées de chaque cible (evidence/chain.py) -------------
@@ -827,6 +873,7 @@ class Historique:
         self.debut = debut
         self.fin = fin
         self.vues: dict[str, dict[int, Any]] = {}
+        self.corps: dict[int, bytes] = {}  # entrées montrées (dossier de panne), par seq
 
     def ligne(self, entree: dict[str, Any]) -> None:
         premiere = entree.get("first_seq")
@@ -1148,7 +1195,8 @@ def main(arguments: list[str]) -> int:
         verifier_fichiers(dossier, manifeste)
         points = lire_points_de_controle(dossier, cle_ok)
         if manifeste["mode"] == "outage":
-            verifier_inclusions(dossier, points, manifeste)
+            corps = verifier_inclusions(dossier, points, manifeste)
+            verifier_preuves_tlog(dossier, cle_ok, corps)
         else:
             verifier_plage(dossier, points, manifeste)
         verifier_horodatages(dossier)
