@@ -5,13 +5,20 @@ Local only: a SQLite file in a temporary directory and a throwaway PostgreSQL se
 (≥ 5,000 observations/s on SQLite, ≥ 2,000 on PostgreSQL, verification ≥ 500,000 entries/s),
 next to this machine's raw SHA-256 speed on the same entries, measured in the same run.
 
+Issue 18 adds: checkpoint-to-cosigned latency with 3 witnesses on loopback (goal ≤ 1 s), a
+witness's CPU per checkpoint, and the size and verify time a bundle filtered to one target
+gains from the complete-history data (goal ≤ 10 % on both; same ledger written without it as
+the reference, in the same run).
+
     .venv/bin/python bench/ledger.py [--appends 20000] [--verify-entries 300000] [--no-postgres]
+    .venv/bin/python bench/ledger.py --only-history [--history-minutes 20000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import datetime as dt
 import hashlib
 import logging
@@ -284,6 +291,91 @@ def bench_completeness(directory: Path, minutes: int) -> None:
     )
 
 
+def bench_witnesses(directory: Path, checkpoints: int) -> None:
+    """Checkpoint-to-cosigned latency with 3 witnesses on loopback (goal ≤ 1 s) and a
+    witness's CPU per checkpoint (evidence/witness_http.py, evidence/witness.py)."""
+    from aiohttp import web
+
+    from evidence.witness import Cosigner, Witness, WitnessState
+    from evidence.witness_http import Cosigning, WitnessEndpoint, witness_app
+
+    signer = NoteSigner("paris-1", Ed25519PrivateKey.generate())
+    ledger = open_ledger(directory / "witnessed.db", vantage="paris-1")
+    from evidence.checkpoint import head_text
+
+    def checkpoint(head: TreeHead) -> dict[str, Any]:
+        note = signer.sign(head_text("paris-1", head))
+        return Checkpoint(head.size, "paris-1", head.size, head.root, note, None, None).body()
+
+    cosigners = [Cosigner(f"temoin{i}.example.org", Ed25519PrivateKey.generate()) for i in range(3)]
+    witnesses = [
+        Witness(c, {"paris-1": signer.verifier.vkey()}, WitnessState(directory / f"w{i}.json"))
+        for i, c in enumerate(cosigners)
+    ]
+
+    async def append(entry_type: str, body: dict[str, Any]) -> None:
+        await asyncio.to_thread(ledger.append, [(entry_type, body)])
+
+    async def run() -> tuple[list[float], float]:
+        runners, endpoints = [], []
+        for cosigner, witness in zip(cosigners, witnesses, strict=True):
+            runner = web.AppRunner(witness_app(witness))
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            runners.append(runner)
+            endpoints.append(
+                WitnessEndpoint(cosigner.name, cosigner.vkey(), f"http://127.0.0.1:{port}")
+            )
+        cosigning = Cosigning(endpoints, ledger.consistency_proof, append)
+        latencies = []
+        cpu = 0.0
+        for n in range(checkpoints):
+            entries: list[tuple[str, Any]] = [
+                (OBSERVATION, observation(n * 60 + i)) for i in range(60)
+            ]
+            ledger.append([*entries, (CHECKPOINT, checkpoint)])
+            last = ledger.latest_checkpoint()
+            assert last is not None
+            began = time.perf_counter()
+            cpu_before = _cpu_seconds()
+            assert await cosigning.cosign(last) == 3
+            latencies.append(time.perf_counter() - began)
+            cpu += _cpu_seconds() - cpu_before
+        await cosigning.aclose()
+        for runner in runners:
+            await runner.cleanup()
+        return latencies, cpu
+
+    latencies, cpu = asyncio.run(run())
+    latencies.sort()
+    median, worst = latencies[len(latencies) // 2], latencies[-1]
+    # one witness alone: its add-checkpoint handling (parse, note signature, consistency
+    # proof, durable state write, cosignature), without HTTP
+    solo = Witness(
+        cosigners[0], {"paris-1": signer.verifier.vkey()}, WitnessState(directory / "solo.json")
+    )
+    notes = [body for _, kind, body, _leaf in ledger.iter_rows() if kind == CHECKPOINT]
+    old = 0
+    began = _cpu_seconds()
+    for body in notes:
+        cp = Checkpoint.from_entry(0, body)
+        proof = ledger.consistency_proof(old, cp.tree_size) if old else []
+        lines = [f"old {old}", *(base64.b64encode(p).decode() for p in proof)]
+        assert solo.add_checkpoint(("\n".join(lines) + "\n\n" + cp.note).encode()).status == 200
+        old = cp.tree_size
+    solo_cpu = (_cpu_seconds() - began) / len(notes)
+    ledger.close()
+    print(
+        f"  {checkpoints} checkpoints, 3 witnesses on loopback: checkpoint to 3 cosignatures "
+        f"stored, median {median * 1000:.1f} ms, worst {worst * 1000:.1f} ms "
+        f"(goal <= 1 s: worst / goal = {worst:.3f}); "
+        f"CPU of the whole process (log + 3 witnesses) {cpu / checkpoints * 1000:.1f} ms "
+        f"per checkpoint; one witness alone: {solo_cpu * 1000:.2f} ms CPU per checkpoint"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--appends", type=int, default=20_000, metavar="N")
@@ -296,7 +388,8 @@ def main() -> int:
         metavar="N",
         help="minutes of 10 targets for the complete-history overhead (a year: 525600)",
     )
-    parser.add_argument("--only-history", action="store_true")
+    parser.add_argument("--only-history", action="store_true", help="only issue 18's figures")
+    parser.add_argument("--witness-checkpoints", type=int, default=50, metavar="N")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     size = len(encode_entry(OBSERVATION, 123456, observation(123456)))
@@ -305,6 +398,8 @@ def main() -> int:
         prefix="vigie-bench-", dir=os.environ.get("BENCH_DIR")
     ) as scratch:
         directory = Path(scratch)
+        print("Witnesses (C2SP tlog-witness on loopback):")
+        bench_witnesses(directory, args.witness_checkpoints)
         print("Complete histories (evidence/chain.py), bundle filtered to one target:")
         bench_completeness(directory, args.history_minutes)
         if args.only_history:
