@@ -1717,6 +1717,19 @@ def _write_outage(
     summary.mode = "outage"
 
 
+def _write_cosignatures(writer: _Writer, ledger: Ledger, size: int, summary: BundleSummary) -> None:
+    """The witnesses' cosignatures of the checkpoint covering the bundle (cosignatures.py)."""
+    from evidence import cosignatures
+
+    asked = getattr(getattr(summary.settings, "witnessing", None), "ask", ())
+    if asked:
+        writer.put("proofs/witnesses.txt", "".join(f"{w.key}\n" for w in asked).encode())
+    if summary.checkpoints and summary.checkpoints[-1].seq is not None:
+        found = cosignatures.collect(ledger, summary.checkpoints[-1].seq, size)
+        if found:
+            writer.put("proofs/cosignatures.jsonl", found)
+
+
 def _write_artifacts(writer: _Writer, directory: Path | None, summary: BundleSummary) -> None:
     kinds = dict(summary.artifact_files)
     summary.artifact_files = {}
@@ -1759,6 +1772,7 @@ def _write_proof_material(
 
     verifier_pem = _public_pem(summary.public_key)
     writer.put("proofs/vantage.pub", verifier_pem)
+    _write_cosignatures(writer, ledger, size, summary)
     writer.put("proofs/vantage.vkey", summary.public_key.encode() + b"\n")
     wanted = {cp.seq for cp in summary.checkpoints if cp.seq is not None}
     tokens: dict[int, bytes] = {}

@@ -59,6 +59,7 @@ class BundleReport:
     warnings: list[str] = dataclasses.field(default_factory=list)
     complete: list[str] = dataclasses.field(default_factory=list)  # targets proved complete
     tlog_proofs: int = 0  # C2SP tlog-proofs checked (outage bundles)
+    cosigned_by: list[str] = dataclasses.field(default_factory=list)  # witnesses (policy)
 
     def fail(self, file: str | None, message: str, entry: int | None = None) -> None:
         """Record the first failure (later ones are ignored)."""
@@ -96,17 +97,23 @@ def verify_bundle(
     *,
     public_key: NoteVerifier | None = None,
     tsa_certificates: Sequence[bytes] = (),
+    witnesses: Sequence[str] = (),
+    quorum: int = 0,
 ) -> BundleReport:
     """Verify the bundle at `path`; the report names the first failing file and entry.
 
     `public_key`: the vantage's key from an independent source (without it the key in the
     manifest is used and a warning says so). `tsa_certificates`: trusted TSA roots (default:
-    the bundle's own ``proofs/tsa-ca.pem``, with a warning).
+    the bundle's own ``proofs/tsa-ca.pem``, with a warning). `witnesses` (vkeys) and
+    `quorum`: the witness policy, how many of those keys must have cosigned the checkpoint
+    covering the bundle (evidence/cosignatures.py).
     """
     report = BundleReport(source=str(path))
     try:
         with zipfile.ZipFile(path) as zf:
-            _Verifier(zf, report, public_key, tsa_certificates).run()
+            verifier = _Verifier(zf, report, public_key, tsa_certificates)
+            verifier.witnesses, verifier.quorum = list(witnesses), quorum
+            verifier.run()
     except _FailureError as exc:
         report.fail(exc.file, str(exc), exc.entry)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
@@ -141,6 +148,8 @@ class _Verifier:
         self.completeness: chain.Completeness | None = None
         self.anchor: int | None = None  # outage mode: the tree size of the inclusion proofs
         self.shown: dict[int, bytes] = {}  # outage mode: entry lines by seq (tlog-proofs)
+        self.witnesses: list[str] = []  # the witness policy: keys, and how many must cosign
+        self.quorum = 0
 
     def read(self, name: str) -> bytes:
         if name not in self.names:
@@ -163,6 +172,7 @@ class _Verifier:
         self.check_streamed(manifest)
         self.check_completeness(manifest)
         self.check_tlog_proofs(verifier)
+        self.check_cosignatures()
         self.check_timestamps()
         self.check_artifacts(manifest)
 
@@ -479,6 +489,37 @@ class _Verifier:
                 self.completeness.stop = max(self.completeness.stop, seq + 1)
                 self.anchor = size
         self.report.entries = number
+
+    def check_cosignatures(self) -> None:
+        """The witnesses' cosignatures of the checkpoint covering the bundle, by the policy."""
+        from evidence import cosignatures
+        from evidence.witness import CosignatureError
+
+        name = "proofs/cosignatures.jsonl"
+        keys = self.witnesses
+        if not keys and "proofs/witnesses.txt" in self.names:
+            keys = self.read("proofs/witnesses.txt").decode("utf-8", "replace").split()
+            self.report.warnings.append(
+                "witness keys taken from the bundle itself (proofs/witnesses.txt): give them "
+                "from an independent source with --witness"
+            )
+        data = self.read(name) if name in self.names else b""
+        notes = {}
+        for line in self.read("proofs/checkpoints.jsonl").splitlines():
+            point = json.loads(line)
+            notes[int(point["tree_size"])] = str(point["note"])
+        try:
+            size, count, names = cosignatures.check(data, notes, keys)
+        except (CosignatureError, *_MALFORMED) as exc:
+            raise _FailureError(name, f"cosignature not valid: {exc}") from None
+        self.report.cosigned_by = names
+        if count < self.quorum:
+            raise _FailureError(
+                name if data else "proofs/checkpoints.jsonl",
+                f"cosigned by {count} of the witnesses given, {self.quorum} required "
+                "(witness policy): the checkpoint covering the entries was not seen by them",
+                size if size >= 0 else None,
+            )
 
     def check_tlog_proofs(self, verifier: NoteVerifier) -> None:
         """Each ``proofs/tlog/<seq>.tlog-proof`` (C2SP tlog-proof) proves its entry."""
@@ -947,7 +988,13 @@ def verify_bundle_cli(args: Any, path: Path) -> BundleReport | None:
     except OSError as exc:
         print(f"vigie verify: cannot read a TSA certificate: {exc}", file=sys.stderr)
         return None
-    return verify_bundle(path, public_key=verifier, tsa_certificates=certificates)
+    return verify_bundle(
+        path,
+        public_key=verifier,
+        tsa_certificates=certificates,
+        witnesses=list(getattr(args, "witness", None) or []),
+        quorum=int(getattr(args, "witnesses_required", 0) or 0),
+    )
 
 
 def print_bundle_report(report: BundleReport, *, as_json: bool = False) -> None:

@@ -121,13 +121,14 @@ def build_ledger(
     final_checkpoint: bool = True,
     vantage: str = VANTAGE,
     outage_shift: int = 0,
+    signer: NoteSigner | None = None,
 ) -> BuiltLedger:
     """`minutes` of one check per minute per target; the first target is down in `outage_at`.
 
     A checkpoint every `checkpoint_every` minutes (timestamped by `stamper` if given), a
     screenshot for every failed check, `opened`/`closed` outage events.
     """
-    signer = NoteSigner(vantage, Ed25519PrivateKey.generate())
+    signer = signer or NoteSigner(vantage, Ed25519PrivateKey.generate())
     store = FileArtifactStore(directory / "artifacts")
     ledger = open_ledger(url, vantage=vantage)
     outage_at = (outage_at[0] + outage_shift, outage_at[1] + outage_shift)

@@ -62,10 +62,12 @@ def forge(
     return target
 
 
-def standalone(python: Path, bundle: BuiltLedger, path: Path) -> subprocess.CompletedProcess[str]:
+def standalone(
+    python: Path, bundle: BuiltLedger, path: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
     env = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
     return subprocess.run(
-        [str(python), str(STANDALONE), str(path), "--cle", bundle.signer.verifier.vkey()],
+        [str(python), str(STANDALONE), str(path), "--cle", bundle.signer.verifier.vkey(), *extra],
         capture_output=True,
         text=True,
         cwd=tempfile.gettempdir(),

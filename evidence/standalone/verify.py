@@ -1173,9 +1173,108 @@ def verifier_captures(dossier: Dossier, manifeste: dict[str, Any]) -> None:
     ok(str(len(captures)) + " captures (artifacts/) conformes à leur empreinte")
 
 
+def contresignature_valide(
+    texte: str, temoin: str, identifiant: bytes, publique: bytes, corps: str
+) -> bool:
+    """Une ligne « — nom base64(id ‖ instant ‖ signature) » de cosignature/v1 sur `corps`."""
+    signe, _, b64 = texte[len("\u2014 ") :].rpartition(" ")
+    try:
+        blob = base64.b64decode(b64, validate=True)
+    except ValueError:
+        return False
+    if not texte.startswith("\u2014 ") or signe != temoin or blob[:4] != identifiant:
+        return False
+    if len(blob) != 76:
+        return False
+    instant = int.from_bytes(blob[4:12], "big")
+    message = ("cosignature/v1\ntime " + str(instant) + "\n" + corps).encode("utf-8")
+    try:
+        Ed25519PublicKey.from_public_bytes(publique).verify(blob[12:], message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def verifier_cosignatures(dossier: Dossier, temoins: list[str], quorum: int) -> None:
+    """Les contresignatures des témoins (C2SP tlog-cosignature) du point de contrôle qui couvre
+    les entrées, selon la politique donnée : les clés des témoins et combien doivent l'avoir
+    contresigné (--temoin CLE, répétable ; --quorum N)."""
+    nom = "proofs/cosignatures.jsonl"
+    if not temoins and dossier.existe("proofs/witnesses.txt"):
+        temoins = dossier.lire("proofs/witnesses.txt").decode("utf-8", "replace").split()
+        if temoins:
+            info(
+                "attention : clés des témoins prises dans le dossier lui-même ; donnez-les "
+                "d'une source indépendante avec --temoin"
+            )
+    notes = {}
+    for ligne in dossier.lire("proofs/checkpoints.jsonl").splitlines():
+        point = objet_json(ligne)
+        notes[entier(point["tree_size"])] = str(point["note"])
+    cles = {}
+    for temoin in temoins:
+        morceaux = temoin.split("+", 2)
+        try:
+            brut = base64.b64decode(morceaux[2], validate=True)
+        except (IndexError, ValueError):
+            raise Echec("clé de témoin illisible : " + temoin) from None
+        identifiant = hashlib.sha256(morceaux[0].encode() + b"\n\x04" + brut[1:]).digest()[:4]
+        if len(brut) != 33 or brut[:1] != b"\x04" or identifiant.hex() != morceaux[1].lower():
+            raise Echec("clé de témoin invalide (type 0x04 attendu) : " + temoin)
+        cles[morceaux[0]] = (identifiant, brut[1:])
+    vus: list[str] = []
+    brut_cos = dossier.lire(nom) if dossier.existe(nom) else b""
+    for ligne in brut_cos.splitlines():
+        if not ligne.strip():
+            continue
+        try:
+            donnee = objet_json(ligne)
+            taille, temoin = entier(donnee["tree_size"]), str(donnee["witness"])
+            texte = str(donnee["cosignature"]).rstrip("\n")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Echec("ligne illisible (" + str(exc) + ")", nom) from None
+        if temoin not in cles:
+            continue
+        if taille not in notes:
+            raise Echec("contresignature d'un point de contrôle absent du dossier", nom)
+        corps = notes[taille][: notes[taille].rfind("\n\n") + 1]
+        identifiant, publique = cles[temoin]
+        if not contresignature_valide(texte, temoin, identifiant, publique, corps):
+            raise Echec("contresignature de " + temoin + " invalide", nom, taille)
+        if temoin not in vus:
+            vus.append(temoin)
+    if vus:
+        ok("point de contrôle contresigné par " + str(len(vus)) + " témoin(s) : " + ", ".join(vus))
+    if len(vus) < quorum:
+        raise Echec(
+            "contresigné par "
+            + str(len(vus))
+            + " des témoins donnés, "
+            + str(quorum)
+            + " exigés : le point de contrôle n'a pas été vu par eux",
+            nom if brut_cos else "proofs/checkpoints.jsonl",
+        )
+
+
 def main(arguments: list[str]) -> int:
     arguments = list(arguments)
     cle = None
+    temoins: list[str] = []
+    quorum = 0
+    while "--temoin" in arguments:
+        i = arguments.index("--temoin")
+        if i + 1 >= len(arguments):
+            print("usage : python3 verify.py [dossier.zip] [--cle CLE] [--temoin CLE] [--quorum N]")
+            return 2
+        temoins.append(arguments[i + 1])
+        del arguments[i : i + 2]
+    if "--quorum" in arguments:
+        i = arguments.index("--quorum")
+        if i + 1 >= len(arguments) or not arguments[i + 1].isdigit():
+            print("usage : python3 verify.py [dossier.zip] [--cle CLE] [--temoin CLE] [--quorum N]")
+            return 2
+        quorum = int(arguments[i + 1])
+        del arguments[i : i + 2]
     if "--cle" in arguments:
         i = arguments.index("--cle")
         if i + 1 >= len(arguments):
@@ -1199,6 +1298,7 @@ def main(arguments: list[str]) -> int:
             verifier_preuves_tlog(dossier, cle_ok, corps)
         else:
             verifier_plage(dossier, points, manifeste)
+        verifier_cosignatures(dossier, temoins, quorum)
         verifier_horodatages(dossier)
         verifier_captures(dossier, manifeste)
     except Exception as exc:  # un dossier abîmé ne doit jamais finir en trace d'appels
