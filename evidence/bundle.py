@@ -1711,10 +1711,21 @@ def _write_outage(
         table.flush()
     writer.put("proofs/checkpoints.jsonl", closing[1] + b"\n")
     _put_chain(writer, chain.after_lines(ledger, (record.target_id,), top + 1, tree_size))
-    note = summary.checkpoints[0].note
+    note = _with_cosignatures(ledger, size, summary.checkpoints[0])
     for seq, nodes in tlog:
         writer.put(f"proofs/tlog/{seq}.tlog-proof", format_tlog_proof(seq, nodes, note).encode())
     summary.mode = "outage"
+
+
+def _with_cosignatures(ledger: Ledger, size: int, checkpoint: Checkpoint) -> str:
+    """The signed note of `checkpoint` with the witnesses' cosignature lines appended (a
+    tlog-proof carries the checkpoint with its cosignatures)."""
+    from evidence import cosignatures
+
+    assert checkpoint.seq is not None
+    found = cosignatures.collect(ledger, checkpoint.seq, size)
+    lines = [json.loads(line)["cosignature"] for line in found.splitlines()]
+    return checkpoint.note + "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
 def _write_cosignatures(writer: _Writer, ledger: Ledger, size: int, summary: BundleSummary) -> None:

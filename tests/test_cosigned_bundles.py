@@ -4,6 +4,7 @@ rewrite of the ledger before a cosigned checkpoint, re-signed with the vantage k
 from __future__ import annotations
 
 import datetime as dt
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,12 @@ def test_cosigned_bundle_meets_the_policy(tmp_path: Path) -> None:
         assert "contresigné par 1 témoin(s) : temoin.example.org/w1" in text
         report = verify_bundle(out, public_key=built.signer.verifier, witnesses=[WITNESS.vkey()])
         assert report.cosigned_by == ["temoin.example.org/w1"]
+        if request.outage_id is not None:  # each tlog-proof carries the cosignature too
+            with zipfile.ZipFile(out) as zf:
+                proofs = [zf.read(n).decode() for n in zf.namelist() if n.endswith(".tlog-proof")]
+            assert proofs
+            assert all("\u2014 temoin.example.org/w1 " in p for p in proofs)
+            assert report.tlog_proofs == len(proofs)
         ok, text = _both(built, out, keys=[WITNESS.vkey(), OTHER.vkey()], quorum=2)
         assert not ok
         assert "2 required" in text
