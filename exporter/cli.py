@@ -222,7 +222,7 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         ),
     ]
     checkpoints = evidence.background_tasks(settings.ledger.checkpoint_interval)
-    witnessing = await start_witnessing(settings, evidence)  # issue 18 (docs/witnesses.md)
+    witnessing = await start_witnessing(settings, evidence, metrics)  # docs/witnesses.md
     await stopping.wait()
     await witnessing.aclose()
     log.info("stopping")

@@ -26,9 +26,10 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from exporter.config import Settings
+    from exporter.metrics import Metrics
     from exporter.wiring import Evidence
 
-__all__ = ["WITNESS_REFUSAL", "Witnessing", "start_witnessing"]
+__all__ = ["WITNESS_REFUSAL", "Witnessing", "cosigned_note", "start_witnessing"]
 
 log = structlog.get_logger("vigie.witnessing")
 
@@ -56,8 +57,11 @@ class Witnessing:
             await self.runner.cleanup()
 
 
-async def start_witnessing(settings: Settings, evidence: Evidence) -> Witnessing:
-    """Start what `settings.witnessing` asks for (nothing when it is empty)."""
+async def start_witnessing(
+    settings: Settings, evidence: Evidence, metrics: Metrics | None = None
+) -> Witnessing:
+    """Start what `settings.witnessing` asks for (nothing when it is empty); `metrics`:
+    ``vigie_ledger_last_checkpoint_cosignatures`` (shown on the status page)."""
     from aiohttp import web
 
     config = settings.witnessing
@@ -96,16 +100,35 @@ async def start_witnessing(settings: Settings, evidence: Evidence) -> Witnessing
             timeout=config.timeout,
             user_agent=settings.user_agent,
         )
-        started.task = asyncio.create_task(_follow(evidence, started.cosigning), name="witnesses")
+        started.task = asyncio.create_task(
+            _follow(evidence, started.cosigning, metrics), name="witnesses"
+        )
     return started
 
 
-async def _follow(evidence: Evidence, cosigning: Cosigning) -> None:
+async def _follow(evidence: Evidence, cosigning: Cosigning, metrics: Metrics | None) -> None:
     """Ask the witnesses to cosign each new checkpoint of the ledger."""
     done = -1
     while True:
         last = await asyncio.to_thread(evidence.ledger.latest_checkpoint)
         if last is not None and last.seq is not None and last.seq > done:
             done = last.seq
-            await cosigning.cosign(last)
+            count = await cosigning.cosign(last)
+            if metrics is not None:
+                metrics.checkpoint_cosignatures.set(count)
         await asyncio.sleep(_POLL)
+
+
+def cosigned_note(service: Any) -> str:
+    """The status page's line: « Dernier point de contrôle cosigné par N témoins » (HTML),
+    or "" when the vantage asks no witness."""
+    asked = len(service.settings.witnessing.ask)
+    if not asked:
+        return ""
+    count = int(service.metrics.checkpoint_cosignatures.collect()[0].samples[0].value)
+    word = "témoin" if count == 1 else "témoins"
+    return (
+        f"<p>Dernier point de contrôle du registre cosigné par {count} {word} "
+        f"(sur {asked}) : des tiers indépendants ont vérifié qu'il prolonge l'historique "
+        "sans rien en retirer.</p>"
+    )

@@ -22,7 +22,7 @@ from evidence.checkpoint import checkpoint_text
 from evidence.ledger import open_ledger
 from evidence.signing import NoteSigner, keygen
 from evidence.witness import Cosigner, WitnessState, verify_cosignature
-from tests.service_fixture import ServiceProcess, free_port
+from tests.service_fixture import ServiceProcess, free_port, http_get
 
 pytestmark = pytest.mark.slow
 
@@ -114,6 +114,13 @@ def test_two_vantages_witness_each_other(tmp_path: Path) -> None:
             a,
             b,
         )
+        # the status page says it (and /metrics)
+        _wait(
+            "the status page's witness line",
+            lambda: "cosigné par 1 témoin (sur 1)" in http_get(a.url + "/")[1].decode(),
+            a,
+        )
+        assert a.sample("vigie_ledger_last_checkpoint_cosignatures") == 1
         first = cosigned_by_b()[0]
         assert first["witness"] == cosigners["vantage-b"].name
         # the cosignature verifies over A's checkpoint, with B's witness key
