@@ -17,7 +17,7 @@ from evidence.ledger import CHECKPOINT, open_ledger
 from evidence.witness import Cosigner
 from evidence.witness_http import COSIGNATURE
 from tests.bundle_fixture import BUILD_START, BuiltLedger, build_ledger, cryptography_only_python
-from tests.test_forgery import standalone
+from tests.test_forgery import one_target_requests, standalone
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def _both(built: BuiltLedger, path: Path, *, keys: list[str], quorum: int) -> tu
 def test_cosigned_bundle_meets_the_policy(tmp_path: Path) -> None:
     built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
     _cosign(built, WITNESS)
-    for request in (PERIOD, ExportRequest(PERIOD.start, PERIOD.end, outage_id=built.outage_ids[0])):
+    for request in one_target_requests(built):
         out = tmp_path / "b.zip"
         built.export(out, request)
         ok, text = _both(built, out, keys=[WITNESS.vkey()], quorum=1)

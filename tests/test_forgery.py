@@ -200,6 +200,14 @@ def _target_seqs(bundle: Path, target: str, kind: str = "observation") -> list[t
     return found
 
 
+def one_target_requests(built: BuiltLedger) -> tuple[ExportRequest, ExportRequest]:
+    """The two bundles for one target: the period filtered to it, and its outage."""
+    return (
+        ExportRequest(PERIOD.start, PERIOD.end, ("anef-accueil",)),
+        ExportRequest(PERIOD.start, PERIOD.end, outage_id=built.outage_ids[0]),
+    )
+
+
 def assert_refused(python: Path, built: BuiltLedger, path: Path, seq: int) -> None:
     """Both verifiers fail (exit 1) and name the entry."""
     report = verify_bundle(path, public_key=built.signer.verifier)
@@ -221,10 +229,7 @@ class TestCompleteHistories:
     def test_intact_target_and_outage_bundles_prove_their_histories_complete(
         self, built: BuiltLedger, bare_python: Path, tmp_path: Path
     ) -> None:
-        for request in (
-            ExportRequest(PERIOD.start, PERIOD.end, ("anef-accueil",)),
-            ExportRequest(PERIOD.start, PERIOD.end, outage_id=built.outage_ids[0]),
-        ):
+        for request in one_target_requests(built):
             out = tmp_path / "b.zip"
             built.export(out, request)
             report = verify_bundle(out, public_key=built.signer.verifier)
@@ -279,10 +284,7 @@ def test_a_ledger_written_before_the_chain_still_verifies(
     )
     old = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
     assert b"target_prev" not in old.open().get(3)
-    for request in (
-        ExportRequest(PERIOD.start, PERIOD.end, ("anef-accueil",)),
-        ExportRequest(PERIOD.start, PERIOD.end, outage_id=old.outage_ids[0]),
-    ):
+    for request in one_target_requests(old):
         out = tmp_path / "b.zip"
         old.export(out, request)
         report = verify_bundle(out, public_key=old.signer.verifier)
