@@ -172,3 +172,73 @@ def test_two_vantages_witness_each_other(tmp_path: Path) -> None:
         for service in (a, b):
             if service.process is not None and service.process.poll() is None:
                 service.stop()
+
+
+def test_three_vantages_witness_one_another(tmp_path: Path) -> None:
+    """Three `vigie run`: each asks the two others and witnesses them; every vantage's
+    checkpoints get cosigned by both others, and the status page says so."""
+    names = ("vantage-a", "vantage-b", "vantage-c")
+    states = {n: tmp_path / n for n in names}
+    signers, cosigners, ports, witness_ports = {}, {}, {}, {}
+    for name in names:
+        states[name].mkdir()
+        signers[name] = NoteSigner(name, keygen(states[name] / "vantage.key"))
+        cosigners[name] = Cosigner(f"{name}.example.org/temoin", keygen(states[name] / "w.key"))
+        ports[name], witness_ports[name] = free_port(), free_port()
+    services = []
+    for me in names:
+        others = [n for n in names if n != me]
+        state = states[me]
+        config = {
+            "vantage": {"name": me},
+            "listen": f"127.0.0.1:{ports[me]}",
+            "targets": [
+                {
+                    "id": "voisine",
+                    "kind": "http",
+                    "interval": "1s",
+                    "url": f"http://127.0.0.1:{ports[others[0]]}/healthz",
+                }
+            ],
+            "ledger": {
+                "url": f"sqlite:///{state / 'ledger.db'}",
+                "artifacts": str(state / "artifacts"),
+                "checkpoint_interval": "1s",
+            },
+            "signing": {"key": str(state / "vantage.key")},
+            "witnessing": {
+                "listen": f"127.0.0.1:{witness_ports[me]}",
+                "key": str(state / "w.key"),
+                "name": cosigners[me].name,
+                "state": str(state / "witness.json"),
+                "follow": [{"origin": o, "key": signers[o].verifier.vkey()} for o in others],
+                "ask": [
+                    {
+                        "name": cosigners[o].name,
+                        "key": cosigners[o].vkey(),
+                        "url": f"http://127.0.0.1:{witness_ports[o]}",
+                    }
+                    for o in others
+                ],
+            },
+        }
+        services.append(ServiceProcess(config, state))
+    try:
+        for service in services:
+            service.start()
+
+        def witnessed_by_both(name: str) -> bool:
+            seen = {e["witness"] for e in _entries(states[name], "cosignature")}
+            return seen == {cosigners[o].name for o in names if o != name}
+
+        for name in names:
+            _wait(f"{name} cosigned by both others", lambda n=name: witnessed_by_both(n), *services)
+        _wait(
+            "the status page's line",
+            lambda: "cosigné par 2 témoins (sur 2)" in http_get(services[0].url + "/")[1].decode(),
+            *services,
+        )
+    finally:
+        for service in services:
+            if service.process is not None and service.process.poll() is None:
+                service.stop()
