@@ -126,6 +126,11 @@ def cosigned_note(service: Any) -> str:
     if not asked:
         return ""
     count = int(service.metrics.checkpoint_cosignatures.collect()[0].samples[0].value)
+    if count == 0:
+        return (
+            "<p>Dernier point de contrôle du registre : pas encore cosigné par les témoins "
+            f"({asked} sollicités) ; Vigie le leur redemande au point suivant.</p>"
+        )
     word = "témoin" if count == 1 else "témoins"
     return (
         f"<p>Dernier point de contrôle du registre cosigné par {count} {word} "
