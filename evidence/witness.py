@@ -12,8 +12,8 @@ another root (a fork), 422 consistency proof that does not verify, 200 with the 
 line. Each refusal of a correctly signed checkpoint (409, 422) is handed to `on_refusal`, so
 the witness can record it as evidence of its own (the log signed two inconsistent views).
 
-Not built yet (issue 18): the HTTP route in `vigie run`, the log side (asking witnesses after
-each checkpoint), cosignatures in the ledger and in bundles, and their verification.
+HTTP and the log side: evidence/witness_http.py; in `vigie run`: exporter/witnessing.py; in
+bundles and verifiers: evidence/cosignatures.py.
 """
 
 from __future__ import annotations

@@ -8,8 +8,7 @@ it to the ledger as a ``cosignature`` entry. A witness that is down or slow dela
 its request fails after `timeout` and the next checkpoint asks again from the size it last
 cosigned, with one consistency proof.
 
-Not wired into `vigie run` yet (issue 18): configuration, the listener, and the cosignatures
-in bundles and verifiers remain to do.
+`vigie run` uses both through exporter/witnessing.py (the `witnessing` section of vigie.yaml).
 """
 
 from __future__ import annotations
