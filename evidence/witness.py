@@ -49,6 +49,7 @@ __all__ = [
     "cosignature_key_id",
     "cosigned_message",
     "parse_add_checkpoint",
+    "parse_cosigner_vkey",
     "verify_cosignature",
 ]
 
@@ -101,7 +102,7 @@ class Cosigner:
 
 def verify_cosignature(line: str, checkpoint_body: str, vkey: str) -> int:
     """Check one cosignature line by the witness `vkey` over `checkpoint_body`; its time."""
-    name, key_id, public = _parse_cosigner_vkey(vkey)
+    name, key_id, public = parse_cosigner_vkey(vkey)
     text = line.rstrip("\n")
     if not text.startswith(_DASH):
         raise CosignatureError("a cosignature line starts with an em dash and a space")
@@ -124,7 +125,8 @@ def verify_cosignature(line: str, checkpoint_body: str, vkey: str) -> int:
     return int(when)
 
 
-def _parse_cosigner_vkey(vkey: str) -> tuple[str, bytes, bytes]:
+def parse_cosigner_vkey(vkey: str) -> tuple[str, bytes, bytes]:
+    """(name, key id, raw public key) of a witness's vkey; CosignatureError when malformed."""
     parts = vkey.strip().split("+", 2)
     if len(parts) != 3:
         raise CosignatureError("a witness key looks like <name>+<key id hex>+<base64 key>")

@@ -180,6 +180,17 @@ class AskedWitness(_Section):
     key: Annotated[str, Field(min_length=1)]  # its cosignature vkey (type 0x04)
     url: str  # its submission prefix: <url>/add-checkpoint
 
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        from evidence.witness import CosignatureError, parse_cosigner_vkey
+
+        try:
+            parse_cosigner_vkey(value)
+        except CosignatureError as exc:
+            raise ValueError(f"not a witness key (vkey): {exc}") from None
+        return value
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:

@@ -227,3 +227,19 @@ def test_a_real_ledger_is_what_the_witness_follows(tmp_path: Path) -> None:
         assert witness.add_checkpoint(_request(previous, proof, notes[size])).status == 200
         previous = size
     ledger.close()  # type: ignore[attr-defined]
+
+
+def test_a_bad_witness_key_in_the_configuration_is_one_clear_line(tmp_path: Path) -> None:
+    from exporter.config import ConfigError, load_settings
+
+    signer = NoteSigner("paris-1", Ed25519PrivateKey.generate())
+    path = tmp_path / "vigie.yaml"
+    path.write_text(
+        "witnessing:\n  ask:\n    - name: temoin.example.org\n"
+        f"      key: {signer.verifier.vkey()}\n      url: http://127.0.0.1:9\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    (line,) = info.value.lines
+    assert line.startswith(f"{path}: witnessing.ask[0].key: ")
+    assert "not a witness key" in line
