@@ -106,3 +106,29 @@ def test_a_rewrite_before_a_cosigned_checkpoint_fails(tmp_path: Path) -> None:
     ok, text = _both(dropped, out, keys=[WITNESS.vkey()], quorum=1)
     assert not ok
     assert "1 required" in text or "1 exigés" in text
+
+
+def test_vigie_verify_takes_the_witness_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`vigie verify FILE.zip --witness VKEY --witnesses-required N`: exit 0, then 1 for N=2."""
+    import argparse
+
+    from evidence import commands
+    from exporter.config import Settings
+
+    built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+    _cosign(built, WITNESS)
+    out = tmp_path / "b.zip"
+    built.export(out, PERIOD)
+    settings = Settings.model_validate({"vantage": {"name": "paris-1"}})
+    parser = argparse.ArgumentParser()
+    commands.add_commands(parser.add_subparsers(), lambda _path: settings)
+    key = tmp_path / "vantage.vkey"
+    key.write_text(built.signer.verifier.vkey() + "\n")
+    base = ["verify", str(out), "--public-key", str(key), "--witness", WITNESS.vkey()]
+    args = parser.parse_args([*base, "--witnesses-required", "1"])
+    assert args.handler(args) == 0, capsys.readouterr()
+    args = parser.parse_args([*base, "--witness", OTHER.vkey(), "--witnesses-required", "2"])
+    assert args.handler(args) == 1
+    assert "2 required" in capsys.readouterr().err
