@@ -37,6 +37,7 @@ from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service, check_once
 from exporter.wiring import EvidenceError, journey_fingerprints, open_evidence
+from exporter.witnessing import start_witnessing
 from probes.base import ProbeRegistry, ProbeSettings, default_factories
 from probes.environment import collect_environment, vigie_version
 from probes.observation import Observation, Outcome
@@ -247,7 +248,9 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         ),
     ]
     checkpoints = evidence.background_tasks(settings.ledger.checkpoint_interval)
+    witnessing = await start_witnessing(settings, evidence, metrics)  # docs/witnesses.md
     await stopping.wait()
+    await witnessing.aclose()
     log.info("stopping")
     scheduler.stop()
     await asyncio.wait(tasks, timeout=6.0)

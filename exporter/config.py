@@ -190,6 +190,61 @@ class BrowserSettings(_Section):
     idle_close: Duration | None = 30.0
 
 
+class FollowedLog(_Section):
+    """A log this vantage witnesses: its checkpoint origin and its note key (vkey)."""
+
+    origin: Annotated[str, Field(min_length=1)]
+    key: Annotated[str, Field(min_length=1)]
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        from evidence.signing import NoteError, NoteVerifier
+
+        try:
+            NoteVerifier.parse(value)
+        except NoteError as exc:
+            raise ValueError(f"not a log key (vkey): {exc}") from None
+        return value
+
+
+class AskedWitness(_Section):
+    """A witness this vantage asks to cosign its checkpoints (C2SP tlog-witness)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    key: Annotated[str, Field(min_length=1)]  # its cosignature vkey (type 0x04)
+    url: str  # its submission prefix: <url>/add-checkpoint
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        from evidence.witness import CosignatureError, parse_cosigner_vkey
+
+        try:
+            parse_cosigner_vkey(value)
+        except CosignatureError as exc:
+            raise ValueError(f"not a witness key (vkey): {exc}") from None
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return validate_http_url(value)
+
+
+class WitnessingSettings(_Section):
+    """Witnessing (issue 18): as a witness for other vantages' logs, and as a log that asks
+    witnesses. See docs/witnesses.md."""
+
+    listen: str | None = None  # where POST /add-checkpoint is served; null: not a witness
+    key: Path = Path("/var/lib/vigie/witness.key")  # created on first start
+    name: str | None = None  # the cosigner name; default: "<vantage name>/temoin"
+    state: Path = Path("/var/lib/vigie/witness.json")
+    follow: tuple[FollowedLog, ...] = ()
+    ask: tuple[AskedWitness, ...] = ()
+    timeout: Duration = 5.0
+
+
 class Settings(BaseSettings):
     """The whole configuration of one Vigie vantage."""
 
@@ -220,6 +275,7 @@ class Settings(BaseSettings):
     # for any other gets 421: DNS-rebinding defence). "*" answers any (behind a proxy).
     allowed_hosts: tuple[Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9.:\[\]-]+)$")], ...] = ()
     open_data: OpenDataSettings = OpenDataSettings()
+    witnessing: WitnessingSettings = WitnessingSettings()
     min_interval: Duration = 1.0
 
     @classmethod

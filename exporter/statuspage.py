@@ -872,7 +872,9 @@ def render_status_page(service: Service, *, now: dt.datetime | None = None) -> s
         vantage_online=service.vantage_is_online,
         now=now,
     )
-    return render_status_view(view)
+    from exporter.witnessing import cosigned_note  # issue 18: "cosigné par N témoins"
+
+    return render_status_view(view).replace("<footer>", cosigned_note(service) + "<footer>", 1)
 
 
 def service_tracker(service: Service) -> OutageTracker | None:
