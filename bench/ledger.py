@@ -5,13 +5,21 @@ Local only: a SQLite file in a temporary directory and a throwaway PostgreSQL se
 (≥ 5,000 observations/s on SQLite, ≥ 2,000 on PostgreSQL, verification ≥ 500,000 entries/s),
 next to this machine's raw SHA-256 speed on the same entries, measured in the same run.
 
+Issue 18 adds: checkpoint-to-cosigned latency with 3 witnesses on loopback (goal ≤ 1 s), a
+witness's CPU per checkpoint, and the size and verify time a bundle filtered to one target
+gains from the complete-history data (goal ≤ 10 % on both; same ledger written without it as
+the reference, in the same run).
+
     .venv/bin/python bench/ledger.py [--appends 20000] [--verify-entries 300000] [--no-postgres]
+    .venv/bin/python bench/ledger.py --only-history [--history-minutes 20000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import datetime as dt
 import hashlib
 import logging
 import os
@@ -36,11 +44,12 @@ from evidence.ledger.core import LedgerWriter, encode_entry
 from evidence.ledger.entries import TreeHead
 from evidence.ledger.signing import NoteSigner
 from evidence.ledger.verify import verify_ledger
-from probes.observation import Observation, Outcome
+from probes.observation import Observation, Outcome, format_time
 
 GOAL_SQLITE = 5_000.0
 GOAL_POSTGRES = 2_000.0
 GOAL_VERIFY = 500_000.0
+_YEAR_START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def observation(n: int) -> dict[str, Any]:
@@ -191,17 +200,207 @@ def bench_verify(url: str, total: int) -> None:
     ledger.close()
 
 
+def _year_like(url: str, minutes: int, signer: NoteSigner, *, chained: bool) -> None:
+    """10 targets checked every minute, a checkpoint every 5 minutes; `chained`: with the
+    complete-history chain (evidence/chain.py), else as a ledger written before it."""
+    import evidence.ledger.chain
+    from evidence.ledger.checkpoint import head_text
+
+    link = evidence.chain.link
+    if not chained:
+        evidence.chain.link = lambda body, _seq, _heads: body  # type: ignore[assignment]
+    try:
+        ledger = open_ledger(url, vantage="paris-1")
+        targets = [f"cible-{i:02d}" for i in range(10)]
+        batch: list[tuple[str, Any]] = []
+        for minute in range(minutes):
+            for n, target in enumerate(targets):
+                when = format_time(_YEAR_START + dt.timedelta(minutes=minute))
+                body = {**observation(minute * 10 + n), "target_id": target, "started_at": when}
+                batch.append((OBSERVATION, body))
+            if minute % 5 == 4:
+
+                def checkpoint(head: TreeHead) -> dict[str, Any]:
+                    text = (
+                        head_text("paris-1", head)
+                        if chained
+                        else checkpoint_text("paris-1", head.size, head.root)
+                    )
+                    note = signer.sign(text)
+                    key = signer.verifier.vkey()
+                    return Checkpoint(
+                        head.size, "paris-1", head.size, head.root, note, None, key
+                    ).body()
+
+                batch.append((CHECKPOINT, checkpoint))
+            if len(batch) >= 5_000:
+                ledger.append(batch)
+                batch = []
+        ledger.append(batch)
+        ledger.close()
+    finally:
+        evidence.chain.link = link
+
+
+def bench_completeness(directory: Path, minutes: int) -> None:
+    """Size and verify time a bundle filtered to one target gains from the complete-history
+    data (goal: ≤ 10 % on both), against the same ledger written without it."""
+    from evidence.bundle.export import export_bundle
+    from evidence.bundle.model import ExportRequest
+    from evidence.bundle.verify import verify_bundle
+
+    signer = NoteSigner("paris-1", Ed25519PrivateKey.generate())
+    figures = {}
+    for chained in (False, True):
+        url = f"sqlite:///{directory / f'year-{chained}.db'}"
+        _year_like(url, minutes, signer, chained=chained)
+        ledger = open_ledger(url, readonly=True)
+        out = directory / f"year-{chained}.zip"
+        end = _YEAR_START + dt.timedelta(minutes=minutes - 7)  # a checkpoint follows
+        request = ExportRequest(_YEAR_START, end, ("cible-03",))
+        export_bundle(
+            ledger,
+            out,
+            request,
+            signer=signer,
+            report=lambda _s, _a: b"%PDF-1.4\n",
+            progress=False,
+        )
+        ledger.close()
+        times = []
+        for _ in range(3):
+            began = time.perf_counter()
+            report = verify_bundle(out, public_key=signer.verifier)
+            times.append(time.perf_counter() - began)
+            assert report.ok, report.summary()
+        assert bool(report.complete) == chained, (report.complete, report.warnings)
+        figures[chained] = (out.stat().st_size, min(times))
+    if os.environ.get("BENCH_KEEP"):
+        import shutil
+
+        for chained in (False, True):
+            shutil.copy(directory / f"year-{chained}.zip", os.environ["BENCH_KEEP"])
+    (size0, time0), (size1, time1) = figures[False], figures[True]
+    print(
+        f"  bundle of one target over {minutes:,} minutes (10 targets): "
+        f"{size0:,} -> {size1:,} bytes (+{(size1 / size0 - 1) * 100:.1f} %, goal <= 10 %); "
+        f"verify {time0:.2f} -> {time1:.2f} s (+{(time1 / time0 - 1) * 100:.1f} %, goal <= 10 %)"
+    )
+
+
+def bench_witnesses(directory: Path, checkpoints: int) -> None:
+    """Checkpoint-to-cosigned latency with 3 witnesses on loopback (goal ≤ 1 s) and a
+    witness's CPU per checkpoint (evidence/witness_http.py, evidence/witness.py)."""
+    from aiohttp import web
+
+    from evidence.ledger.witness import Cosigner, Witness, WitnessState
+    from evidence.ledger.witness_http import Cosigning, WitnessEndpoint, witness_app
+
+    signer = NoteSigner("paris-1", Ed25519PrivateKey.generate())
+    ledger = open_ledger(directory / "witnessed.db", vantage="paris-1")
+    from evidence.ledger.checkpoint import head_text
+
+    def checkpoint(head: TreeHead) -> dict[str, Any]:
+        note = signer.sign(head_text("paris-1", head))
+        return Checkpoint(head.size, "paris-1", head.size, head.root, note, None, None).body()
+
+    cosigners = [Cosigner(f"temoin{i}.example.org", Ed25519PrivateKey.generate()) for i in range(3)]
+    witnesses = [
+        Witness(c, {"paris-1": signer.verifier.vkey()}, WitnessState(directory / f"w{i}.json"))
+        for i, c in enumerate(cosigners)
+    ]
+
+    async def append(entry_type: str, body: dict[str, Any]) -> None:
+        await asyncio.to_thread(ledger.append, [(entry_type, body)])
+
+    async def run() -> tuple[list[float], float]:
+        runners, endpoints = [], []
+        for cosigner, witness in zip(cosigners, witnesses, strict=True):
+            runner = web.AppRunner(witness_app(witness))
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            runners.append(runner)
+            endpoints.append(
+                WitnessEndpoint(cosigner.name, cosigner.vkey(), f"http://127.0.0.1:{port}")
+            )
+        cosigning = Cosigning(endpoints, ledger.consistency_proof, append)
+        latencies = []
+        cpu = 0.0
+        for n in range(checkpoints):
+            entries: list[tuple[str, Any]] = [
+                (OBSERVATION, observation(n * 60 + i)) for i in range(60)
+            ]
+            ledger.append([*entries, (CHECKPOINT, checkpoint)])
+            last = ledger.latest_checkpoint()
+            assert last is not None
+            began = time.perf_counter()
+            cpu_before = _cpu_seconds()
+            assert await cosigning.cosign(last) == 3
+            latencies.append(time.perf_counter() - began)
+            cpu += _cpu_seconds() - cpu_before
+        await cosigning.aclose()
+        for runner in runners:
+            await runner.cleanup()
+        return latencies, cpu
+
+    latencies, cpu = asyncio.run(run())
+    latencies.sort()
+    median, worst = latencies[len(latencies) // 2], latencies[-1]
+    # one witness alone: its add-checkpoint handling (parse, note signature, consistency
+    # proof, durable state write, cosignature), without HTTP
+    solo = Witness(
+        cosigners[0], {"paris-1": signer.verifier.vkey()}, WitnessState(directory / "solo.json")
+    )
+    notes = [body for _, kind, body, _leaf in ledger.iter_rows() if kind == CHECKPOINT]
+    old = 0
+    began = _cpu_seconds()
+    for body in notes:
+        cp = Checkpoint.from_entry(0, body)
+        proof = ledger.consistency_proof(old, cp.tree_size) if old else []
+        lines = [f"old {old}", *(base64.b64encode(p).decode() for p in proof)]
+        assert solo.add_checkpoint(("\n".join(lines) + "\n\n" + cp.note).encode()).status == 200
+        old = cp.tree_size
+    solo_cpu = (_cpu_seconds() - began) / len(notes)
+    ledger.close()
+    print(
+        f"  {checkpoints} checkpoints, 3 witnesses on loopback: checkpoint to 3 cosignatures "
+        f"stored, median {median * 1000:.1f} ms, worst {worst * 1000:.1f} ms "
+        f"(goal <= 1 s: worst / goal = {worst:.3f}); "
+        f"CPU of the whole process (log + 3 witnesses) {cpu / checkpoints * 1000:.1f} ms "
+        f"per checkpoint; one witness alone: {solo_cpu * 1000:.2f} ms CPU per checkpoint"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--appends", type=int, default=20_000, metavar="N")
     parser.add_argument("--verify-entries", type=int, default=300_000, metavar="N")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--history-minutes",
+        type=int,
+        default=20_000,
+        metavar="N",
+        help="minutes of 10 targets for the complete-history overhead (a year: 525600)",
+    )
+    parser.add_argument("--only-history", action="store_true", help="only issue 18's figures")
+    parser.add_argument("--witness-checkpoints", type=int, default=50, metavar="N")
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     size = len(encode_entry(OBSERVATION, 123456, observation(123456)))
     print(f"Vigie ledger benchmark ({os.cpu_count()} CPUs); observation entry: {size} bytes")
-    with tempfile.TemporaryDirectory(prefix="vigie-bench-") as scratch:
+    with tempfile.TemporaryDirectory(
+        prefix="vigie-bench-", dir=os.environ.get("BENCH_DIR")
+    ) as scratch:
         directory = Path(scratch)
+        print("Witnesses (C2SP tlog-witness on loopback):")
+        bench_witnesses(directory, args.witness_checkpoints)
+        print("Complete histories (evidence/chain.py), bundle filtered to one target:")
+        bench_completeness(directory, args.history_minutes)
+        if args.only_history:
+            return 0
         print("SQLite (WAL, synchronous=FULL):")
         bench_appends(f"sqlite:///{directory / 'appends.db'}", "SQLite", args.appends, GOAL_SQLITE)
         print("Verification (SQLite):")

@@ -36,6 +36,7 @@ from pydantic_settings import (
 from config.loader import load_yaml
 from config.maintenance import check_windows
 from config.targets import CONTROL_PREFIX, Duration, Target, validate_http_url
+from config.vkeys import parse_cosignature_vkey, parse_note_vkey
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -190,6 +191,57 @@ class BrowserSettings(_Section):
     idle_close: Duration | None = 30.0
 
 
+class FollowedLog(_Section):
+    """A log this vantage witnesses: its checkpoint origin and its note key (vkey)."""
+
+    origin: Annotated[str, Field(min_length=1)]
+    key: Annotated[str, Field(min_length=1)]
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        try:
+            parse_note_vkey(value)
+        except ValueError as exc:
+            raise ValueError(f"not a log key (vkey): {exc}") from None
+        return value
+
+
+class AskedWitness(_Section):
+    """A witness this vantage asks to cosign its checkpoints (C2SP tlog-witness)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    key: Annotated[str, Field(min_length=1)]  # its cosignature vkey (type 0x04)
+    url: str  # its submission prefix: <url>/add-checkpoint
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        try:
+            parse_cosignature_vkey(value)
+        except ValueError as exc:
+            raise ValueError(f"not a witness key (vkey): {exc}") from None
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return validate_http_url(value)
+
+
+class WitnessingSettings(_Section):
+    """Witnessing (issue 18): as a witness for other vantages' logs, and as a log that asks
+    witnesses. See docs/witnesses.md."""
+
+    listen: str | None = None  # where POST /add-checkpoint is served; null: not a witness
+    key: Path = Path("/var/lib/vigie/witness.key")  # created on first start
+    name: str | None = None  # the cosigner name; default: "<vantage name>/temoin"
+    state: Path = Path("/var/lib/vigie/witness.json")
+    follow: tuple[FollowedLog, ...] = ()
+    ask: tuple[AskedWitness, ...] = ()
+    timeout: Duration = 5.0
+
+
 class Settings(BaseSettings):
     """The whole configuration of one Vigie vantage."""
 
@@ -220,6 +272,7 @@ class Settings(BaseSettings):
     # for any other gets 421: DNS-rebinding defence). "*" answers any (behind a proxy).
     allowed_hosts: tuple[Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9.:\[\]-]+)$")], ...] = ()
     open_data: OpenDataSettings = OpenDataSettings()
+    witnessing: WitnessingSettings = WitnessingSettings()
     min_interval: Duration = 1.0
 
     @classmethod

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 __all__ = [
     "CHECKPOINT",
     "CLOCK_JUMP",
+    "COSIGNATURE",
     "DRIFT",
     "EXIT_FAILED",
     "EXIT_OK",
@@ -23,6 +24,7 @@ __all__ = [
     "TIMESTAMP",
     "TSA_FAILURE",
     "VANTAGE",
+    "WITNESS_REFUSAL",
 ]
 
 # The time zone of the people who read Vigie's pages and reports (the law's too).
@@ -40,7 +42,9 @@ VANTAGE = "vantage"  # {"event": "offline" | "online", "at", "seqs"}
 # {"event": "started" | "ended", "target_id", "at", "observation"}: a journey needed updating
 # (journey_drift) from `started` to `ended`; the site was not watched by it meanwhile.
 DRIFT = "drift"
-REVIEW = "review"  # a person's signed verdict on an outage (evidence/outages/reviews.py)
+REVIEW = "review"  # a person's signed verdict on an outage (evidence/ledger/reviews.py)
+COSIGNATURE = "cosignature"  # {checkpoint_seq, witness, cosignature}: a witness cosigned
+WITNESS_REFUSAL = "witness_refusal"  # a correctly signed checkpoint a witness refused
 
 # Exit codes of every `vigie` command (and of `python -m exporter.central`).
 EXIT_OK = 0

@@ -38,6 +38,7 @@ from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service, check_once
 from exporter.wiring import EvidenceError, journey_fingerprints, open_service_evidence
+from exporter.witnessing import start_witnessing
 from probes.base import ProbeRegistry, ProbeSettings
 from probes.environment import collect_environment, vigie_version
 from probes.kinds import default_factories
@@ -246,7 +247,9 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         ),
     ]
     checkpoints = evidence.background_tasks(settings.ledger.checkpoint_interval)
+    witnessing = await start_witnessing(settings, evidence, metrics)  # docs/witnesses.md
     await stopping.wait()
+    await witnessing.aclose()
     log.info("stopping")
     scheduler.stop()
     await asyncio.wait(tasks, timeout=6.0)

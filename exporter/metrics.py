@@ -160,6 +160,11 @@ class Metrics:
             "Unix time of the last signed checkpoint (0: none yet).",
             registry=r,
         )
+        self.checkpoint_cosignatures = Gauge(
+            "vigie_ledger_last_checkpoint_cosignatures",
+            "Witnesses that cosigned the last checkpoint asked (docs/witnesses.md).",
+            registry=r,
+        )
         self.tsa_failures = Counter(
             "vigie_tsa_failures", "Failed RFC 3161 timestamp requests.", registry=r
         )

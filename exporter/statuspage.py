@@ -776,9 +776,17 @@ def _artifacts_section(record: OutageRecord, url: str) -> str:
 
 
 def render_outage_page(
-    record: OutageRecord, *, target_name: str, now: dt.datetime | None = None
+    record: OutageRecord,
+    *,
+    target_name: str,
+    now: dt.datetime | None = None,
+    review_online: bool = True,
 ) -> str:
-    """The page of one outage (`/outages/<id>`), with its captures and evidence bundle."""
+    """The page of one outage (`/outages/<id>`), with its captures and evidence bundle.
+
+    `review_online`: the review form is offered (it needs `evidence_auth`); otherwise the page
+    gives the command instead of a link that could only answer 403.
+    """
     now = now or dt.datetime.now(dt.UTC)
     view = outage_view(record, {record.target_id: target_name}, now)
     checks = "Vérifications en échec" if record.kind == DOWN else "Vérifications lentes"
@@ -816,11 +824,26 @@ un vérificateur autonome.</p>
 deux pages, avec son archive de preuves) ; pour une autre plage horaire :
 <a href="/attestation">attestation d'observation</a>.</p>
 <h2>Vérification par une personne</h2>
-<p>{escape(view.review or "Pas encore vérifiée.")} <a href="{escape(view.url)}/review">Vérifier
-cette panne</a> (accès protégé par le mot de passe des preuves ; la vérification est signée et
-ajoutée au registre, rien n'est modifié).</p>
+<p>{escape(view.review or "Pas encore vérifiée.")} {_review_how(record.id, view.url, review_online)}
+</p>
 </main>"""
     return html_page(f"Vigie — {title}", body)
+
+
+def _review_how(outage_id: str, url: str, online: bool) -> str:
+    if online:
+        return (
+            f'<a href="{escape(url)}/review">Vérifier cette panne</a> (accès protégé par le mot '
+            "de passe des preuves ; la vérification est signée et ajoutée au registre, rien "
+            "n'est modifié)."
+        )
+    return (
+        "Pour la vérifier, sur le serveur de Vigie : <code>vigie review "
+        f"{escape(outage_id)} --verdict confirmed --by NOM --reason MOTIF</code> (ou "
+        "<code>--verdict dismissed</code>). La vérification est signée et ajoutée au registre, "
+        "rien n'est modifié. La vérification depuis cette page demande le réglage "
+        "<code>evidence_auth</code>."
+    )
 
 
 def render_not_found(outage_id: str) -> str:
@@ -851,7 +874,9 @@ def render_status_page(service: Service, *, now: dt.datetime | None = None) -> s
         vantage_online=service.vantage_is_online,
         now=now,
     )
-    return render_status_view(view)
+    from exporter.witnessing import cosigned_note  # issue 18: "cosigné par N témoins"
+
+    return render_status_view(view).replace("<footer>", cosigned_note(service) + "<footer>", 1)
 
 
 def service_tracker(service: Service) -> OutageTracker | None:
@@ -872,5 +897,8 @@ def render_outage_by_id(
         return None
     names = {t.id: t.display_name for t in service.settings.targets}
     return render_outage_page(
-        record, target_name=names.get(record.target_id, record.target_id), now=now
+        record,
+        target_name=names.get(record.target_id, record.target_id),
+        now=now,
+        review_online=service.settings.evidence_auth is not None,
     )

@@ -23,7 +23,7 @@ from evidence.bundle.export import export_bundle
 from evidence.bundle.model import ExportRequest, ExportResult
 from evidence.ledger.artifacts import FileArtifactStore
 from evidence.ledger.backends import open_ledger
-from evidence.ledger.checkpoint import Checkpoint, checkpoint_text
+from evidence.ledger.checkpoint import Checkpoint, head_text
 from evidence.ledger.core import SqlLedger
 from evidence.ledger.entries import TreeHead
 from evidence.ledger.signing import NoteSigner
@@ -91,7 +91,7 @@ class BuiltLedger:
 
 def checkpoint_body(signer: NoteSigner, head: TreeHead, when: dt.datetime) -> dict[str, Any]:
     """The body of a checkpoint entry signing `head` (as the Checkpointer writes it)."""
-    note = signer.sign(checkpoint_text(signer.name, head.size, head.root))
+    note = signer.sign(head_text(signer.name, head))
     checkpoint = Checkpoint.from_note(note, seq=head.size, time=format_time(when))
     return dataclasses.replace(checkpoint, key=signer.verifier.vkey()).body()
 
@@ -128,13 +128,14 @@ def build_ledger(
     final_checkpoint: bool = True,
     vantage: str = VANTAGE,
     outage_shift: int = 0,
+    signer: NoteSigner | None = None,
 ) -> BuiltLedger:
     """`minutes` of one check per minute per target; the first target is down in `outage_at`.
 
     A checkpoint every `checkpoint_every` minutes (timestamped by `stamper` if given), a
     screenshot for every failed check, `opened`/`closed` outage events.
     """
-    signer = NoteSigner(vantage, Ed25519PrivateKey.generate())
+    signer = signer or NoteSigner(vantage, Ed25519PrivateKey.generate())
     store = FileArtifactStore(directory / "artifacts")
     ledger = open_ledger(url, vantage=vantage)
     outage_at = (outage_at[0] + outage_shift, outage_at[1] + outage_shift)

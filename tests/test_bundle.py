@@ -124,7 +124,9 @@ class TestOutageExport:
         with zipfile.ZipFile(bundle) as zf:
             proofs = zf.read("proofs/inclusion.jsonl").splitlines()
             entries = zf.read("observations.jsonl").splitlines()
-        assert len(proofs) == len(entries) == 12
+        # 10 failed checks, the first success (up to the closing event: every entry of the
+        # target up to there, so the history is complete) and the two events
+        assert len(proofs) == len(entries) == 13
         assert all(b"anef-connexion" not in e for e in entries)
         report = verify_bundle(bundle, public_key=built.signer.verifier)
         assert report.ok, report.summary()

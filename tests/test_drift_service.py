@@ -95,7 +95,7 @@ def test_redesign_is_a_gap_and_a_real_fault_an_outage(
         text = page.decode()
         assert "Surveillance du parcours à revoir" in text
         assert "Surveillance du parcours « Création de compte » à revoir" in text
-        assert "Aucune panne confirmée" in text
+        assert "Aucune panne ni lenteur confirmée" in text
     finally:
         service.stop()
     assert follower.of("outage") == []

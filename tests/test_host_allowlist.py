@@ -35,7 +35,7 @@ def _paths(app_resources: list[str]) -> list[str]:
 
 
 def _service_paths() -> list[str]:
-    app = build_app(types.SimpleNamespace(settings=Settings()))  # type: ignore[arg-type]
+    app = build_app(types.SimpleNamespace(settings=Settings(), checkpointer=None))  # type: ignore[arg-type]
     return _paths([r.canonical for r in app.router.resources()])
 
 

@@ -59,7 +59,8 @@ class TestAppend:
         assert body["seq"] is None
         ledger.append([(OBSERVATION, body)])
         stored = ledger.get(0)
-        expected = {**body, "type": OBSERVATION, "seq": 0}
+        # target_prev: the previous entry of the same target (evidence/chain.py; none here)
+        expected = {**body, "type": OBSERVATION, "seq": 0, "target_prev": None}
         assert stored == canonical_json(expected)
         assert Observation.from_dict(json.loads(stored)).with_seq(0).to_dict()["seq"] == 0
 

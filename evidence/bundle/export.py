@@ -71,10 +71,11 @@ from evidence.bundle.model import (
     ReportHook,
     TargetStats,
 )
-from evidence.ledger import merkle
+from evidence.ledger import chain, merkle
 from evidence.ledger.checkpoint import Checkpoint, Stamper
 from evidence.ledger.core import STORED_LEVEL_STRIDE, Ledger
 from evidence.ledger.signing import NoteSigner
+from evidence.ledger.tlog_proof import format_tlog_proof
 from evidence.outages.availability import PARIS
 from evidence.outages.tracker import OutageRecord, entry_time, outages_from_entries
 from evidence.report.facts import ReportFacts
@@ -1231,17 +1232,13 @@ def export_bundle(
             writer.put("report.pdf", render(summary, _artifact_reader(artifacts_dir)))
             writer.put("verify.py", _standalone("verify.py"))
             writer.put("LISEZMOI.txt", _lisezmoi(summary))
-            manifest = _manifest(summary, writer.files)
+            manifest, token = _stamped_manifest(summary, writer.files, timestamper)
             writer_files = dict(writer.files)
             _raw_put(zf, "manifest.json", manifest)
             digest = hashlib.sha256(manifest).hexdigest()
             _raw_put(zf, "manifest.sig", signer.sign(f"{BUNDLE_FORMAT}\n{digest}\n").encode())
-            if timestamper is not None:
-                try:
-                    _raw_put(zf, "manifest.tsr", timestamper.stamp(manifest))
-                except Exception as exc:  # noqa: BLE001 - the bundle stays valid without it
-                    summary.warnings.append(f"manifest not timestamped: {exc}")
-                    log.warning("bundle_tsa_failed", error=str(exc))
+            if token is not None:
+                _raw_put(zf, "manifest.tsr", token)
         tmp.replace(out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -1574,6 +1571,15 @@ def _write_range_proof(
     }
     writer.put("proofs/range.json", _pretty(proof))
     writer.put("proofs/checkpoints.jsonl", b"".join(body + b"\n" for _, body in chosen))
+    if closing is not None and summary.target_filter:  # complete histories (evidence/chain.py)
+        _put_chain(writer, chain.after_lines(ledger, summary.target_filter, stop, closing[0]))
+
+
+def _put_chain(writer: _Writer, after: bytes) -> None:
+    """``proofs/chain.jsonl``: the target's entries between the bundle's and the checkpoint
+    whose heads anchor its chain (evidence/chain.py); none: no member."""
+    if after:
+        writer.put("proofs/chain.jsonl", after)
 
 
 def _write_outage(
@@ -1600,11 +1606,11 @@ def _write_outage(
         latest = ledger.latest_checkpoint()
         if latest is not None and latest.seq is not None and latest.seq > max(last, *seqs):
             last = latest.seq - 1
-    target_marker = f'"target_id":"{record.target_id}"'.encode()
     selected: list[tuple[int, bytes]] = []
-    for rows in ledger.row_chunks(first, last + 1, _CHUNK):  # type: ignore[attr-defined]
+    # up to the last event too: every entry of the target up to there is shown (chain.py)
+    for rows in ledger.row_chunks(first, max(last, *seqs) + 1, _CHUNK):  # type: ignore[attr-defined]
         for seq, kind, body, _leaf in rows:
-            if seq in seqs or kind == CLOCK_JUMP or (kind == OBSERVATION and target_marker in body):
+            if seq in seqs or kind == CLOCK_JUMP or _target_of(body) == record.target_id:
                 selected.append((seq, body))
     selected_seqs = {s for s, _ in selected}
     selected.extend((seq, ledger.get(seq)) for seq in sorted(seqs - selected_seqs))
@@ -1624,12 +1630,15 @@ def _write_outage(
     summary.period_end = max([record.end or record.start, *times])
     summary.entries = summary.disclosed = len(selected)
     summary.checkpoints = [Checkpoint.from_entry(*closing)]
+    tlog: list[tuple[int, list[bytes]]] = []  # each entry's C2SP tlog-proof (tlog_proof.py)
     with tempfile.TemporaryFile() as csv_file, _Spool() as proofs:
         observations = _CsvBuilder(csv_file)
         with writer.member("observations.jsonl") as jsonl:
             for seq, body in selected:
                 jsonl.write(body + b"\n")
-                path = [_b64(h) for h in ledger.inclusion_proof(seq, tree_size)]
+                nodes = ledger.inclusion_proof(seq, tree_size)
+                tlog.append((seq, nodes))
+                path = [_b64(h) for h in nodes]
                 line = {"seq": seq, "tree_size": tree_size, "path": path}
                 proofs.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
                 entry = json.loads(body)
@@ -1648,7 +1657,35 @@ def _write_outage(
         table.row(_outage_row(record, summary.corroboration))
         table.flush()
     writer.put("proofs/checkpoints.jsonl", closing[1] + b"\n")
+    _put_chain(writer, chain.after_lines(ledger, (record.target_id,), top + 1, tree_size))
+    note = _with_cosignatures(ledger, size, summary.checkpoints[0])
+    for seq, nodes in tlog:
+        writer.put(f"proofs/tlog/{seq}.tlog-proof", format_tlog_proof(seq, nodes, note).encode())
     summary.mode = "outage"
+
+
+def _with_cosignatures(ledger: Ledger, size: int, checkpoint: Checkpoint) -> str:
+    """The signed note of `checkpoint` with the witnesses' cosignature lines appended (a
+    tlog-proof carries the checkpoint with its cosignatures)."""
+    from evidence.ledger import cosignatures
+
+    assert checkpoint.seq is not None
+    found = cosignatures.collect(ledger, checkpoint.seq, size)
+    lines = [json.loads(line)["cosignature"] for line in found.splitlines()]
+    return checkpoint.note + "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def _write_cosignatures(writer: _Writer, ledger: Ledger, size: int, summary: BundleSummary) -> None:
+    """The witnesses' cosignatures of the checkpoint covering the bundle (cosignatures.py)."""
+    from evidence.ledger import cosignatures
+
+    asked = getattr(getattr(summary.settings, "witnessing", None), "ask", ())
+    if asked:
+        writer.put("proofs/witnesses.txt", "".join(f"{w.key}\n" for w in asked).encode())
+    if summary.checkpoints and summary.checkpoints[-1].seq is not None:
+        found = cosignatures.collect(ledger, summary.checkpoints[-1].seq, size)
+        if found:
+            writer.put("proofs/cosignatures.jsonl", found)
 
 
 def _write_artifacts(writer: _Writer, directory: Path | None, summary: BundleSummary) -> None:
@@ -1693,6 +1730,7 @@ def _write_proof_material(
 
     verifier_pem = _public_pem(summary.public_key)
     writer.put("proofs/vantage.pub", verifier_pem)
+    _write_cosignatures(writer, ledger, size, summary)
     writer.put("proofs/vantage.vkey", summary.public_key.encode() + b"\n")
     wanted = {cp.seq for cp in summary.checkpoints if cp.seq is not None}
     tokens: dict[int, bytes] = {}
@@ -1778,7 +1816,31 @@ def _pretty(data: Any) -> bytes:
     return (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
-def _manifest(summary: BundleSummary, files: Mapping[str, tuple[str, int]]) -> bytes:
+def _stamped_manifest(
+    summary: BundleSummary, files: Mapping[str, tuple[str, int]], timestamper: Stamper | None
+) -> tuple[bytes, bytes | None]:
+    """The manifest and its token. With a TSA, the manifest declares the token it carries
+    (``timestamp.token``), so removing ``manifest.tsr`` is a failure; when the TSA fails, the
+    manifest declares that instead (``token: null`` and the error), a warning at verification.
+    """
+    if timestamper is None:
+        return _manifest(summary, files), None
+    manifest = _manifest(summary, files, token=True)
+    try:
+        return manifest, timestamper.stamp(manifest)
+    except Exception as exc:  # noqa: BLE001 - the bundle stays valid without it
+        summary.warnings.append(f"manifest not timestamped: {exc}")
+        log.warning("bundle_tsa_failed", error=str(exc))
+        return _manifest(summary, files, token=False, error=str(exc)), None
+
+
+def _manifest(
+    summary: BundleSummary,
+    files: Mapping[str, tuple[str, int]],
+    *,
+    token: bool | None = None,
+    error: str | None = None,
+) -> bytes:
     data = {
         "format": BUNDLE_FORMAT,
         "created_at": summary.created_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -1812,6 +1874,7 @@ def _manifest(summary: BundleSummary, files: Mapping[str, tuple[str, int]]) -> b
         ],
         "tsa": summary.tsa_name,
         "warnings": summary.warnings,
+        **_timestamp_declaration(summary, token, error),
         "files": {
             name: {"sha256": sha, "size": size} for name, (sha, size) in sorted(files.items())
         },
@@ -1823,6 +1886,20 @@ def _fingerprint_of(vkey: str) -> str:
     from evidence.ledger.signing import NoteVerifier, key_fingerprint
 
     return key_fingerprint(NoteVerifier.parse(vkey).raw)
+
+
+def _timestamp_declaration(
+    summary: BundleSummary, token: bool | None, error: str | None
+) -> dict[str, Any]:
+    if token is None:
+        return {}
+    return {
+        "timestamp": {
+            "tsa": summary.tsa_name,
+            "token": "manifest.tsr" if token else None,
+            "error": error,
+        }
+    }
 
 
 def _lisezmoi(summary: BundleSummary) -> bytes:

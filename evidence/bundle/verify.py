@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from config.vocabulary import REVIEW
 from evidence.bundle.export import BUNDLE_FORMAT, aligned_ranges
-from evidence.ledger import merkle
+from evidence.ledger import chain, merkle
 from evidence.ledger.checkpoint import Checkpoint, CheckpointError
 from evidence.ledger.reviews import ReviewError, check_review
 from evidence.ledger.signing import NoteError, NoteVerifier, open_note
@@ -63,6 +63,9 @@ class BundleReport:
     warcs: int = 0
     artifacts: int = 0
     warnings: list[str] = dataclasses.field(default_factory=list)
+    complete: list[str] = dataclasses.field(default_factory=list)  # targets proved complete
+    tlog_proofs: int = 0  # C2SP tlog-proofs checked (outage bundles)
+    cosigned_by: list[str] = dataclasses.field(default_factory=list)  # witnesses (policy)
 
     def fail(self, file: str | None, message: str, entry: int | None = None) -> None:
         """Record the first failure (later ones are ignored)."""
@@ -108,17 +111,23 @@ def verify_bundle(
     *,
     public_key: NoteVerifier | None = None,
     tsa_certificates: Sequence[bytes] = (),
+    witnesses: Sequence[str] = (),
+    quorum: int = 0,
 ) -> BundleReport:
     """Verify the bundle at `path`; the report names the first failing file and entry.
 
     `public_key`: the vantage's key from an independent source (without it the key in the
     manifest is used and a warning says so). `tsa_certificates`: trusted TSA roots (default:
-    the bundle's own ``proofs/tsa-ca.pem``, with a warning).
+    the bundle's own ``proofs/tsa-ca.pem``, with a warning). `witnesses` (vkeys) and
+    `quorum`: the witness policy, how many of those keys must have cosigned the checkpoint
+    covering the bundle (evidence/cosignatures.py).
     """
     report = BundleReport(source=str(path))
     try:
         with zipfile.ZipFile(path) as zf:
-            _Verifier(zf, report, public_key, tsa_certificates).run()
+            verifier = _Verifier(zf, report, public_key, tsa_certificates)
+            verifier.witnesses, verifier.quorum = list(witnesses), quorum
+            verifier.run()
     except _FailureError as exc:
         report.fail(exc.file, str(exc), exc.entry)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
@@ -150,6 +159,11 @@ class _Verifier:
         self.tsa_certificates = list(tsa_certificates)
         self.names = {n for n in zf.namelist() if not n.endswith("/")}
         self.roots: dict[int, bytes] = {}
+        self.completeness: chain.Completeness | None = None
+        self.anchor: int | None = None  # outage mode: the tree size of the inclusion proofs
+        self.shown: dict[int, bytes] = {}  # outage mode: entry lines by seq (tlog-proofs)
+        self.witnesses: list[str] = []  # the witness policy: keys, and how many must cosign
+        self.quorum = 0
 
     def read(self, name: str) -> bytes:
         if name not in self.names:
@@ -170,6 +184,9 @@ class _Verifier:
         self.check_files(manifest)
         self.check_checkpoints(verifier)
         self.check_streamed(manifest)
+        self.check_completeness(manifest)
+        self.check_tlog_proofs(verifier)
+        self.check_cosignatures()
         self.check_timestamps()
         self.check_artifacts(manifest)
         self.check_reviews(verifier)
@@ -241,7 +258,19 @@ class _Verifier:
         if text != f"{BUNDLE_FORMAT}\n{hashlib.sha256(raw).hexdigest()}\n":
             raise _FailureError("manifest.json", "changed after it was signed (hash mismatch)")
         tsa = manifest.get("tsa")
-        if tsa and "manifest.tsr" not in self.names:
+        declared = manifest.get("timestamp")
+        if isinstance(declared, dict) and declared.get("token") is not None:
+            if "manifest.tsr" not in self.names:
+                raise _FailureError(
+                    "manifest.tsr",
+                    "missing: the signed manifest declares that the bundle carries this token",
+                )
+        elif isinstance(declared, dict):
+            self.report.warnings.append(
+                f"the manifest declares that the timestamp authority ({tsa}) failed at export: "
+                f"{declared.get('error')} (the checkpoints' own tokens are not affected)"
+            )
+        elif tsa and "manifest.tsr" not in self.names:
             # Not a failure: a TSA down at export leaves a valid bundle without the token, and
             # the signed manifest cannot say whether the token was obtained (it is made after).
             self.report.warnings.append(
@@ -312,6 +341,12 @@ class _Verifier:
         """
         streams: dict[str, _HashedStream] = {}
         check = self._check_inclusions if manifest["mode"] == "outage" else self._check_range
+        targets = manifest.get("targets") or []
+        if manifest["mode"] == "outage" or targets:
+            bounds = manifest.get("range") or {}
+            self.completeness = chain.Completeness(
+                [str(t) for t in targets], int(bounds.get("start", 0)), int(bounds.get("stop", 0))
+            )
         try:
             try:
                 check(streams)
@@ -398,12 +433,20 @@ class _Verifier:
             tree.hidden = self._hashed(streams, "proofs/hidden-leaves.bin")
         entries = self._hashed(streams, "observations.jsonl")
         rest = b""
+        feed = self.completeness.line if self.completeness is not None else None
+        if self.completeness is not None:
+            self.completeness.start, self.completeness.stop = start, stop
         for block in entries.blocks(1 << 22):
             lines = (rest + block).split(b"\n")
             rest = lines.pop()
             tree.lines(lines)
+            if feed is not None:
+                for line in lines:
+                    feed(line)
         if rest:
             tree.lines([rest])
+            if feed is not None:
+                feed(rest)
         tree.gap(stop)
         if tree.hidden is not None and tree.hidden.read(1):
             raise _FailureError(
@@ -496,7 +539,94 @@ class _Verifier:
                 raise _FailureError(
                     "observations.jsonl", f"entry {seq} changed: {exc}", seq
                 ) from None
+            self.shown[seq] = line
+            if self.completeness is not None:
+                self.completeness.line(line)
+                self.completeness.stop = max(self.completeness.stop, seq + 1)
+                self.anchor = size
         self.report.entries = number
+
+    def check_cosignatures(self) -> None:
+        """The witnesses' cosignatures of the checkpoint covering the bundle, by the policy."""
+        from evidence.ledger import cosignatures
+        from evidence.ledger.witness import CosignatureError
+
+        name = "proofs/cosignatures.jsonl"
+        keys = self.witnesses
+        if not keys and "proofs/witnesses.txt" in self.names:
+            keys = self.read("proofs/witnesses.txt").decode("utf-8", "replace").split()
+            self.report.warnings.append(
+                "witness keys taken from the bundle itself (proofs/witnesses.txt): give them "
+                "from an independent source with --witness"
+            )
+        data = self.read(name) if name in self.names else b""
+        notes = {}
+        for line in self.read("proofs/checkpoints.jsonl").splitlines():
+            point = json.loads(line)
+            notes[int(point["tree_size"])] = str(point["note"])
+        try:
+            size, count, names = cosignatures.check(data, notes, keys)
+        except (CosignatureError, *_MALFORMED) as exc:
+            raise _FailureError(name, f"cosignature not valid: {exc}") from None
+        self.report.cosigned_by = names
+        if count < self.quorum:
+            raise _FailureError(
+                name if data else "proofs/checkpoints.jsonl",
+                f"cosigned by {count} of the witnesses given, {self.quorum} required "
+                "(witness policy): the checkpoint covering the entries was not seen by them",
+                size if size >= 0 else None,
+            )
+
+    def check_tlog_proofs(self, verifier: NoteVerifier) -> None:
+        """Each ``proofs/tlog/<seq>.tlog-proof`` (C2SP tlog-proof) proves its entry."""
+        from evidence.ledger.tlog_proof import TlogProofError, parse_tlog_proof
+
+        for name in sorted(n for n in self.names if n.startswith("proofs/tlog/")):
+            stem = name.rsplit("/", 1)[1].removesuffix(".tlog-proof")
+            seq = int(stem) if stem.isdigit() else None
+            try:
+                proof = parse_tlog_proof(self.read(name).decode("utf-8"))
+            except (TlogProofError, UnicodeDecodeError) as exc:
+                raise _FailureError(name, str(exc), seq) from None
+            if seq is None or proof.index != seq or seq not in self.shown:
+                raise _FailureError(name, "not the proof of an entry the bundle shows", seq)
+            try:
+                proof.verify(self.shown[seq], verifier)
+            except TlogProofError as exc:
+                raise _FailureError(name, str(exc), seq) from None
+            self.report.tlog_proofs += 1
+
+    def check_completeness(self, manifest: dict[str, Any]) -> None:
+        """Every entry of the bundle's target(s) in its range is shown (evidence/chain.py)."""
+        found = self.completeness
+        if found is None:
+            return
+        if manifest["mode"] == "outage":
+            found.targets = [str(o["target_id"]) for o in manifest.get("outages") or []]
+            size = self.anchor
+        else:
+            closing = json.loads(self.read("proofs/range.json")).get("closing")
+            size = None if closing is None else int(closing["seq"])
+        notes = {}
+        for line in self.read("proofs/checkpoints.jsonl").splitlines():
+            data = json.loads(line)
+            notes[int(data["tree_size"])] = str(data["note"])
+        if size is None or size not in notes:
+            self.report.warnings.append(
+                "the completeness of the target's history cannot be proved yet: no checkpoint "
+                "after the bundle's entries"
+            )
+            return
+        after = self.read("proofs/chain.jsonl") if "proofs/chain.jsonl" in self.names else b""
+        try:
+            why = found.check(notes[size], self.roots[size], size, after)
+        except chain.ChainError as exc:
+            name = "proofs/chain.jsonl" if str(exc).startswith("proofs/") else "observations.jsonl"
+            raise _FailureError(name, str(exc), exc.entry) from None
+        if why is not None:
+            self.report.warnings.append(why)
+        else:
+            self.report.complete = list(found.targets)
 
     def check_timestamps(self) -> None:
         from evidence.ledger.timestamp import TimestampError, verify_token, verify_token_signature
@@ -975,7 +1105,13 @@ def verify_bundle_cli(args: Any, path: Path) -> BundleReport | None:
     except OSError as exc:
         print(f"vigie verify: cannot read a TSA certificate: {exc}", file=sys.stderr)
         return None
-    return verify_bundle(path, public_key=verifier, tsa_certificates=certificates)
+    return verify_bundle(
+        path,
+        public_key=verifier,
+        tsa_certificates=certificates,
+        witnesses=list(getattr(args, "witness", None) or []),
+        quorum=int(getattr(args, "witnesses_required", 0) or 0),
+    )
 
 
 def print_bundle_report(report: BundleReport, *, as_json: bool = False) -> None:

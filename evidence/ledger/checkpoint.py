@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from config.vocabulary import CHECKPOINT, TIMESTAMP, TSA_FAILURE
-from evidence.ledger import merkle
+from evidence.ledger import chain, merkle
 from evidence.ledger.entries import LedgerCorruptedError, TreeHead
 from evidence.ledger.signing import NoteError, NoteSigner, NoteVerifier, open_note
 from probes.observation import format_time, utc_now
@@ -48,6 +48,7 @@ __all__ = [
     "Stamper",
     "checkpoint_text",
     "default_copy_path",
+    "head_text",
     "parse_checkpoint_text",
 ]
 
@@ -73,6 +74,13 @@ def checkpoint_text(origin: str, size: int, root: bytes) -> str:
     if len(root) != merkle.HASH_SIZE:
         raise CheckpointError("a checkpoint root is a 32-byte SHA-256 hash")
     return f"{origin}\n{size}\n{base64.b64encode(root).decode('ascii')}\n"
+
+
+def head_text(origin: str, head: TreeHead) -> str:
+    """The checkpoint text of `head`: with the targets' heads line when the ledger gave them
+    (evidence/chain.py)."""
+    text = checkpoint_text(origin, head.size, head.root)
+    return text if head.heads is None else text + chain.heads_line(head.heads, head.size) + "\n"
 
 
 def parse_checkpoint_text(text: str) -> tuple[str, int, bytes]:
@@ -372,7 +380,7 @@ class Checkpointer:
         built: list[Checkpoint] = []
 
         def build(head: TreeHead) -> dict[str, Any]:
-            note = signer.sign(checkpoint_text(signer.name, head.size, head.root))
+            note = signer.sign(head_text(signer.name, head))
             checkpoint = Checkpoint(
                 seq=head.size,
                 origin=signer.name,

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 import structlog
 
 from config.vocabulary import CHECKPOINT
-from evidence.ledger import merkle
+from evidence.ledger import chain, merkle
 from evidence.ledger.checkpoint import Checkpoint
 from evidence.ledger.entries import (
     EntryRow,
@@ -183,6 +183,7 @@ class SqlLedger(abc.ABC):
         self._tree = merkle.CompactTree()
         self._wanted_vantage = vantage
         self._subtrees: dict[tuple[int, int], bytes] = {}
+        self._heads: dict[str, int] = {}  # target key -> its last entry (evidence/chain.py)
 
     # -- backend hooks ------------------------------------------------------------------------
 
@@ -244,6 +245,7 @@ class SqlLedger(abc.ABC):
             self._tree = self._load_tree(size)
             if not self._readonly:
                 self._check_last_checkpoint()
+                self._heads = self._load_heads()
         except BaseException:
             self._close_connection()
             raise
@@ -392,20 +394,38 @@ class SqlLedger(abc.ABC):
                 # Another process appended (or a commit we saw fail did land): catch up.
                 log.warning("ledger_reloaded", url=self.url, expected=self._tree.size, found=stored)
                 self._tree = self._load_tree(stored)
+                self._heads = self._load_heads()
             tree = self._tree.copy()
+            heads = dict(self._heads)
             for entry_type, given in entries:
                 seq = tree.size
                 body = (
-                    _build(entry_type, given, TreeHead(seq, tree.root()))
+                    _build(entry_type, given, TreeHead(seq, tree.root(), dict(heads)))
                     if callable(given)
                     else given
                 )
+                body = chain.link(body, seq, heads)
                 data = encode_entry(entry_type, seq, body)
                 leaf = merkle.leaf_hash(data)
                 tree.extend((leaf,), sink, STORED_LEVEL_STRIDE)
                 rows.append((seq, entry_type, data, leaf))
             self._insert(rows, nodes)
+        self._heads = heads
         return tree, [row[0] for row in rows]
+
+    def _load_heads(self) -> dict[str, int]:
+        """Each target's last entry: the heads of the last checkpoint, then the entries after."""
+        last = self._last_checkpoint_unlocked()
+        if last is None or last.seq is None:
+            heads, start = {}, 0
+        else:  # a checkpoint without heads (format 1): the chain starts after it
+            heads, start = dict(chain.note_heads(last.note) or {}), last.seq + 1
+        for rows in self.row_chunks(start, self._count(), _CHUNK):
+            for seq, _kind, body, _leaf in rows:
+                target = chain.target_of(body)
+                if target is not None:
+                    heads[chain.head_key(target)] = seq
+        return heads
 
     def size(self) -> int:
         """Number of entries."""

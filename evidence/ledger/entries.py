@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -30,6 +31,8 @@ class TreeHead:
 
     size: int
     root: bytes
+    # each target's last entry before `size` (for checkpoints: see evidence/ledger/chain.py)
+    heads: Mapping[str, int] | None = None
 
 
 class EntryRow(NamedTuple):

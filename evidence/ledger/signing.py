@@ -19,6 +19,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from config.vkeys import NOTE_ED25519, check_note_name, parse_note_vkey
+
 __all__ = [
     "KeyExistsError",
     "KeyPermissionError",
@@ -34,7 +36,7 @@ __all__ = [
     "raw_public_key",
 ]
 
-_ALG_ED25519 = b"\x01"
+_ALG_ED25519 = NOTE_ED25519
 _SIGNATURE_PREFIX = "\u2014 "  # em dash, space
 _MAX_NOTE_BYTES = 1 << 20
 
@@ -193,8 +195,10 @@ def _key_id(name: str, public: bytes) -> bytes:
 
 
 def _check_name(name: str) -> None:
-    if not name or any(c.isspace() for c in name) or "+" in name:
-        raise NoteError(f"a note key name must be non-empty, without spaces or '+': {name!r}")
+    try:
+        check_note_name(name)
+    except ValueError as exc:
+        raise NoteError(str(exc)) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,21 +226,11 @@ class NoteVerifier:
     @classmethod
     def parse(cls, vkey: str) -> NoteVerifier:
         """Parse a verifier key string (see `vkey`)."""
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise NoteError("a verifier key looks like <name>+<key id hex>+<base64 key>")
-        name, hex_id, encoded = parts
-        _check_name(name)
         try:
-            blob = base64.b64decode(encoded, validate=True)
-        except binascii.Error as exc:
-            raise NoteError("the verifier key's base64 part is malformed") from exc
-        if len(blob) != 33 or blob[:1] != _ALG_ED25519:
-            raise NoteError("the verifier key is not an Ed25519 key")
-        verifier = cls(name, Ed25519PublicKey.from_public_bytes(blob[1:]))
-        if verifier.key_id.hex() != hex_id.lower():
-            raise NoteError("the verifier key's id does not match its name and key")
-        return verifier
+            name, _, public = parse_note_vkey(vkey)
+        except ValueError as exc:
+            raise NoteError(str(exc)) from None
+        return cls(name, Ed25519PublicKey.from_public_bytes(public))
 
 
 class NoteSigner:

@@ -435,7 +435,17 @@ def verifier_manifeste(dossier: Dossier, cle_donnee: str | None) -> tuple[dict[s
         if nom not in fichiers:
             raise Echec("absent du manifeste signé", nom)
     ok("manifeste signé par " + cle.nom + " (clé " + cle.id.hex() + ")")
-    if manifeste.get("tsa") and not dossier.existe("manifest.tsr"):
+    declare = manifeste.get("timestamp")
+    if isinstance(declare, dict) and declare.get("token") is not None:
+        if not dossier.existe("manifest.tsr"):
+            raise Echec("absent alors que le manifeste signé déclare ce jeton", "manifest.tsr")
+    elif isinstance(declare, dict):
+        info(
+            "attention : le manifeste signé déclare que l'autorité d'horodatage a échoué à "
+            "l'export (" + str(declare.get("error")) + ") ; les horodatages des points de "
+            "contrôle restent vérifiés"
+        )
+    elif manifeste.get("tsa") and not dossier.existe("manifest.tsr"):
         info(
             "attention : le manifeste nomme une autorité d'horodatage mais manifest.tsr est "
             "absent (pas d'horodatage du manifeste à l'export, ou jeton retiré) ; les "
@@ -712,6 +722,7 @@ def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[s
     if [(n, i) for n, i, _ in gauche] != decomposition(0, debut):
         raise Echec("sous-arbres de gauche mal formés", nom)
     arbre = ArbrePlage(points, debut, fin)
+    histoire = Historique(manifeste.get("targets") or [], debut, fin)
     for niveau, _i, empreinte in gauche:
         arbre.arbre.ajouter(niveau, empreinte)
 
@@ -722,11 +733,13 @@ def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[s
         for numero, corps in enumerate(lignes.lignes(), 1):
             ici = "ligne " + str(numero) + " : "
             try:
-                seq = entier(objet_json(corps)["seq"])
+                entree = objet_json(corps)
+                seq = entier(entree["seq"])
             except (ValueError, KeyError, TypeError):
                 raise Echec(
                     ici + "ce n'est pas une entrée", "observations.jsonl", arbre.seq
                 ) from None
+            histoire.ligne(entree)
             if seq >= fin:
                 raise Echec(
                     ici + "entrée " + str(seq) + " après la fin de la plage (" + str(fin) + ")",
@@ -808,14 +821,20 @@ def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[s
                 "points de contrôle " + str(ancien) + " et " + str(nouveau) + " incohérents", nom
             )
     ok(str(len(coherences)) + " preuves de cohérence entre points de contrôle")
+    if histoire.cibles:
+        histoire.verifier(dossier, points, c if fermeture is not None else None)
 
 
 def verifier_inclusions(
     dossier: Dossier, points: dict[int, bytes], manifeste: dict[str, Any]
-) -> None:
+) -> dict[int, bytes]:
     nom = "proofs/inclusion.jsonl"
     preuves = dossier.lire(nom).splitlines()
     compte = [0]
+    bornes = manifeste.get("range") or {}
+    cibles = [str(o.get("target_id")) for o in manifeste.get("outages") or []]
+    histoire = Historique(cibles, entier(bornes.get("start", 0)), entier(bornes.get("stop", 0)))
+    ancre: list[int | None] = [None]
 
     def controle(ouvrir: Any) -> None:
         lignes = list(ouvrir("observations.jsonl").lignes())
@@ -852,9 +871,10 @@ def verifier_inclusions(
                 )
             corps = lignes[numero - 1]
             try:
-                lue: int | None = entier(objet_json(corps)["seq"])
+                entree = objet_json(corps)
+                lue: int | None = entier(entree["seq"])
             except (ValueError, KeyError, TypeError):
-                lue = None
+                entree, lue = {}, None
             if lue != seq:
                 raise Echec(
                     ici + "entrée " + str(lue) + " à la place de l'entrée " + str(seq),
@@ -863,10 +883,172 @@ def verifier_inclusions(
                 )
             if racine_par_inclusion(h_feuille(corps), seq, taille, chemin) != points[taille]:
                 raise Echec("modifiée (preuve d'inclusion fausse)", "observations.jsonl", seq)
+            histoire.ligne(entree)
+            histoire.corps[seq] = corps
+            histoire.fin = max(histoire.fin, seq + 1)
+            ancre[0] = taille
         compte[0] = len(lignes)
 
     controle_en_flux(dossier, manifeste, controle)
     ok(str(compte[0]) + " entrées prouvées incluses dans le registre signé")
+    histoire.verifier(dossier, points, ancre[0])
+    return histoire.corps
+
+
+def verifier_preuves_tlog(dossier: Dossier, cle: Cle, corps: dict[int, bytes]) -> None:
+    """Chaque preuve proofs/tlog/<seq>.tlog-proof (format C2SP tlog-proof) prouve son entrée :
+    en-tête, index, chemin d'inclusion, puis le point de contrôle signé, tel quel."""
+    noms = sorted(n for n in dossier.noms if n.startswith("proofs/tlog/"))
+    for nom in noms:
+        base = nom.rsplit("/", 1)[1][: -len(".tlog-proof")]
+        seq = int(base) if base.isdigit() else -1
+        try:
+            texte = dossier.lire(nom).decode("utf-8")
+        except UnicodeDecodeError:
+            raise Echec("preuve tlog-proof illisible", nom, seq) from None
+        chemin, note = lire_preuve_tlog(texte, seq, nom)
+        if seq not in corps:
+            raise Echec("preuve d'une entrée que le dossier ne montre pas", nom, seq)
+        morceaux = cle.ouvrir_note(note).split("\n")
+        if morceaux[0] != cle.nom or not morceaux[1].isdigit():
+            raise Echec("point de contrôle d'un autre journal", nom, seq)
+        try:
+            racine = hachage(morceaux[2])
+        except ValueError:
+            raise Echec("racine illisible", nom, seq) from None
+        taille = int(morceaux[1])
+        if racine_par_inclusion(h_feuille(corps[seq]), seq, taille, chemin) != racine:
+            raise Echec("preuve tlog-proof fausse", nom, seq)
+    if noms:
+        ok(str(len(noms)) + " preuves au format standard C2SP tlog-proof vérifiées")
+
+
+def lire_preuve_tlog(texte: str, seq: int, nom: str) -> tuple[list[bytes], str]:
+    """Le chemin d'inclusion et le point de contrôle d'une preuve tlog-proof de l'entrée seq."""
+    tete, _, note = texte.partition("\n\n")
+    lignes = tete.split("\n")
+    if lignes[0] != "c2sp.org/tlog-proof@v1" or len(lignes) < 2:
+        raise Echec("ce n'est pas une preuve tlog-proof", nom, seq)
+    if lignes[1].startswith("extra "):
+        del lignes[1]
+    if len(lignes) < 2 or lignes[1] != "index " + str(seq):
+        raise Echec("l'index ne correspond pas à l'entrée " + str(seq), nom, seq)
+    try:
+        return [hachage(ligne) for ligne in lignes[2:]], note
+    except ValueError:
+        raise Echec("ligne de preuve illisible", nom, seq) from None
+
+
+# --- Historiques complets : la chaîne des entrées de chaque cible (evidence/chain.py) -------------
+
+
+def tetes_de_chaine(note: str) -> dict[str, int] | None:
+    """Les têtes de chaîne (dernière entrée de chaque cible) nommées par un point de contrôle ;
+    None s'il n'en nomme pas (registre antérieur au format 1.1)."""
+    lignes = note.split("\n\n", 1)[0].split("\n")
+    taille = int(lignes[1]) if len(lignes) > 1 and lignes[1].isdigit() else -1
+    for ligne in lignes[3:]:
+        mots = ligne.split(" ")
+        if mots[0] != "vigie-heads/1":
+            continue
+        tetes: dict[str, int] = {}
+        for mot in mots[1:]:  # cible=distance en arrière depuis la taille de l'arbre
+            cible, _, recul = mot.partition("=")
+            if not cible or not recul.isdigit() or cible in tetes or not 1 <= int(recul) <= taille:
+                raise Echec("ligne de têtes de chaîne mal formée", "proofs/checkpoints.jsonl")
+            tetes[cible] = taille - int(recul)
+        return tetes
+    return None
+
+
+class Historique:
+    """Les entrées montrées de chaque cible : seq -> précédente (False : entrée écrite avant
+    la chaîne, None : première de la chaîne)."""
+
+    def __init__(self, cibles: list[str], debut: int, fin: int) -> None:
+        self.cibles = [str(c) for c in cibles]
+        self.debut = debut
+        self.fin = fin
+        self.vues: dict[str, dict[int, Any]] = {}
+        self.corps: dict[int, bytes] = {}  # entrées montrées (dossier de panne), par seq
+
+    def ligne(self, entree: dict[str, Any]) -> None:
+        premiere = entree.get("first_seq")
+        if type(premiere) is int:  # un événement de panne : où commencent ses observations
+            self.debut = min(self.debut, premiere)
+        cible = entree.get("target_id")
+        if cible in self.cibles and type(entree.get("seq")) is int:
+            self.vues.setdefault(cible, {})[entree["seq"]] = entree.get("target_prev", False)
+
+    def verifier(self, dossier: Dossier, points: dict[int, bytes], taille: int | None) -> None:
+        notes = {}
+        for ligne in dossier.lire("proofs/checkpoints.jsonl").splitlines():
+            point = objet_json(ligne)
+            notes[entier(point["tree_size"])] = str(point["note"])
+        if taille is None or taille not in notes:
+            info(
+                "attention : aucun point de contrôle après ces entrées ; l'historique complet "
+                "des cibles ne peut pas encore être prouvé"
+            )
+            return
+        tetes = tetes_de_chaine(notes[taille])
+        if tetes is None:
+            info(
+                "attention : le point de contrôle " + str(taille) + " ne nomme pas de têtes de "
+                "chaîne (registre antérieur) ; l'historique complet n'est pas prouvé"
+            )
+            return
+        apres: dict[str, dict[int, Any]] = {}
+        nom = "proofs/chain.jsonl"
+        brut = dossier.lire(nom) if dossier.existe(nom) else b""
+        for numero, ligne in enumerate(brut.splitlines(), 1):
+            try:
+                donnee = objet_json(ligne)
+                seq, arbre = entier(donnee["seq"]), entier(donnee["tree_size"])
+                chemin = [hachage(p) for p in donnee["path"]]
+                corps = str(donnee["entry"]).encode("utf-8")
+                entree = objet_json(corps)
+            except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+                raise Echec("ligne " + str(numero) + " illisible (" + str(exc) + ")", nom) from None
+            if arbre != taille or not self.fin <= seq < taille:
+                raise Echec("entrée " + str(seq) + " hors de la suite de la plage", nom, seq)
+            if racine_par_inclusion(h_feuille(corps), seq, taille, chemin) != points[taille]:
+                raise Echec("modifiée (preuve d'inclusion fausse)", nom, seq)
+            if entree.get("target_id") in self.cibles and entree.get("seq") == seq:
+                apres.setdefault(entree["target_id"], {})[seq] = entree.get("target_prev", False)
+        for cible in self.cibles:
+            vues, suite = self.vues.get(cible, {}), apres.get(cible, {})
+            rencontrees = set()
+            cle_cible = hashlib.sha256(b"vigie-target:" + cible.encode("utf-8")).hexdigest()[:12]
+            maillon: int | None = tetes.get(cle_cible)
+            while maillon is not None and maillon >= self.debut:
+                if maillon in vues:
+                    precedente = vues[maillon]
+                elif maillon in suite:
+                    precedente = suite[maillon]
+                else:
+                    raise Echec(
+                        "entrée de la cible " + cible + " absente du dossier (la chaîne de ses "
+                        "entrées, ancrée dans un point de contrôle signé, y mène)",
+                        "observations.jsonl",
+                        maillon,
+                    )
+                rencontrees.add(maillon)
+                if precedente is False:
+                    break
+                if precedente is not None and (
+                    type(precedente) is not int or precedente >= maillon
+                ):
+                    raise Echec("entrée précédente invalide", "observations.jsonl", maillon)
+                maillon = precedente
+            for vue in sorted(vues):
+                if vue not in rencontrees and vues[vue] is not False:
+                    raise Echec(
+                        "montrée comme entrée de " + cible + " mais absente de sa chaîne",
+                        "observations.jsonl",
+                        vue,
+                    )
+            ok("historique complet de " + cible + " : aucune de ses entrées ne manque")
 
 
 # --- Jetons RFC 3161 : les octets qu'aucune signature ne couvre ----------------------------------
@@ -1142,6 +1324,89 @@ def verifier_captures(dossier: Dossier, manifeste: dict[str, Any]) -> None:
     ok(str(len(captures)) + " captures (artifacts/) conformes à leur empreinte")
 
 
+def contresignature_valide(
+    texte: str, temoin: str, identifiant: bytes, publique: bytes, corps: str
+) -> bool:
+    """Une ligne « — nom base64(id ‖ instant ‖ signature) » de cosignature/v1 sur `corps`."""
+    signe, _, b64 = texte[len("\u2014 ") :].rpartition(" ")
+    try:
+        blob = base64.b64decode(b64, validate=True)
+    except ValueError:
+        return False
+    if not texte.startswith("\u2014 ") or signe != temoin or blob[:4] != identifiant:
+        return False
+    if len(blob) != 76:
+        return False
+    instant = int.from_bytes(blob[4:12], "big")
+    message = ("cosignature/v1\ntime " + str(instant) + "\n" + corps).encode("utf-8")
+    try:
+        Ed25519PublicKey.from_public_bytes(publique).verify(blob[12:], message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def verifier_cosignatures(dossier: Dossier, temoins: list[str], quorum: int) -> None:
+    """Les contresignatures des témoins (C2SP tlog-cosignature) du point de contrôle qui couvre
+    les entrées, selon la politique donnée : les clés des témoins et combien doivent l'avoir
+    contresigné (--temoin CLE, répétable ; --quorum N)."""
+    nom = "proofs/cosignatures.jsonl"
+    if not temoins and dossier.existe("proofs/witnesses.txt"):
+        temoins = dossier.lire("proofs/witnesses.txt").decode("utf-8", "replace").split()
+        if temoins:
+            info(
+                "attention : clés des témoins prises dans le dossier lui-même ; donnez-les "
+                "d'une source indépendante avec --temoin"
+            )
+    notes = {}
+    for ligne in dossier.lire("proofs/checkpoints.jsonl").splitlines():
+        point = objet_json(ligne)
+        notes[entier(point["tree_size"])] = str(point["note"])
+    cles = {}
+    for temoin in temoins:
+        morceaux = temoin.split("+", 2)
+        try:
+            brut = base64.b64decode(morceaux[2], validate=True)
+        except (IndexError, ValueError):
+            raise Echec("clé de témoin illisible : " + temoin) from None
+        identifiant = hashlib.sha256(morceaux[0].encode() + b"\n\x04" + brut[1:]).digest()[:4]
+        if len(brut) != 33 or brut[:1] != b"\x04" or identifiant.hex() != morceaux[1].lower():
+            raise Echec("clé de témoin invalide (type 0x04 attendu) : " + temoin)
+        cles[morceaux[0]] = (identifiant, brut[1:])
+    vus: list[str] = []
+    brut_cos = dossier.lire(nom) if dossier.existe(nom) else b""
+    for ligne in brut_cos.splitlines():
+        if not ligne.strip():
+            continue
+        try:
+            donnee = objet_json(ligne)
+            taille, temoin = entier(donnee["tree_size"]), str(donnee["witness"])
+            texte = str(donnee["cosignature"]).rstrip("\n")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Echec("ligne illisible (" + str(exc) + ")", nom) from None
+        if temoin not in cles:
+            continue
+        if taille not in notes:
+            raise Echec("contresignature d'un point de contrôle absent du dossier", nom)
+        corps = notes[taille][: notes[taille].rfind("\n\n") + 1]
+        identifiant, publique = cles[temoin]
+        if not contresignature_valide(texte, temoin, identifiant, publique, corps):
+            raise Echec("contresignature de " + temoin + " invalide", nom, taille)
+        if temoin not in vus:
+            vus.append(temoin)
+    if vus:
+        ok("point de contrôle contresigné par " + str(len(vus)) + " témoin(s) : " + ", ".join(vus))
+    if len(vus) < quorum:
+        raise Echec(
+            "contresigné par "
+            + str(len(vus))
+            + " des témoins donnés, "
+            + str(quorum)
+            + " exigés : le point de contrôle n'a pas été vu par eux",
+            nom if brut_cos else "proofs/checkpoints.jsonl",
+        )
+
+
 class _Arguments(argparse.ArgumentParser):
     """Les arguments de la ligne de commande ; une erreur d'usage sort avec le code 2."""
 
@@ -1152,7 +1417,7 @@ class _Arguments(argparse.ArgumentParser):
 def lire_arguments(arguments: list[str]) -> argparse.Namespace:
     parseur = _Arguments(
         prog="verify.py",
-        usage="python3 verify.py [DOSSIER] [--cle CLE]",
+        usage="python3 verify.py [DOSSIER] [--cle CLE] [--temoin CLE ...] [--quorum N]",
         description="Vérifie un dossier de preuves Vigie (le zip, ou le dossier décompressé) "
         "sans rien modifier ni se connecter à rien. Code de sortie : 0 si tout est correct, "
         "1 si le dossier a été modifié ou est incomplet, 2 pour une erreur d'usage.",
@@ -1170,6 +1435,21 @@ def lire_arguments(arguments: list[str]) -> argparse.Namespace:
         help="la clé publique du point d'observation publiée par son opérateur "
         "(« nom+identifiant+base64 »), ou un fichier qui la contient",
     )
+    parseur.add_argument(
+        "--temoin",
+        metavar="CLE",
+        action="append",
+        default=[],
+        help="la clé publique d'un témoin (C2SP tlog-cosignature), obtenue auprès de lui ; "
+        "répétable",
+    )
+    parseur.add_argument(
+        "--quorum",
+        metavar="N",
+        type=int,
+        default=0,
+        help="combien des témoins donnés doivent avoir contresigné (0 par défaut)",
+    )
     parseur.add_argument("-h", "--help", action="help", help="affiche cette aide")
     return parseur.parse_args(arguments)
 
@@ -1177,6 +1457,8 @@ def lire_arguments(arguments: list[str]) -> argparse.Namespace:
 def main(arguments: list[str]) -> int:
     options = lire_arguments(list(arguments))
     cle = options.cle
+    temoins: list[str] = list(options.temoin)
+    quorum: int = options.quorum
     if cle is not None and os.path.isfile(cle):
         with open(cle, encoding="utf-8") as f:
             cle = f.read().strip()
@@ -1196,9 +1478,11 @@ def main(arguments: list[str]) -> int:
         verifier_fichiers(dossier, manifeste)
         points = lire_points_de_controle(dossier, cle_ok)
         if manifeste["mode"] == "outage":
-            verifier_inclusions(dossier, points, manifeste)
+            corps = verifier_inclusions(dossier, points, manifeste)
+            verifier_preuves_tlog(dossier, cle_ok, corps)
         else:
             verifier_plage(dossier, points, manifeste)
+        verifier_cosignatures(dossier, temoins, quorum)
         verifier_horodatages(dossier)
         verifier_captures(dossier, manifeste)
         verifier_revues(dossier, cle_ok)

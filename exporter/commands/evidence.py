@@ -131,6 +131,20 @@ def add_commands(
         help="trusted TSA root certificate (PEM/DER) to chain timestamp tokens to (repeatable)",
     )
     verify.add_argument(
+        "--witness",
+        action="append",
+        default=[],
+        metavar="VKEY",
+        help="a witness's key (bundle): the witness policy (repeatable; docs/witnesses.md)",
+    )
+    verify.add_argument(
+        "--witnesses-required",
+        type=int,
+        default=0,
+        metavar="N",
+        help="how many of the --witness keys must have cosigned (bundle; default 0)",
+    )
+    verify.add_argument(
         "--workers", type=int, default=None, metavar="N", help="processes (default: CPU count)"
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -14,13 +14,12 @@ manifest. The `resigned` examples go further and give the tamperer the key (the 
 rewritten to match and signed again): entries and proofs must then still be caught by the
 checkpoints, which were signed (and timestamped) when the entries were written.
 
-Documented limits (docs/reliability.md, row 4): `manifest.tsr` is optional (a TSA may be down
-at export) and the signed manifest cannot say whether it exists, so its removal is a warning,
-not a failure. Against the key holder who re-signs: in an outage bundle, an entry removed
-together with its proof is not detectable (nothing in the bundle lists the entries it must
-hold), so that one combination is not drawn; in a filtered bundle, an entry's leaf hash moved
-into proofs/hidden-leaves.bin passes (a leaf hash does not say which target its entry is of),
-so no example moves one there.
+Documented limits (docs/reliability.md, row 4): the signed manifest declares the token it
+carries, so removing `manifest.tsr` is a failure (a re-signing forger must declare a TSA failure
+instead, which both verifiers show as a warning). Against the key holder who re-signs, an
+entry removed together with its proof from an outage bundle, or moved into
+proofs/hidden-leaves.bin in a filtered bundle, is caught by the chain of the target's entries
+since issue 18 (tests/test_forgery.py); the properties here still do not draw those two.
 """
 
 from __future__ import annotations
@@ -317,6 +316,9 @@ def _resign(
             }
     if public_key is not None:
         manifest["public_key"] = public_key
+    if isinstance(manifest.get("timestamp"), dict):
+        # The old token cannot cover the new manifest: the forger declares a TSA failure.
+        manifest["timestamp"] = {**manifest["timestamp"], "token": None, "error": "forged"}
     manifest.update(change or {})
     raw = (json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
     signature = signer.sign(f"{BUNDLE_FORMAT}\n{hashlib.sha256(raw).hexdigest()}\n").encode()
@@ -547,23 +549,23 @@ class TestBundleTamperingIsAlwaysDetected:
             bounds = None
         _assert_caught(pristine.verify(members), files, bounds)
 
-    def test_removed_manifest_timestamp_is_a_warning(self, pristine: Pristine) -> None:
-        """Documented limit: without manifest.tsr both verifiers pass (a TSA down at export
-        gives such a bundle) but say that the manifest names a TSA and carries no token."""
+    def test_removed_manifest_timestamp_is_a_failure(self, pristine: Pristine) -> None:
+        """The manifest declares the token it carries (issue 18): without manifest.tsr both
+        verifiers fail and name it."""
         for bundle in pristine.bundles.values():
             members = [(n, content) for n, content in bundle.members if n != "manifest.tsr"]
             path = pristine.scratch / "no-tsr.zip"
             _write_zip(path, members)
             report = verify_bundle(path, public_key=pristine.signer.verifier)
-            assert report.ok, report.summary()
-            assert any("manifest.tsr" in w for w in report.warnings), report.warnings
+            assert not report.ok
+            assert "manifest.tsr" in report.summary()
             out = io.StringIO()
             with contextlib.redirect_stdout(out):
                 code = pristine.standalone.main(
                     [str(path), "--cle", pristine.signer.verifier.vkey()]
                 )
-            assert code == 0, out.getvalue()
-            assert "manifest.tsr est absent" in out.getvalue()
+            assert code == 1, out.getvalue()
+            assert "manifest.tsr" in out.getvalue()
 
 
 @pytest.mark.slow
