@@ -25,12 +25,13 @@ import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from config.french import format_duration_fr, paris_time_fr, plural_fr
 from config.settings import ConfigError, OpenDataSettings, redact_secrets
 from config.vocabulary import EXIT_OK, EXIT_USAGE, OUTAGE, REVIEW
 from evidence.ledger.reviews import review_state
-from evidence.outages.tracker import OutageRecord, format_duration_fr, outages_from_entries
+from evidence.outages.tracker import OutageRecord, outages_from_entries
 from exporter.hostcheck import HostAllowList, host_middleware
-from exporter.statuspage import _STYLE, cards_table, html_page, paris_time, plural_fr
+from exporter.statuspage import _STYLE, cards_table, html_page
 
 __all__ = [
     "CentralConfig",
@@ -466,7 +467,7 @@ def _outages_table(view: CentralView) -> str:
     rows = []
     for o in view.outages[:OUTAGE_ROWS]:
         name = view.names.get(o.target_id, o.target_id)
-        end = "en cours" if o.end is None else paris_time(o.end)
+        end = "en cours" if o.end is None else paris_time_fr(o.end)
         duration = format_duration_fr(((o.end or view.generated_at) - o.start).total_seconds())
         ids = "<br>".join(
             f"{escape(s.vantage)} : <code>{escape(s.record.id)}</code>"
@@ -476,7 +477,7 @@ def _outages_table(view: CentralView) -> str:
         rows.append(
             (
                 (escape(name), ""),
-                (escape(paris_time(o.start)), ""),
+                (escape(paris_time_fr(o.start)), ""),
                 (escape(end), "ko" if o.is_open else ""),
                 (escape(duration) + (" (en cours)" if o.is_open else ""), ""),
                 _confirm_cell(o, view),
@@ -502,7 +503,7 @@ def _sources_table(view: CentralView) -> str:
         if s.error:
             state = (f"Illisible : {escape(s.error)}", "ko")
         else:
-            read = paris_time(s.read_at) if s.read_at else "—"
+            read = paris_time_fr(s.read_at) if s.read_at else "—"
             state = (f"Lu le {escape(read)}", "ok")
         rows.append(
             (
@@ -536,7 +537,7 @@ def render_central_page(view: CentralView) -> str:
     at_least = plural_fr(k, "point d'observation", "points d'observation")
     body = f"""<header><h1>{escape(view.title)}</h1>
 <p>{_vantages_read(view)}
-Page générée le {escape(paris_time(view.generated_at))}.</p></header>
+Page générée le {escape(paris_time_fr(view.generated_at))}.</p></header>
 <main>
 <h2>En ce moment</h2>
 {now}

@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from evidence.outages.availability import PARIS, percent_fr
+from config.french import percent_fr
+from evidence.outages.availability import PARIS
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -366,7 +367,7 @@ def outages_atom(data: OpenData) -> bytes:
     """`/outages.atom`: one entry per confirmed outage (`down`), updated when it ends (RFC 4287)."""
     from feedgen.feed import FeedGenerator  # type: ignore[import-untyped]
 
-    from evidence.outages.tracker import format_duration_fr
+    from config.french import format_duration_fr
 
     feed = FeedGenerator()
     feed.id(uuid.uuid5(uuid.NAMESPACE_URL, f"vigie:{data.source}:outages").urn)

@@ -21,8 +21,9 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from config.vocabulary import REVIEW
+from evidence.ledger.opening import open_signing
 from evidence.ledger.reviews import MAX_TEXT, VERDICTS, ReviewError, review_body
-from evidence.ledger.signing import NoteSigner, SigningKeyError, load_private_key
+from evidence.ledger.signing import SigningKeyError
 from exporter.evidence_download import basic_auth_ok
 from exporter.statuspage import html_page, service_tracker
 
@@ -121,9 +122,9 @@ class ReviewForms:
         if tracker is None or record is None:
             raise web.HTTPNotFound(text="Aucune panne ne porte cet identifiant.")
         try:
-            key = await asyncio.to_thread(load_private_key, settings.signing.key)
+            signing = await asyncio.to_thread(open_signing, settings)
             body = review_body(
-                NoteSigner(settings.vantage.name, key),
+                signing.signer,
                 outage_id=outage_id,
                 target_id=record.target_id,
                 verdict=verdict,

@@ -7,12 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from config.french import percent_fr
 from config.settings import MaintenanceWindow
 from evidence.outages.availability import (
     AvailabilityIndex,
     IntervalList,
     measure,
-    percent_fr,
     period_bounds,
     subtract,
     union,

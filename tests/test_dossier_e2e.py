@@ -225,7 +225,7 @@ def run(simulator_process_shared: Any, tmp_path_factory: pytest.TempPathFactory)
 
 def _paris_day(text: str) -> str:
     """`5 décembre 2026` for an RFC 3339 time (the report's long date, Paris time)."""
-    from evidence.report.render import format_datetime_fr
+    from config.french import format_datetime_fr
 
     moment = dt.datetime.fromisoformat(text)
     return format_datetime_fr(moment, zone=False).split(" à ")[0]

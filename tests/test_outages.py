@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from config.french import format_duration_fr
 from config.settings import MaintenanceWindow, OutageRules
 from config.targets import Target
 from evidence.outages.tracker import (
@@ -29,7 +30,6 @@ from evidence.outages.tracker import (
     decode_entries,
     entry_time,
     format_duration,
-    format_duration_fr,
     gap_since_last,
     outages_from_entries,
     periods_from_entries,

@@ -15,16 +15,10 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer
 
+from config.french import format_date_fr, format_datetime_fr
 from evidence.bundle.attestation import Attestation, Capture, WindowFacts
 from evidence.outages.availability import PARIS
-from evidence.report.render import (
-    _numbered_canvas,
-    _register_fonts,
-    _Styles,
-    format_date_fr,
-    format_datetime_fr,
-    format_duration_fr,
-)
+from evidence.report.render import _numbered_canvas, _register_fonts, _Styles, format_duration_fr
 
 __all__ = ["number_ranges", "render_attestation"]
 

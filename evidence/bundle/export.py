@@ -49,6 +49,7 @@ from typing import IO, Any, Protocol
 import msgspec
 import structlog
 
+from config.french import decimal_fr
 from config.vocabulary import (
     CHECKPOINT,
     CLOCK_JUMP,
@@ -175,14 +176,6 @@ def _utc_text(moment: dt.datetime | str | None) -> str:
 def _parse(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def _decimal_fr(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6f}".rstrip("0").rstrip(".").replace(".", ",")
-    return str(value)
 
 
 def aligned_ranges(start: int, stop: int) -> list[tuple[int, int]]:
@@ -949,7 +942,7 @@ class _ObservationTable:
             if duration.__class__ is float:
                 seconds = f"{duration:.6f}".rstrip("0").rstrip(".").replace(".", ",")
             else:
-                seconds = _decimal_fr(duration)
+                seconds = decimal_fr(duration)
             if error:
                 error = error.replace("\r", " ").replace("\n", " ")[:300]
             ip = entry.remote_ip or ""
@@ -1120,7 +1113,7 @@ def _outage_row(record: OutageRecord, corroboration: Mapping[str, int]) -> list[
         paris_time(record.ended_at) if record.ended_at else "en cours",
         _utc_text(record.started_at),
         _utc_text(record.ended_at),
-        _decimal_fr(None if duration is None else round(duration, 3)),
+        decimal_fr(None if duration is None else round(duration, 3)),
         record.failed_checks,
         record.causes_text_fr,
         record.maintenance or "",

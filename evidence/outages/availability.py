@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from config.french import percent_fr
 from config.maintenance import applies_to, occurrences
 from config.vocabulary import PARIS
 
@@ -297,12 +298,3 @@ def period_bounds(
         bounds.append((max(cursor, start), min(nxt, end)))
         cursor = nxt
     return bounds
-
-
-def percent_fr(ratio: float | None, digits: int = 2) -> str:
-    """A ratio as French text, rounded down so downtime never shows as 100 % (``99,95 %``)."""
-    if ratio is None:
-        return "—"
-    scale = 10**digits
-    value = math.floor(ratio * 100 * scale + 1e-9) / scale
-    return f"{value:.{digits}f}".replace(".", ",") + "\u202f%"

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from config.french import format_duration_fr, split_duration
 from config.maintenance import MaintenanceError, check_windows, overlap_label, overlap_seconds
 from config.vocabulary import GAP, OBSERVATION, OUTAGE, REVIEW, VANTAGE
 from evidence.ledger.reviews import Review, review_state
@@ -88,18 +89,9 @@ def _compact(value: str) -> str:
     return _parse(value).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _split_duration(seconds: float) -> tuple[int, int, int, int]:
-    """Whole days, hours, minutes and seconds of `seconds` (rounded, negative counts as 0)."""
-    total = round(max(seconds, 0.0))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    return days, hours, minutes, secs
-
-
 def format_duration(seconds: float) -> str:
     """A duration for the command line, e.g. ``2h 05m 03s`` or ``45s``."""
-    days, hours, minutes, secs = _split_duration(seconds)
+    days, hours, minutes, secs = split_duration(seconds)
     if days:
         return f"{days}d {hours:02d}h {minutes:02d}m"
     if hours:
@@ -107,24 +99,6 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
-
-
-def format_duration_fr(seconds: float, *, day_minutes: bool = False) -> str:
-    """A duration in French, e.g. ``2 h 05 min``, ``3 j 4 h``, ``45 s``.
-
-    `day_minutes`: keep the minutes of a duration over a day (``3 j 4 h 05 min``, as the
-    evidence report writes it) instead of dropping them (``3 j 4 h``).
-    """
-    days, hours, minutes, secs = _split_duration(seconds)
-    if days:
-        if day_minutes:
-            return f"{days} j {hours} h {minutes:02d} min" if hours or minutes else f"{days} j"
-        return f"{days} j {hours} h" if hours else f"{days} j"
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s" if secs else f"{minutes} min"
-    return f"{secs} s"
 
 
 # --- causes -----------------------------------------------------------------------------------

@@ -44,8 +44,13 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from evidence.outages import tracker as outages
-from evidence.outages.availability import PARIS
+from config.french import (
+    format_date_fr,
+    format_datetime_fr,
+    format_duration_fr,
+    percent_fr,
+    to_paris,
+)
 from evidence.report.data import (
     ClockJumpFact,
     OutageRow,
@@ -72,20 +77,6 @@ log = structlog.get_logger("vigie.report")
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
 MAX_OUTAGE_ROWS = 1000  # beyond this the table says where the rest is (outages.csv)
 MAX_CHART_TARGETS = 50
-_MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 _NBSP = "\u00a0"
 _NNBSP = "\u202f"
 _MINUS = "\u2212"
@@ -103,43 +94,18 @@ _CHART_HEIGHT = 120.0  # points, of each daily chart
 # --- French formatting ------------------------------------------------------------------------
 
 
-def _paris(moment: dt.datetime) -> dt.datetime:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(PARIS)
-
-
-def format_date_fr(day: dt.date) -> str:
-    """``1er novembre 2026``, ``23 novembre 2026``."""
-    first = "1er" if day.day == 1 else str(day.day)
-    return f"{first} {_MONTHS[day.month - 1]} {day.year}"
-
-
-def format_datetime_fr(moment: dt.datetime, *, seconds: bool = False, zone: bool = True) -> str:
-    """``23 novembre 2026 à 14 h 27 (heure de Paris)``."""
-    local = _paris(moment)
-    text = f"{format_date_fr(local.date())} à {local.hour} h {local.minute:02d}"
-    if seconds:
-        text += f" min {local.second:02d} s"
-    return text + (" (heure de Paris)" if zone else "")
-
-
 def _short_datetime(moment: dt.datetime) -> str:
     """``23/11/2026 14:27:18`` in Paris time (tables; the column header names the zone)."""
-    return _paris(moment).strftime("%d/%m/%Y %H:%M:%S")
+    return to_paris(moment).strftime("%d/%m/%Y %H:%M:%S")
 
 
-def format_duration_fr(seconds: float) -> str:
+def _duration_fr(seconds: float) -> str:
     """``2 h 05 min``, ``3 j 4 h 00 min``, ``45 s``: past a day, the minutes are kept."""
-    return outages.format_duration_fr(seconds, day_minutes=True)
+    return format_duration_fr(seconds, day_minutes=True)
 
 
 def _percent(ratio: float | None, digits: int = 3) -> str:
-    if ratio is None:
-        return "—"
-    scale = 10**digits
-    value = math.floor(ratio * 100 * scale + 1e-9) / scale  # never round downtime away
-    return f"{value:.{digits}f}".replace(".", ",") + f"{_NNBSP}%"
+    return percent_fr(ratio, digits)  # rounded down: never round downtime away
 
 
 def _seconds(value: float | None) -> str:
@@ -397,7 +363,7 @@ def _jump_positions(
     index_of = {day: index for index, day in enumerate(days)}
     found = []
     for number, jump in enumerate(jumps, start=1):
-        local = _paris(jump.detected_at)
+        local = to_paris(jump.detected_at)
         index = index_of.get(local.date())
         if index is not None:
             midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -838,9 +804,9 @@ def _summary(data: ReportData, s: _Styles, width: float) -> list[Flowable]:
         [
             _p(f"<b>{_e(t.name)}</b><br/><font size=6.5>{_e(t.id)}</font>", s.cell),
             _p(f"<b>{_percent(t.availability)}</b>", s.cell),
-            _p(format_duration_fr(t.down_s), s.cell),
-            _p(format_duration_fr(t.maintenance_down_s), s.cell),
-            _p(format_duration_fr(t.unmonitored_s), s.cell),
+            _p(_duration_fr(t.down_s), s.cell),
+            _p(_duration_fr(t.maintenance_down_s), s.cell),
+            _p(_duration_fr(t.unmonitored_s), s.cell),
             _p(f"{_number(t.checks)} ({_number(t.failures)})", s.cell),
             _p(_number(t.outages), s.cell),
             _p(f"{_seconds(t.p50_s)} / {_seconds(t.p95_s)}", s.cell),
@@ -874,7 +840,7 @@ def _unmonitored(data: ReportData, s: _Styles) -> list[Flowable]:
     for target in listed:
         lines = [
             f"du {_e(_short_datetime(a))} au {_e(_short_datetime(b))} "
-            f"({_e(format_duration_fr((b - a).total_seconds()))}) : {_e(why)}"
+            f"({_e(_duration_fr((b - a).total_seconds()))}) : {_e(why)}"
             for a, b, why in target.unmonitored[:_MAX_UNMONITORED]
         ]
         more = len(target.unmonitored) - _MAX_UNMONITORED
@@ -908,7 +874,7 @@ def _jump_short(jump: ClockJumpFact) -> str:
     text = (
         f"{size:.1f}".replace(".", ",").removesuffix(",0") + f"{_NBSP}s"
         if size < 60
-        else format_duration_fr(size)
+        else _duration_fr(size)
     )
     return ("+" if jump.forward else _MINUS) + text
 
@@ -938,7 +904,7 @@ def _outage_cells(
         _p(f"{_e(row.target_id)}<br/><font size=6.5 color='#52606d'>{kind}</font>", s.cell),
         _p(_e(_short_datetime(row.started_at)), s.cell),
         _p(_e(end), s.cell),
-        _p(_e(format_duration_fr(row.duration_s)) + marks, s.cell),
+        _p(_e(_duration_fr(row.duration_s)) + marks, s.cell),
         _p(
             _e(row.cause or "—")
             + (f"<br/><i>Vérification : {_e(row.review)}</i>" if row.review else ""),

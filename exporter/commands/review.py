@@ -13,10 +13,10 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OUTAGE, REVIEW
-from evidence.ledger.backends import open_ledger
 from evidence.ledger.entries import LedgerError
+from evidence.ledger.opening import open_evidence, open_signing
 from evidence.ledger.reviews import VERDICTS, Review, ReviewError, review_body
-from evidence.ledger.signing import NoteSigner, SigningKeyError, load_private_key
+from evidence.ledger.signing import NoteSigner, SigningKeyError
 from exporter.commands.evidence import LoadSettings, add_command
 from exporter.commands.evidence import command_settings as _command_settings
 
@@ -65,17 +65,11 @@ def append_review(
     settings: Settings, outage_id: str, *, verdict: str, by: str, reason: str
 ) -> Review:
     """`record_review` in the ledger of `settings`, signed with its vantage key."""
-    password = settings.ledger.password
-    signer = NoteSigner(settings.vantage.name, load_private_key(settings.signing.key))
-    ledger = open_ledger(
-        settings.ledger.url,
-        vantage=settings.vantage.name,
-        password=password.get_secret_value() if password is not None else None,
-    )
-    try:
-        return record_review(ledger, signer, outage_id, verdict=verdict, by=by, reason=reason)
-    finally:
-        ledger.close()
+    signing = open_signing(settings)  # a bad key is said before the ledger is opened
+    with open_evidence(settings, readonly=False, signing=signing) as evidence:
+        return record_review(
+            evidence.ledger, signing.signer, outage_id, verdict=verdict, by=by, reason=reason
+        )
 
 
 def run_review(args: argparse.Namespace) -> int:
