@@ -202,13 +202,13 @@ def bench_verify(url: str, total: int) -> None:
 
 def _year_like(url: str, minutes: int, signer: NoteSigner, *, chained: bool) -> None:
     """10 targets checked every minute, a checkpoint every 5 minutes; `chained`: with the
-    complete-history chain (evidence/chain.py), else as a ledger written before it."""
+    complete-history chain (evidence/ledger/chain.py), else as a ledger written before it."""
     import evidence.ledger.chain
     from evidence.ledger.checkpoint import head_text
 
-    link = evidence.chain.link
+    link = evidence.ledger.chain.link
     if not chained:
-        evidence.chain.link = lambda body, _seq, _heads: body  # type: ignore[assignment]
+        evidence.ledger.chain.link = lambda body, _seq, _heads: body  # type: ignore[assignment]
     try:
         ledger = open_ledger(url, vantage="paris-1")
         targets = [f"cible-{i:02d}" for i in range(10)]
@@ -239,7 +239,7 @@ def _year_like(url: str, minutes: int, signer: NoteSigner, *, chained: bool) -> 
         ledger.append(batch)
         ledger.close()
     finally:
-        evidence.chain.link = link
+        evidence.ledger.chain.link = link
 
 
 def bench_completeness(directory: Path, minutes: int) -> None:
@@ -290,7 +290,7 @@ def bench_completeness(directory: Path, minutes: int) -> None:
 
 def bench_witnesses(directory: Path, checkpoints: int) -> None:
     """Checkpoint-to-cosigned latency with 3 witnesses on loopback (goal ≤ 1 s) and a
-    witness's CPU per checkpoint (evidence/witness_http.py, evidence/witness.py)."""
+    witness's CPU per checkpoint (evidence/ledger/witness_http.py, evidence/ledger/witness.py)."""
     from aiohttp import web
 
     from evidence.ledger.witness import Cosigner, Witness, WitnessState
@@ -397,7 +397,7 @@ def main() -> int:
         directory = Path(scratch)
         print("Witnesses (C2SP tlog-witness on loopback):")
         bench_witnesses(directory, args.witness_checkpoints)
-        print("Complete histories (evidence/chain.py), bundle filtered to one target:")
+        print("Complete histories (evidence/ledger/chain.py), bundle filtered to one target:")
         bench_completeness(directory, args.history_minutes)
         if args.only_history:
             return 0

@@ -277,7 +277,7 @@ def test_a_ledger_written_before_the_chain_still_verifies(
     import tests.bundle_fixture
     from evidence.ledger.checkpoint import checkpoint_text
 
-    monkeypatch.setattr(evidence.chain, "link", lambda body, _seq, _heads: body)
+    monkeypatch.setattr(evidence.ledger.chain, "link", lambda body, _seq, _heads: body)
     monkeypatch.setattr(
         tests.bundle_fixture,
         "head_text",

@@ -174,7 +174,7 @@ _CHILD = textwrap.dedent(
     """
     import base64, sys
     from pathlib import Path
-    from evidence.witness import WitnessState
+    from evidence.ledger.witness import WitnessState
     state = WitnessState(Path(sys.argv[1]))
     size = state.get("log")[0]
     while True:

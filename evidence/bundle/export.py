@@ -1128,7 +1128,7 @@ def _standalone(name: str) -> bytes:
 
 
 def default_report(summary: BundleSummary, artifact: Callable[[str], bytes | None]) -> bytes:
-    """The French PDF report (`evidence.report_bundle`), built from the summary alone."""
+    """The French PDF report (`evidence.bundle.report_inputs`), built from the summary alone."""
     from evidence.bundle.report_inputs import render_bundle_report  # imports reportlab: on demand
 
     return render_bundle_report(summary, artifact)

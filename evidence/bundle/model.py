@@ -114,7 +114,7 @@ class BundleSummary:
     outage_id: str | None = None
     target_filter: tuple[str, ...] = ()
     warnings: list[str] = dataclasses.field(default_factory=list)
-    settings: Any = None  # exporter.config.Settings when exported by the CLI
+    settings: Any = None  # config.settings.Settings when exported by the CLI
     gaps: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # Vigie not running
     vantage_events: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (at, event)
     bundle_name: str = ""  # the zip's file name, as the report and LISEZMOI.txt name it

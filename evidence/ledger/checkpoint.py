@@ -60,7 +60,8 @@ class CheckpointError(ValueError):
 
 
 class Stamper(Protocol):
-    """What a checkpoint needs from a timestamp authority (`evidence.timestamp.Timestamper`)."""
+    """What a checkpoint needs from a timestamp authority
+    (`evidence.ledger.timestamp.HttpTimestamper`)."""
 
     def stamp(self, data: bytes) -> bytes:
         """A verified DER TimeStampResp over `data`; raises on any failure."""

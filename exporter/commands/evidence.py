@@ -191,7 +191,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def _verify_bundle(args: argparse.Namespace, path: Path) -> int:
-    """An evidence bundle (`vigie export`): `evidence.bundle_verify.verify_bundle`."""
+    """An evidence bundle (`vigie export`): `evidence.bundle.verify.verify_bundle`."""
     from evidence.bundle.verify import print_bundle_report, verify_bundle_cli
 
     report = verify_bundle_cli(args, path)
