@@ -50,6 +50,7 @@ import msgspec
 import structlog
 
 from config.french import decimal_fr
+from config.settings import Settings
 from config.vocabulary import (
     CHECKPOINT,
     CLOCK_JUMP,
@@ -86,15 +87,6 @@ __all__ = [
     "BUNDLE_FORMAT",
     "CSV_OBSERVATION_COLUMNS",
     "CSV_OUTAGE_COLUMNS",
-    "DURATION_BOUNDS",
-    "BundleError",
-    "BundleRequestError",
-    "BundleSummary",
-    "ExportRequest",
-    "ExportResult",
-    "NotCoveredYetError",
-    "ReportHook",
-    "TargetStats",
     "aligned_ranges",
     "export_bundle",
     "paris_time",
@@ -1151,7 +1143,7 @@ def export_bundle(
     report: ReportHook | None = None,
     corroboration: Mapping[str, int] | None = None,
     progress: bool | None = None,
-    settings: Any = None,
+    settings: Settings | None = None,
     now: dt.datetime | None = None,
     workers: int | None = None,
     bundle_name: str | None = None,
@@ -1194,11 +1186,11 @@ def export_bundle(
         bundle_name=bundle_name or Path(out).name,
     )
     if settings is not None:
-        for target in getattr(settings, "targets", ()):
+        for target in settings.targets:
             stats = summary.targets.setdefault(target.id, TargetStats(target.id))
-            stats.name = getattr(target, "name", "") or ""
-            stats.kind = str(getattr(target, "kind", "") or "")
-            stats.url = str(getattr(target, "url", "") or "")
+            stats.name = target.name
+            stats.kind = str(target.kind)
+            stats.url = str(target.url)
         if request.targets:
             summary.targets = {k: v for k, v in summary.targets.items() if k in request.targets}
     out = Path(out)
@@ -1672,7 +1664,7 @@ def _write_cosignatures(writer: _Writer, ledger: Ledger, size: int, summary: Bun
     """The witnesses' cosignatures of the checkpoint covering the bundle (cosignatures.py)."""
     from evidence.ledger import cosignatures
 
-    asked = getattr(getattr(summary.settings, "witnessing", None), "ask", ())
+    asked = summary.settings.witnessing.ask if summary.settings is not None else ()
     if asked:
         writer.put("proofs/witnesses.txt", "".join(f"{w.key}\n" for w in asked).encode())
     if summary.checkpoints and summary.checkpoints[-1].seq is not None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from config.settings import Settings
 from evidence.ledger.checkpoint import Checkpoint
 from evidence.outages.tracker import OutageRecord
 from evidence.report.facts import ReportFacts
@@ -114,7 +115,7 @@ class BundleSummary:
     outage_id: str | None = None
     target_filter: tuple[str, ...] = ()
     warnings: list[str] = dataclasses.field(default_factory=list)
-    settings: Any = None  # config.settings.Settings when exported by the CLI
+    settings: Settings | None = None  # when exported by a command or the service
     gaps: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # Vigie not running
     vantage_events: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (at, event)
     bundle_name: str = ""  # the zip's file name, as the report and LISEZMOI.txt name it

@@ -45,6 +45,7 @@ from evidence.report.render import render_report
 from probes.observation import Outcome
 
 if TYPE_CHECKING:
+    from config.settings import Settings
     from config.targets import Target
     from evidence.bundle.corroborate import Corroboration as CorroborationResult
     from evidence.ledger.checkpoint import Checkpoint
@@ -235,7 +236,7 @@ def _target_report(
     stats: TargetStats,
     *,
     config: Target | None,
-    settings: Any,
+    settings: Settings | None,
     summary: BundleSummary,
     index: AvailabilityIndex,
     now: dt.datetime,
@@ -372,7 +373,7 @@ def _facts(summary: BundleSummary) -> ReportFacts | None:
     return facts if isinstance(facts, ReportFacts) else None
 
 
-def _environment(summary: BundleSummary, settings: Any) -> EnvironmentFacts:
+def _environment(summary: BundleSummary, settings: Settings | None) -> EnvironmentFacts:
     """Every distinct fact of the bundle's observations when the export tallied them; else
     the facts of its first observation, marked as such (`complete=False`)."""
     user_agent = settings.user_agent if settings is not None else None
@@ -408,7 +409,7 @@ def _checkpoint_facts(checkpoint: Checkpoint) -> CheckpointFacts:
     )
 
 
-def _custody(summary: BundleSummary, settings: Any) -> Custody:
+def _custody(summary: BundleSummary, settings: Settings | None) -> Custody:
     firsts = [t for s in summary.targets.values() if (t := parse_time(s.first_at)) is not None]
     lasts = [t for s in summary.targets.values() if (t := parse_time(s.last_at)) is not None]
     stamps = [t for text in summary.timestamps.values() if (t := parse_time(text)) is not None]
@@ -439,7 +440,7 @@ def _custody(summary: BundleSummary, settings: Any) -> Custody:
     )
 
 
-def _methodology(settings: Any) -> Methodology:
+def _methodology(settings: Settings | None) -> Methodology:
     if settings is None:
         from config.settings import DEFAULT_USER_AGENT, OutageRules
 
