@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from config.vocabulary import CHECKPOINT, OBSERVATION
+from config.vocabulary import CHECKPOINT, OBSERVATION, Outcome
 from evidence.ledger import merkle
 from evidence.ledger.backends import open_ledger
 from evidence.ledger.checkpoint import Checkpoint, checkpoint_text
@@ -44,7 +44,7 @@ from evidence.ledger.core import LedgerWriter, encode_entry
 from evidence.ledger.entries import TreeHead
 from evidence.ledger.signing import NoteSigner
 from evidence.ledger.verify import verify_ledger
-from probes.observation import Observation, Outcome, format_time
+from probes.observation import Observation, format_time
 
 GOAL_SQLITE = 5_000.0
 GOAL_POSTGRES = 2_000.0

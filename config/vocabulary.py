@@ -1,11 +1,12 @@
-"""The words every layer shares: ledger entry types, the Paris time zone, the exit codes.
+"""The words every layer shares: probe outcomes, ledger entry types, the Paris time zone, the
+exit codes.
 
-Constants only, imported from everywhere: this module imports nothing of Vigie. (Probe outcomes
-are the `Outcome` enum of `probes/observation.py`, the Observation's own vocabulary.)
+Constants only, imported from everywhere: this module imports nothing of Vigie.
 """
 
 from __future__ import annotations
 
+import enum
 from zoneinfo import ZoneInfo
 
 __all__ = [
@@ -25,7 +26,32 @@ __all__ = [
     "TSA_FAILURE",
     "VANTAGE",
     "WITNESS_REFUSAL",
+    "Outcome",
 ]
+
+
+# Why a check succeeded or failed (the `outcome` of an Observation, DESIGN.md).
+class Outcome(enum.StrEnum):
+    """Why a check succeeded or failed; one class per distinguishable cause."""
+
+    OK = "ok"
+    DNS_ERROR = "dns_error"
+    CONNECT_ERROR = "connect_error"
+    TLS_ERROR = "tls_error"
+    TIMEOUT = "timeout"
+    HTTP_STATUS = "http_status"
+    CONTENT_MISMATCH = "content_mismatch"
+    BROWSER_ERROR = "browser_error"
+    STEP_FAILED = "step_failed"
+    TOO_LARGE = "too_large"
+    VANTAGE_OFFLINE = "vantage_offline"
+    PROTOCOL_ERROR = "protocol_error"
+    REDIRECT_LOOP = "redirect_loop"
+    BLOCKED = "blocked"
+    # A journey step failed on a page that served normally but changed shape since the last
+    # successful run: the journey needs updating; not an outage of the site.
+    JOURNEY_DRIFT = "journey_drift"
+
 
 # The time zone of the people who read Vigie's pages and reports (the law's too).
 PARIS = ZoneInfo("Europe/Paris")

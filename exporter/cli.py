@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 import structlog
 
 from config.settings import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
-from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Outcome
 from exporter.central import add_commands as add_central_commands
 from exporter.central import run_handler
 from exporter.clock import ClockWatch
@@ -42,7 +42,7 @@ from exporter.witnessing import start_witnessing
 from probes.base import ProbeRegistry, ProbeSettings
 from probes.environment import collect_environment, vigie_version
 from probes.kinds import default_factories
-from probes.observation import Observation, Outcome
+from probes.observation import Observation
 
 __all__ = ["build_parser", "main"]
 

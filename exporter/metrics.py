@@ -13,7 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from config.targets import Target
-from probes.observation import Observation, Outcome
+from config.vocabulary import Outcome
+from probes.observation import Observation
 
 __all__ = ["CONTENT_TYPE_LATEST", "PHASES", "STATES", "Metrics"]
 

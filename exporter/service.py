@@ -20,13 +20,14 @@ import structlog
 
 from config.settings import Settings
 from config.targets import CONTROL_PREFIX, Expectation, Target
+from config.vocabulary import Outcome
 from exporter.looplag import LoopLag
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
 from probes.base import ProbeContext, ProbeRegistry
 from probes.drift import FingerprintBook
 from probes.environment import resolvers, vigie_version
-from probes.observation import Observation, Outcome, utc_now
+from probes.observation import Observation, utc_now
 
 if TYPE_CHECKING:
     from evidence.ledger.checkpoint import Checkpointer

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from config.french import format_duration_fr, paris_time_fr, percent_fr, plural_fr, span_fr
 from config.maintenance import active_label, describe
-from config.vocabulary import PARIS
+from config.vocabulary import PARIS, Outcome
 from evidence.outages.availability import Availability
 from evidence.outages.tracker import (
     DOWN,
@@ -29,7 +29,6 @@ from evidence.outages.tracker import (
     Period,
     cause_label_fr,
 )
-from probes.observation import Outcome
 
 if TYPE_CHECKING:
     from config.targets import Target

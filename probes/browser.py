@@ -38,13 +38,13 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from config.targets import Step, parse_duration
+from config.vocabulary import Outcome
 from probes.base import ArtifactStore, ProbeContext, ProbeSettings
 from probes.browser_runtime import BrowserRuntime, BrowserUnavailableError
 from probes.drift import DRIFT_ACTIONS, DriftWatch, conclude
 from probes.observation import (
     BlockedRequest,
     Observation,
-    Outcome,
     StepResult,
     TLSInfo,
     format_time,

@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 import structlog
 
 from config.targets import Target
+from config.vocabulary import Outcome
 from probes.base import ProbeContext, ProbeSettings
 from probes.environment import resolvers
 from probes.guard import WriteBlockedError
@@ -28,7 +29,7 @@ from probes.httpclient import (
     Resolver,
     body_text_contains,
 )
-from probes.observation import Observation, Outcome, TLSInfo, format_time, utc_now
+from probes.observation import Observation, TLSInfo, format_time, utc_now
 from probes.warc import WarcCapture, build_warc
 
 __all__ = ["HttpCheckResult", "HttpProbe"]

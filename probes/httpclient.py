@@ -40,7 +40,8 @@ from urllib.parse import quote, urlsplit
 import aiohappyeyeballs
 from cryptography import x509
 
-from probes.observation import Outcome, TLSInfo
+from config.vocabulary import Outcome
+from probes.observation import TLSInfo
 
 __all__ = [
     "CONNECT_ATTEMPT_DELAY",

@@ -57,9 +57,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from config.vocabulary import Outcome
 from probes.guard import ALLOWED_METHODS
 from probes.httpclient import Exchange, _ssl_facts  # the HTTP probe's facts, same format
-from probes.observation import BlockedRequest, Outcome, TLSInfo
+from probes.observation import BlockedRequest, TLSInfo
 
 __all__ = ["RefusedError", "WireProxy", "WireSession"]
 

@@ -20,6 +20,7 @@ import pytest
 
 import tests.bundle_fixture as bundle_fixture
 from config.settings import Settings
+from config.vocabulary import Outcome
 from evidence.bundle.attestation import (
     Window,
     WindowError,
@@ -30,7 +31,6 @@ from evidence.bundle.attestation import (
 from evidence.bundle.with_settings import chosen_targets, write_attestation
 from evidence.outages.availability import PARIS
 from probes.browser_runtime import DEBIAN_CHROMIUM
-from probes.observation import Outcome
 from tests.bundle_fixture import BuiltLedger, build_ledger, standalone_verify
 from tests.service_fixture import LedgerFollower, run_service
 from tests.test_export_e2e import _config as export_config

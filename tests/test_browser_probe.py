@@ -31,6 +31,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from config.settings import ConfigError, load_settings
 from config.targets import Target
+from config.vocabulary import Outcome
 from probes.base import ProbeContext, ProbeRegistry, ProbeSettings
 from probes.browser import (
     LOAD_STEP,
@@ -48,7 +49,7 @@ from probes.browser_runtime import (
 )
 from probes.guard import ReadOnlyGuard
 from probes.kinds import default_factories
-from probes.observation import Observation, Outcome
+from probes.observation import Observation
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent

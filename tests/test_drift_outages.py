@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from config.vocabulary import Outcome
 from evidence.outages.tracker import JOURNEY_DRIFT, OutageTracker, causes_text_fr
-from probes.observation import Outcome, format_time
+from probes.observation import format_time
 from tests.test_outages import FAIL, OK, RULES, T0, TARGET, Ledger, every, make_obs, tracker
 
 DRIFT = Outcome.JOURNEY_DRIFT

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from config.vocabulary import OBSERVATION
+from config.vocabulary import OBSERVATION, Outcome
 from evidence.ledger import merkle
 from evidence.ledger.artifacts import ArtifactError, FileArtifactStore
 from evidence.ledger.backends import open_ledger
@@ -20,7 +20,7 @@ from evidence.ledger.core import LedgerWriter, SqlLedger, encode_entry
 from evidence.ledger.entries import LedgerEntryError, LedgerError, LedgerWriteError, sqlite_path
 from evidence.ledger.verify import verify_ledger
 from probes.base import ArtifactStore
-from probes.observation import Observation, Outcome, canonical_json
+from probes.observation import Observation, canonical_json
 
 if TYPE_CHECKING:
     from tests.postgres_fixture import PostgresServer

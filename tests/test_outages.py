@@ -22,6 +22,7 @@ import yaml
 from config.french import format_duration_fr
 from config.settings import MaintenanceWindow, OutageRules
 from config.targets import Target
+from config.vocabulary import Outcome
 from evidence.outages.tracker import (
     OutageRecord,
     OutageTracker,
@@ -34,7 +35,7 @@ from evidence.outages.tracker import (
     outages_from_entries,
     periods_from_entries,
 )
-from probes.observation import Observation, Outcome, canonical_json, format_time
+from probes.observation import Observation, canonical_json, format_time
 from tests.service_fixture import LedgerFollower
 
 T0 = dt.datetime(2026, 11, 23, 12, 0, 0, tzinfo=dt.UTC)

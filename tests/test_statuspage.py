@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config.settings import MaintenanceWindow, OutageRules, Settings
 from config.targets import Target
+from config.vocabulary import Outcome
 from evidence.ledger.artifacts import FileArtifactStore
 from evidence.outages.tracker import OutageTracker
 from exporter.metrics import Metrics
@@ -30,7 +31,7 @@ from exporter.statuspage import (
     render_status_view,
 )
 from probes.base import ProbeRegistry, ProbeSettings
-from probes.observation import Observation, Outcome, format_time
+from probes.observation import Observation, format_time
 
 T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)  # 13:00 in Paris
 RULES = OutageRules(confirm_after=3, recover_after=2, recheck=10.0)

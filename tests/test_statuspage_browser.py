@@ -17,6 +17,7 @@ import pytest
 
 from config.settings import MaintenanceWindow, OutageRules
 from config.targets import Target
+from config.vocabulary import Outcome
 from evidence.outages.tracker import OutageTracker
 from exporter.central import (
     CentralView,
@@ -27,7 +28,7 @@ from exporter.central import (
 )
 from exporter.statuspage import build_status_view, render_outage_page, render_status_view
 from probes.browser_runtime import DEBIAN_CHROMIUM
-from probes.observation import Observation, Outcome, format_time
+from probes.observation import Observation, format_time
 
 pytestmark = [
     pytest.mark.browser,

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
+from config.vocabulary import Outcome
 from exporter.metrics import Metrics
 from exporter.service import Service
 from probes.base import ProbeRegistry, ProbeSettings
-from probes.observation import Observation, Outcome
+from probes.observation import Observation
 
 
 class _Sink:

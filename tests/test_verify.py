@@ -19,7 +19,7 @@ import structlog.testing
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from config.settings import Settings
-from config.vocabulary import CHECKPOINT, OBSERVATION
+from config.vocabulary import CHECKPOINT, OBSERVATION, Outcome
 from evidence.ledger import merkle, verify
 from evidence.ledger.artifacts import FileArtifactStore
 from evidence.ledger.backends import open_ledger
@@ -29,7 +29,7 @@ from evidence.ledger.entries import TreeHead
 from evidence.ledger.signing import NoteSigner, keygen, load_private_key
 from evidence.ledger.verify import verify_ledger
 from exporter.commands.evidence import add_commands
-from probes.observation import Observation, Outcome
+from probes.observation import Observation
 from tests.postgres_fixture import bypass_sql, rebuild_stored_tree, shift_seqs
 
 pytest_plugins = ["tests.postgres_fixture"]

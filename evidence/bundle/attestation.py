@@ -16,10 +16,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from config.vocabulary import GAP, OUTAGE, REVIEW
+from config.vocabulary import GAP, OUTAGE, REVIEW, Outcome
 from evidence.outages.availability import PARIS
 from evidence.outages.tracker import OutageRecord, outages_from_entries
-from probes.observation import Outcome
 
 if TYPE_CHECKING:
     from evidence.ledger.core import Ledger

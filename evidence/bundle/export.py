@@ -61,6 +61,7 @@ from config.vocabulary import (
     REVIEW,
     TIMESTAMP,
     VANTAGE,
+    Outcome,
 )
 from evidence.bundle.model import (
     DURATION_BOUNDS,
@@ -81,7 +82,6 @@ from evidence.ledger.tlog_proof import format_tlog_proof
 from evidence.outages.availability import PARIS
 from evidence.outages.tracker import OutageRecord, entry_time, outages_from_entries
 from evidence.report.facts import ReportFacts
-from probes.observation import Outcome
 
 __all__ = [
     "BUNDLE_FORMAT",

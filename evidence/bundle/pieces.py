@@ -54,10 +54,10 @@ from reportlab.platypus import (
 
 from config.french import format_datetime_fr
 from config.targets import CONTROL_PREFIX
+from config.vocabulary import Outcome
 from evidence.ledger.signing import NoteVerifier, key_fingerprint
 from evidence.outages.tracker import cause_key, causes_text_fr
 from evidence.report.render import document_styles, page_canvas
-from probes.observation import Outcome
 
 __all__ = ["MAX_NAME", "MAX_ROWS", "Piece", "PiecesError", "telerecours_name", "write_pieces"]
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from config.targets import CONTROL_PREFIX
+from config.vocabulary import Outcome
 from evidence.bundle.model import DURATION_BOUNDS, BundleSummary, TargetStats
 from evidence.ledger.reviews import review_required
 from evidence.outages.availability import PARIS, AvailabilityIndex, union
@@ -42,7 +43,6 @@ from evidence.report.data import (
 )
 from evidence.report.facts import ReportFacts, parse_time, sample_environment
 from evidence.report.render import render_report
-from probes.observation import Outcome
 
 if TYPE_CHECKING:
     from config.settings import Settings

@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from config.french import format_duration_fr, split_duration
 from config.maintenance import MaintenanceError, check_windows, overlap_label, overlap_seconds
-from config.vocabulary import GAP, OBSERVATION, OUTAGE, REVIEW, VANTAGE
+from config.vocabulary import GAP, OBSERVATION, OUTAGE, REVIEW, VANTAGE, Outcome
 from evidence.ledger.reviews import Review, review_state
 from evidence.outages.availability import PARIS, AvailabilityIndex, IntervalList
-from probes.observation import Outcome
 
 if TYPE_CHECKING:
     from config.settings import MaintenanceWindow, OutageRules

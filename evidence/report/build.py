@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from config.maintenance import describe
+from config.vocabulary import Outcome
 from evidence.outages.availability import PARIS, AvailabilityIndex
 from evidence.outages.tracker import OutageRecord, causes_text_fr
 from evidence.report.data import (
@@ -32,7 +33,6 @@ from evidence.report.data import (
     TargetReport,
 )
 from evidence.report.facts import CLOCK_JUMP, MAX_VALUES, ReportFacts, clock_text
-from probes.observation import Outcome
 
 if TYPE_CHECKING:
     from config.settings import Settings
