@@ -407,12 +407,12 @@ class TestZipMembers:
     ) -> None:
         """Should `zipfile` lose the attributes used to splice deflated data, the members are
         inflated and written the ordinary way: same files, and the bundle verifies."""
-        from evidence.bundle import export as bundle
+        from evidence.bundle.zipwriter import RawMember
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
         spliced = _export_files(built, tmp_path / "a.zip")
-        missing = (*bundle._RawMember._ATTRIBUTES, "_no_such_attribute")
-        monkeypatch.setattr(bundle._RawMember, "_ATTRIBUTES", missing)
+        missing = (*RawMember._ATTRIBUTES, "_no_such_attribute")
+        monkeypatch.setattr(RawMember, "_ATTRIBUTES", missing)
         assert _export_files(built, tmp_path / "b.zip") == spliced
         assert verify_bundle(tmp_path / "b.zip", public_key=built.signer.verifier).ok
         with zipfile.ZipFile(tmp_path / "a.zip") as a, zipfile.ZipFile(tmp_path / "b.zip") as b:

@@ -10,10 +10,9 @@ vantage key (``manifest.sig``, a signed note over the manifest's SHA-256) and ti
 for byte); ``observations.csv`` and ``outages.csv``; ``artifacts/``; ``proofs/``;
 ``report.pdf``; ``verify.py``; ``LISEZMOI.txt``.
 
-Why it is long: the streaming export is one pipeline (ledger scan, deflate, the CSV worker,
-proofs, manifest) tuned for a year of entries in at most 60 s; its request and summary are apart
-(model.py), its zip member writers and CSV table are not yet (issue 16 left that split for
-later).
+Why it is long: the streaming export is one pipeline (ledger scan, the CSV worker and
+observation table, proofs, manifest) tuned for a year of entries in at most 60 s; its request
+and summary (model.py) and its zip writer (zipwriter.py) are apart, the CSV table is not yet.
 """
 
 from __future__ import annotations
@@ -33,18 +32,15 @@ import json
 import operator
 import os
 import pickle
-import queue
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 import msgspec
 import structlog
@@ -74,6 +70,7 @@ from evidence.bundle.model import (
     ReportHook,
     TargetStats,
 )
+from evidence.bundle.zipwriter import Background, Deflated, HashingWriter, Spool, ZipWriter
 from evidence.ledger import chain, merkle
 from evidence.ledger.checkpoint import Checkpoint, Stamper
 from evidence.ledger.core import STORED_LEVEL_STRIDE, Ledger
@@ -105,8 +102,6 @@ STANDALONE_DIR = Path(__file__).parent.parent / "standalone"
 _CHUNK = 8192
 _ARTIFACT_EXT = {"screenshot": ".png", "html": ".html", "warc": ".warc"}
 _PARALLEL_MIN = 200_000  # entries from which a worker process builds the CSV
-_ZLIB_LEVEL = 1  # deflate level of the large members when ISA-L is missing
-_DEFLATE_MIN = 1 << 18  # bytes gathered before they are deflated
 _FRAME = struct.Struct("<BIQ")  # worker frame: kind, entries skipped, payload size
 _FRAME_BLOCK, _FRAME_PICKLE, _FRAME_BUILT = 0, 1, 2
 _F_SETPIPE_SZ = 1031  # Linux fcntl: set the buffer size of a pipe
@@ -203,20 +198,6 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-class _HashingWriter:
-    """Wraps a zip member: counts and hashes what is written."""
-
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.stream = stream
-        self.sha = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self.sha.update(data)
-        self.size += len(data)
-        self.stream.write(data)
-
-
 class _Progress:
     """A progress bar on stderr, only when it is a terminal."""
 
@@ -254,272 +235,6 @@ def _target_of(body: bytes) -> str | None:
     return body[at:end].decode("utf-8", "replace")
 
 
-class _Writer:
-    """Builds one bundle into an open zip."""
-
-    def __init__(self, zf: zipfile.ZipFile) -> None:
-        self.zf = zf
-        self.files: dict[str, tuple[str, int]] = {}
-
-    def member(self, name: str) -> _Member:
-        return _Member(self, name)
-
-    def put(self, name: str, data: bytes) -> None:
-        with self.member(name) as out:
-            out.write(data)
-
-    def put_spool(self, name: str, spool: _Spool) -> None:
-        """Copy a spooled temporary file into the zip (one member is written at a time)."""
-        spool.file.seek(0)
-        with self.deflated(name) as out:
-            while block := spool.file.read(1 << 20):
-                out.write(block)
-
-    def deflated(self, name: str) -> _DeflatedMember:
-        """A member deflated here (ISA-L when installed), not by `zipfile`."""
-        return _DeflatedMember(self, name)
-
-    def put_deflated(self, name: str, file: IO[bytes], csv: _CsvResult) -> None:
-        """Splice a member whose content `csv` describes and whose deflated data is `file`."""
-        file.seek(0)
-        with _RawMember(self.zf, name) as raw:
-            while block := file.read(1 << 20):
-                raw.write(block)
-            raw.done(csv.crc, csv.size)
-        self.files[name] = (csv.sha256, csv.size)
-
-
-class _Compressor(Protocol):
-    def compress(self, data: bytes, /) -> bytes: ...
-
-    def flush(self) -> bytes: ...
-
-
-def _isal() -> tuple[Callable[[int, int, int], _Compressor] | None, Callable[[bytes, int], int]]:
-    """ISA-L's deflate (4-5x faster than zlib at level 1, and smaller) and CRC-32 (3x faster);
-    zlib is the fallback where the `isal` wheel is not installed."""
-    try:
-        from isal.isal_zlib import compressobj, crc32
-    except ImportError:  # pragma: no cover - depends on the installation
-        return None, zlib.crc32
-    return compressobj, crc32
-
-
-_ISAL_COMPRESSOBJ, _crc32 = _isal()
-
-
-def _compressobj() -> _Compressor:
-    """A raw deflate stream (as in a zip member): ISA-L level 1, or zlib level 1."""
-    if _ISAL_COMPRESSOBJ is not None:
-        return _ISAL_COMPRESSOBJ(1, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return zlib.compressobj(_ZLIB_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-
-
-class _Deflated:
-    """Deflates the content of a member into `out`, with its CRC-32, SHA-256 and size.
-
-    Small writes are gathered first: ISA-L compresses a small input after another one poorly.
-    """
-
-    def __init__(self, out: Callable[[bytes], object]) -> None:
-        self.out = out
-        self.compressor = _compressobj()
-        self.crc = 0
-        self.sha = hashlib.sha256()
-        self.size = 0
-        self.pending: list[bytes] = []
-        self.pending_size = 0
-
-    def write(self, data: bytes) -> None:
-        self.crc = _crc32(data, self.crc)
-        self.sha.update(data)
-        self.size += len(data)
-        if self.pending or len(data) < _DEFLATE_MIN:
-            self.pending.append(data)
-            self.pending_size += len(data)
-            if self.pending_size < _DEFLATE_MIN:
-                return
-            data = b"".join(self.pending)
-            self.pending, self.pending_size = [], 0
-        if deflated := self.compressor.compress(data):
-            self.out(deflated)
-
-    def finish(self) -> None:
-        if self.pending:
-            self.out(self.compressor.compress(b"".join(self.pending)))
-            self.pending, self.pending_size = [], 0
-        self.out(self.compressor.flush())
-
-
-class _AsIs:
-    """Stands in for the compressor of a zip member whose data comes deflated."""
-
-    def compress(self, data: bytes) -> bytes:
-        return data
-
-    def flush(self) -> bytes:
-        return b""
-
-
-def _zip_info(name: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
-    return info
-
-
-class _RawMember:
-    """A zip member written with data already deflated (a raw deflate stream).
-
-    `zipfile` has no public way to write compressed data: its member writer is given a
-    compressor that passes data as is, and the CRC-32 and size of the content at the end.
-    Should a Python version lack those attributes, the data is inflated and written the
-    ordinary way (slower, same member).
-    """
-
-    _ATTRIBUTES = ("_compressor", "_crc", "_file_size", "_compress_size")
-
-    def __init__(self, zf: zipfile.ZipFile, name: str) -> None:
-        self.zf = zf
-        self.name = name
-        self.inflater: Any = None
-        self.raw: Any = None
-        self.sizes: tuple[int, int] | None = None
-
-    def __enter__(self) -> _RawMember:
-        self.raw = self.zf.open(_zip_info(self.name), "w", force_zip64=True)
-        if _splicing(self.raw):
-            self.raw._compressor = _AsIs()
-        else:
-            self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        return self
-
-    def write(self, deflated: bytes) -> None:
-        if self.inflater is None:
-            self.raw.write(deflated)
-        else:
-            self.raw.write(self.inflater.decompress(deflated))
-
-    def done(self, crc: int, size: int) -> None:
-        """The content is complete: its CRC-32 and size (before compression)."""
-        self.sizes = (crc, size)
-        if self.inflater is not None:
-            self.raw.write(self.inflater.flush())
-        else:
-            self.raw._crc = crc
-            self.raw._file_size = size
-
-    def __exit__(self, *exc: object) -> None:
-        if self.sizes is None and exc[0] is None:
-            raise BundleError(f"internal error: {self.name} was not completed")
-        self.raw.close()
-        if exc[0] is None:
-            info = self.zf.getinfo(self.name)
-            if (info.CRC, info.file_size) != self.sizes:
-                raise BundleError(f"internal error: {self.name} was written wrong")
-
-
-def _splicing(raw: object) -> bool:
-    return all(hasattr(raw, name) for name in _RawMember._ATTRIBUTES)
-
-
-class _DeflatedMember:
-    """A member deflated by this module (`_Deflated`) in a thread of its own.
-
-    zlib, ISA-L and hashlib release the GIL: the compression of a large member overlaps the
-    reading of the ledger. As a context manager it gives the `_Background` to write to; the
-    member is complete at exit.
-    """
-
-    def __init__(self, writer: _Writer, name: str) -> None:
-        self.writer = writer
-        self.name = name
-        self.raw = _RawMember(writer.zf, name)
-        self.content = _Deflated(self.raw.write)
-        self.sink = _Background(self.content.write)
-
-    def __enter__(self) -> _Background:
-        self.raw.__enter__()
-        try:
-            return self.sink.__enter__()
-        except BaseException:
-            self.raw.__exit__(*sys.exc_info())
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            self.sink.__exit__(*exc)  # the thread is done (its error raised) first
-            if exc[0] is None:
-                self.content.finish()
-                self.raw.done(self.content.crc, self.content.size)
-        except BaseException:
-            self.raw.__exit__(*sys.exc_info())
-            raise
-        self.raw.__exit__(*exc)
-        if exc[0] is None:
-            self.writer.files[self.name] = (self.content.sha.hexdigest(), self.content.size)
-
-
-class _Spool:
-    """A temporary file standing in for a member while another one is being written."""
-
-    def __init__(self) -> None:
-        self.size = 0
-
-    def __enter__(self) -> _Spool:
-        self.file: IO[bytes] = tempfile.TemporaryFile()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.file.close()
-
-    def write(self, data: bytes) -> None:
-        self.file.write(data)
-        self.size += len(data)
-
-
-class _Background:
-    """Hands blocks to `write` in a thread: zlib, ISA-L, hashlib and pipe writes release the
-    GIL, so they overlap the work of the caller.
-
-    At most `depth` blocks wait in the queue (memory stays bounded); an error in the thread is
-    raised in the caller at the next write or at exit.
-    """
-
-    def __init__(self, write: Callable[[bytes], object], depth: int = 3) -> None:
-        self.out = write
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="bundle-writer", daemon=True)
-        self.closed = False
-
-    def __enter__(self) -> _Background:
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        while (block := self.queue.get()) is not None:
-            if self.error is None:
-                try:
-                    self.out(block)
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-                    self.error = exc
-
-    def write(self, block: bytes) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(block)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self.queue.put(None)
-        self.thread.join()
-        if self.error is not None and exc[0] is None:
-            raise self.error
-
-
 def _workers(entries: int) -> int:
     """Worker processes for the CSV of `entries` entries: one for a large export, when there
     is a second core (starting one costs a fraction of a second)."""
@@ -530,13 +245,13 @@ def _workers(entries: int) -> int:
 class _CsvBuilder:
     """``observations.csv`` and the report figures of the observations, deflated as built.
 
-    The CSV (BOM, header, one line per observation) goes through `_Deflated` into `file`,
-    to be spliced into the zip by `_Writer.put_deflated`.
+    The CSV (BOM, header, one line per observation) goes through `Deflated` into `file`,
+    to be spliced into the zip by `ZipWriter.put_deflated`.
     """
 
     def __init__(self, file: IO[bytes]) -> None:
         self.table = _ObservationTable()
-        self.content = _Deflated(file.write)
+        self.content = Deflated(file.write)
         self.file = file
         self.content.write("\ufeff".encode() + _csv_text([CSV_OBSERVATION_COLUMNS]))
 
@@ -606,7 +321,7 @@ class _CsvPipeline:
         self.file = file
         self.local = None if workers else _CsvBuilder(file)
         self.worker: subprocess.Popen[bytes] | None = None
-        self.sender: _Background | None = None
+        self.sender: Background | None = None
         self.clock = _Clock()  # for the chunks built here
 
     def __enter__(self) -> _CsvPipeline:
@@ -627,7 +342,7 @@ class _CsvPipeline:
                 import fcntl
 
                 fcntl.fcntl(self.worker.stdin.fileno(), _F_SETPIPE_SZ, 1 << 20)
-            self.sender = _Background(self.worker.stdin.write, depth=4)
+            self.sender = Background(self.worker.stdin.write, depth=4)
             self.sender.__enter__()
         return self
 
@@ -724,32 +439,10 @@ def _worker_main(fd: int) -> None:
     sink.flush()
 
 
-class _Member:
-    def __init__(self, writer: _Writer, name: str) -> None:
-        self.writer = writer
-        self.name = name
-        self._raw: IO[bytes] | None = None
-        self._hashing: _HashingWriter | None = None
-
-    def __enter__(self) -> _HashingWriter:
-        info = zipfile.ZipInfo(self.name, date_time=(1980, 1, 1, 0, 0, 0))
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.external_attr = 0o644 << 16
-        self._raw = self.writer.zf.open(info, "w", force_zip64=True)
-        self._hashing = _HashingWriter(self._raw)
-        return self._hashing
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._raw is not None
-        assert self._hashing is not None
-        self._raw.close()
-        self.writer.files[self.name] = (self._hashing.sha.hexdigest(), self._hashing.size)
-
-
 class _CsvChunks:
     """Writes CSV rows (`;`, CRLF, UTF-8 with BOM) to a member in chunks."""
 
-    def __init__(self, out: _HashingWriter | _Spool, header: Sequence[str]) -> None:
+    def __init__(self, out: HashingWriter | Spool, header: Sequence[str]) -> None:
         self.out = out
         self.buffer = io.StringIO()
         self.writer = csv.writer(self.buffer, delimiter=";", lineterminator="\r\n")
@@ -1197,7 +890,7 @@ def export_bundle(
     tmp = out.with_name(f".{out.name}.part")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-            writer = _Writer(zf)
+            writer = ZipWriter(zf)
             scanned = None
             if request.outage_id is not None:
                 _write_outage(writer, ledger, size, request.outage_id, summary)
@@ -1398,7 +1091,7 @@ class _Scanned:
 
 
 def _write_range(
-    writer: _Writer,
+    writer: ZipWriter,
     ledger: Ledger,
     size: int,
     request: ExportRequest,
@@ -1431,7 +1124,7 @@ def _write_range(
     nones = itertools.repeat(None)
     with contextlib.ExitStack() as stack:
         csv_file = stack.enter_context(tempfile.TemporaryFile())
-        hidden_spool = stack.enter_context(_Spool()) if wanted else None
+        hidden_spool = stack.enter_context(Spool()) if wanted else None
         tables = _CsvPipeline(
             csv_file, workers=_workers(stop - start) if workers is None else workers
         )
@@ -1509,7 +1202,7 @@ def _left_parts(start: int) -> list[tuple[int, int]]:
 
 
 def _write_range_proof(
-    writer: _Writer,
+    writer: ZipWriter,
     ledger: Ledger,
     summary: BundleSummary,
     *,
@@ -1560,7 +1253,7 @@ def _write_range_proof(
         _put_chain(writer, chain.after_lines(ledger, summary.target_filter, stop, closing[0]))
 
 
-def _put_chain(writer: _Writer, after: bytes) -> None:
+def _put_chain(writer: ZipWriter, after: bytes) -> None:
     """``proofs/chain.jsonl``: the target's entries between the bundle's and the checkpoint
     whose heads anchor its chain (evidence/chain.py); none: no member."""
     if after:
@@ -1568,7 +1261,7 @@ def _put_chain(writer: _Writer, after: bytes) -> None:
 
 
 def _write_outage(
-    writer: _Writer, ledger: Ledger, size: int, outage_id: str, summary: BundleSummary
+    writer: ZipWriter, ledger: Ledger, size: int, outage_id: str, summary: BundleSummary
 ) -> None:
     events: list[dict[str, Any]] = []
     marker = f'"outage_id":"{outage_id}"'.encode()
@@ -1616,7 +1309,7 @@ def _write_outage(
     summary.entries = summary.disclosed = len(selected)
     summary.checkpoints = [Checkpoint.from_entry(*closing)]
     tlog: list[tuple[int, list[bytes]]] = []  # each entry's C2SP tlog-proof (tlog_proof.py)
-    with tempfile.TemporaryFile() as csv_file, _Spool() as proofs:
+    with tempfile.TemporaryFile() as csv_file, Spool() as proofs:
         observations = _CsvBuilder(csv_file)
         with writer.member("observations.jsonl") as jsonl:
             for seq, body in selected:
@@ -1660,7 +1353,9 @@ def _with_cosignatures(ledger: Ledger, size: int, checkpoint: Checkpoint) -> str
     return checkpoint.note + "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def _write_cosignatures(writer: _Writer, ledger: Ledger, size: int, summary: BundleSummary) -> None:
+def _write_cosignatures(
+    writer: ZipWriter, ledger: Ledger, size: int, summary: BundleSummary
+) -> None:
     """The witnesses' cosignatures of the checkpoint covering the bundle (cosignatures.py)."""
     from evidence.ledger import cosignatures
 
@@ -1673,7 +1368,7 @@ def _write_cosignatures(writer: _Writer, ledger: Ledger, size: int, summary: Bun
             writer.put("proofs/cosignatures.jsonl", found)
 
 
-def _write_artifacts(writer: _Writer, directory: Path | None, summary: BundleSummary) -> None:
+def _write_artifacts(writer: ZipWriter, directory: Path | None, summary: BundleSummary) -> None:
     kinds = dict(summary.artifact_files)
     summary.artifact_files = {}
     read = _artifact_reader(directory)
@@ -1697,7 +1392,7 @@ def _write_artifacts(writer: _Writer, directory: Path | None, summary: BundleSum
 
 
 def _write_proof_material(
-    writer: _Writer,
+    writer: ZipWriter,
     ledger: Ledger,
     size: int,
     summary: BundleSummary,
