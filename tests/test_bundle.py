@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from evidence.bundle.export import CSV_OBSERVATION_COLUMNS, aligned_ranges
+from evidence.bundle.export import aligned_ranges
 from evidence.bundle.model import BundleError, ExportRequest
+from evidence.bundle.table import CSV_OBSERVATION_COLUMNS
 from evidence.bundle.verify import verify_bundle
 from exporter.commands import export as export_cmd
 from probes.observation import canonical_json
@@ -240,7 +241,7 @@ class TestExportCommand:
 class TestCsvCells:
     def test_separators_and_quotes_survive_a_spreadsheet_reader(self) -> None:
         """Cells holding `;`, quotes or line breaks read back unchanged through `csv`."""
-        from evidence.bundle.export import _decode_bodies, _ObservationTable
+        from evidence.bundle.table import ObservationTable, decode_bodies
 
         entry = {
             "seq": 7,
@@ -256,8 +257,8 @@ class TestCsvCells:
             "artifacts": {"ab" * 32: "warc"},
         }
         later = {**entry, "seq": 8, "started_at": "2026-03-29T01:00:00.000000Z"}
-        entries = _decode_bodies([canonical_json(entry), canonical_json(later)])
-        text = _ObservationTable().lines(entries)
+        entries = decode_bodies([canonical_json(entry), canonical_json(later)])
+        text = ObservationTable().lines(entries)
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
         assert len(rows) == 2
         first = dict(zip(CSV_OBSERVATION_COLUMNS, rows[0], strict=True))
@@ -338,7 +339,7 @@ class TestWorkerProcess:
 
         monkeypatch.setattr(bundle, "_CHUNK", 16)
         turns = itertools.count()
-        monkeypatch.setattr(bundle._CsvPipeline, "_build_here", lambda _self: next(turns) % 2 == 1)
+        monkeypatch.setattr(bundle.CsvPipeline, "_build_here", lambda _self: next(turns) % 2 == 1)
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
         alone = _export_files(built, tmp_path / "b0.zip", workers=0)
         assert _export_files(built, tmp_path / "b1.zip", workers=1) == alone
@@ -348,7 +349,7 @@ class TestWorkerProcess:
         """Tables of consecutive parts, merged in order, hold exactly the figures of one table
         fed every entry: float sums added in the same order, the first environment of an
         entry opening a day, artifacts and screenshots first seen first."""
-        from evidence.bundle.export import _decode_bodies, _ObservationTable
+        from evidence.bundle.table import ObservationTable, decode_bodies
 
         chance = random.Random(3)
         bodies = []
@@ -368,15 +369,15 @@ class TestWorkerProcess:
                 sha = f"{seq % 4:064x}"
                 entry["artifacts"] = {sha: chance.choice(["screenshot", "warc"])}
             bodies.append(canonical_json(entry))
-        entries = _decode_bodies(bodies)
-        whole = _ObservationTable()
+        entries = decode_bodies(bodies)
+        whole = ObservationTable()
         text = whole.lines(entries)
         assert whole.environment is not None
         for cuts in ([0, 400], [0, 130, 131, 200, 400], [0, 1, 57, 121, 150, 151, 399, 400]):
-            merged = _ObservationTable()
+            merged = ObservationTable()
             pieces = [merged.lines(entries[: cuts[1]])]
             for low, high in itertools.pairwise(cuts[1:]):
-                part = _ObservationTable(part=True)
+                part = ObservationTable(part=True)
                 pieces.append(part.lines(entries[low:high]))
                 merged.merge(part)
             assert "".join(pieces) == text
@@ -429,11 +430,11 @@ class TestObservationDecoding:
         """The decoded fields are those of the whole parsed entry (absent: None), whatever
         their JSON type, the environment as JSON text; unused fields are skipped. A block of
         lines decodes to the same, a line msgspec refuses included."""
-        from evidence.bundle.export import (
+        from evidence.bundle.table import (
             _block_observations,
-            _decode_bodies,
             _decode_observation,
             _observation_of,
+            decode_bodies,
         )
 
         bodies = [
@@ -464,16 +465,16 @@ class TestObservationDecoding:
                     assert value == entry.get(name), name  # orjson: 2**64 as a float, equal
         refused = b'{"seq":6,"duration_s":1e999}'  # msgspec refuses it, orjson too
         block = b"\n".join([*bodies, b'{"type":"checkpoint"}']) + b"\n"
-        assert _block_observations(block, len(bodies) + 1, [len(bodies)]) == _decode_bodies(bodies)
+        assert _block_observations(block, len(bodies) + 1, [len(bodies)]) == decode_bodies(bodies)
         with pytest.raises(ValueError, match=r"(?i)number|infinity|range"):
             _block_observations(refused + b"\n", 1, [])
 
     def test_a_body_msgspec_refuses_fails_as_before(self) -> None:
         """A body that is not JSON raises the JSON parser's error (as before), not another."""
-        from evidence.bundle.export import _decode_bodies
+        from evidence.bundle.table import decode_bodies
 
         with pytest.raises(ValueError, match=r"(?i)json|unexpected|expected"):
-            _decode_bodies([b'{"seq":1,"target_id":'])
+            decode_bodies([b'{"seq":1,"target_id":'])
 
 
 class TestTimestampLookup:
