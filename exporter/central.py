@@ -13,7 +13,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import sys
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,11 +25,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from config.french import format_duration_fr, paris_time_fr, plural_fr
-from config.settings import ConfigError, OpenDataSettings, redact_secrets
-from config.vocabulary import EXIT_OK, EXIT_USAGE, OUTAGE, REVIEW
+from config.settings import ConfigError, OpenDataSettings
+from config.vocabulary import EXIT_OK, OUTAGE, REVIEW
 from evidence.ledger.reviews import review_state
 from evidence.outages.tracker import OutageRecord, outages_from_entries
 from exporter.hostcheck import HostAllowList, host_middleware
+from exporter.plumbing import run_handler
 from exporter.statuspage import _STYLE, cards_table, html_page
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "load_central_config",
     "main",
     "render_central_page",
-    "run_handler",
 ]
 
 log = structlog.get_logger("vigie.central")
@@ -669,19 +668,6 @@ def add_commands(
         "that confirm it.",
     )
     _add_arguments(parser)
-
-
-def run_handler(args: argparse.Namespace) -> int:
-    """Run ``args.handler(args)``: its exit code, or 2 with one line per problem of a ConfigError.
-
-    Shared by `vigie` and ``python -m exporter.central`` (which does not load the service).
-    """
-    try:
-        return int(args.handler(args))
-    except ConfigError as exc:
-        for line in exc.lines:
-            print(f"vigie: error: {redact_secrets(line)}", file=sys.stderr)
-        return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,7 +22,6 @@ import structlog
 from config.settings import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
 from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Outcome
 from exporter.central import add_commands as add_central_commands
-from exporter.central import run_handler
 from exporter.clock import ClockWatch
 from exporter.commands.attestation import add_commands as add_attestation_commands
 from exporter.commands.evidence import add_commands as add_evidence_commands
@@ -34,6 +33,7 @@ from exporter.grafana import ledger_outages
 from exporter.logs import configure_logging
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
+from exporter.plumbing import run_handler
 from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service, check_once

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from exporter.commands.evidence import LoadSettings, add_command, command_settings
+from exporter.plumbing import LoadSettings, add_command, command_settings
 
 __all__ = ["add_commands", "run_attestation"]
 

@@ -10,58 +10,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from exporter.plumbing import LoadSettings, add_command, command_settings
 
 if TYPE_CHECKING:
     from config.settings import Settings
 
 __all__ = [
-    "LoadSettings",
-    "add_command",
     "add_commands",
-    "command_settings",
     "run_keygen",
     "run_verify",
 ]
-
-
-LoadSettings = Callable[[Path | None], "Settings"]
-
-
-def add_command(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    load_settings: LoadSettings,
-    *,
-    parents: Sequence[argparse.ArgumentParser] = (),
-    **kwargs: Any,
-) -> argparse.ArgumentParser:
-    """Add the subcommand `name` with ``--config`` and `load_settings` in its defaults.
-
-    ``--config`` is left out when one of `parents` already carries it; `kwargs` go to
-    ``add_parser`` (help, description).
-    """
-    parser = subparsers.add_parser(name, parents=list(parents), **kwargs)
-    if not any("--config" in action.option_strings for p in parents for action in p._actions):
-        parser.add_argument(
-            "--config",
-            type=Path,
-            default=argparse.SUPPRESS,  # never hide a --config given before the command
-            metavar="FILE",
-            help="configuration file (default: ./vigie.yaml, else the built-in defaults)",
-        )
-    parser.set_defaults(load_settings=load_settings)
-    return parser
-
-
-def command_settings(args: argparse.Namespace) -> Settings:
-    """The settings of a subcommand added by `add_command` (its ``--config``, if given)."""
-    load: LoadSettings = args.load_settings
-    return load(getattr(args, "config", None))
 
 
 def add_commands(

@@ -15,33 +15,9 @@ from pathlib import Path
 
 from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from evidence.outages.availability import PARIS
-from exporter.commands.evidence import LoadSettings, add_command, command_settings
+from exporter.plumbing import LoadSettings, add_command, command_settings, parse_date
 
-__all__ = ["add_commands", "paris_moment", "parse_date", "run_corroborate", "run_export"]
-
-
-def paris_moment(text: str, *, end: bool = False) -> dt.datetime:
-    """A date (``2026-11-23``: its Paris midnight; as `end`, the next one) or an ISO date-time.
-
-    A date-time without an offset is Paris time. Raises ValueError; callers word the message.
-    """
-    if len(text) == 10:
-        day = dt.date.fromisoformat(text)
-        if end:
-            day += dt.timedelta(days=1)
-        return dt.datetime.combine(day, dt.time(), PARIS)
-    moment = dt.datetime.fromisoformat(text)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=PARIS)
-
-
-def parse_date(text: str, *, end: bool = False) -> dt.datetime:
-    """A date (``2026-11-23``, Paris day; as `end`, the day after) or an ISO date-time."""
-    try:
-        return paris_moment(text, end=end)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a date (YYYY-MM-DD) or a date-time (YYYY-MM-DDTHH:MM[+02:00])"
-        ) from None
+__all__ = ["add_commands", "run_corroborate", "run_export"]
 
 
 def add_commands(

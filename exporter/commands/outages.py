@@ -22,8 +22,7 @@ from evidence.outages.tracker import (
     OutageRecord,
     format_duration,
 )
-from exporter.commands.evidence import LoadSettings, add_command, command_settings
-from exporter.commands.export import paris_moment
+from exporter.plumbing import LoadSettings, add_command, command_settings, paris_moment
 
 if TYPE_CHECKING:
     from config.settings import Settings

@@ -17,8 +17,8 @@ from evidence.ledger.entries import LedgerError
 from evidence.ledger.opening import open_evidence, open_signing
 from evidence.ledger.reviews import VERDICTS, Review, ReviewError, review_body
 from evidence.ledger.signing import NoteSigner, SigningKeyError
-from exporter.commands.evidence import LoadSettings, add_command
-from exporter.commands.evidence import command_settings as _command_settings
+from exporter.plumbing import LoadSettings, add_command
+from exporter.plumbing import command_settings as _command_settings
 
 if TYPE_CHECKING:
     from config.settings import Settings
