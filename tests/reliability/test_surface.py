@@ -88,7 +88,7 @@ class TestOnlyGetAndHead:
     @pytest.mark.parametrize("path", ENDPOINTS)
     def test_other_methods_refused(self, service: Service, path: str, method: str) -> None:
         """Any other method gets 405 (or 400 for CONNECT's odd form), never 2xx."""
-        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         request = head + "Content-Length: 2\r\n\r\n{}"
         status = _status(_raw(service.port, request.encode()))
         assert status in {400, 405}, (method, path, status)
@@ -102,7 +102,7 @@ class TestNoEscape:
     def test_traversal_finds_nothing(self, service: Service, path: str) -> None:
         """Traversal and encoded variants answer 404 (or 400) and never leak a file."""
         answer = _raw(
-            service.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+            service.port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
         )
         assert _status(answer) in {400, 404}, (path, answer[:200])
         assert b"root:" not in answer
@@ -115,20 +115,20 @@ class TestRequestLimits:
 
     def test_huge_header_refused(self, service: Service) -> None:
         """A 100 KB header is refused (4xx) and the service keeps answering."""
-        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+        request = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
         assert 400 <= _status(_raw(service.port, request)) < 500
         assert _alive(service)
 
     def test_many_headers_refused(self, service: Service) -> None:
         """Thousands of headers are refused (4xx)."""
         headers = b"".join(b"X-H%d: v\r\n" % i for i in range(5000))
-        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n"
+        request = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n"
         assert 400 <= _status(_raw(service.port, request)) < 500
         assert _alive(service)
 
     def test_huge_request_line_refused(self, service: Service) -> None:
         """A 100 KB URL is refused (4xx)."""
-        request = b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        request = b"GET /" + b"a" * 100_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         assert 400 <= _status(_raw(service.port, request)) < 500
         assert _alive(service)
 
@@ -137,7 +137,7 @@ class TestRequestLimits:
         grow by the body's size and it keeps answering."""
         before = service.rss()
         with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
-            sock.sendall(b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 52428800\r\n\r\n")
+            sock.sendall(b"POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 52428800\r\n\r\n")
             chunk = b"\0" * 65536
             sent = 0
             try:
@@ -162,7 +162,7 @@ class TestRequestLimits:
         try:
             for _ in range(200):
                 sock = socket.create_connection(("127.0.0.1", service.port), timeout=10)
-                sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
                 socks.append(sock)
             assert _alive(service)
         finally:
