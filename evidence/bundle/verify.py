@@ -30,6 +30,7 @@ from config.vocabulary import REVIEW
 from evidence.bundle.export import BUNDLE_FORMAT, aligned_ranges
 from evidence.ledger import chain, merkle
 from evidence.ledger.checkpoint import Checkpoint, CheckpointError
+from evidence.ledger.der import DerError, read_tlv
 from evidence.ledger.reviews import ReviewError, check_review
 from evidence.ledger.signing import NoteError, NoteVerifier, open_note
 
@@ -909,19 +910,11 @@ class _TokenFramingError(ValueError):
 
 def _der(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
     """(tag, first content byte, end) of the DER element at `pos`."""
-    if pos + 2 > end:
-        raise _TokenFramingError("truncated DER")
-    tag, first = buf[pos], buf[pos + 1]
-    body, length = pos + 2, first
-    if first & 0x80:
-        count = first & 0x7F
-        if not 0 < count <= 4 or body + count > end:
-            raise _TokenFramingError("bad DER length")
-        length = int.from_bytes(buf[body : body + count], "big")
-        body += count
-    if body + length > end:
-        raise _TokenFramingError("a DER value runs past its container")
-    return tag, body, body + length
+    try:
+        item = read_tlv(buf, pos, end)
+    except DerError as exc:
+        raise _TokenFramingError(str(exc)) from None
+    return item.tag, item.body, item.end
 
 
 def _der_children(buf: bytes, item: tuple[int, int, int]) -> list[tuple[int, int, int]]:

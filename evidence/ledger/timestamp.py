@@ -6,7 +6,7 @@ proxies), and never returns or accepts a token it has not verified; stored bytes
 A stamp is stored as the DER TimeStampResp exactly as the TSA sent it (what `openssl ts -verify
 -in` reads); every function here also accepts a bare TimeStampToken (`openssl ts -token_in`).
 
-Why it is long: the RFC 3161 client and verifier keep their own DER reading (the strict library
+Why it is long: the RFC 3161 client and verifier read the tokens themselves (the strict library
 refuses replies that some authorities send) next to the checks that use it.
 """
 
@@ -40,6 +40,12 @@ from rfc3161_client import (
     VerifierBuilder,
     decode_timestamp_response,
 )
+
+from evidence.ledger.der import DerError as _MalformedError
+from evidence.ledger.der import Tlv as _Tlv
+from evidence.ledger.der import children as _children
+from evidence.ledger.der import encode_tlv as _encode_tlv
+from evidence.ledger.der import top_sequence as _top
 
 __all__ = [
     "DEFAULT_USER_AGENT",
@@ -139,73 +145,7 @@ class TokenInfo:
 
 
 # --------------------------------------------------------------------------------------------
-# DER reading: just enough to walk CMS SignedData; strict (definite lengths, no trailing bytes).
-
-
-class _MalformedError(ValueError):
-    pass
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Tlv:
-    tag: int
-    start: int  # first byte of the tag
-    body: int  # first byte of the contents
-    end: int  # one past the last byte
-
-    def contents(self, buf: bytes) -> bytes:
-        return buf[self.body : self.end]
-
-    def encoding(self, buf: bytes) -> bytes:
-        return buf[self.start : self.end]
-
-
-def _read_tlv(buf: bytes, pos: int, limit: int) -> _Tlv:
-    if pos + 2 > limit:
-        raise _MalformedError("truncated DER")
-    tag = buf[pos]
-    if tag & 0x1F == 0x1F:
-        raise _MalformedError("unexpected high tag number")
-    first = buf[pos + 1]
-    body = pos + 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4:
-            raise _MalformedError("indefinite or oversized DER length")
-        if body + count > limit:
-            raise _MalformedError("truncated DER length")
-        length = int.from_bytes(buf[body : body + count], "big")
-        body += count
-    if body + length > limit:
-        raise _MalformedError("DER value runs past its container")
-    return _Tlv(tag, pos, body, body + length)
-
-
-def _children(buf: bytes, parent: _Tlv) -> list[_Tlv]:
-    items: list[_Tlv] = []
-    pos = parent.body
-    while pos < parent.end:
-        item = _read_tlv(buf, pos, parent.end)
-        items.append(item)
-        pos = item.end
-    return items
-
-
-def _top(buf: bytes) -> _Tlv:
-    top = _read_tlv(buf, 0, len(buf))
-    if top.tag != 0x30 or top.end != len(buf):
-        raise _MalformedError("not a single DER SEQUENCE")
-    return top
-
-
-def _encode_tlv(tag: int, contents: bytes) -> bytes:
-    size = len(contents)
-    if size < 0x80:
-        return bytes([tag, size]) + contents
-    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(raw)]) + raw + contents
+# DER reading: evidence/ledger/der.py (shared with the bundle verifier's token checks).
 
 
 def _oid(buf: bytes, item: _Tlv) -> str:
