@@ -48,7 +48,7 @@ def demo_config(urls: dict[str, str], state: Path, listen: str) -> dict[str, Any
             "name": "Simulateur — page d'accueil",
             "kind": "http",
             "url": site + "/",
-            "expect": {"status": [200], "contains": "trangers"},
+            "expect": {"status": [200], "contains": "étrangers"},
             "slow_after": "2s",
         },
         {
