@@ -34,12 +34,13 @@ RUN groupadd --system --gid 10001 vigie \
 
 WORKDIR /opt/vigie
 COPY pyproject.toml README.md ./
+COPY config ./config
 COPY probes ./probes
 COPY exporter ./exporter
 COPY evidence ./evidence
 COPY simulator ./simulator
 COPY dashboards ./dashboards
-RUN pip install . && cp exporter/vigie.default.yaml /etc/vigie/vigie.yaml
+RUN pip install . && cp config/vigie.default.yaml /etc/vigie/vigie.yaml
 
 # Container defaults; any key of vigie.yaml can be overridden the same way (VIGIE_<KEY>__<SUB>).
 ENV TZ=Europe/Paris \

@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import structlog
 from playwright.async_api import async_playwright
 
+from config.targets import Target
+from config.vocabulary import Outcome
 from probes.base import ProbeContext, ProbeSettings
 from probes.browser import BrowserProbe
 from probes.browser_runtime import CHROMIUM_ARGS, process_tree
-from probes.observation import Outcome
-from probes.targets import Target
 from simulator.counts import AUDIT_ENV
 from simulator.process import SimulatorProcess
 

@@ -63,7 +63,7 @@ import asyncio, json, sys
 import probes.httpclient as httpclient
 from probes.base import ProbeContext, ProbeSettings
 from probes.http import HttpProbe
-from probes.targets import Target
+from config.targets import Target
 
 url, timeout, runs, sequential = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 if sequential == "1":

@@ -33,9 +33,10 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 
-from evidence.checkpoint import Checkpoint, checkpoint_text
-from evidence.ledger import CHECKPOINT, OBSERVATION, open_ledger
-from evidence.signing import NoteSigner
+from config.vocabulary import CHECKPOINT, OBSERVATION
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.checkpoint import Checkpoint, checkpoint_text
+from evidence.ledger.signing import NoteSigner
 from probes.observation import format_time
 
 TARGETS = [f"cible-{i:02d}" for i in range(10)]
@@ -163,9 +164,10 @@ import sys, time, datetime as dt, logging
 {memory}
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from evidence.bundle import ExportRequest, export_bundle
-from evidence.ledger import open_ledger
-from evidence.signing import NoteSigner, load_private_key
+from evidence.bundle.export import export_bundle
+from evidence.bundle.model import ExportRequest
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.signing import NoteSigner, load_private_key
 import structlog
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 ledger = open_ledger({str(db)!r}, readonly=True)
@@ -185,7 +187,7 @@ import sys, time
 {memory}
 sys.path.insert(0, {root!r})
 from pathlib import Path
-from evidence.bundle_verify import verify_bundle
+from evidence.bundle.verify import verify_bundle
 began = time.monotonic()
 report = verify_bundle(Path({str(out)!r}))
 assert report.ok, report.summary()

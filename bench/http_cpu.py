@@ -215,7 +215,7 @@ def serve_inprocess(config: str) -> None:
     from aiohttp import web
     from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-    from exporter.config import load_settings
+    from config.settings import load_settings
     from probes.base import ProbeContext, ProbeSettings
     from probes.environment import collect_environment
     from probes.http import HttpProbe
@@ -433,9 +433,9 @@ def measure_timing(count: int, background_url: str | None, background_rate: floa
     """
     import uvloop
 
+    from config.targets import Target
     from probes.base import ProbeContext, ProbeSettings
     from probes.http import HttpProbe
-    from probes.targets import Target
 
     async def main(port: int) -> list[tuple[float, float]]:
         probe = HttpProbe(
@@ -583,7 +583,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
             started.append(nginx)
             listen_port = free_port()
             config = write_vigie_config(tmp, page_url, args.targets, listen_port)
-            from exporter.config import load_settings
+            from config.settings import load_settings
 
             load_settings(config)  # fail early, with the config's own error text
             command = vigie_command(config, args.service)

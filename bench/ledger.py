@@ -36,19 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence import merkle
-from evidence.checkpoint import Checkpoint, checkpoint_text
-from evidence.ledger import (
-    CHECKPOINT,
-    OBSERVATION,
-    LedgerWriter,
-    TreeHead,
-    encode_entry,
-    open_ledger,
-)
-from evidence.signing import NoteSigner
-from evidence.verify import verify_ledger
-from probes.observation import Observation, Outcome, format_time
+from config.vocabulary import CHECKPOINT, OBSERVATION, Outcome
+from evidence.ledger import merkle
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.checkpoint import Checkpoint, checkpoint_text
+from evidence.ledger.core import LedgerWriter, encode_entry
+from evidence.ledger.entries import TreeHead
+from evidence.ledger.signing import NoteSigner
+from evidence.ledger.verify import verify_ledger
+from probes.observation import Observation, format_time
 
 GOAL_SQLITE = 5_000.0
 GOAL_POSTGRES = 2_000.0
@@ -206,13 +202,13 @@ def bench_verify(url: str, total: int) -> None:
 
 def _year_like(url: str, minutes: int, signer: NoteSigner, *, chained: bool) -> None:
     """10 targets checked every minute, a checkpoint every 5 minutes; `chained`: with the
-    complete-history chain (evidence/chain.py), else as a ledger written before it."""
-    import evidence.chain
-    from evidence.checkpoint import head_text
+    complete-history chain (evidence/ledger/chain.py), else as a ledger written before it."""
+    import evidence.ledger.chain
+    from evidence.ledger.checkpoint import head_text
 
-    link = evidence.chain.link
+    link = evidence.ledger.chain.link
     if not chained:
-        evidence.chain.link = lambda body, _seq, _heads: body  # type: ignore[assignment]
+        evidence.ledger.chain.link = lambda body, _seq, _heads: body  # type: ignore[assignment]
     try:
         ledger = open_ledger(url, vantage="paris-1")
         targets = [f"cible-{i:02d}" for i in range(10)]
@@ -243,14 +239,15 @@ def _year_like(url: str, minutes: int, signer: NoteSigner, *, chained: bool) -> 
         ledger.append(batch)
         ledger.close()
     finally:
-        evidence.chain.link = link
+        evidence.ledger.chain.link = link
 
 
 def bench_completeness(directory: Path, minutes: int) -> None:
     """Size and verify time a bundle filtered to one target gains from the complete-history
     data (goal: ≤ 10 % on both), against the same ledger written without it."""
-    from evidence.bundle import ExportRequest, export_bundle
-    from evidence.bundle_verify import verify_bundle
+    from evidence.bundle.export import export_bundle
+    from evidence.bundle.model import ExportRequest
+    from evidence.bundle.verify import verify_bundle
 
     signer = NoteSigner("paris-1", Ed25519PrivateKey.generate())
     figures = {}
@@ -293,15 +290,15 @@ def bench_completeness(directory: Path, minutes: int) -> None:
 
 def bench_witnesses(directory: Path, checkpoints: int) -> None:
     """Checkpoint-to-cosigned latency with 3 witnesses on loopback (goal ≤ 1 s) and a
-    witness's CPU per checkpoint (evidence/witness_http.py, evidence/witness.py)."""
+    witness's CPU per checkpoint (evidence/ledger/witness_http.py, evidence/ledger/witness.py)."""
     from aiohttp import web
 
-    from evidence.witness import Cosigner, Witness, WitnessState
-    from evidence.witness_http import Cosigning, WitnessEndpoint, witness_app
+    from evidence.ledger.witness import Cosigner, Witness, WitnessState
+    from evidence.ledger.witness_http import Cosigning, WitnessEndpoint, witness_app
 
     signer = NoteSigner("paris-1", Ed25519PrivateKey.generate())
     ledger = open_ledger(directory / "witnessed.db", vantage="paris-1")
-    from evidence.checkpoint import head_text
+    from evidence.ledger.checkpoint import head_text
 
     def checkpoint(head: TreeHead) -> dict[str, Any]:
         note = signer.sign(head_text("paris-1", head))
@@ -400,7 +397,7 @@ def main() -> int:
         directory = Path(scratch)
         print("Witnesses (C2SP tlog-witness on loopback):")
         bench_witnesses(directory, args.witness_checkpoints)
-        print("Complete histories (evidence/chain.py), bundle filtered to one target:")
+        print("Complete histories (evidence/ledger/chain.py), bundle filtered to one target:")
         bench_completeness(directory, args.history_minutes)
         if args.only_history:
             return 0

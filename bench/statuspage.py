@@ -25,12 +25,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from evidence.outages import REPLAY_DAYS, OutageTracker  # noqa: E402
-from exporter.config import OutageRules  # noqa: E402
+from config.settings import OutageRules  # noqa: E402
+from config.targets import Target  # noqa: E402
+from evidence.outages.tracker import REPLAY_DAYS, OutageTracker  # noqa: E402
 from exporter.statuspage import build_status_view, render_status_view  # noqa: E402
 from probes.environment import collect_environment  # noqa: E402
 from probes.observation import canonical_json, format_time  # noqa: E402
-from probes.targets import Target  # noqa: E402
 
 TARGETS = [
     Target(

@@ -31,8 +31,9 @@ import urllib.parse
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from evidence.ledger import FORMAT, LedgerError, redact_url
-from evidence.postgres import SCHEMA, TABLES
+from evidence.ledger.core import FORMAT
+from evidence.ledger.entries import LedgerError, redact_url
+from evidence.ledger.postgres import SCHEMA, TABLES
 
 __all__ = [
     "READER_ROLE",

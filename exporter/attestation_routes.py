@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from evidence.availability import PARIS
+from evidence.outages.availability import PARIS
 from exporter.evidence_download import OUTAGE_ID, EvidenceDownload
 from exporter.evidence_routes import evidence_cache_dir
 from exporter.statuspage import html_page, service_tracker
 
 if TYPE_CHECKING:
-    from evidence.attestation import TargetInfo, Window
+    from evidence.bundle.attestation import TargetInfo, Window
     from exporter.service import Service
 
 __all__ = ["WEB_MAX_WINDOWS", "WEB_MAX_WINDOW_HOURS", "add_attestation_routes"]
@@ -60,7 +60,7 @@ def _package(pdf: Path) -> bytes:
 
 def add_attestation_routes(app: web.Application, service: Service) -> None:
     """Register `/attestation`, `/attestation.zip` and `/outages/{id}/attestation.zip`."""
-    from evidence.attestation_cmd import chosen_targets, write_attestation
+    from evidence.bundle.with_settings import chosen_targets, write_attestation
 
     settings = service.settings
     auth = None
@@ -107,7 +107,7 @@ def add_attestation_routes(app: web.Application, service: Service) -> None:
             record = tracker.record(outage_id)
         if record is None:
             raise web.HTTPNotFound(text="Aucune panne ne porte cet identifiant.")
-        from evidence.attestation import parse_window
+        from evidence.bundle.attestation import parse_window
 
         end = record.end or dt.datetime.now(dt.UTC)
         window = parse_window(_window_text(_minute(record.start), _minute(end, up=True)))
@@ -119,7 +119,7 @@ def add_attestation_routes(app: web.Application, service: Service) -> None:
 
     async def typed(request: web.Request) -> web.Response:
         guard._check_auth(request)
-        from evidence.attestation import WindowError, parse_window
+        from evidence.bundle.attestation import WindowError, parse_window
 
         texts = request.query.getall("window", [])
         try:

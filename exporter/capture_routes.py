@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from evidence.artifacts import FileArtifactStore
+from evidence.ledger.artifacts import FileArtifactStore
 from exporter.evidence_download import check_basic_auth
 from exporter.statuspage import service_tracker
 

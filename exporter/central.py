@@ -13,7 +13,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import sys
 import threading
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,11 +24,14 @@ import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from evidence.outages import ENTRY_OUTAGE, OutageRecord, format_duration_fr, outages_from_entries
-from evidence.reviews import ENTRY_REVIEW, review_state
-from exporter.config import ConfigError, OpenDataSettings, redact_secrets
+from config.french import format_duration_fr, paris_time_fr, plural_fr
+from config.settings import ConfigError, OpenDataSettings
+from config.vocabulary import EXIT_OK, OUTAGE, REVIEW
+from evidence.ledger.reviews import review_state
+from evidence.outages.tracker import OutageRecord, outages_from_entries
 from exporter.hostcheck import HostAllowList, host_middleware
-from exporter.statuspage import _STYLE, cards_table, html_page, paris_time, plural_fr
+from exporter.plumbing import run_handler
+from exporter.statuspage import _STYLE, cards_table, html_page
 
 __all__ = [
     "CentralConfig",
@@ -44,13 +46,10 @@ __all__ = [
     "load_central_config",
     "main",
     "render_central_page",
-    "run_handler",
 ]
 
 log = structlog.get_logger("vigie.central")
 
-EXIT_OK = 0
-EXIT_USAGE = 2
 OUTAGE_ROWS = 300
 
 # --- configuration ----------------------------------------------------------------------------
@@ -95,7 +94,7 @@ class VantageSource(BaseModel):
             return self.name
         if self.bundle is not None:
             return self.bundle.name
-        from evidence.ledger import redact_url
+        from evidence.ledger.entries import redact_url
 
         return redact_url(self.ledger or "")
 
@@ -187,7 +186,8 @@ class _LedgerReader:
         self._ledger: Any = None
 
     def refresh(self) -> SourceState:
-        from evidence.ledger import LedgerError, open_ledger
+        from evidence.ledger.backends import open_ledger
+        from evidence.ledger.entries import LedgerError
 
         try:
             if self._ledger is None:
@@ -198,7 +198,7 @@ class _LedgerReader:
             size = ledger.refresh()  # re-read: the vantage keeps appending
             # New entries only: the ledger is append-only, earlier events never change.
             for row in ledger.iter_rows(self.state.entries, size):
-                if row.type in {ENTRY_OUTAGE, ENTRY_REVIEW}:  # events, and people's reviews
+                if row.type in {OUTAGE, REVIEW}:  # events, and people's reviews
                     event = json.loads(row.body)
                     event.setdefault("seq", row.seq)
                     self._events.append(event)
@@ -244,7 +244,7 @@ class _BundleReader:
     def refresh(self) -> SourceState:
         if self._done:
             return self.state
-        from evidence.bundle_verify import verify_bundle
+        from evidence.bundle.verify import verify_bundle
 
         path = self.source.bundle
         assert path is not None
@@ -466,7 +466,7 @@ def _outages_table(view: CentralView) -> str:
     rows = []
     for o in view.outages[:OUTAGE_ROWS]:
         name = view.names.get(o.target_id, o.target_id)
-        end = "en cours" if o.end is None else paris_time(o.end)
+        end = "en cours" if o.end is None else paris_time_fr(o.end)
         duration = format_duration_fr(((o.end or view.generated_at) - o.start).total_seconds())
         ids = "<br>".join(
             f"{escape(s.vantage)} : <code>{escape(s.record.id)}</code>"
@@ -476,7 +476,7 @@ def _outages_table(view: CentralView) -> str:
         rows.append(
             (
                 (escape(name), ""),
-                (escape(paris_time(o.start)), ""),
+                (escape(paris_time_fr(o.start)), ""),
                 (escape(end), "ko" if o.is_open else ""),
                 (escape(duration) + (" (en cours)" if o.is_open else ""), ""),
                 _confirm_cell(o, view),
@@ -502,7 +502,7 @@ def _sources_table(view: CentralView) -> str:
         if s.error:
             state = (f"Illisible : {escape(s.error)}", "ko")
         else:
-            read = paris_time(s.read_at) if s.read_at else "—"
+            read = paris_time_fr(s.read_at) if s.read_at else "—"
             state = (f"Lu le {escape(read)}", "ok")
         rows.append(
             (
@@ -536,7 +536,7 @@ def render_central_page(view: CentralView) -> str:
     at_least = plural_fr(k, "point d'observation", "points d'observation")
     body = f"""<header><h1>{escape(view.title)}</h1>
 <p>{_vantages_read(view)}
-Page générée le {escape(paris_time(view.generated_at))}.</p></header>
+Page générée le {escape(paris_time_fr(view.generated_at))}.</p></header>
 <main>
 <h2>En ce moment</h2>
 {now}
@@ -668,19 +668,6 @@ def add_commands(
         "that confirm it.",
     )
     _add_arguments(parser)
-
-
-def run_handler(args: argparse.Namespace) -> int:
-    """Run ``args.handler(args)``: its exit code, or 2 with one line per problem of a ConfigError.
-
-    Shared by `vigie` and ``python -m exporter.central`` (which does not load the service).
-    """
-    try:
-        return int(args.handler(args))
-    except ConfigError as exc:
-        for line in exc.lines:
-            print(f"vigie: error: {redact_secrets(line)}", file=sys.stderr)
-        return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,36 +19,35 @@ from typing import Any, NoReturn
 
 import structlog
 
-from evidence.attestation_cmd import add_commands as add_attestation_commands
-from evidence.commands import add_commands as add_evidence_commands
-from evidence.export_cmd import add_commands as add_export_commands
-from evidence.review_cmd import add_commands as add_review_commands
+from config.settings import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Outcome
 from exporter.central import add_commands as add_central_commands
-from exporter.central import run_handler
 from exporter.clock import ClockWatch
-from exporter.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from exporter.commands.attestation import add_commands as add_attestation_commands
+from exporter.commands.evidence import add_commands as add_evidence_commands
+from exporter.commands.export import add_commands as add_export_commands
+from exporter.commands.outages import add_commands as add_outage_commands
+from exporter.commands.review import add_commands as add_review_commands
 from exporter.grafana import add_commands as add_dashboard_commands
 from exporter.grafana import ledger_outages
 from exporter.logs import configure_logging
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
-from exporter.outages_cmd import add_commands as add_outage_commands
+from exporter.plumbing import run_handler
 from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service, check_once
-from exporter.wiring import EvidenceError, journey_fingerprints, open_evidence
+from exporter.wiring import EvidenceError, journey_fingerprints, open_service_evidence
 from exporter.witnessing import start_witnessing
-from probes.base import ProbeRegistry, ProbeSettings, default_factories
+from probes.base import ProbeRegistry, ProbeSettings
 from probes.environment import collect_environment, vigie_version
-from probes.observation import Observation, Outcome
+from probes.kinds import default_factories
+from probes.observation import Observation
 
 __all__ = ["build_parser", "main"]
 
 log = structlog.get_logger("vigie")
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 _SERVICES = frozenset({"run", "demo", "central"})  # long-running commands
 
 
@@ -100,7 +99,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         f"{args.file}: OK — {len(settings.targets)} targets ({summary}), "
         f"{len(settings.controls)} controls, vantage {settings.vantage.name!r}"
     )
-    from evidence.dossier_checks import dossier_warnings
+    from evidence.bundle.dossier_checks import dossier_warnings
 
     for warning in dossier_warnings(settings):
         print(f"  warning: {warning}", file=sys.stderr)
@@ -140,7 +139,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             "ou son résolveur DNS échoue) : les échecs ne sont pas imputés aux cibles.",
             file=sys.stderr,
         )
-    return EXIT_OK if all(o.success for o in observations) else EXIT_FAILURE
+    return EXIT_OK if all(o.success for o in observations) else EXIT_FAILED
 
 
 def _print_table(observations: Sequence[Observation]) -> None:
@@ -182,11 +181,11 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         public_url=(settings.public_url or "").rstrip("/"),
     )
     try:
-        evidence = await open_evidence(settings, metrics)
+        evidence = await open_service_evidence(settings, metrics)
     except EvidenceError as exc:
         log.error("evidence_unavailable", error=str(exc))  # noqa: TRY400
         print(f"vigie: error: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_FAILED
     registry = ProbeRegistry(probe_settings(settings, evidence.artifacts), default_factories())
     sink: EvidenceSink = evidence.sink
     # Rebuild outage state from the ledger (an outage open before a restart stays open);
@@ -205,7 +204,7 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         await runner.cleanup()
         await evidence.aclose()
         log.error("listen_failed", listen=settings.listen, error=exc.strerror or str(exc))  # noqa: TRY400
-        return EXIT_FAILURE
+        return EXIT_FAILED
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -229,7 +228,7 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
         metrics=url + "metrics",
         ledger=evidence.description,
     )
-    from evidence.dossier_checks import dossier_warnings
+    from evidence.bundle.dossier_checks import dossier_warnings
     from probes.environment import clock_sync_state
 
     for warning in dossier_warnings(settings, clock_sync_state):
@@ -350,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from exporter.demo import cmd_demo
 
-    return cmd_demo(args)
+    return cmd_demo(args, serve, run_async)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

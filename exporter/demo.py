@@ -11,13 +11,14 @@ import contextlib
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import structlog
 import yaml
 
-from exporter.config import load_settings
+from config.settings import load_settings
 
 __all__ = ["DEMO_OWNED", "FAULT_CYCLE", "cmd_demo", "demo_config", "merged_config"]
 
@@ -119,9 +120,16 @@ def merged_config(demo: dict[str, Any], base: Path | None) -> dict[str, Any]:
     return merged
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the simulator and the service against it; flip faults now and then."""
-    from exporter.cli import run_async, serve
+def cmd_demo(
+    args: argparse.Namespace,
+    serve: Callable[..., Coroutine[Any, Any, int]],
+    run_async: Callable[[Callable[[], Any]], Any],
+) -> int:
+    """Run the simulator and the service against it; flip faults now and then.
+
+    `serve(settings, ready=...)` and `run_async` are the CLI's (passed in: the CLI imports
+    this module, not the other way round).
+    """
     from simulator.process import SimulatorProcess
 
     if args.config is not None:

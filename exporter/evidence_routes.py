@@ -17,8 +17,8 @@ from aiohttp import web
 from exporter.evidence_download import NotCoveredYet, download_name, evidence_download_handler
 
 if TYPE_CHECKING:
-    from evidence.outages import OutageRecord
-    from exporter.config import Settings
+    from config.settings import Settings
+    from evidence.outages.tracker import OutageRecord
     from exporter.service import Service
 
 __all__ = ["evidence_cache_dir", "make_evidence_handler", "outage_version"]
@@ -38,8 +38,8 @@ def _export_outage(settings: Settings, outage_id: str, path: Path) -> None:
     outage whose entries no checkpoint covers yet raises `NotCoveredYet`.
     """
     # Imported on the first download: the exporter's ~5 MB stay out of the probing service.
-    from evidence.bundle import ExportRequest, NotCoveredYetError
-    from evidence.export_open import export_with_settings
+    from evidence.bundle.model import ExportRequest, NotCoveredYetError
+    from evidence.bundle.with_settings import export_with_settings
 
     request = ExportRequest(_EPOCH, dt.datetime.now(dt.UTC), (), outage_id)
     try:

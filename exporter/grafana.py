@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import structlog
 from pydantic import SecretStr
 
-from exporter.config import ConfigError, Settings
+from config.settings import ConfigError, Settings
+from config.vocabulary import PARIS
 
 __all__ = [
     "OUTAGE_TAG",
@@ -48,7 +48,6 @@ OUTAGE_TAG = "vigie-panne"  # the tag the dashboards' annotation query filters o
 FOLDER_UID = "vigie"
 FOLDER_TITLE = "Vigie"
 PUSH_MESSAGE = "Publié par « vigie dashboards push »"
-_PARIS = ZoneInfo("Europe/Paris")
 _KIND_TEXT = {"down": "Panne confirmée", "degraded": "Ralentissement confirmé"}
 _KIND_TAG = {"down": "nature:panne", "degraded": "nature:ralentissement"}
 # Fields Grafana adds or bumps on save: not part of what Vigie pushes.
@@ -117,7 +116,7 @@ class LedgerOutage:
 
 def ledger_outages(settings: Settings) -> list[LedgerOutage] | None:
     """The configured ledger's outages (read-only), or None when there is no ledger yet."""
-    from exporter.outages_cmd import ledger_outages as read
+    from evidence.outages.history import ledger_outages as read
 
     records = read(settings)
     return None if records is None else [LedgerOutage.of(r) for r in records]
@@ -353,7 +352,7 @@ def _aware(moment: dt.datetime | str) -> dt.datetime:
 
 
 def _paris(moment: dt.datetime | str) -> str:
-    return _aware(moment).astimezone(_PARIS).strftime("%d/%m/%Y à %H:%M:%S")
+    return _aware(moment).astimezone(PARIS).strftime("%d/%m/%Y à %H:%M:%S")
 
 
 def _duration_fr(seconds: float) -> str:
@@ -547,7 +546,7 @@ def _cmd_push(
         dashboards = list(all_dashboards().values())
     outages: list[OutageRecord] = []
     if not args.no_annotations:
-        from evidence.ledger import LedgerError
+        from evidence.ledger.entries import LedgerError
 
         if load_outages is None:
             log.warning(

@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from evidence.artifacts import FileArtifactStore
-from evidence.ledger import LedgerError, open_ledger
-from probes.base import ProbeContext, ProbeRegistry, ProbeSettings, default_factories
+from evidence.ledger.artifacts import FileArtifactStore
+from evidence.ledger.entries import LedgerError
+from evidence.ledger.opening import open_evidence
+from probes.base import ProbeContext, ProbeRegistry, ProbeSettings
 from probes.drift import FingerprintBook
+from probes.kinds import default_factories
 
 if TYPE_CHECKING:
-    from exporter.config import Settings
+    from config.settings import Settings
+    from config.targets import Target
     from probes.observation import Observation
-    from probes.targets import Target
 
 __all__ = ["diagnose", "load_baselines", "run_journey_check"]
 
@@ -40,14 +42,8 @@ def load_baselines(settings: Settings, store: FileArtifactStore) -> tuple[Finger
     """The journeys' last successful fingerprints from the ledger, and a French note on them."""
     book = FingerprintBook(load=store.get)
     journeys = [t.id for t in settings.targets if t.kind == "browser"]
-    password = settings.ledger.password
     try:
-        ledger = open_ledger(
-            settings.ledger.url,
-            vantage=settings.vantage.name,
-            readonly=True,
-            password=password.get_secret_value() if password is not None else None,
-        )
+        ledger = open_evidence(settings).ledger
     except (LedgerError, OSError) as exc:
         return book, f"registre illisible ({exc}) : aucune référence pour comparer les pages"
     try:

@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from probes.observation import Observation, Outcome
-from probes.targets import Target
+from config.targets import Target
+from config.vocabulary import Outcome
+from probes.observation import Observation
 
 __all__ = ["CONTENT_TYPE_LATEST", "PHASES", "STATES", "Metrics"]
 

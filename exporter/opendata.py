@@ -18,15 +18,16 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from evidence.availability import PARIS, percent_fr
+from config.french import percent_fr
+from evidence.outages.availability import PARIS
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from evidence.availability import AvailabilityIndex
-    from evidence.outages import OutageRecord
+    from config.settings import OpenDataSettings
+    from evidence.outages.availability import AvailabilityIndex
+    from evidence.outages.tracker import OutageRecord
     from exporter.central import CentralView
-    from exporter.config import OpenDataSettings
     from exporter.service import Service
 
 __all__ = [
@@ -366,7 +367,7 @@ def outages_atom(data: OpenData) -> bytes:
     """`/outages.atom`: one entry per confirmed outage (`down`), updated when it ends (RFC 4287)."""
     from feedgen.feed import FeedGenerator  # type: ignore[import-untyped]
 
-    from evidence.outages import format_duration_fr
+    from config.french import format_duration_fr
 
     feed = FeedGenerator()
     feed.id(uuid.uuid5(uuid.NAMESPACE_URL, f"vigie:{data.source}:outages").urn)
@@ -629,7 +630,7 @@ def central_open_data(
 
     services = {k: v.rstrip("/") for k, v in (public_urls or {}).items()}
 
-    from evidence.outages import causes_text_fr
+    from evidence.outages.tracker import causes_text_fr
 
     outages = []
     for group in sorted(view.outages, key=lambda g: (g.start, g.target_id)):

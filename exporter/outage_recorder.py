@@ -15,21 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from evidence.maintenance import check_windows, is_active
-from evidence.outages import (
-    ENTRY_DRIFT,
-    ENTRY_GAP,
-    ENTRY_OUTAGE,
-    ENTRY_VANTAGE,
-    KINDS,
-    LedgerRows,
-    OutageTracker,
-    rebuild_from_ledger,
-)
-from evidence.reviews import ENTRY_REVIEW
+from config.maintenance import check_windows, is_active
+from config.vocabulary import DRIFT, GAP, OUTAGE, REVIEW, VANTAGE
+from evidence.outages.tracker import KINDS, LedgerRows, OutageTracker, rebuild_from_ledger
 
 if TYPE_CHECKING:
-    from exporter.config import Settings
+    from config.settings import Settings
     from exporter.metrics import Metrics
     from exporter.service import EvidenceSink
     from probes.observation import Observation
@@ -79,7 +70,7 @@ class OutageRecorder:
         rules, windows, targets = settings.outages, settings.maintenance, settings.targets
         problems = check_windows(windows)
         if problems:
-            from exporter.config import ConfigError
+            from config.settings import ConfigError
 
             raise ConfigError(problems)
         if ledger is not None:
@@ -96,13 +87,13 @@ class OutageRecorder:
                 outage_event=body["event"],
                 message="an outage event missing from the ledger (crash) is appended now",
             )
-            await recorder._append(ENTRY_OUTAGE, body)
+            await recorder._append(OUTAGE, body)
         gap = tracker.gap_entry(now, expected_silence(settings))
         if gap is not None:
             log.warning(
                 "unmonitored_gap", start=gap["from"], end=gap["to"], seconds=gap["duration_s"]
             )
-            await recorder._append(ENTRY_GAP, gap)
+            await recorder._append(GAP, gap)
         recorder.publish(now=now)
         log.info(
             "outages_rebuilt",
@@ -124,7 +115,7 @@ class OutageRecorder:
                 ended_at=body.get("ended_at"),
                 causes=body.get("causes"),
             )
-            await self._append(ENTRY_OUTAGE, body)
+            await self._append(OUTAGE, body)
             self._count(body)
         for body in self.tracker.drift_events():
             log.warning(
@@ -137,7 +128,7 @@ class OutageRecorder:
                 if body["event"] == "started"
                 else "the journey works again (or the page now fails for real)",
             )
-            await self._append(ENTRY_DRIFT, body)
+            await self._append(DRIFT, body)
         self._publish_target(obs.target_id, dt.datetime.now(dt.UTC))
         return self.tracker.recheck_delay(obs.target_id)
 
@@ -146,7 +137,7 @@ class OutageRecorder:
     ) -> None:
         """Account a check of the controls; appends a `vantage` entry when the state changes."""
         for body in self.tracker.observe_vantage(online, at, seqs):
-            await self._append(ENTRY_VANTAGE, body)
+            await self._append(VANTAGE, body)
 
     async def run(self, stopping: asyncio.Event, every: float = 30.0) -> None:
         """Refresh the state series every `every` seconds until `stopping` is set.
@@ -173,7 +164,7 @@ class OutageRecorder:
             found, last = [], start
             for row in ledger.iter_rows(start):
                 last = row.seq + 1
-                if row.type == ENTRY_REVIEW:
+                if row.type == REVIEW:
                     found.append(json.loads(row.body))
             return last, found
 

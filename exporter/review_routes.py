@@ -20,8 +20,10 @@ from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from evidence.reviews import ENTRY_REVIEW, MAX_TEXT, VERDICTS, ReviewError, review_body
-from evidence.signing import NoteSigner, SigningKeyError, load_private_key
+from config.vocabulary import REVIEW
+from evidence.ledger.opening import open_signing
+from evidence.ledger.reviews import MAX_TEXT, VERDICTS, ReviewError, review_body
+from evidence.ledger.signing import SigningKeyError
 from exporter.evidence_download import basic_auth_ok
 from exporter.statuspage import html_page, service_tracker
 
@@ -120,9 +122,9 @@ class ReviewForms:
         if tracker is None or record is None:
             raise web.HTTPNotFound(text="Aucune panne ne porte cet identifiant.")
         try:
-            key = await asyncio.to_thread(load_private_key, settings.signing.key)
+            signing = await asyncio.to_thread(open_signing, settings)
             body = review_body(
-                NoteSigner(settings.vantage.name, key),
+                signing.signer,
                 outage_id=outage_id,
                 target_id=record.target_id,
                 verdict=verdict,
@@ -133,7 +135,7 @@ class ReviewForms:
         except (ReviewError, SigningKeyError) as exc:
             page = _form_page(outage_id, self.token(outage_id), error=str(exc))
             return _html(page, status=400)
-        seq = await self.service.sink.append(ENTRY_REVIEW, body)
+        seq = await self.service.sink.append(REVIEW, body)
         tracker.add_review({**body, "seq": seq})
         raise web.HTTPSeeOther(f"/outages/{quote(outage_id)}")
 

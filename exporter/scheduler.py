@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from probes.targets import Target
+from config.targets import Target
 
 __all__ = ["CheckFn", "Scheduler", "spread_offset"]
 

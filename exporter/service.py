@@ -18,26 +18,34 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from exporter.config import Settings
+from config.settings import Settings
+from config.targets import CONTROL_PREFIX, Expectation, Target
+from config.vocabulary import Outcome
 from exporter.looplag import LoopLag
 from exporter.metrics import Metrics
 from exporter.outage_recorder import OutageRecorder
 from probes.base import ProbeContext, ProbeRegistry
 from probes.drift import FingerprintBook
 from probes.environment import resolvers, vigie_version
-from probes.observation import Observation, Outcome, utc_now
-from probes.targets import CONTROL_PREFIX, Expectation, Target
+from probes.observation import Observation, utc_now
 
 if TYPE_CHECKING:
-    from evidence.checkpoint import Checkpointer
+    from evidence.ledger.checkpoint import Checkpointer
 
-__all__ = ["EvidenceSink", "LedgerWriteError", "Service", "check_once", "control_targets"]
+__all__ = [
+    "EvidenceSink",
+    "ObservationNotRecordedError",
+    "Service",
+    "check_once",
+    "control_targets",
+]
 
 log = structlog.get_logger("vigie.service")
 
 
-class LedgerWriteError(Exception):
-    """The evidence ledger could not durably record an entry."""
+class ObservationNotRecordedError(Exception):
+    """An observation could not be made durable in the ledger (the ledger's own error, whatever
+    the sink, is its cause; not to be confused with `evidence.ledger.entries.LedgerWriteError`)."""
 
 
 class EvidenceSink(Protocol):
@@ -275,7 +283,7 @@ class Service:
         """Record `obs`, then update status, metrics and outages; the fast re-check delay."""
         try:
             seq = await self.record(obs)
-        except LedgerWriteError:
+        except ObservationNotRecordedError:
             return None
         obs = obs.with_seq(seq)
         self.fingerprints.note(obs)
@@ -299,7 +307,8 @@ class Service:
                 await asyncio.wait_for(stopping.wait(), timeout=interval)
 
     async def record(self, obs: Observation) -> int:
-        """Commit `obs` to the ledger; raise `LedgerWriteError` (logged, counted) on failure."""
+        """Commit `obs` to the ledger; raise `ObservationNotRecordedError` (logged, counted)
+        on failure."""
         body = obs.to_dict()
         body.pop("seq", None)
         try:
@@ -309,7 +318,7 @@ class Service:
             log.error(  # noqa: TRY400 - the cause is in the event; no traceback for disk-full
                 "ledger_write_failed", target=obs.target_id, error=f"{type(exc).__name__}: {exc}"
             )
-            raise LedgerWriteError(str(exc)) from exc
+            raise ObservationNotRecordedError(str(exc)) from exc
         return seq
 
     @property
@@ -333,7 +342,7 @@ class Service:
         for obs in results:
             try:
                 seqs.append(await self.record(obs))
-            except LedgerWriteError:
+            except ObservationNotRecordedError:
                 break
         if self.outages is not None:
             await self.outages.vantage_checked(online, utc_now(), seqs)

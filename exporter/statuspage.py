@@ -2,6 +2,9 @@
 
 It shows what the tracker knows; it never changes state and never embeds untrusted markup
 (every value from configuration or observations is escaped).
+
+Why it is long: the status page, the outage list and the outage detail page share their French
+wording, layout and 90-day bars, rendered without a template engine.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
-from evidence.availability import Availability, percent_fr
-from evidence.maintenance import active_label, describe
-from evidence.outages import (
+from config.french import format_duration_fr, paris_time_fr, percent_fr, plural_fr, span_fr
+from config.maintenance import active_label, describe
+from config.vocabulary import PARIS, Outcome
+from evidence.outages.availability import Availability
+from evidence.outages.tracker import (
     DOWN,
     JOURNEY_DRIFT,
     CheckSummary,
@@ -24,13 +28,11 @@ from evidence.outages import (
     OutageTracker,
     Period,
     cause_label_fr,
-    format_duration_fr,
 )
-from probes.observation import Outcome
 
 if TYPE_CHECKING:
+    from config.targets import Target
     from exporter.service import Service
-    from probes.targets import Target
 
 __all__ = [
     "OUTCOME_LABELS",
@@ -45,18 +47,14 @@ __all__ = [
     "causes_fr",
     "html_page",
     "outage_view",
-    "paris_time",
-    "plural_fr",
     "render_not_found",
     "render_outage_by_id",
     "render_outage_page",
     "render_status_page",
     "render_status_view",
     "service_tracker",
-    "span_fr",
 ]
 
-PARIS = ZoneInfo("Europe/Paris")
 BAR_DAYS = 90
 OUTAGE_ROWS = 200  # outages listed on the page, newest first
 
@@ -231,35 +229,6 @@ class StatusView:
     days: int = BAR_DAYS  # length of the bars and of the outage history shown
 
 
-def paris_time(moment: dt.datetime | str) -> str:
-    """A moment shown as users read it: ``23/11/2026 14:27:18`` in Paris time."""
-    if isinstance(moment, str):
-        moment = dt.datetime.fromisoformat(moment)
-    return moment.astimezone(PARIS).strftime("%d/%m/%Y %H:%M:%S")
-
-
-def plural_fr(count: int, singular: str, plural: str | None = None) -> str:
-    """``1 vérification``, ``3 vérifications``: French agreement, never ``(s)``.
-
-    `singular` and `plural` may hold several words (``vérification réussie``); the plural
-    defaults to each word followed by ``s``. French counts 0 and 1 as singular.
-    """
-    if abs(count) < 2:
-        return f"{count} {singular}"
-    return f"{count} {plural or ' '.join(w + 's' for w in singular.split())}"
-
-
-def span_fr(start: str, end: str | None) -> str:
-    """A period in words: ``du 07/12/2026 18:33:45 au 07/12/2026 19:02:10``, or ``depuis le …``
-
-    `start` and `end` are already shown as Paris time (see `paris_time`); `end` None is a
-    period still going on.
-    """
-    if end is None:
-        return f"depuis le {start}"
-    return f"du {start} au {end}"
-
-
 def _day_level(avail: Availability) -> str:
     ratio = avail.ratio
     if ratio is None:
@@ -297,8 +266,8 @@ def outage_view(
         target_name=names.get(record.target_id, record.target_id),
         kind=record.kind,
         kind_label=_KIND_LABELS.get(record.kind, record.kind),
-        started=paris_time(record.started_at),
-        ended="en cours" if record.ended_at is None else paris_time(record.ended_at),
+        started=paris_time_fr(record.started_at),
+        ended="en cours" if record.ended_at is None else paris_time_fr(record.ended_at),
         duration=format_duration_fr(record.duration(now))
         + (" (en cours)" if record.is_open else ""),
         causes=causes_fr(record.causes),
@@ -333,8 +302,8 @@ def _period_view(period: Period, now: dt.datetime, names: Mapping[str, str]) -> 
         label = f"Surveillance du parcours « {name} » à revoir (la page a changé)"
     return PeriodView(
         kind_label=label,
-        started=paris_time(period.start),
-        ended=None if period.end is None else paris_time(period.end),
+        started=paris_time_fr(period.start),
+        ended=None if period.end is None else paris_time_fr(period.end),
         duration=format_duration_fr(period.duration(now)),
     )
 
@@ -383,10 +352,10 @@ def build_status_view(
                 name=target.display_name,
                 state=state,
                 state_label=_state_label(state, last),
-                since=paris_time(current.started_at) if current else None,
-                last_checked=paris_time(last.started_at) if last else None,
+                since=paris_time_fr(current.started_at) if current else None,
+                last_checked=paris_time_fr(last.started_at) if last else None,
                 detail=_detail(last)
-                + (f" depuis le {paris_time(drift)}" if drift and state == "drift" else ""),
+                + (f" depuis le {paris_time_fr(drift)}" if drift and state == "drift" else ""),
                 availability=availability,
                 days=bar,
                 maintenance_now=active_label(tracker.maintenance, now, target.id),
@@ -404,14 +373,14 @@ def build_status_view(
     offline_since = None
     vantage_periods = tracker.vantage_periods()
     if online is False and vantage_periods and vantage_periods[-1].end is None:
-        offline_since = paris_time(vantage_periods[-1].start)
+        offline_since = paris_time_fr(vantage_periods[-1].start)
     rules = tracker.rules
     return StatusView(
         vantage=vantage,
         operator=operator,
         vantage_online=online,
         vantage_since=offline_since,
-        generated_at=paris_time(now),
+        generated_at=paris_time_fr(now),
         targets=tuple(target_views),
         outages=tuple(outage_view(r, names, now, base_url) for r in shown[:OUTAGE_ROWS]),
         outages_total=len(shown),
@@ -800,7 +769,7 @@ def render_outage_page(
         ("Vérification", view.review or "pas encore vérifiée par une personne"),
     ]
     if record.confirmed_at:
-        facts.append(("Confirmée le", f"{paris_time(record.confirmed_at)} (heure de Paris)"))
+        facts.append(("Confirmée le", f"{paris_time_fr(record.confirmed_at)} (heure de Paris)"))
     facts.append(("Identifiant", record.id))
     dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts)
     ledger = _ledger_text(record)

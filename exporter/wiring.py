@@ -1,4 +1,5 @@
-"""Evidence wiring for the service: opens the ledger, artifact store, signing key, checkpointer.
+"""Evidence wiring for the service: the evidence opened as every command opens it
+(`evidence.ledger.opening`), a counting writer and the checkpointer.
 
 It only assembles parts of `evidence/`; it never writes an entry itself, and a failure to open
 the evidence side stops the service before any probe runs (nothing would be recorded).
@@ -15,18 +16,20 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from evidence.artifacts import FileArtifactStore
-from evidence.checkpoint import Checkpoint, CheckpointCopy, Checkpointer, default_copy_path
-from evidence.ledger import EntryBody, Ledger, LedgerError, LedgerWriter, open_ledger, redact_url
-from evidence.signing import NoteSigner, SigningKeyError, keygen, load_private_key
-from exporter.config import Settings
+from config.settings import Settings
+from evidence.ledger.artifacts import FileArtifactStore
+from evidence.ledger.checkpoint import Checkpoint, CheckpointCopy, Checkpointer, default_copy_path
+from evidence.ledger.core import EntryBody, Ledger, LedgerWriter
+from evidence.ledger.entries import LedgerError, redact_url
+from evidence.ledger.opening import open_evidence, open_signing
+from evidence.ledger.signing import SigningKeyError
 from exporter.metrics import Metrics
 from probes.drift import FingerprintBook
 
 if TYPE_CHECKING:
-    from evidence.timestamp import HttpTimestamper
+    from evidence.ledger.checkpoint import Stamper
 
-__all__ = ["Evidence", "EvidenceError", "journey_fingerprints", "open_evidence"]
+__all__ = ["Evidence", "EvidenceError", "journey_fingerprints", "open_service_evidence"]
 
 log = structlog.get_logger("vigie.evidence")
 
@@ -51,7 +54,7 @@ class _CountingWriter(LedgerWriter):
 class _MeteredStamper:
     """Counts RFC 3161 failures and remembers the last success for the metrics."""
 
-    def __init__(self, inner: HttpTimestamper, metrics: Metrics) -> None:
+    def __init__(self, inner: Stamper, metrics: Metrics) -> None:
         self._inner = inner
         self._metrics = metrics
 
@@ -99,37 +102,31 @@ class Evidence:
         await asyncio.to_thread(self.ledger.close)
 
 
-async def open_evidence(settings: Settings, metrics: Metrics) -> Evidence:
+async def open_service_evidence(settings: Settings, metrics: Metrics) -> Evidence:
     """Open the ledger, artifact store, signing key and checkpointer named in `settings`.
 
     A missing signing key is created (mode 0600) on first start, as SSH does for host keys.
     Raises `EvidenceError` with a message a user can act on.
     """
     ledger_settings = settings.ledger
-    password = ledger_settings.password.get_secret_value() if ledger_settings.password else None
+    key_path = settings.signing.key
+    created = not key_path.exists()
     try:
-        key_path = settings.signing.key
-        if not key_path.exists():
-            key = await asyncio.to_thread(keygen, key_path)
-            log.warning("signing_key_created", path=str(key_path))
-        else:
-            key = await asyncio.to_thread(load_private_key, key_path)
+        signing = await asyncio.to_thread(
+            open_signing,
+            settings,
+            create_key=True,
+            stamper=lambda inner: _MeteredStamper(inner, metrics),
+        )
     except (SigningKeyError, OSError) as exc:
         raise EvidenceError(f"signing key {settings.signing.key}: {exc}") from None
+    if created:
+        log.warning("signing_key_created", path=str(key_path))
     try:
-        ledger = await asyncio.to_thread(
-            open_ledger,
-            ledger_settings.url,
-            vantage=settings.vantage.name,
-            password=password or None,
-        )
+        evidence = await asyncio.to_thread(open_evidence, settings, readonly=False, signing=signing)
     except (LedgerError, OSError) as exc:
         raise EvidenceError(f"ledger {redact_url(ledger_settings.url)}: {exc}") from None
-    try:
-        artifacts = FileArtifactStore(ledger_settings.artifacts)
-    except OSError as exc:
-        ledger.close()
-        raise EvidenceError(f"artifacts directory {ledger_settings.artifacts}: {exc}") from None
+    ledger, artifacts = evidence.ledger, evidence.artifacts
     metrics.ledger_entries.inc(ledger.size())
     last = ledger.latest_checkpoint()
     if last is not None and last.unix_time is not None:
@@ -140,27 +137,12 @@ async def open_evidence(settings: Settings, metrics: Metrics) -> Evidence:
             metrics.last_checkpoint.set(checkpoint.unix_time)
 
     writer = _CountingWriter(ledger, metrics)
-    stamper = None
-    if settings.signing.tsa_url:
-        # Imported only with a TSA: X.509 and RFC 3161 parsing cost the service ~9 MB.
-        from evidence.timestamp import HttpTimestamper
-
-        ca = settings.signing.tsa_ca
-        stamper = _MeteredStamper(
-            HttpTimestamper(
-                settings.signing.tsa_url,
-                timeout=settings.signing.tsa_timeout,
-                ca_pem=ca.read_bytes() if ca else None,
-                user_agent=settings.user_agent,
-            ),
-            metrics,
-        )
     copy_path = default_copy_path(ledger_settings.url, ledger_settings.artifacts)
     checkpointer = Checkpointer(
         writer,
-        NoteSigner(settings.vantage.name, key),
-        timestamper=stamper,
-        tsa_name=settings.signing.tsa_url,
+        signing.signer,
+        timestamper=signing.timestamper,
+        tsa_name=signing.tsa_name,
         copy=CheckpointCopy(copy_path) if copy_path is not None else None,
         on_checkpoint=on_checkpoint,
     )

@@ -18,22 +18,22 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from evidence.signing import keygen, load_private_key
-from evidence.witness import Cosigner, Refusal, Witness, WitnessState
-from evidence.witness_http import Cosigning, WitnessEndpoint, witness_app
+from config.vocabulary import WITNESS_REFUSAL
+from evidence.ledger.signing import keygen, load_private_key
+from evidence.ledger.witness import Cosigner, Refusal, Witness, WitnessState
+from evidence.ledger.witness_http import Cosigning, WitnessEndpoint, witness_app
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from exporter.config import Settings
+    from config.settings import Settings
     from exporter.metrics import Metrics
     from exporter.wiring import Evidence
 
-__all__ = ["WITNESS_REFUSAL", "Witnessing", "cosigned_note", "start_witnessing"]
+__all__ = ["Witnessing", "cosigned_note", "start_witnessing"]
 
 log = structlog.get_logger("vigie.witnessing")
 
-WITNESS_REFUSAL = "witness_refusal"
 _POLL = 0.2  # how often the log side looks for a new checkpoint (s)
 
 

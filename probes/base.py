@@ -1,7 +1,7 @@
 """The probe contract: one `Probe` protocol (target in, observation out) and a registry by kind.
 
-Probes are peers: adding a kind means one module and one registry entry. A probe never raises
-for a target's failure; it returns an observation that says what failed.
+Probes are peers: adding a kind means one module and one entry in `probes/kinds.py`. A probe
+never raises for a target's failure; it returns an observation that says what failed.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+from config.targets import Target
 from probes.drift import JourneyBaseline
 from probes.guard import ReadOnlyGuard
 from probes.observation import Observation
-from probes.targets import Target
 
 __all__ = [
     "ArtifactStore",
@@ -111,11 +111,3 @@ class ProbeRegistry:
         probes, self._probes = list(self._probes.values()), {}
         for probe in probes:
             await probe.aclose()
-
-
-def default_factories() -> dict[str, ProbeFactory]:
-    """The built-in probe kinds: ``http`` and ``browser``."""
-    from probes.browser import BrowserProbe
-    from probes.http import HttpProbe
-
-    return {"http": HttpProbe, "browser": BrowserProbe}

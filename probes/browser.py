@@ -2,6 +2,10 @@
 
 It must never let a write leave the browser (every request asks the ReadOnlyGuard first) and never
 let a page wedge the probe (every call into the browser is bounded by the check's deadline).
+
+Why it is long: one journey is one sequence (launch in its confinement, fresh context, steps,
+captures, drift fingerprints) that shares the check's deadline and guard; the runtime
+(browser_runtime.py), the read-only proxy (wireproxy.py) and drift (drift.py) are already apart.
 """
 
 from __future__ import annotations
@@ -33,19 +37,19 @@ from playwright.async_api import (
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
+from config.targets import Step, parse_duration
+from config.vocabulary import Outcome
 from probes.base import ArtifactStore, ProbeContext, ProbeSettings
 from probes.browser_runtime import BrowserRuntime, BrowserUnavailableError
 from probes.drift import DRIFT_ACTIONS, DriftWatch, conclude
 from probes.observation import (
     BlockedRequest,
     Observation,
-    Outcome,
     StepResult,
     TLSInfo,
     format_time,
     utc_now,
 )
-from probes.targets import Step, parse_duration
 from probes.warc import WarcCapture, build_warc
 from probes.wireproxy import WireSession
 

@@ -15,6 +15,8 @@ from urllib.parse import urljoin
 
 import structlog
 
+from config.targets import Target
+from config.vocabulary import Outcome
 from probes.base import ProbeContext, ProbeSettings
 from probes.environment import resolvers
 from probes.guard import WriteBlockedError
@@ -27,8 +29,7 @@ from probes.httpclient import (
     Resolver,
     body_text_contains,
 )
-from probes.observation import Observation, Outcome, TLSInfo, format_time, utc_now
-from probes.targets import Target
+from probes.observation import Observation, TLSInfo, format_time, utc_now
 from probes.warc import WarcCapture, build_warc
 
 __all__ = ["HttpCheckResult", "HttpProbe"]

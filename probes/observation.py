@@ -7,42 +7,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import enum
 import json
 from typing import Any
+
+from config.vocabulary import Outcome
 
 __all__ = [
     "BlockedRequest",
     "Observation",
-    "Outcome",
     "StepResult",
     "TLSInfo",
     "canonical_json",
     "format_time",
     "utc_now",
 ]
-
-
-class Outcome(enum.StrEnum):
-    """Why a check succeeded or failed; one class per distinguishable cause."""
-
-    OK = "ok"
-    DNS_ERROR = "dns_error"
-    CONNECT_ERROR = "connect_error"
-    TLS_ERROR = "tls_error"
-    TIMEOUT = "timeout"
-    HTTP_STATUS = "http_status"
-    CONTENT_MISMATCH = "content_mismatch"
-    BROWSER_ERROR = "browser_error"
-    STEP_FAILED = "step_failed"
-    TOO_LARGE = "too_large"
-    VANTAGE_OFFLINE = "vantage_offline"
-    PROTOCOL_ERROR = "protocol_error"
-    REDIRECT_LOOP = "redirect_loop"
-    BLOCKED = "blocked"
-    # A journey step failed on a page that served normally but changed shape since the last
-    # successful run: the journey needs updating; not an outage of the site.
-    JOURNEY_DRIFT = "journey_drift"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -25,6 +25,10 @@ packages and pins `cryptography<44.1` (Vigie uses 51: downgrade) and `h11<=0.14`
 request-smuggling flaw CVE-2025-43859, fixed in 0.16 which Vigie has). The policy needs only
 HTTP/1.1 parsing (h11, a well-kept sans-I/O parser), TLS (the standard library) and a certificate
 authority (`cryptography`, already a dependency): ~700 lines in the probe's own process.
+
+Why it is long: the GET/HEAD-only rule at the wire is read byte by byte (request line, headers,
+bodies, tunnels, upgrades) in one parser; split, one security rule would be spread over several
+files.
 """
 
 from __future__ import annotations
@@ -53,9 +57,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from config.vocabulary import Outcome
 from probes.guard import ALLOWED_METHODS
 from probes.httpclient import Exchange, _ssl_facts  # the HTTP probe's facts, same format
-from probes.observation import BlockedRequest, Outcome, TLSInfo
+from probes.observation import BlockedRequest, TLSInfo
 
 __all__ = ["RefusedError", "WireProxy", "WireSession"]
 

@@ -2,6 +2,10 @@
 
 It only listens on the addresses it is given and never opens a connection of its own; every
 request it receives is counted, and every write (non-GET/HEAD) is recorded and refused.
+
+Why it is long: one asyncio server holds every route and fault switch of the stand-in site; the
+faults act on the connection itself (reset, hang, bad TLS, huge body), so they live beside the
+handler that owns the connection.
 """
 
 from __future__ import annotations

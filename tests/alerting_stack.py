@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from exporter.config import Settings
+from config.settings import Settings
 from simulator import SimulatorProcess
 from tests.service_fixture import ServiceProcess
 from tests.smtp_sink import SmtpSink

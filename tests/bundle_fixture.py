@@ -18,12 +18,16 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence.artifacts import FileArtifactStore
-from evidence.bundle import ExportRequest, ExportResult, export_bundle
-from evidence.checkpoint import Checkpoint, head_text
-from evidence.ledger import CHECKPOINT, OBSERVATION, TIMESTAMP, SqlLedger, TreeHead, open_ledger
-from evidence.signing import NoteSigner
-from probes.observation import Observation, Outcome, format_time
+from config.vocabulary import CHECKPOINT, OBSERVATION, TIMESTAMP, Outcome
+from evidence.bundle.export import export_bundle
+from evidence.bundle.model import ExportRequest, ExportResult
+from evidence.ledger.artifacts import FileArtifactStore
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.checkpoint import Checkpoint, head_text
+from evidence.ledger.core import SqlLedger
+from evidence.ledger.entries import TreeHead
+from evidence.ledger.signing import NoteSigner
+from probes.observation import Observation, format_time
 
 __all__ = [
     "BUILD_START",

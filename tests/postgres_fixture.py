@@ -30,7 +30,8 @@ from typing import Any
 
 import pytest
 
-from evidence.ledger import SqlLedger, open_ledger
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.core import SqlLedger
 
 __all__ = [
     "PostgresServer",
@@ -334,8 +335,8 @@ def shift_seqs(first: int, delta: int) -> list[tuple[str, list[Any]]]:
 
 def rebuild_stored_tree(url: str) -> None:
     """Recompute every stored node from the (tampered) leaf hashes, as a careful forger would."""
-    from evidence import merkle
-    from evidence.ledger import open_ledger
+    from evidence.ledger import merkle
+    from evidence.ledger.backends import open_ledger
 
     ledger = open_ledger(url, readonly=True)
     try:

@@ -176,7 +176,8 @@ class LedgerFollower:
 
     def poll(self) -> list[dict[str, Any]]:
         """The entries appended since the last poll (none before the ledger exists)."""
-        from evidence.ledger import LedgerError, open_ledger
+        from evidence.ledger.backends import open_ledger
+        from evidence.ledger.entries import LedgerError
 
         if self.ledger is None:
             if not self.path.exists():

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from probes.observation import Outcome
+from config.vocabulary import Outcome
 from tests.alerting_stack import (
     ALERTS_DIR,
     AMTOOL,

@@ -19,18 +19,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import tests.bundle_fixture as bundle_fixture
-from evidence.attestation import (
+from config.settings import Settings
+from config.vocabulary import Outcome
+from evidence.bundle.attestation import (
     Window,
     WindowError,
     build_attestation,
     describe_failure,
     parse_window,
 )
-from evidence.attestation_cmd import chosen_targets, write_attestation
-from evidence.availability import PARIS
-from exporter.config import Settings
+from evidence.bundle.with_settings import chosen_targets, write_attestation
+from evidence.outages.availability import PARIS
 from probes.browser_runtime import DEBIAN_CHROMIUM
-from probes.observation import Outcome
 from tests.bundle_fixture import BuiltLedger, build_ledger, standalone_verify
 from tests.service_fixture import LedgerFollower, run_service
 from tests.test_export_e2e import _config as export_config
@@ -127,7 +127,7 @@ class TestPlainWords:
 
     def test_journey_step(self) -> None:
         """A journey stopped at a step names the page and the step number, not the selector."""
-        from evidence.attestation import TargetInfo
+        from evidence.bundle.attestation import TargetInfo
 
         target = TargetInfo(
             "creation", "ANEF — création de compte", "browser", "http://x/", 300, 60
@@ -252,7 +252,7 @@ class TestFigures:
 
     def test_vigie_stopped(self, tmp_path: Path) -> None:
         """A stretch when Vigie was not running (a `gap` entry) is named as such."""
-        from evidence.ledger import open_ledger
+        from evidence.ledger.backends import open_ledger
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path, minutes=30)
         ledger = open_ledger(built.url, vantage="paris-1")
@@ -517,7 +517,7 @@ class TestCapture:
 
         from PIL import Image
 
-        from evidence.attestation_pdf import render_attestation
+        from evidence.bundle.attestation_pdf import render_attestation
 
         built, settings = synthetic
         picture = io.BytesIO()
@@ -553,7 +553,7 @@ class TestJourney:
     def test_account_creation_form_missing(self, simulator_process: Any, tmp_path: Path) -> None:
         """The shipped account-creation journey, its form removed by the simulator: the PDF says
         the page did not show in plain words, draws the screenshot, names no selector."""
-        from exporter.config import load_settings
+        from config.settings import load_settings
 
         shipped = {t.id: t for t in load_settings(REPO / "vigie.yaml").targets}
         journey = shipped["anef-creation-compte"]
@@ -620,7 +620,7 @@ class TestTimestamped:
     ) -> None:
         """A vantage configured with a TSA stamps the attestation's bundle as `vigie export` does
         (the first version signed it without the TSA and its root)."""
-        from evidence.bundle_verify import verify_bundle
+        from evidence.bundle.verify import verify_bundle
 
         built, settings = synthetic
         ca = tmp_path / "tsa-ca.pem"

@@ -7,16 +7,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from evidence.availability import (
+from config.french import percent_fr
+from config.settings import MaintenanceWindow
+from evidence.outages.availability import (
     AvailabilityIndex,
     IntervalList,
     measure,
-    percent_fr,
     period_bounds,
     subtract,
     union,
 )
-from exporter.config import MaintenanceWindow
 
 PARIS = ZoneInfo("Europe/Paris")
 DAY0 = dt.datetime(2026, 11, 23, tzinfo=PARIS)  # a Monday, Paris midnight

@@ -29,8 +29,10 @@ import pytest
 from aiohttp import WSMsgType, web
 from warcio.archiveiterator import ArchiveIterator
 
-from exporter.config import ConfigError, load_settings
-from probes.base import ProbeContext, ProbeRegistry, ProbeSettings, default_factories
+from config.settings import ConfigError, load_settings
+from config.targets import Target
+from config.vocabulary import Outcome
+from probes.base import ProbeContext, ProbeRegistry, ProbeSettings
 from probes.browser import (
     LOAD_STEP,
     MAX_BODY_BYTES,
@@ -46,8 +48,8 @@ from probes.browser_runtime import (
     process_tree_rss,
 )
 from probes.guard import ReadOnlyGuard
-from probes.observation import Observation, Outcome
-from probes.targets import Target
+from probes.kinds import default_factories
+from probes.observation import Observation
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent

@@ -16,14 +16,11 @@ from typing import Any
 
 import pytest
 
-from evidence import export_cmd
-from evidence.bundle import (
-    CSV_OBSERVATION_COLUMNS,
-    BundleError,
-    ExportRequest,
-    aligned_ranges,
-)
-from evidence.bundle_verify import verify_bundle
+from evidence.bundle.export import aligned_ranges
+from evidence.bundle.model import BundleError, ExportRequest
+from evidence.bundle.table import CSV_OBSERVATION_COLUMNS
+from evidence.bundle.verify import verify_bundle
+from exporter.commands import export as export_cmd
 from probes.observation import canonical_json
 from tests.bundle_fixture import BUILD_START, BuiltLedger, build_ledger
 
@@ -172,7 +169,7 @@ class TestTimestamps:
         self, local_tsa: object, tmp_path: Path
     ) -> None:
         """Checkpoint tokens of the local `openssl ts` authority go into proofs/ and verify."""
-        from evidence.timestamp import HttpTimestamper
+        from evidence.ledger.timestamp import HttpTimestamper
 
         url = local_tsa.url  # type: ignore[attr-defined]
         root = local_tsa.ca_pem  # type: ignore[attr-defined]
@@ -196,8 +193,8 @@ class TestExportCommand:
         """`vigie export` then `vigie verify FILE.zip` exit 0; a changed bundle exits 1."""
         import argparse
 
-        from evidence import commands
-        from exporter.config import Settings
+        from config.settings import Settings
+        from exporter.commands import evidence as commands
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
         key = built.save_key(tmp_path / "vantage.key")
@@ -244,7 +241,7 @@ class TestExportCommand:
 class TestCsvCells:
     def test_separators_and_quotes_survive_a_spreadsheet_reader(self) -> None:
         """Cells holding `;`, quotes or line breaks read back unchanged through `csv`."""
-        from evidence.bundle import _decode_bodies, _ObservationTable
+        from evidence.bundle.table import ObservationTable, decode_bodies
 
         entry = {
             "seq": 7,
@@ -260,8 +257,8 @@ class TestCsvCells:
             "artifacts": {"ab" * 32: "warc"},
         }
         later = {**entry, "seq": 8, "started_at": "2026-03-29T01:00:00.000000Z"}
-        entries = _decode_bodies([canonical_json(entry), canonical_json(later)])
-        text = _ObservationTable().lines(entries)
+        entries = decode_bodies([canonical_json(entry), canonical_json(later)])
+        text = ObservationTable().lines(entries)
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
         assert len(rows) == 2
         first = dict(zip(CSV_OBSERVATION_COLUMNS, rows[0], strict=True))
@@ -300,7 +297,7 @@ class TestWorkerProcess:
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """With a CSV worker process (large exports), the files are identical to a lone process."""
-        from evidence import bundle
+        from evidence.bundle import export as bundle
 
         monkeypatch.setattr(bundle, "_CHUNK", 16)  # many chunks through the pipe
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
@@ -313,7 +310,7 @@ class TestWorkerProcess:
     ) -> None:
         """An entry that is not canonical JSON (a line break inside) gives the same CSV line
         through the worker (which cannot split that chunk by lines) as in one process."""
-        from evidence import bundle
+        from evidence.bundle import export as bundle
 
         monkeypatch.setattr(bundle, "_CHUNK", 16)
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
@@ -338,11 +335,11 @@ class TestWorkerProcess:
     ) -> None:
         """Chunks built by this process while the worker is busy (every other one here) are
         merged in order: the same files as one process."""
-        from evidence import bundle
+        from evidence.bundle import export as bundle
 
         monkeypatch.setattr(bundle, "_CHUNK", 16)
         turns = itertools.count()
-        monkeypatch.setattr(bundle._CsvPipeline, "_build_here", lambda _self: next(turns) % 2 == 1)
+        monkeypatch.setattr(bundle.CsvPipeline, "_build_here", lambda _self: next(turns) % 2 == 1)
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
         alone = _export_files(built, tmp_path / "b0.zip", workers=0)
         assert _export_files(built, tmp_path / "b1.zip", workers=1) == alone
@@ -352,7 +349,7 @@ class TestWorkerProcess:
         """Tables of consecutive parts, merged in order, hold exactly the figures of one table
         fed every entry: float sums added in the same order, the first environment of an
         entry opening a day, artifacts and screenshots first seen first."""
-        from evidence.bundle import _decode_bodies, _ObservationTable
+        from evidence.bundle.table import ObservationTable, decode_bodies
 
         chance = random.Random(3)
         bodies = []
@@ -372,15 +369,15 @@ class TestWorkerProcess:
                 sha = f"{seq % 4:064x}"
                 entry["artifacts"] = {sha: chance.choice(["screenshot", "warc"])}
             bodies.append(canonical_json(entry))
-        entries = _decode_bodies(bodies)
-        whole = _ObservationTable()
+        entries = decode_bodies(bodies)
+        whole = ObservationTable()
         text = whole.lines(entries)
         assert whole.environment is not None
         for cuts in ([0, 400], [0, 130, 131, 200, 400], [0, 1, 57, 121, 150, 151, 399, 400]):
-            merged = _ObservationTable()
+            merged = ObservationTable()
             pieces = [merged.lines(entries[: cuts[1]])]
             for low, high in itertools.pairwise(cuts[1:]):
-                part = _ObservationTable(part=True)
+                part = ObservationTable(part=True)
                 pieces.append(part.lines(entries[low:high]))
                 merged.merge(part)
             assert "".join(pieces) == text
@@ -411,12 +408,12 @@ class TestZipMembers:
     ) -> None:
         """Should `zipfile` lose the attributes used to splice deflated data, the members are
         inflated and written the ordinary way: same files, and the bundle verifies."""
-        from evidence import bundle
+        from evidence.bundle.zipwriter import RawMember
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
         spliced = _export_files(built, tmp_path / "a.zip")
-        missing = (*bundle._RawMember._ATTRIBUTES, "_no_such_attribute")
-        monkeypatch.setattr(bundle._RawMember, "_ATTRIBUTES", missing)
+        missing = (*RawMember._ATTRIBUTES, "_no_such_attribute")
+        monkeypatch.setattr(RawMember, "_ATTRIBUTES", missing)
         assert _export_files(built, tmp_path / "b.zip") == spliced
         assert verify_bundle(tmp_path / "b.zip", public_key=built.signer.verifier).ok
         with zipfile.ZipFile(tmp_path / "a.zip") as a, zipfile.ZipFile(tmp_path / "b.zip") as b:
@@ -433,11 +430,11 @@ class TestObservationDecoding:
         """The decoded fields are those of the whole parsed entry (absent: None), whatever
         their JSON type, the environment as JSON text; unused fields are skipped. A block of
         lines decodes to the same, a line msgspec refuses included."""
-        from evidence.bundle import (
+        from evidence.bundle.table import (
             _block_observations,
-            _decode_bodies,
             _decode_observation,
             _observation_of,
+            decode_bodies,
         )
 
         bodies = [
@@ -468,16 +465,16 @@ class TestObservationDecoding:
                     assert value == entry.get(name), name  # orjson: 2**64 as a float, equal
         refused = b'{"seq":6,"duration_s":1e999}'  # msgspec refuses it, orjson too
         block = b"\n".join([*bodies, b'{"type":"checkpoint"}']) + b"\n"
-        assert _block_observations(block, len(bodies) + 1, [len(bodies)]) == _decode_bodies(bodies)
+        assert _block_observations(block, len(bodies) + 1, [len(bodies)]) == decode_bodies(bodies)
         with pytest.raises(ValueError, match=r"(?i)number|infinity|range"):
             _block_observations(refused + b"\n", 1, [])
 
     def test_a_body_msgspec_refuses_fails_as_before(self) -> None:
         """A body that is not JSON raises the JSON parser's error (as before), not another."""
-        from evidence.bundle import _decode_bodies
+        from evidence.bundle.table import decode_bodies
 
         with pytest.raises(ValueError, match=r"(?i)json|unexpected|expected"):
-            _decode_bodies([b'{"seq":1,"target_id":'])
+            decode_bodies([b'{"seq":1,"target_id":'])
 
 
 class TestTimestampLookup:
@@ -485,8 +482,9 @@ class TestTimestampLookup:
         """Timestamp entries of the windows after checkpoints: those inside the exported range
         come from its list of seqs, the others are read; the result is what reading every
         window of the ledger gives, in seq order, each entry once."""
-        from evidence.bundle import _Scanned, _timestamp_bodies
-        from evidence.ledger import OBSERVATION, TIMESTAMP, open_ledger
+        from config.vocabulary import OBSERVATION, TIMESTAMP
+        from evidence.bundle.export import _Scanned, _timestamp_bodies
+        from evidence.ledger.backends import open_ledger
 
         url = f"sqlite:///{tmp_path / 'l.db'}"
         ledger = open_ledger(url, vantage="paris-1")

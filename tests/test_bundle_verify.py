@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from evidence.bundle import ExportRequest
-from evidence.bundle_verify import verify_bundle
-from evidence.signing import NoteSigner
+from evidence.bundle.model import ExportRequest
+from evidence.bundle.verify import verify_bundle
+from evidence.ledger.signing import NoteSigner
 from tests.bundle_fixture import BUILD_START, build_ledger
 
 PERIOD = ExportRequest(

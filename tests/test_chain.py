@@ -7,9 +7,9 @@ import hashlib
 
 import pytest
 
-from evidence import chain
-from evidence.checkpoint import head_text, parse_checkpoint_text
-from evidence.ledger import TreeHead
+from evidence.ledger import chain
+from evidence.ledger.checkpoint import head_text, parse_checkpoint_text
+from evidence.ledger.entries import TreeHead
 
 ROOT = hashlib.sha256(b"root").digest()
 

@@ -16,8 +16,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence import merkle
-from evidence.checkpoint import (
+from config.settings import Settings
+from config.vocabulary import CHECKPOINT, TIMESTAMP, TSA_FAILURE
+from evidence.ledger import merkle
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.checkpoint import (
     Checkpoint,
     CheckpointCopy,
     Checkpointer,
@@ -26,17 +29,9 @@ from evidence.checkpoint import (
     default_copy_path,
     parse_checkpoint_text,
 )
-from evidence.commands import add_commands
-from evidence.ledger import (
-    CHECKPOINT,
-    TIMESTAMP,
-    TSA_FAILURE,
-    LedgerCorruptedError,
-    LedgerWriter,
-    SqlLedger,
-    open_ledger,
-)
-from evidence.signing import (
+from evidence.ledger.core import LedgerWriter, SqlLedger
+from evidence.ledger.entries import LedgerCorruptedError
+from evidence.ledger.signing import (
     KeyExistsError,
     KeyPermissionError,
     NoteError,
@@ -49,11 +44,11 @@ from evidence.signing import (
     open_note,
     public_key_path,
 )
-from evidence.timestamp import HttpTimestamper
-from evidence.verify import verify_ledger
-from exporter.config import Settings
+from evidence.ledger.timestamp import HttpTimestamper
+from evidence.ledger.verify import verify_ledger
+from exporter.commands.evidence import add_commands
 from exporter.metrics import Metrics
-from exporter.wiring import open_evidence
+from exporter.wiring import open_service_evidence
 
 if TYPE_CHECKING:
     from tests.tsa_fixture import LocalTsa
@@ -479,7 +474,7 @@ class TestServiceWiring:
         metrics = Metrics(vantage="paris-1", version="test")
 
         async def scenario() -> None:
-            evidence = await open_evidence(settings, metrics)
+            evidence = await open_service_evidence(settings, metrics)
             await evidence.sink.append("gap", {"n": 1})
             await evidence.checkpointer.checkpoint()
             await evidence.aclose()

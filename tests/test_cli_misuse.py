@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from evidence.bundle import ExportRequest
+from evidence.bundle.model import ExportRequest
 from tests.bundle_fixture import BUILD_START, build_ledger
 
 pytestmark = pytest.mark.slow

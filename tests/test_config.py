@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import ConfigError, load_settings
+from config.targets import parse_duration
 from exporter.cli import probe_settings
-from exporter.config import ConfigError, load_settings
-from probes.targets import parse_duration
 
 DATA = Path(__file__).parent / "data"
 INVALID = DATA / "invalid"

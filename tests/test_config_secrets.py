@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import structlog
 
+from config.settings import ConfigError, load_settings, redact_secrets, warn_unknown_env
 from exporter.cli import main
-from exporter.config import ConfigError, load_settings, redact_secrets, warn_unknown_env
 
 # (case, YAML text, environment, the secret that must never be printed)
 SECRET_CASES = [
@@ -210,8 +210,9 @@ def test_listen_port_out_of_range_is_refused(tmp_path: Path, listen: str) -> Non
 
 def test_check_table_detail_is_not_cut_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
     """`vigie check`'s DETAIL column keeps the whole error when the output is not a terminal."""
+    from config.vocabulary import Outcome
     from exporter.cli import _print_table
-    from probes.observation import Observation, Outcome
+    from probes.observation import Observation
 
     error = (
         "connection to [2001:db8::1]:443 failed: Network is unreachable (tried 4 addresses) " * 2

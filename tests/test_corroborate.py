@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from evidence.bundle import ExportRequest
-from evidence.corroborate import Corroboration, CorroborationError, corroborate
+from evidence.bundle.corroborate import Corroboration, CorroborationError, corroborate
+from evidence.bundle.model import ExportRequest
 from tests.bundle_fixture import BUILD_START, build_ledger
 
 PERIOD = ExportRequest(BUILD_START, BUILD_START + dt.timedelta(hours=3))
@@ -67,7 +67,7 @@ class TestCommandOutput:
         """`vigie corroborate` speaks French throughout, with plurals and Paris times."""
         import argparse
 
-        from evidence.export_cmd import run_corroborate
+        from exporter.commands.export import run_corroborate
 
         a = _bundle(tmp_path / "a", "paris-1", 0)
         b = _bundle(tmp_path / "b", "lyon-1", 5)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence.bundle import ExportRequest
-from evidence.bundle_verify import verify_bundle
-from evidence.checkpoint import Checkpoint
-from evidence.ledger import CHECKPOINT, open_ledger
-from evidence.witness import Cosigner
-from evidence.witness_http import COSIGNATURE
+from config.vocabulary import CHECKPOINT, COSIGNATURE
+from evidence.bundle.model import ExportRequest
+from evidence.bundle.verify import verify_bundle
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.checkpoint import Checkpoint
+from evidence.ledger.witness import Cosigner
 from tests.bundle_fixture import BUILD_START, BuiltLedger, build_ledger, cryptography_only_python
 from tests.test_forgery import one_target_requests, standalone
 
@@ -114,8 +114,8 @@ def test_vigie_verify_takes_the_witness_policy(
     """`vigie verify FILE.zip --witness VKEY --witnesses-required N`: exit 0, then 1 for N=2."""
     import argparse
 
-    from evidence import commands
-    from exporter.config import Settings
+    from config.settings import Settings
+    from exporter.commands import evidence as commands
 
     built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
     _cosign(built, WITNESS)

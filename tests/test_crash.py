@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from evidence.ledger import open_ledger
-from evidence.signing import NoteSigner, keygen, load_private_key
-from evidence.verify import verify_ledger
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.signing import NoteSigner, keygen, load_private_key
+from evidence.ledger.verify import verify_ledger
 
 pytest_plugins = ["tests.postgres_fixture"]
 
@@ -40,10 +40,11 @@ structlog.configure(
     logger_factory=structlog.PrintLoggerFactory(sys.stderr),
 )
 
-from evidence.artifacts import FileArtifactStore
-from evidence.checkpoint import CheckpointCopy, Checkpointer
-from evidence.ledger import LedgerWriter, open_ledger
-from evidence.signing import NoteSigner, load_private_key
+from evidence.ledger.artifacts import FileArtifactStore
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.checkpoint import CheckpointCopy, Checkpointer
+from evidence.ledger.core import LedgerWriter
+from evidence.ledger.signing import NoteSigner, load_private_key
 
 url, key, artifacts, copy, cycle = sys.argv[1:]
 

@@ -62,7 +62,7 @@ class TestDemo:
 class TestDemoConfig:
     def test_config_file_settings_kept_simulator_targets_used(self, tmp_path: Path) -> None:
         """`vigie demo --config FILE`: FILE's vantage and rules, the simulator's targets."""
-        from exporter.config import load_settings
+        from config.settings import load_settings
         from exporter.demo import demo_config, merged_config
 
         base = tmp_path / "asso.yaml"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from evidence.dossier_checks import dossier_warnings
-from exporter.config import Settings
+from config.settings import Settings
+from evidence.bundle.dossier_checks import dossier_warnings
 from tests.bundle_fixture import vigie_cli
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from evidence.availability import PARIS
+from evidence.outages.availability import PARIS
 from tests.bundle_fixture import standalone_verify, vigie_cli
 from tests.service_fixture import LedgerFollower, ServiceProcess, http_get, run_service
 
@@ -225,7 +225,7 @@ def run(simulator_process_shared: Any, tmp_path_factory: pytest.TempPathFactory)
 
 def _paris_day(text: str) -> str:
     """`5 décembre 2026` for an RFC 3339 time (the report's long date, Paris time)."""
-    from evidence.report import format_datetime_fr
+    from config.french import format_datetime_fr
 
     moment = dt.datetime.fromisoformat(text)
     return format_datetime_fr(moment, zone=False).split(" à ")[0]
@@ -449,7 +449,7 @@ class TestWhatTheJudgeReads:
     def test_key_fingerprint_and_how_to_check_it(self, run: Run, whole: Path) -> None:
         """The report and LISEZMOI.txt give the key's fingerprint, say to compare it with one
         obtained by another route, and how to recompute it; the command they give does."""
-        from evidence.signing import NoteVerifier, key_fingerprint
+        from evidence.ledger.signing import NoteVerifier, key_fingerprint
 
         vkey = (whole / "proofs" / "vantage.vkey").read_text("utf-8").strip()
         fingerprint = key_fingerprint(NoteVerifier.parse(vkey).raw)
@@ -529,7 +529,7 @@ class TestPieces:
                 paris = dt.datetime.fromisoformat(entry["started_at"]).astimezone(PARIS)
                 assert paris.strftime("%Y-%m-%d %H:%M:%S") in captures
         # pièce 4: the key's fingerprint, and how to check it
-        from evidence.signing import NoteVerifier, key_fingerprint
+        from evidence.ledger.signing import NoteVerifier, key_fingerprint
 
         vkey = (whole / "proofs" / "vantage.vkey").read_text("utf-8").strip()
         instructions = " ".join(pdf_text(folder / files[4]).split())

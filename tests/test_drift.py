@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from evidence.artifacts import FileArtifactStore
-from exporter.config import load_settings
+from config.settings import load_settings
+from config.vocabulary import Outcome
+from evidence.ledger.artifacts import FileArtifactStore
 from probes.base import ProbeContext, ProbeSettings
 from probes.browser import LOAD_STEP, BrowserProbe
 from probes.drift import FINGERPRINT_KIND, FingerprintBook, JourneyBaseline, structure_changes
-from probes.observation import Observation, Outcome
+from probes.observation import Observation
 from simulator.pages import LOGIN_SCRIPT_PATH
 from tests.test_browser_probe import REPO, LoopThread, needs_chromium
 

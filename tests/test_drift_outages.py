@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from evidence.outages import JOURNEY_DRIFT, OutageTracker, causes_text_fr
-from probes.observation import Outcome, format_time
+from config.vocabulary import Outcome
+from evidence.outages.tracker import JOURNEY_DRIFT, OutageTracker, causes_text_fr
+from probes.observation import format_time
 from tests.test_outages import FAIL, OK, RULES, T0, TARGET, Ledger, every, make_obs, tracker
 
 DRIFT = Outcome.JOURNEY_DRIFT
@@ -90,8 +91,8 @@ class TestDriftInReports:
 
     def test_bundle_report_counts_drift_as_unmonitored(self) -> None:
         """The bundle report's availability leaves a journey's drift period out of it."""
-        from evidence.bundle import BundleSummary, TargetStats
-        from evidence.report_bundle import _index
+        from evidence.bundle.model import BundleSummary, TargetStats
+        from evidence.bundle.report_inputs import _index
 
         at = [format_time(T0 + dt.timedelta(seconds=s)) for s in (600, 1800)]
         summary = BundleSummary(

@@ -259,7 +259,7 @@ class TestRealVersions:
     ) -> None:
         """An outage closed at a real RFC 3339 time (with ':' and '.') or still open gets its
         bundle (issue 17: every closed outage answered 500)."""
-        from evidence.outages import OutageRecord
+        from evidence.outages.tracker import OutageRecord
         from exporter.evidence_routes import outage_version
 
         record = OutageRecord(
@@ -338,8 +338,8 @@ class TestSameOpeningAsExport:
     ) -> None:
         """The status page's bundle is built as `vigie export --outage` builds it: stamped by
         the configured TSA, with its root (issue 16: the download had neither)."""
-        from evidence.bundle_verify import verify_bundle
-        from exporter.config import Settings
+        from config.settings import Settings
+        from evidence.bundle.verify import verify_bundle
         from exporter.evidence_routes import _export_outage
         from tests.bundle_fixture import build_ledger
 

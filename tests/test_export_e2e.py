@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from evidence.availability import PARIS
-from evidence.signing import public_key_path
+from evidence.ledger.signing import public_key_path
+from evidence.outages.availability import PARIS
 from tests.bundle_fixture import standalone_verify, vigie_cli
 from tests.service_fixture import run_service
 
@@ -35,7 +35,8 @@ class _LedgerFollower:
         self.entries: list[dict[str, Any]] = []
 
     def poll(self) -> None:
-        from evidence.ledger import LedgerError, open_ledger
+        from evidence.ledger.backends import open_ledger
+        from evidence.ledger.entries import LedgerError
 
         if not self.path.exists():
             return

@@ -7,10 +7,11 @@ import ssl
 
 import pytest
 
+from config.targets import Expectation, Target
+from config.vocabulary import Outcome
 from probes.base import ProbeContext, ProbeSettings
 from probes.http import HttpProbe
-from probes.observation import Observation, Outcome
-from probes.targets import Expectation, Target
+from probes.observation import Observation
 from simulator import LOGIN_PATH, Simulator
 
 SETTINGS = ProbeSettings(vantage="t", user_agent="Vigie-test/1 (+http://localhost)", environment={})

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from evidence import merkle
-from evidence.bundle import BUNDLE_FORMAT, ExportRequest
-from evidence.bundle_verify import verify_bundle
-from evidence.signing import NoteSigner
+from evidence.bundle.export import BUNDLE_FORMAT
+from evidence.bundle.model import ExportRequest
+from evidence.bundle.verify import verify_bundle
+from evidence.ledger import merkle
+from evidence.ledger.signing import NoteSigner
 from tests.bundle_fixture import BUILD_START, BuiltLedger, build_ledger, cryptography_only_python
 
 PERIOD = ExportRequest(
@@ -89,7 +90,7 @@ class TestManifestTimestamp:
     ) -> None:
         """The manifest of a TSA-configured vantage declares its token: removing it (and
         re-signing the manifest) is a failure, not a warning."""
-        from evidence.timestamp import HttpTimestamper
+        from evidence.ledger.timestamp import HttpTimestamper
 
         root = local_tsa.ca_pem  # type: ignore[attr-defined]
         stamper = HttpTimestamper(local_tsa.url, ca_pem=root)  # type: ignore[attr-defined]
@@ -272,11 +273,11 @@ def test_a_ledger_written_before_the_chain_still_verifies(
 ) -> None:
     """Entries without `target_prev` and checkpoints without heads (ledgers written before
     issue 18) verify as before; both verifiers say the completeness is not proved."""
-    import evidence.chain
+    import evidence.ledger.chain
     import tests.bundle_fixture
-    from evidence.checkpoint import checkpoint_text
+    from evidence.ledger.checkpoint import checkpoint_text
 
-    monkeypatch.setattr(evidence.chain, "link", lambda body, _seq, _heads: body)
+    monkeypatch.setattr(evidence.ledger.chain, "link", lambda body, _seq, _heads: body)
     monkeypatch.setattr(
         tests.bundle_fixture,
         "head_text",

@@ -16,8 +16,8 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
+from config.settings import ConfigError, load_settings
 from dashboards import all_dashboards
-from exporter.config import ConfigError, load_settings
 from exporter.grafana import (
     GrafanaPushError,
     add_commands,

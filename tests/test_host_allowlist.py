@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import Settings
 from exporter.central import Central, CentralConfig
 from exporter.central import build_app as build_central_app
-from exporter.config import Settings
 from exporter.hostcheck import HostAllowList
 from exporter.server import build_app
 from tests.service_fixture import free_port, run_service

@@ -19,12 +19,13 @@ from typing import Any, TypeVar
 import pytest
 import uvloop
 
+from config.targets import Target
+from config.vocabulary import Outcome
 from probes.base import ProbeContext, ProbeSettings
 from probes.guard import ReadOnlyGuard
 from probes.http import HttpCheckResult, HttpProbe
 from probes.httpclient import Limits, body_text_contains
-from probes.observation import BlockedRequest, Observation, Outcome
-from probes.targets import Target
+from probes.observation import BlockedRequest, Observation
 from simulator.tls import make_tls_material
 from tests.hostile import Client, HostileServer, respond
 

@@ -12,22 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from evidence import merkle
-from evidence.artifacts import ArtifactError, FileArtifactStore
-from evidence.ledger import (
-    OBSERVATION,
-    LedgerEntryError,
-    LedgerError,
-    LedgerWriteError,
-    LedgerWriter,
-    SqlLedger,
-    encode_entry,
-    open_ledger,
-    sqlite_path,
-)
-from evidence.verify import verify_ledger
+from config.vocabulary import OBSERVATION, Outcome
+from evidence.ledger import merkle
+from evidence.ledger.artifacts import ArtifactError, FileArtifactStore
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.core import LedgerWriter, SqlLedger, encode_entry
+from evidence.ledger.entries import LedgerEntryError, LedgerError, LedgerWriteError, sqlite_path
+from evidence.ledger.verify import verify_ledger
 from probes.base import ArtifactStore
-from probes.observation import Observation, Outcome, canonical_json
+from probes.observation import Observation, canonical_json
 
 if TYPE_CHECKING:
     from tests.postgres_fixture import PostgresServer
@@ -305,7 +298,7 @@ class TestAppendOnly:
         """The documented role set-up works, and the service role cannot change history."""
         import psycopg
 
-        from evidence.postgres import schema_sql
+        from evidence.ledger.postgres import schema_sql
 
         database = "vigie_roles"
         postgres_server.execute("CREATE ROLE vigie_owner NOLOGIN")

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from evidence.maintenance import (
+from config.maintenance import (
     MaintenanceError,
     active_label,
     check_windows,
@@ -18,7 +18,7 @@ from evidence.maintenance import (
     overlap_label,
     overlap_seconds,
 )
-from exporter.config import MaintenanceWindow
+from config.settings import MaintenanceWindow
 
 PARIS = ZoneInfo("Europe/Paris")
 

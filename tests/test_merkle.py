@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evidence import merkle
+from evidence.ledger import merkle
 
 # --- an independent, naive implementation (RFC 9162 §2.1, recursive, no shortcuts) ---------
 

@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from evidence.outages import OutageTracker
-from exporter.config import Settings
+from config.settings import Settings
+from evidence.outages.tracker import OutageTracker
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # as JSON lines (the sink), one check of the target per "check" line read on stdin.
 RUNNER = r"""
 import asyncio, json, sys
-from exporter.config import Settings
+from config.settings import Settings
 from exporter.logs import configure_logging
 from exporter.metrics import Metrics
 from exporter.service import Service

@@ -49,7 +49,7 @@ PROBE = r"""
 import asyncio, json, sys
 from probes.base import ProbeContext, ProbeSettings
 from probes.http import HttpProbe
-from probes.targets import Target
+from config.targets import Target
 
 async def main():
     probe = HttpProbe(ProbeSettings(vantage="netns", user_agent="Vigie-test/1.0", environment={}))

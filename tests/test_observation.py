@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from probes.observation import (
-    BlockedRequest,
-    Observation,
-    Outcome,
-    StepResult,
-    TLSInfo,
-    canonical_json,
-)
+from config.vocabulary import Outcome
+from probes.observation import BlockedRequest, Observation, StepResult, TLSInfo, canonical_json
 
 
 def _full() -> Observation:

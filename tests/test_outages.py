@@ -19,7 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from evidence.outages import (
+from config.french import format_duration_fr
+from config.settings import MaintenanceWindow, OutageRules
+from config.targets import Target
+from config.vocabulary import Outcome
+from evidence.outages.tracker import (
     OutageRecord,
     OutageTracker,
     causes_text,
@@ -27,14 +31,11 @@ from evidence.outages import (
     decode_entries,
     entry_time,
     format_duration,
-    format_duration_fr,
     gap_since_last,
     outages_from_entries,
     periods_from_entries,
 )
-from exporter.config import MaintenanceWindow, OutageRules
-from probes.observation import Observation, Outcome, canonical_json, format_time
-from probes.targets import Target
+from probes.observation import Observation, canonical_json, format_time
 from tests.service_fixture import LedgerFollower
 
 T0 = dt.datetime(2026, 11, 23, 12, 0, 0, tzinfo=dt.UTC)
@@ -587,7 +588,7 @@ class TestOutagesCommand:
     """`vigie outages` over a real SQLite ledger written as the service writes it."""
 
     def _setup(self, tmp_path: Path) -> tuple[Path, Ledger]:
-        from evidence.ledger import open_ledger
+        from evidence.ledger.backends import open_ledger
 
         history = Ledger(tracker())
         history.run(every(10, [OK, FAIL, FAIL, FAIL, OK, OK]))  # closed: 12:00:10-12:00:40
@@ -612,9 +613,9 @@ class TestOutagesCommand:
         return config, history
 
     def _run(self, *argv: str) -> tuple[int, str, str]:
-        from exporter.config import ConfigError, load_settings
+        from config.settings import ConfigError, load_settings
+        from exporter.commands.outages import add_commands
         from exporter.logs import configure_logging
-        from exporter.outages_cmd import add_commands
 
         configure_logging()  # as `vigie` does: logs to stderr, stdout stays parseable
 
@@ -699,8 +700,8 @@ class TestOutagesCommand:
 
     def test_injected_source(self, tmp_path: Path) -> None:
         """The command reads any entry source, e.g. entries already in memory."""
-        from exporter.config import Settings
-        from exporter.outages_cmd import ListSource, load_outages
+        from config.settings import Settings
+        from evidence.outages.history import ListSource, load_outages
 
         history = Ledger(tracker())
         history.run(every(10, [FAIL, FAIL, FAIL]))
@@ -723,7 +724,7 @@ class TestRecorder:
             return seq
 
     def _settings(self, **kw: Any) -> Any:
-        from exporter.config import Settings
+        from config.settings import Settings
 
         return Settings(targets=(TARGET,), outages=RULES, **kw)
 
@@ -971,7 +972,7 @@ class TestServiceTimelines:
 
     def test_restart_during_an_outage(self, simulator_process: Any, tmp_path: Path) -> None:
         """An outage open when Vigie stops stays open across the restart; the gap is recorded."""
-        from exporter.config import Settings
+        from config.settings import Settings
         from tests.service_fixture import run_service
 
         config = _service_config(simulator_process)
@@ -1040,7 +1041,7 @@ class TestRebuildFromLedger:
     """Start-up replay over a real SQLite ledger, decoding only recent observations."""
 
     def _ledger(self, tmp_path: Path, history: Ledger) -> Any:
-        from evidence.ledger import open_ledger
+        from evidence.ledger.backends import open_ledger
 
         ledger = open_ledger(tmp_path / "ledger.db", vantage="test")
         for entry in history.entries:
@@ -1050,7 +1051,7 @@ class TestRebuildFromLedger:
 
     def test_window_and_open_outage(self, tmp_path: Path) -> None:
         """Old closed outages come from events; an outage still open is replayed from its start."""
-        from evidence.outages import rebuild_from_ledger, seq_at
+        from evidence.outages.tracker import rebuild_from_ledger, seq_at
 
         day = 86400.0
         history = Ledger(tracker())
@@ -1075,7 +1076,7 @@ class TestRebuildFromLedger:
 
     def test_recorder_starts_from_the_ledger(self, tmp_path: Path) -> None:
         """OutageRecorder.start replays a ledger in a worker thread and appends the gap."""
-        from exporter.config import Settings
+        from config.settings import Settings
         from exporter.metrics import Metrics
         from exporter.outage_recorder import OutageRecorder
 
@@ -1103,7 +1104,7 @@ class TestRebuildFromLedger:
 
 def test_recorder_refuses_bad_maintenance_windows() -> None:
     """A malformed maintenance window stops start-up with a configuration error naming it."""
-    from exporter.config import ConfigError, Settings
+    from config.settings import ConfigError, Settings
     from exporter.metrics import Metrics
     from exporter.outage_recorder import OutageRecorder
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from evidence.bundle import ExportRequest
-from evidence.pieces import MAX_NAME, PiecesError, telerecours_name, write_pieces
+from evidence.bundle.model import ExportRequest
+from evidence.bundle.pieces import MAX_NAME, PiecesError, telerecours_name, write_pieces
 from tests.bundle_fixture import BUILD_START, build_ledger, vigie_cli
 
 

@@ -21,13 +21,14 @@ from typing import Any
 
 import pytest
 
-from exporter.config import Settings
+from config.settings import Settings
+from config.targets import Target
+from config.vocabulary import Outcome
 from exporter.looplag import LoopLag
 from exporter.metrics import Metrics
 from exporter.service import Service
 from probes.base import ProbeContext, ProbeRegistry, ProbeSettings
-from probes.observation import Observation, Outcome, format_time, utc_now
-from probes.targets import Target
+from probes.observation import Observation, format_time, utc_now
 from tests.test_netns import RUNNER, _Handler, _outages
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,20 +18,15 @@ from typing import Any
 import pytest
 from PIL import Image as PILImage
 
-from evidence.artifacts import FileArtifactStore
-from evidence.ledger import encode_entry
-from evidence.outages import OutageRecord, OutageTracker
-from evidence.report import format_datetime_fr, render_report
-from evidence.report_build import build_report_data
-from evidence.report_data import (
-    ClockJumpFact,
-    Corroboration,
-    ReportData,
-    SeenValue,
-    jumps_during,
-)
-from evidence.report_facts import MAX_VALUES, ReportFacts, sample_environment
-from exporter.config import Settings, load_settings
+from config.french import format_datetime_fr
+from config.settings import Settings, load_settings
+from evidence.ledger.artifacts import FileArtifactStore
+from evidence.ledger.core import encode_entry
+from evidence.outages.tracker import OutageRecord, OutageTracker
+from evidence.report.build import build_report_data
+from evidence.report.data import ClockJumpFact, Corroboration, ReportData, SeenValue, jumps_during
+from evidence.report.facts import MAX_VALUES, ReportFacts, sample_environment
+from evidence.report.render import render_report
 from probes.observation import canonical_json, format_time
 
 UTC = dt.UTC

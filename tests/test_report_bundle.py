@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
-from evidence.bundle import DURATION_BOUNDS, ExportRequest, export_bundle
-from evidence.bundle_verify import verify_bundle
-from evidence.corroborate import Corroboration, corroborate
-from evidence.ledger import CHECKPOINT, CLOCK_JUMP, OBSERVATION, open_ledger
-from evidence.report_bundle import corroborated_report, duration_quantile
-from exporter.config import Settings
-from probes.observation import Observation, Outcome, format_time
+from config.settings import Settings
+from config.vocabulary import CHECKPOINT, CLOCK_JUMP, OBSERVATION, Outcome
+from evidence.bundle.corroborate import Corroboration, corroborate
+from evidence.bundle.export import export_bundle
+from evidence.bundle.model import DURATION_BOUNDS, ExportRequest
+from evidence.bundle.report_inputs import corroborated_report, duration_quantile
+from evidence.bundle.verify import verify_bundle
+from evidence.ledger.backends import open_ledger
+from probes.observation import Observation, format_time
 from tests.bundle_fixture import BUILD_START, build_ledger, checkpoint_body
 
 PERIOD = ExportRequest(BUILD_START, BUILD_START + dt.timedelta(hours=2))

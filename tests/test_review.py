@@ -21,15 +21,15 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence.bundle import ExportRequest
-from evidence.ledger import open_ledger
-from evidence.outages import OutageTracker
-from evidence.review_cmd import record_review
-from evidence.reviews import Review, ReviewError, check_review, review_body
-from evidence.signing import NoteSigner
-from evidence.verify import verify_ledger
+from config.settings import OutageRules
+from evidence.bundle.model import ExportRequest
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.reviews import Review, ReviewError, check_review, review_body
+from evidence.ledger.signing import NoteSigner
+from evidence.ledger.verify import verify_ledger
+from evidence.outages.tracker import OutageTracker
 from exporter.cli import main
-from exporter.config import OutageRules
+from exporter.commands.review import record_review
 from tests.bundle_fixture import BUILD_START, BuiltLedger, _checkpoint, build_ledger
 from tests.postgres_fixture import bypass_sql
 
@@ -283,8 +283,8 @@ class TestReviewsInTheTracker:
 
     def test_status_and_outage_pages_show_the_review(self, reviewed: Reviewed) -> None:
         """The status page's history and the outage page say who dismissed it and why."""
+        from config.targets import Target
         from exporter.statuspage import build_status_view, render_outage_page, render_status_view
-        from probes.targets import Target
 
         _, entries = reviewed.record("dismissed", "A. Admin", "sélecteur obsolète")
         targets = [Target(id="anef-accueil", kind="http", url="http://127.0.0.1/")]
@@ -328,7 +328,7 @@ class TestReviewsInExports:
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "1 vérification(s) humaine(s) de panne" in result.stdout
-        from evidence.bundle_verify import verify_bundle
+        from evidence.bundle.verify import verify_bundle
 
         report = verify_bundle(out)
         assert report.ok, report.summary()
@@ -337,7 +337,7 @@ class TestReviewsInExports:
         self, reviewed: Reviewed, tmp_path: Path, bare_python: Path
     ) -> None:
         """A review signed with another key fails `vigie verify` and verify.py on the bundle."""
-        from evidence.bundle_verify import verify_bundle
+        from evidence.bundle.verify import verify_bundle
 
         intruder = NoteSigner("paris-1", Ed25519PrivateKey.generate())
         review, _ = reviewed.record("dismissed", "X", "faux", signer=intruder)
@@ -357,7 +357,7 @@ class TestReviewsInExports:
 
 
 def _pdf_text(reviewed: Reviewed, out: Path, settings: Any = None) -> str:
-    from evidence.bundle import export_bundle
+    from evidence.bundle.export import export_bundle
 
     ledger = reviewed.built.open()
     try:
@@ -386,7 +386,7 @@ class TestCoreReviewInExports:
         self, reviewed: Reviewed, tmp_path: Path
     ) -> None:
         """With review_core, the PDF says a core outage awaits review until one confirms it."""
-        from exporter.config import load_settings
+        from config.settings import load_settings
 
         data = yaml.safe_load(reviewed.config.read_text("utf-8"))
         data["outages"] = {"review_core": True}
@@ -433,12 +433,12 @@ class TestReviewFromTheOutagePage:
         from aiohttp import ClientSession, encode_basic_auth
         from aiohttp.test_utils import TestServer
 
-        from exporter.config import load_settings
+        from config.settings import load_settings
         from exporter.metrics import Metrics
         from exporter.outage_recorder import OutageRecorder
         from exporter.server import build_app
         from exporter.service import Service
-        from exporter.wiring import open_evidence
+        from exporter.wiring import open_service_evidence
         from probes.base import ProbeRegistry, ProbeSettings
 
         data = yaml.safe_load(reviewed.config.read_text("utf-8"))
@@ -450,7 +450,7 @@ class TestReviewFromTheOutagePage:
 
         async def scenario() -> None:
             metrics = Metrics(vantage="paris-1", version="test")
-            evidence = await open_evidence(settings, metrics)
+            evidence = await open_service_evidence(settings, metrics)
             outages = await OutageRecorder.start(settings, evidence.sink, metrics, evidence.ledger)
             registry = ProbeRegistry(ProbeSettings("paris-1", "ua", {}), {})
             service = Service(settings, registry, metrics, evidence.sink, outages)
@@ -538,7 +538,7 @@ class TestDismissedAvailability:
     def test_dismissed_outage_is_unmonitored_not_down(self, reviewed: Reviewed) -> None:
         """Dismissed, the outage's time leaves the down time for the unmonitored time; a later
         confirmation puts it back."""
-        from probes.targets import Target
+        from config.targets import Target
 
         targets = [Target(id="anef-accueil", kind="http", url="http://127.0.0.1/")]
         day = (BUILD_START, BUILD_START + dt.timedelta(hours=1))

@@ -6,8 +6,8 @@ import asyncio
 import collections
 import itertools
 
+from config.targets import Target
 from exporter.scheduler import CheckFn, Scheduler, spread_offset
-from probes.targets import Target
 
 
 def _targets(n: int) -> list[Target]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from evidence.ledger import open_ledger
+from evidence.ledger.backends import open_ledger
 from simulator import SimulatorProcess
 from tests.service_fixture import http_get, run_service
 

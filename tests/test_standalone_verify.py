@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evidence.bundle import ExportRequest
+from evidence.bundle.model import ExportRequest
 from tests.bundle_fixture import (
     BUILD_START,
     BuiltLedger,
@@ -110,7 +110,7 @@ class TestStandaloneVerify:
         self, bare_python: Path, local_tsa: object, tmp_path: Path
     ) -> None:
         """Without rfc3161-client the script prints `openssl ts -verify` commands, which pass."""
-        from evidence.timestamp import HttpTimestamper
+        from evidence.ledger.timestamp import HttpTimestamper
 
         root = local_tsa.ca_pem  # type: ignore[attr-defined]
         stamper = HttpTimestamper(local_tsa.url, ca_pem=root)  # type: ignore[attr-defined]

@@ -14,9 +14,11 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from evidence.artifacts import FileArtifactStore
-from evidence.outages import OutageTracker
-from exporter.config import MaintenanceWindow, OutageRules, Settings
+from config.settings import MaintenanceWindow, OutageRules, Settings
+from config.targets import Target
+from config.vocabulary import Outcome
+from evidence.ledger.artifacts import FileArtifactStore
+from evidence.outages.tracker import OutageTracker
 from exporter.metrics import Metrics
 from exporter.server import build_app
 from exporter.service import Service
@@ -29,8 +31,7 @@ from exporter.statuspage import (
     render_status_view,
 )
 from probes.base import ProbeRegistry, ProbeSettings
-from probes.observation import Observation, Outcome, format_time
-from probes.targets import Target
+from probes.observation import Observation, format_time
 
 T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)  # 13:00 in Paris
 RULES = OutageRules(confirm_after=3, recover_after=2, recheck=10.0)

@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
-from evidence.outages import OutageTracker
+from config.settings import MaintenanceWindow, OutageRules
+from config.targets import Target
+from config.vocabulary import Outcome
+from evidence.outages.tracker import OutageTracker
 from exporter.central import (
     CentralView,
     Sighting,
@@ -23,11 +26,9 @@ from exporter.central import (
     group_sightings,
     render_central_page,
 )
-from exporter.config import MaintenanceWindow, OutageRules
 from exporter.statuspage import build_status_view, render_outage_page, render_status_view
 from probes.browser_runtime import DEBIAN_CHROMIUM
-from probes.observation import Observation, Outcome, format_time
-from probes.targets import Target
+from probes.observation import Observation, format_time
 
 pytestmark = [
     pytest.mark.browser,

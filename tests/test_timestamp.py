@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from rfc3161_client import HashAlgorithm, TimestampRequestBuilder, decode_timestamp_response
 from rfc3161_client._rust import parse_timestamp_request
 
-from evidence import timestamp
-from evidence.timestamp import (
+from evidence.ledger import timestamp
+from evidence.ledger.timestamp import (
     HttpTimestamper,
     TimestampError,
     TimestampFailure,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from evidence.bundle import ExportRequest
-from evidence.bundle_verify import verify_bundle
-from evidence.tlog_proof import TlogProofError, format_tlog_proof, parse_tlog_proof
+from evidence.bundle.model import ExportRequest
+from evidence.bundle.verify import verify_bundle
+from evidence.ledger.tlog_proof import TlogProofError, format_tlog_proof, parse_tlog_proof
 from tests.bundle_fixture import BUILD_START, build_ledger, cryptography_only_python
 from tests.test_forgery import rewrite, standalone
 

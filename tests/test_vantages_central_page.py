@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from evidence.bundle import ExportRequest, export_bundle
-from evidence.ledger import open_ledger
-from evidence.outages import OutageRecord
+from config.settings import ConfigError
+from evidence.bundle.export import export_bundle
+from evidence.bundle.model import ExportRequest
+from evidence.ledger.backends import open_ledger
+from evidence.outages.tracker import OutageRecord
 from evidence.shared_pg import database_url, provision_reader, provision_vantage, vantage_names
 from exporter.central import (
     Central,
@@ -31,7 +33,6 @@ from exporter.central import (
     load_central_config,
     render_central_page,
 )
-from exporter.config import ConfigError
 from tests.bundle_fixture import BUILD_START, build_ledger
 from tests.postgres_fixture import PostgresServer
 from tests.service_fixture import free_port, http_get

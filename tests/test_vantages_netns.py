@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 import yaml
 
-from evidence.ledger import open_ledger
-from evidence.outages import outages_from_entries
+from evidence.ledger.backends import open_ledger
+from evidence.outages.tracker import outages_from_entries
 from exporter.central import Central, CentralConfig, Sighting, group_sightings
 from simulator import SimulatorProcess
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from evidence.ledger import LedgerError, open_ledger
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.entries import LedgerError
 from evidence.shared_pg import (
     ProvisionError,
     database_url,

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from exporter.config import Settings
+from config.settings import Settings
+from config.vocabulary import Outcome
 from exporter.metrics import Metrics
 from exporter.service import Service
 from probes.base import ProbeRegistry, ProbeSettings
-from probes.observation import Observation, Outcome
+from probes.observation import Observation
 
 
 class _Sink:

@@ -18,23 +18,18 @@ import pytest
 import structlog.testing
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence import merkle, verify
-from evidence.artifacts import FileArtifactStore
-from evidence.checkpoint import Checkpoint, CheckpointCopy, Checkpointer, checkpoint_text
-from evidence.commands import add_commands
-from evidence.ledger import (
-    CHECKPOINT,
-    OBSERVATION,
-    STORED_LEVEL_STRIDE,
-    LedgerWriter,
-    TreeHead,
-    encode_entry,
-    open_ledger,
-)
-from evidence.signing import NoteSigner, keygen, load_private_key
-from evidence.verify import verify_ledger
-from exporter.config import Settings
-from probes.observation import Observation, Outcome
+from config.settings import Settings
+from config.vocabulary import CHECKPOINT, OBSERVATION, Outcome
+from evidence.ledger import merkle, verify
+from evidence.ledger.artifacts import FileArtifactStore
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.checkpoint import Checkpoint, CheckpointCopy, Checkpointer, checkpoint_text
+from evidence.ledger.core import STORED_LEVEL_STRIDE, LedgerWriter, encode_entry
+from evidence.ledger.entries import TreeHead
+from evidence.ledger.signing import NoteSigner, keygen, load_private_key
+from evidence.ledger.verify import verify_ledger
+from exporter.commands.evidence import add_commands
+from probes.observation import Observation
 from tests.postgres_fixture import bypass_sql, rebuild_stored_tree, shift_seqs
 
 pytest_plugins = ["tests.postgres_fixture"]

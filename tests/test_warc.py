@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from evidence.artifacts import FileArtifactStore
+from config.targets import Target
+from config.vocabulary import Outcome
+from evidence.ledger.artifacts import FileArtifactStore
 from probes.base import ProbeContext, ProbeSettings
 from probes.http import HttpCheckResult, HttpProbe
 from probes.httpclient import Limits
-from probes.observation import Outcome
-from probes.targets import Target
 from simulator import Simulator
 from tests.hostile import Client, HostileServer, respond
 

@@ -25,12 +25,13 @@ import pytest
 import yaml
 from warcio.archiveiterator import ArchiveIterator
 
+from config.targets import Target
+from config.vocabulary import Outcome
 from probes.base import ProbeContext, ProbeSettings
 from probes.browser import BrowserProbe
 from probes.browser_runtime import DEBIAN_CHROMIUM
 from probes.guard import ReadOnlyGuard
-from probes.observation import Observation, Outcome
-from probes.targets import Target
+from probes.observation import Observation
 from simulator.tls import TlsMaterial, make_tls_material
 from tests.hostile import Client, HostileServer, respond
 from tests.service_fixture import REPO, LedgerFollower, run_service

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence.checkpoint import Checkpoint, checkpoint_text
-from evidence.ledger import CHECKPOINT
-from evidence.signing import NoteSigner, raw_public_key
-from evidence.witness import (
+from config.vocabulary import CHECKPOINT
+from evidence.ledger.checkpoint import Checkpoint, checkpoint_text
+from evidence.ledger.signing import NoteSigner, raw_public_key
+from evidence.ledger.witness import (
     CosignatureError,
     Cosigner,
     Refusal,
@@ -174,7 +174,7 @@ _CHILD = textwrap.dedent(
     """
     import base64, sys
     from pathlib import Path
-    from evidence.witness import WitnessState
+    from evidence.ledger.witness import WitnessState
     state = WitnessState(Path(sys.argv[1]))
     size = state.get("log")[0]
     while True:
@@ -230,7 +230,7 @@ def test_a_real_ledger_is_what_the_witness_follows(tmp_path: Path) -> None:
 
 
 def test_a_bad_witness_key_in_the_configuration_is_one_clear_line(tmp_path: Path) -> None:
-    from exporter.config import ConfigError, load_settings
+    from config.settings import ConfigError, load_settings
 
     signer = NoteSigner("paris-1", Ed25519PrivateKey.generate())
     path = tmp_path / "vigie.yaml"

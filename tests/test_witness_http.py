@@ -11,11 +11,12 @@ from typing import Any
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from evidence.checkpoint import Checkpoint
-from evidence.ledger import CHECKPOINT, open_ledger
-from evidence.verify import verify_ledger
-from evidence.witness import Cosigner, Witness, WitnessState, verify_cosignature
-from evidence.witness_http import COSIGNATURE, Cosigning, WitnessEndpoint, witness_app
+from config.vocabulary import CHECKPOINT, COSIGNATURE
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.checkpoint import Checkpoint
+from evidence.ledger.verify import verify_ledger
+from evidence.ledger.witness import Cosigner, Witness, WitnessState, verify_cosignature
+from evidence.ledger.witness_http import Cosigning, WitnessEndpoint, witness_app
 from tests.bundle_fixture import build_ledger
 
 

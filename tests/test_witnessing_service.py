@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from evidence.checkpoint import checkpoint_text
-from evidence.ledger import open_ledger
-from evidence.signing import NoteSigner, keygen
-from evidence.witness import Cosigner, WitnessState, verify_cosignature
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.checkpoint import checkpoint_text
+from evidence.ledger.signing import NoteSigner, keygen
+from evidence.ledger.witness import Cosigner, WitnessState, verify_cosignature
 from tests.service_fixture import ServiceProcess, free_port, http_get
 
 pytestmark = pytest.mark.slow

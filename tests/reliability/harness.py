@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from evidence.ledger import open_ledger
+from evidence.ledger.backends import open_ledger
 from tests.service_fixture import ServiceProcess
 
 __all__ = [

@@ -45,13 +45,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evidence.bundle import BUNDLE_FORMAT, ExportRequest, export_bundle
-from evidence.bundle_verify import verify_bundle
-from evidence.ledger import CHECKPOINT, OBSERVATION, open_ledger
-from evidence.signing import NoteSigner
-from evidence.timestamp import HttpTimestamper
+from config.vocabulary import CHECKPOINT, OBSERVATION, Outcome
+from evidence.bundle.export import BUNDLE_FORMAT, export_bundle
+from evidence.bundle.model import ExportRequest
+from evidence.bundle.verify import verify_bundle
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.signing import NoteSigner
+from evidence.ledger.timestamp import HttpTimestamper
 from probes.httpclient import Exchange
-from probes.observation import Observation, Outcome, format_time
+from probes.observation import Observation, format_time
 from probes.warc import WarcCapture, build_warc
 from tests.bundle_fixture import BUILD_START, VANTAGE, build_ledger, checkpoint_body
 from tests.tsa_fixture import LocalTsa

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from evidence.ledger import CLOCK_JUMP, LedgerWriter, open_ledger
-from evidence.verify import verify_ledger
+from config.vocabulary import CLOCK_JUMP
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.core import LedgerWriter
+from evidence.ledger.verify import verify_ledger
 from exporter.clock import ClockWatch, clock_sync_state, kernel_clock_state
 
 

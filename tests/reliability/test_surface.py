@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import Settings, load_settings
+from config.settings import Settings, load_settings
 from tests.reliability.harness import Service
 from tests.service_fixture import http_get
 
@@ -102,7 +102,8 @@ class TestNoEscape:
     def test_traversal_finds_nothing(self, service: Service, path: str) -> None:
         """Traversal and encoded variants answer 404 (or 400) and never leak a file."""
         answer = _raw(
-            service.port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+            service.port,
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode(),
         )
         assert _status(answer) in {400, 404}, (path, answer[:200])
         assert b"root:" not in answer
@@ -115,7 +116,9 @@ class TestRequestLimits:
 
     def test_huge_header_refused(self, service: Service) -> None:
         """A 100 KB header is refused (4xx) and the service keeps answering."""
-        request = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+        request = (
+            b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n"
+        )
         assert 400 <= _status(_raw(service.port, request)) < 500
         assert _alive(service)
 
@@ -137,7 +140,9 @@ class TestRequestLimits:
         grow by the body's size and it keeps answering."""
         before = service.rss()
         with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
-            sock.sendall(b"POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 52428800\r\n\r\n")
+            sock.sendall(
+                b"POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 52428800\r\n\r\n"
+            )
             chunk = b"\0" * 65536
             sent = 0
             try:

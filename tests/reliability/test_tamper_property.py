@@ -22,12 +22,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evidence import merkle
-from evidence.artifacts import FileArtifactStore
-from evidence.checkpoint import CheckpointCopy, Checkpointer
-from evidence.ledger import OBSERVATION, LedgerWriter, encode_entry, open_ledger
-from evidence.signing import NoteSigner
-from evidence.verify import verify_ledger
+from config.vocabulary import OBSERVATION
+from evidence.ledger import merkle
+from evidence.ledger.artifacts import FileArtifactStore
+from evidence.ledger.backends import open_ledger
+from evidence.ledger.checkpoint import CheckpointCopy, Checkpointer
+from evidence.ledger.core import LedgerWriter, encode_entry
+from evidence.ledger.signing import NoteSigner
+from evidence.ledger.verify import verify_ledger
 from tests.postgres_fixture import bypass_sql, rebuild_stored_tree, shift_seqs
 
 ROUNDS = 3

@@ -1,0 +1,4 @@
+"""The ledger: append-only entries in a Merkle tree, its backends, checkpoints, signing, artifacts.
+
+Nothing here updates, deletes or rewrites an entry; it imports only `config` and `probes`.
+"""
