@@ -24,6 +24,10 @@ Ce qui est vérifié (RFC 9162, C2SP signed-note/tlog-checkpoint, RFC 3161) :
     point d'observation et que ses champs (verdict, auteur, motif) n'ont pas été modifiés.
 Code de sortie : 0 si tout est correct, 1 au premier échec, 2 pour une erreur d'usage
 (chemin inexistant, option inconnue). `python3 verify.py --help` affiche l'aide.
+
+Depuis un programme : `verifier_dossier(chemin, cle)` fait les mêmes contrôles sans rien
+afficher et rend un `Resultat` (contrôles réussis, remarques, premier échec avec son fichier
+et son entrée).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextvars
 import csv
 import hashlib
 import importlib
@@ -40,6 +45,7 @@ import os
 import sys
 import zipfile
 import zlib
+from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
 try:
@@ -133,6 +139,10 @@ class Dossier:
 
     def existe(self, nom: str) -> bool:
         return nom in self.noms
+
+    def fermer(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
 
 
 class LectureEmpreinte:
@@ -333,12 +343,44 @@ class Cle:
 # --- Sortie -----------------------------------------------------------------------------------
 
 
+class Resultat:
+    """Ce qu'une vérification a établi, pour un programme qui appelle `verifier_dossier` :
+    les contrôles réussis (les lignes « OK »), les remarques (avertissements et explications,
+    les lignes en retrait) et le premier échec (`echec.message`, `echec.fichier`,
+    `echec.entree`), ou `None` si le dossier est intact."""
+
+    def __init__(self, chemin: str, afficher: bool = False) -> None:
+        self.chemin = chemin
+        self.afficher = afficher  # écrire aussi chaque ligne, comme `python3 verify.py`
+        self.reussis: list[str] = []
+        self.remarques: list[str] = []
+        self.echec: Echec | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.echec is None
+
+
+# La vérification en cours dans ce fil d'exécution (None : hors de `verifier_dossier`).
+_EN_COURS: contextvars.ContextVar[Resultat | None] = contextvars.ContextVar(
+    "vigie_verification_en_cours", default=None
+)
+
+
 def ok(message: str) -> None:
-    print("OK     " + message)
+    resultat = _EN_COURS.get()
+    if resultat is not None:
+        resultat.reussis.append(message)
+    if resultat is None or resultat.afficher:
+        print("OK     " + message)
 
 
 def info(message: str) -> None:
-    print("       " + message)
+    resultat = _EN_COURS.get()
+    if resultat is not None:
+        resultat.remarques.append(message)
+    if resultat is None or resultat.afficher:
+        print("       " + message)
 
 
 # --- Contrôles --------------------------------------------------------------------------------
@@ -1407,6 +1449,55 @@ def verifier_cosignatures(dossier: Dossier, temoins: list[str], quorum: int) -> 
         )
 
 
+# --- Point d'entrée pour un programme -----------------------------------------------------------
+
+
+def verifier_dossier(
+    chemin: str,
+    cle: str | None = None,
+    temoins: Sequence[str] = (),
+    quorum: int = 0,
+    afficher: bool = False,
+) -> Resultat:
+    """Tous les contrôles sur le dossier `chemin` (zip ou dossier décompressé), sans rien
+    écrire (sauf `afficher`) : le résultat dit ce qui a été vérifié et le premier échec.
+
+    `cle` : la clé publique du point d'observation (« nom+identifiant+base64 »), obtenue
+    ailleurs que dans le dossier ; `temoins` et `quorum` : les témoins exigés. Une erreur
+    inattendue (dossier abîmé) devient un échec, jamais une exception."""
+    resultat = Resultat(chemin, afficher)
+    jeton = _EN_COURS.set(resultat)
+    dossier: Dossier | None = None
+    try:
+        dossier = Dossier(chemin)
+        verifier_membres(dossier)
+        manifeste, cle_ok = verifier_manifeste(dossier, cle)
+        verifier_fichiers(dossier, manifeste)
+        points = lire_points_de_controle(dossier, cle_ok)
+        if manifeste["mode"] == "outage":
+            corps = verifier_inclusions(dossier, points, manifeste)
+            verifier_preuves_tlog(dossier, cle_ok, corps)
+        else:
+            verifier_plage(dossier, points, manifeste)
+        verifier_cosignatures(dossier, list(temoins), quorum)
+        verifier_horodatages(dossier)
+        verifier_captures(dossier, manifeste)
+        verifier_revues(dossier, cle_ok)
+    except Echec as exc:
+        # Une copie sans trace d'appels : le résultat ne garde aucun fichier du dossier ouvert.
+        resultat.echec = Echec(exc.message, exc.fichier, exc.entree, exc.plage)
+    except Exception as exc:  # un dossier abîmé ne doit jamais finir en trace d'appels
+        resultat.echec = Echec(type(exc).__name__ + " : " + str(exc))
+    finally:
+        _EN_COURS.reset(jeton)
+        if dossier is not None:
+            dossier.fermer()
+    return resultat
+
+
+# --- Ligne de commande ------------------------------------------------------------------------
+
+
 class _Arguments(argparse.ArgumentParser):
     """Les arguments de la ligne de commande ; une erreur d'usage sort avec le code 2."""
 
@@ -1471,24 +1562,9 @@ def main(arguments: list[str]) -> int:
         )
         return 2
     print("Vérification du dossier de preuves : " + chemin)
-    try:
-        dossier = Dossier(chemin)
-        verifier_membres(dossier)
-        manifeste, cle_ok = verifier_manifeste(dossier, cle)
-        verifier_fichiers(dossier, manifeste)
-        points = lire_points_de_controle(dossier, cle_ok)
-        if manifeste["mode"] == "outage":
-            corps = verifier_inclusions(dossier, points, manifeste)
-            verifier_preuves_tlog(dossier, cle_ok, corps)
-        else:
-            verifier_plage(dossier, points, manifeste)
-        verifier_cosignatures(dossier, temoins, quorum)
-        verifier_horodatages(dossier)
-        verifier_captures(dossier, manifeste)
-        verifier_revues(dossier, cle_ok)
-    except Exception as exc:  # un dossier abîmé ne doit jamais finir en trace d'appels
-        message = str(exc) if isinstance(exc, Echec) else type(exc).__name__ + " : " + str(exc)
-        print("ÉCHEC  " + message)
+    resultat = verifier_dossier(chemin, cle, temoins, quorum, afficher=True)
+    if resultat.echec is not None:
+        print("ÉCHEC  " + str(resultat.echec))
         print("RÉSULTAT : ÉCHEC — le dossier a été modifié ou est incomplet ; ne vous y fiez pas.")
         return 1
     print("RÉSULTAT : OK — le dossier est intact et ses entrées sont celles du registre signé.")
