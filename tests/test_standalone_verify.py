@@ -249,3 +249,40 @@ class TestEngine:
         code, lines = _main_output(engine, str(broken))
         assert code == 1
         assert f"ÉCHEC  {result.echec.message}" in lines
+
+    def test_counts_agree_with_vigie_verify(self, engine: ModuleType, tmp_path: Path) -> None:
+        """What the engine counts is what `vigie verify` counts, on the three kinds of bundle:
+        the whole period, one target (other entries as hashes only), one outage."""
+        from evidence.bundle.verify import verify_bundle
+
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        requests = {
+            "all": PERIOD,
+            "one": ExportRequest(PERIOD.start, PERIOD.end, ("anef-accueil",)),
+            "outage": ExportRequest(
+                BUILD_START, BUILD_START + dt.timedelta(minutes=90), outage_id=built.outage_ids[0]
+            ),
+        }
+        seen = set()
+        for label, request in requests.items():
+            path = tmp_path / f"{label}.zip"
+            built.export(path, request)
+            report = verify_bundle(path, public_key=built.signer.verifier)
+            assert report.ok, report.summary()
+            result = engine.verifier_dossier(str(path), built.signer.verifier.vkey())
+            assert result.ok, str(result.echec)
+            counts = result.comptes
+            expected = {
+                "fichiers": report.files,
+                "points_de_controle": report.checkpoints,
+                "entrees": report.entries,
+                "masquees": report.hidden if label != "outage" else None,
+                "preuves_tlog": report.tlog_proofs or None,
+                "captures": report.artifacts,
+            }
+            got = {name: counts.get(name) for name in expected}
+            assert got == expected, label
+            assert result.complets == report.complete, label
+            assert result.temoins == report.cosigned_by == []
+            seen.add((report.hidden > 0, report.tlog_proofs > 0))
+        assert seen == {(False, False), (True, False), (False, True)}  # each kind was exercised

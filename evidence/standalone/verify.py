@@ -347,7 +347,12 @@ class Resultat:
     """Ce qu'une vérification a établi, pour un programme qui appelle `verifier_dossier` :
     les contrôles réussis (les lignes « OK »), les remarques (avertissements et explications,
     les lignes en retrait) et le premier échec (`echec.message`, `echec.fichier`,
-    `echec.entree`), ou `None` si le dossier est intact."""
+    `echec.entree`), ou `None` si le dossier est intact.
+
+    `comptes` : ce qui a été vérifié, par contrôle réussi (« fichiers », « points_de_controle »,
+    « entrees » montrées, « masquees », « preuves_tlog », « horodatages » vérifiés ici,
+    « captures », « revues ») ; `complets` : les cibles dont l'historique est prouvé complet ;
+    `temoins` : les témoins dont la contresignature est valide."""
 
     def __init__(self, chemin: str, afficher: bool = False) -> None:
         self.chemin = chemin
@@ -355,6 +360,9 @@ class Resultat:
         self.reussis: list[str] = []
         self.remarques: list[str] = []
         self.echec: Echec | None = None
+        self.comptes: dict[str, int] = {}
+        self.complets: list[str] = []
+        self.temoins: list[str] = []
 
     @property
     def ok(self) -> bool:
@@ -365,6 +373,13 @@ class Resultat:
 _EN_COURS: contextvars.ContextVar[Resultat | None] = contextvars.ContextVar(
     "vigie_verification_en_cours", default=None
 )
+
+
+def compter(nom: str, nombre: int) -> None:
+    """Ajoute `nombre` au compte `nom` de la vérification en cours (voir `Resultat`)."""
+    resultat = _EN_COURS.get()
+    if resultat is not None:
+        resultat.comptes[nom] = resultat.comptes.get(nom, 0) + nombre
 
 
 def ok(message: str) -> None:
@@ -544,6 +559,7 @@ def verifier_fichiers(dossier: Dossier, manifeste: dict[str, Any]) -> None:
         info(
             "attention : fichiers hors du dossier de preuves (non vérifiés) : " + ", ".join(en_trop)
         )
+    compter("fichiers", len(fichiers))
     ok(
         str(len(fichiers)) + " fichiers intacts (SHA-256 et taille conformes au manifeste ; "
         "les entrées sont vérifiées plus bas, avec les preuves)"
@@ -587,6 +603,7 @@ def lire_points_de_controle(dossier: Dossier, cle: Cle) -> dict[int, bytes]:
             points[seq] = hachage(morceaux[2])
         except ValueError as exc:
             raise Echec("racine illisible (" + str(exc) + ")", nom, seq) from None
+    compter("points_de_controle", len(points))
     ok(str(len(points)) + " points de contrôle signés par " + cle.nom)
     return points
 
@@ -845,6 +862,8 @@ def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[s
             "proofs/checkpoints.jsonl",
         )
     liste = ", ".join(str(s) for s in sorted(arbre.verifies))
+    compter("entrees", fin - debut - masquees)
+    compter("masquees", masquees)
     ok(
         "entrées " + str(debut) + " à " + str(fin - 1) + " : racine recalculée = points de "
         "contrôle " + liste + " ; fichiers lus conformes au manifeste"
@@ -932,6 +951,7 @@ def verifier_inclusions(
         compte[0] = len(lignes)
 
     controle_en_flux(dossier, manifeste, controle)
+    compter("entrees", compte[0])
     ok(str(compte[0]) + " entrées prouvées incluses dans le registre signé")
     histoire.verifier(dossier, points, ancre[0])
     return histoire.corps
@@ -962,6 +982,7 @@ def verifier_preuves_tlog(dossier: Dossier, cle: Cle, corps: dict[int, bytes]) -
         if racine_par_inclusion(h_feuille(corps[seq]), seq, taille, chemin) != racine:
             raise Echec("preuve tlog-proof fausse", nom, seq)
     if noms:
+        compter("preuves_tlog", len(noms))
         ok(str(len(noms)) + " preuves au format standard C2SP tlog-proof vérifiées")
 
 
@@ -1090,6 +1111,9 @@ class Historique:
                         "observations.jsonl",
                         vue,
                     )
+            resultat = _EN_COURS.get()
+            if resultat is not None:
+                resultat.complets.append(cible)
             ok("historique complet de " + cible + " : aucune de ses entrées ne manque")
 
 
@@ -1284,6 +1308,7 @@ def verifier_horodatages(dossier: Dossier) -> None:
                 "jeton d'horodatage invalide pour " + donnees_nom + " (" + str(exc) + ")", nom
             ) from None
         date = reponse.tst_info.gen_time.isoformat()
+        compter("horodatages", 1)
         ok(nom + " : horodatage RFC 3161 valide du " + date + " sur " + donnees_nom)
     if rfc3161_client is None or racines is None:
         if rfc3161_client is None:
@@ -1351,6 +1376,7 @@ def verifier_revues(dossier: Dossier, cle: Cle) -> None:
                 )
             nombre += 1
     if nombre:
+        compter("revues", nombre)
         ok(
             str(nombre)
             + " vérification(s) humaine(s) de panne, signée(s) par le point d'observation"
@@ -1363,6 +1389,7 @@ def verifier_captures(dossier: Dossier, manifeste: dict[str, Any]) -> None:
         attendu = nom.split("/", 1)[1].split(".", 1)[0]
         if hashlib.sha256(dossier.lire(nom)).hexdigest() != attendu:
             raise Echec("son contenu ne correspond pas à son nom (empreinte)", nom)
+    compter("captures", len(captures))
     ok(str(len(captures)) + " captures (artifacts/) conformes à leur empreinte")
 
 
@@ -1436,6 +1463,9 @@ def verifier_cosignatures(dossier: Dossier, temoins: list[str], quorum: int) -> 
             raise Echec("contresignature de " + temoin + " invalide", nom, taille)
         if temoin not in vus:
             vus.append(temoin)
+    resultat = _EN_COURS.get()
+    if resultat is not None:
+        resultat.temoins = list(vus)
     if vus:
         ok("point de contrôle contresigné par " + str(len(vus)) + " témoin(s) : " + ", ".join(vus))
     if len(vus) < quorum:
