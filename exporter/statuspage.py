@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+import structlog
 
 from config.french import format_duration_fr, paris_time_fr, percent_fr, plural_fr, span_fr
 from config.maintenance import active_label, describe
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
     from config.targets import Target
     from exporter.service import Service
 
+log = structlog.get_logger("vigie.statuspage")
+
 __all__ = [
     "OUTCOME_LABELS",
     "STATE_LABELS",
@@ -46,6 +52,7 @@ __all__ = [
     "cards_table",
     "causes_fr",
     "html_page",
+    "key_note",
     "outage_view",
     "render_not_found",
     "render_outage_by_id",
@@ -843,7 +850,43 @@ def render_status_page(service: Service, *, now: dt.datetime | None = None) -> s
     )
     from exporter.witnessing import cosigned_note  # issue 18: "cosigné par N témoins"
 
-    return render_status_view(view).replace("<footer>", cosigned_note(service) + "<footer>", 1)
+    page = render_status_view(view).replace("<footer>", cosigned_note(service) + "<footer>", 1)
+    return page.replace("</footer>", key_note(settings.signing.key) + "</footer>", 1)
+
+
+def key_note(key_path: Path) -> str:
+    """The footer's paragraph with the vantage key's fingerprint ("" when there is no key)."""
+    try:
+        stat = key_path.stat()
+    except OSError:
+        return ""
+    fingerprint = _fingerprint(str(key_path), stat.st_mtime_ns, stat.st_size)
+    if fingerprint is None:
+        return ""
+    return (
+        "<p>Empreinte de la clé qui signe le registre de ce point d'observation (SHA-256) : "
+        f'<code class="fingerprint">{escape(fingerprint)}</code>. Un rapport ou une archive de '
+        "preuves n'émane de ce point d'observation que s'il indique cette même empreinte : "
+        "comparez-les, car une archive fabriquée par quelqu'un d'autre peut se vérifier avec "
+        "sa propre clé.</p>"
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _fingerprint(path: str, _mtime_ns: int, _size: int) -> str | None:
+    """The fingerprint of the key at `path` (read again only when the file changes)."""
+    from evidence.ledger.signing import (
+        SigningKeyError,
+        key_fingerprint,
+        load_public_key,
+        raw_public_key,
+    )
+
+    try:
+        return key_fingerprint(raw_public_key(load_public_key(Path(path))))
+    except SigningKeyError as exc:
+        log.warning("status_page_key_unreadable", path=path, error=str(exc))
+        return None
 
 
 def service_tracker(service: Service) -> OutageTracker | None:

@@ -371,6 +371,27 @@ class TestServiceAdapter:
         html = render_status_page(service, now=T0 + dt.timedelta(minutes=5))
         assert "/outages/site-20261123T120010Z" in html
 
+    def test_footer_shows_key_fingerprint(self, tmp_path: Path) -> None:
+        """The footer shows the fingerprint of the vantage's own key (the one its reports
+        print), changes when the key does, and is absent (no error) without a key."""
+        from evidence.ledger.signing import NoteVerifier, key_fingerprint, keygen
+
+        service = self._service()
+        key_path = tmp_path / "vantage.key"
+        service.settings = service.settings.model_copy(
+            update={"signing": service.settings.signing.model_copy(update={"key": key_path})}
+        )
+        assert "Empreinte" not in render_status_page(service, now=T0)  # no key yet
+        key = keygen(key_path)
+        footer = parse(render_status_page(service, now=T0)).find_all("footer")[0]
+        expected = key_fingerprint(NoteVerifier("v", key.public_key()).raw)
+        (code,) = [c for c in footer.find_all("code") if "fingerprint" in c.attrs.get("class", "")]
+        assert code.text == expected
+        assert "comparez-les" in footer.text
+        key_path.unlink()  # the key replaced: the page follows
+        keygen(key_path)
+        assert expected not in render_status_page(service, now=T0)
+
     def test_outage_page_by_id(self) -> None:
         """An outage id of the service's recorder gives its page; an unknown id gives None."""
         service = self._service()
