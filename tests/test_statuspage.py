@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from config.french import paris_time_fr
 from config.settings import MaintenanceWindow, OutageRules, Settings
 from config.targets import Target
 from config.vocabulary import Outcome
@@ -532,6 +533,21 @@ class TestOutagePageDetail:
         assert "6 fichiers enregistrés pendant la panne : 3 captures d'écran, 3 pages HTML." in text
         assert "1" * 64 in text  # the full SHA-256, to compare with the bundle's artifacts/
         assert links["Télécharger le dossier de preuves"].endswith("/evidence.zip")
+        assert text.count("heure inconnue") == 6  # no time given: said, not invented
+
+    def test_captures_dated_and_in_the_order_taken(self) -> None:
+        """Each capture shows the time of the check that took it, oldest first."""
+        record = artifact_history().records()[0]
+        taken = {sha: T0 + dt.timedelta(seconds=int(sha[0], 16)) for sha in record.artifacts}
+        taken["b" * 64] = T0 - dt.timedelta(minutes=1)  # earliest: listed first
+        root = parse(render_outage_page(record, target_name="ANEF", now=T0, captured=taken))
+        rows = root.find_all("tr")[1:]  # after the header
+        hrefs = [a.attrs["href"] for r in rows for a in r.find_all("a")]
+        assert hrefs[0].endswith("b" * 64)
+        for row in rows:
+            sha = row.find_all("a")[0].attrs["href"].rsplit("/", 1)[1]
+            assert paris_time_fr(taken[sha]) in row.text
+        assert "heure inconnue" not in root.text
 
 
 class TestCaptureRoute:
