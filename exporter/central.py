@@ -487,7 +487,8 @@ Vigie observe en lecture seule, depuis plusieurs réseaux indépendants. Cette p
 les registres signés de chaque point d'observation sans jamais les modifier ; chaque registre
 se vérifie avec <code>vigie verify</code>, chaque archive de preuves aussi. Heures affichées :
 heure de Paris. Données ouvertes : <a href="/outages.json">JSON</a>,
-<a href="/outages.csv">CSV</a>, <a href="/outages.atom">flux des pannes (Atom)</a>."""
+<a href="/outages.csv">CSV</a>, <a href="/outages.atom">flux des pannes (Atom)</a>,
+<a href="/availability-monthly.csv">disponibilité mensuelle (CSV)</a>."""
 
 
 def _confirm_cell(outage: ConfirmedOutage, view: CentralView) -> tuple[str, str]:
