@@ -44,6 +44,8 @@ from tests.bundle_fixture import build_ledger, checkpoint_body, cryptography_onl
 from tests.test_forgery import one_target_requests, standalone
 from tests.test_witness import _request
 
+pytest_plugins = ["tests.postgres_fixture"]
+
 URL_ORIGIN = "vigie.asso.example/etat/paris-1"
 PUBLIC_URL = "https://vigie.asso.example/etat/"
 
@@ -190,6 +192,25 @@ def test_a_configured_origin_cannot_rename_a_begun_log(tmp_path: Path) -> None:
         assert "'paris-1'" in lines[0]
     # nothing was appended: the log was not forked under a new name
     assert open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}", readonly=True).size() == size
+
+
+def test_the_origin_is_the_first_checkpoints_on_every_backend(ledger_url: str) -> None:
+    key = Ed25519PrivateKey.generate()
+    when = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+    ledger = open_ledger(ledger_url, vantage="paris-1")
+    try:
+        assert ledger.first_checkpoint_origin() is None
+        for name in ("paris-1", URL_ORIGIN):  # the second is what verification refuses
+            signer = NoteSigner(name, key)
+            ledger.append([("gap", {"n": 1})])
+            ledger.append([(CHECKPOINT, lambda head, s=signer: checkpoint_body(s, head, when))])
+        assert ledger.first_checkpoint_origin() == "paris-1"
+    finally:
+        ledger.close()
+    settings = Settings.model_validate(
+        {"vantage": {"name": "paris-1"}, "public_url": PUBLIC_URL, "ledger": {"url": ledger_url}}
+    )
+    assert ledger_origin(settings) == "paris-1"
 
 
 def test_a_second_origin_in_one_ledger_fails_verification(tmp_path: Path) -> None:
