@@ -116,6 +116,8 @@ def add_commands(
 
 def run_keygen(args: argparse.Namespace) -> int:
     """`vigie keygen [--out PATH]`."""
+    from evidence.ledger.entries import LedgerError
+    from evidence.ledger.opening import OriginError, ledger_origin
     from evidence.ledger.signing import (
         KeyExistsError,
         NoteVerifier,
@@ -126,6 +128,14 @@ def run_keygen(args: argparse.Namespace) -> int:
 
     settings = command_settings(args)
     path: Path = args.out or settings.signing.key
+    try:  # the key signs as the log's origin: a signed-note key name is part of its key ID
+        origin = ledger_origin(settings)
+    except OriginError as exc:
+        print(f"vigie keygen: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LedgerError as exc:
+        print(f"vigie keygen: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         key = keygen(path)
     except KeyExistsError as exc:  # bad input: the path names a key already
@@ -134,7 +144,7 @@ def run_keygen(args: argparse.Namespace) -> int:
     except SigningKeyError as exc:
         print(f"vigie keygen: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    verifier = NoteVerifier(settings.vantage.name, key.public_key())
+    verifier = NoteVerifier(origin, key.public_key())
     print(f"signing key written to {path} (mode 0600): keep it secret, back it up offline")
     print(f"public key: {public_key_path(path)}")
     print(f"verifier key (give it to whoever checks this vantage's evidence): {verifier.vkey()}")
