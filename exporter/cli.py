@@ -37,7 +37,12 @@ from exporter.plumbing import run_handler
 from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service, check_once
-from exporter.wiring import EvidenceError, journey_fingerprints, open_service_evidence
+from exporter.wiring import (
+    EvidenceConfigError,
+    EvidenceError,
+    journey_fingerprints,
+    open_service_evidence,
+)
 from exporter.witnessing import start_witnessing
 from probes.base import ProbeRegistry, ProbeSettings
 from probes.environment import collect_environment, vigie_version
@@ -185,7 +190,7 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
     except EvidenceError as exc:
         log.error("evidence_unavailable", error=str(exc))  # noqa: TRY400
         print(f"vigie: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, EvidenceConfigError) else EXIT_FAILED
     registry = ProbeRegistry(probe_settings(settings, evidence.artifacts), default_factories())
     sink: EvidenceSink = evidence.sink
     # Rebuild outage state from the ledger (an outage open before a restart stays open);

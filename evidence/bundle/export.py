@@ -73,7 +73,7 @@ from evidence.bundle.table import (
 )
 from evidence.bundle.zipwriter import HashingWriter, Spool, ZipWriter
 from evidence.ledger import chain, merkle
-from evidence.ledger.checkpoint import Checkpoint, Stamper
+from evidence.ledger.checkpoint import Checkpoint, CheckpointError, Stamper
 from evidence.ledger.core import STORED_LEVEL_STRIDE, Ledger
 from evidence.ledger.signing import NoteSigner
 from evidence.ledger.tlog_proof import format_tlog_proof
@@ -274,11 +274,14 @@ def export_bundle(
     began = time.monotonic()
     if request.end <= request.start:
         raise BundleRequestError("the end of the period must come after its start")
-    vantage = signer.name
-    if ledger.vantage is not None and ledger.vantage != vantage:
-        raise BundleError(
-            f"the ledger belongs to vantage {ledger.vantage!r}, the key to {vantage!r}"
-        )
+    # The signer signs as the log's origin (its key name); the vantage name is the ledger's.
+    try:
+        origin = ledger.first_checkpoint_origin()
+    except CheckpointError as exc:
+        raise BundleError(f"the ledger's first checkpoint is unreadable: {exc}") from None
+    if origin is not None and origin != signer.name:
+        raise BundleError(f"the ledger's checkpoints name log {origin!r}, the key {signer.name!r}")
+    vantage = ledger.vantage or signer.name
     size = ledger.size()
     created = now or dt.datetime.now(dt.UTC)
     summary = BundleSummary(

@@ -124,6 +124,8 @@ def add_commands(
 
 def run_keygen(args: argparse.Namespace) -> int:
     """`vigie keygen [--out PATH] [--show]`."""
+    from evidence.ledger.entries import LedgerError
+    from evidence.ledger.opening import OriginError, ledger_origin
     from evidence.ledger.signing import (
         KeyExistsError,
         SigningKeyError,
@@ -134,6 +136,14 @@ def run_keygen(args: argparse.Namespace) -> int:
 
     settings = command_settings(args)
     path: Path = args.out or settings.signing.key
+    try:  # the key signs as the log's origin: a signed-note key name is part of its key ID
+        origin = ledger_origin(settings)
+    except OriginError as exc:
+        print(f"vigie keygen: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LedgerError as exc:
+        print(f"vigie keygen: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         if args.show:
             if not path.is_file():
@@ -154,11 +164,11 @@ def run_keygen(args: argparse.Namespace) -> int:
     if not args.show:
         print(f"signing key written to {path} (mode 0600): keep it secret, back it up offline")
         print(f"public key file: {public_key_path(path)}")
-    print(public_key_lines(settings.vantage.name, key.public_key()), end="")
+    print(public_key_lines(origin, key.public_key()), end="")
     return EXIT_OK
 
 
-def public_key_lines(vantage: str, public: Ed25519PublicKey) -> str:
+def public_key_lines(origin: str, public: Ed25519PublicKey) -> str:
     """The public key as PEM, its verifier key and its fingerprint (as the report prints it),
     with why the operator publishes the fingerprint."""
     from cryptography.hazmat.primitives import serialization
@@ -168,7 +178,7 @@ def public_key_lines(vantage: str, public: Ed25519PublicKey) -> str:
     pem = public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode("ascii")
-    verifier = NoteVerifier(vantage, public)
+    verifier = NoteVerifier(origin, public)
     return (
         f"public key (PEM):\n{pem}"
         f"verifier key (give it to whoever checks this vantage's evidence): {verifier.vkey()}\n"
