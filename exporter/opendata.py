@@ -147,6 +147,7 @@ class OpenData:
     monthly: tuple[MonthRow, ...] | None = None  # None: not published
     availability: Mapping[str, float | None] = dataclasses.field(default_factory=dict)
     monthly_fields: tuple[tuple[str, str, str], ...] = MONTHLY_FIELDS  # its columns
+    monthly_description: str = "Le temps non observé n'est compté ni disponible ni en panne."
 
     @property
     def updated(self) -> dt.datetime:
@@ -349,6 +350,7 @@ def datapackage(data: OpenData) -> bytes:
                 "name": "availability-monthly",
                 "path": "availability-monthly.csv",
                 "title": "Disponibilité mensuelle par service (heure de Paris)",
+                "description": data.monthly_description,
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",

@@ -194,4 +194,14 @@ def central_open_data(
         targets=targets,
         monthly=None if monthly is None else tuple(monthly),
         monthly_fields=CENTRAL_MONTHLY_FIELDS,
+        monthly_description=(
+            "Une ligne par point d'observation (ses propres chiffres, comptés comme par son "
+            "service, jusqu'à sa dernière entrée lue) et une ligne « * » par service et par mois, "
+            "fusionnée : temps observé par au moins un point d'observation ; panne corroborée "
+            f"quand au moins {view.min_vantages} points d'observation, chacun sur son réseau, "
+            "étaient au même moment dans une panne qu'ils ont confirmée ; la panne vue de moins "
+            "de points d'observation est publiée à part (uncorroborated_down_s). La "
+            "disponibilité se situe entre availability_low et availability. Le temps que "
+            "personne n'observait n'est compté ni disponible ni en panne."
+        ),
     )

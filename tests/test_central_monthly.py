@@ -148,6 +148,11 @@ class TestCentralMonthly:
             },
         )
         rows = _rows(monthly[2])
+        (resource,) = [
+            r for r in json.loads(package[2])["resources"] if r["name"] == "availability-monthly"
+        ]
+        assert "au moins 2 points d'observation" in resource["description"]
+        assert resource["schema"]["primaryKey"] == ["month", "target_id", "vantage"]
         for vantage, url in ledgers.items():
             mine = [
                 {k: r[k] for k in ("month", "target_id")}
