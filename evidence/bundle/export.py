@@ -32,7 +32,6 @@ import operator
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -310,8 +309,8 @@ def export_bundle(
     out = Path(out)
     tmp = out.with_name(f".{out.name}.part")
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-            writer = ZipWriter(zf)
+        with tmp.open("wb") as file:
+            writer = ZipWriter(file)
             scanned = None
             if request.outage_id is not None:
                 _write_outage(writer, ledger, size, request.outage_id, summary)
@@ -333,11 +332,13 @@ def export_bundle(
             writer.put("LISEZMOI.txt", _lisezmoi(summary))
             manifest, token = _stamped_manifest(summary, writer.files, timestamper)
             writer_files = dict(writer.files)
-            _raw_put(zf, "manifest.json", manifest)
+            writer.put_unlisted("manifest.json", manifest)
             digest = hashlib.sha256(manifest).hexdigest()
-            _raw_put(zf, "manifest.sig", signer.sign(f"{BUNDLE_FORMAT}\n{digest}\n").encode())
+            signature = signer.sign(f"{BUNDLE_FORMAT}\n{digest}\n").encode()
+            writer.put_unlisted("manifest.sig", signature)
             if token is not None:
-                _raw_put(zf, "manifest.tsr", token)
+                writer.put_unlisted("manifest.tsr", token)
+            writer.close()
         tmp.replace(out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -353,13 +354,6 @@ def export_bundle(
         elapsed_s=round(elapsed, 3),
     )
     return ExportResult(out, summary, writer_files, elapsed)
-
-
-def _raw_put(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
-    zf.writestr(info, data)
 
 
 def _artifact_reader(directory: Path | None) -> Callable[[str], bytes | None]:
