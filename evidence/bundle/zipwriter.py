@@ -50,7 +50,10 @@ class DeflatedContent(Protocol):
 _ZLIB_LEVEL = 1  # deflate level of the large members when ISA-L is missing
 
 
-_DEFLATE_MIN = 1 << 18  # bytes gathered before they are deflated
+# Bytes gathered before they are deflated. Measured with `bench/export.py --scale 0.03
+# --workers 1 --no-verify [--without gather]` (157,942 entries, fastest of 3 interleaved runs
+# on 2 shared cores): 1.73 s gathered, 2.04 s deflating every write as it comes.
+_DEFLATE_MIN = 1 << 18
 
 
 class _Sink(Protocol):
@@ -301,8 +304,13 @@ class _Compressor(Protocol):
 
 
 def _isal() -> tuple[Callable[[int, int, int], _Compressor] | None, Callable[[bytes, int], int]]:
-    """ISA-L's deflate (4-5x faster than zlib at level 1, and smaller) and CRC-32 (3x faster);
-    zlib is the fallback where the `isal` wheel is not installed."""
+    """ISA-L's deflate and CRC-32; zlib is the fallback where the `isal` wheel is missing.
+
+    Measured with `bench/export.py --scale 0.03 --workers 1 --no-verify [--without isal]`
+    (157,942 entries, fastest of 4 interleaved runs on 2 shared cores): 1.73 s and a 4.82 MB
+    bundle with ISA-L, 1.91 s and 5.35 MB (+11 %) with zlib level 1. A small gain in time,
+    a clear one in size (the "4-5x faster" said here before, of the deflate call alone, was
+    not re-measured)."""
     try:
         from isal.isal_zlib import compressobj, crc32
     except ImportError:  # pragma: no cover - depends on the installation
@@ -431,7 +439,9 @@ class Spool:
 
 class Background:
     """Hands blocks to `write` in a thread: zlib, ISA-L, hashlib and pipe writes release the
-    GIL, so they overlap the work of the caller.
+    GIL, so they overlap the work of the caller. Measured with `bench/export.py --scale 0.03
+    --workers 1 --no-verify [--without thread]` (157,942 entries, fastest of 2-4 interleaved
+    runs on 2 shared cores): 1.73 s with the threads, 2.39 s with every write in the caller.
 
     At most `depth` blocks wait in the queue (memory stays bounded); an error in the thread is
     raised in the caller at the next write or at exit.
