@@ -131,8 +131,12 @@ class ZipLimits:
     count: int = (1 << 16) - 1  # members
 
 
-_LOCAL = struct.Struct("<4s2B4HL2L2H")
-_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
+# A local header is _LOCAL_START + _FIELDS, a central directory header _CENTRAL_START + _FIELDS
+# + _CENTRAL_END (APPNOTE 4.3.7 and 4.3.12); little-endian, no padding.
+_LOCAL_START = struct.Struct("<4s2B")  # signature, version needed, (its high byte)
+_CENTRAL_START = struct.Struct("<4s4B")  # signature, version made by, system, version needed, 0
+_FIELDS = struct.Struct("<4HL2L2H")  # flags, method, time, date, CRC, sizes, name/extra lengths
+_CENTRAL_END = struct.Struct("<3H2L")  # comment length, disk, internal, external attrs, offset
 _END = struct.Struct("<4s4H2LH")
 _END64 = struct.Struct("<4sQ2H2L4Q")
 _LOCATOR = struct.Struct("<4sLQL")
@@ -147,6 +151,21 @@ _DOS_DATE = 1 << 5 | 1  # 1980-01-01, as every member (the bundle's bytes do not
 _DOS_TIME = 0
 _FULL32 = 0xFFFFFFFF
 _MEMBER_LEVEL = zlib.Z_DEFAULT_COMPRESSION  # small members (as `zipfile` deflated them)
+
+
+def _fields(entry: _Entry, compressed: int, size: int, extra: bytes) -> bytes:
+    """The fields a local header and a central directory header share."""
+    return _FIELDS.pack(
+        entry.flags,
+        _DEFLATE,
+        _DOS_TIME,
+        _DOS_DATE,
+        entry.crc,
+        compressed,
+        size,
+        len(entry.name),
+        len(extra),
+    )
 
 
 @dataclasses.dataclass
@@ -223,20 +242,8 @@ class ZipArchive:
             version = _VERSION_ZIP64
             extra = struct.pack("<HHQQ", _ZIP64_EXTRA, 16, size, compressed)
             compressed = size = _FULL32
-        header = _LOCAL.pack(
-            b"PK\x03\x04",
-            version,
-            0,
-            entry.flags,
-            _DEFLATE,
-            _DOS_TIME,
-            _DOS_DATE,
-            entry.crc,
-            compressed,
-            size,
-            len(entry.name),
-            len(extra),
-        )
+        header = _LOCAL_START.pack(b"PK\x03\x04", version, 0)
+        header += _fields(entry, compressed, size, extra)
         return header + entry.name + extra
 
     def close(self) -> None:
@@ -258,28 +265,11 @@ class ZipArchive:
             version = _VERSION_ZIP64 if entry.zip64 or fields else _VERSION
             compressed = _FULL32 if large_sizes else entry.compressed
             size = _FULL32 if large_sizes else entry.size
+            offset = _FULL32 if entry.offset > limit else entry.offset
             self.file.write(
-                _CENTRAL.pack(
-                    b"PK\x01\x02",
-                    version,
-                    _UNIX,
-                    version,
-                    0,
-                    entry.flags,
-                    _DEFLATE,
-                    _DOS_TIME,
-                    _DOS_DATE,
-                    entry.crc,
-                    compressed,
-                    size,
-                    len(entry.name),
-                    len(extra),
-                    0,
-                    0,
-                    0,
-                    _MODE,
-                    _FULL32 if entry.offset > limit else entry.offset,
-                )
+                _CENTRAL_START.pack(b"PK\x01\x02", version, _UNIX, version, 0)
+                + _fields(entry, compressed, size, extra)
+                + _CENTRAL_END.pack(0, 0, 0, _MODE, offset)
                 + entry.name
                 + extra
             )
