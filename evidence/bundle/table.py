@@ -122,11 +122,10 @@ def csv_workers(entries: int) -> int:
     """Worker processes for the CSV of `entries` entries: one for a large export, when there
     is a second core (starting one costs a fraction of a second).
 
-    Measured with `bench/export.py --scale 0.03 --no-verify --workers 1` / `--workers 0`
-    (157,942 entries, fastest of 4 interleaved runs on 2 cores shared with five other
-    engineers): 1.73 s with the worker, 1.71 s without: no gain at this size on a loaded
-    machine (hence `_PARALLEL_MIN`). Whether it pays for a year on an idle 2-core machine is
-    still to be measured (`--scale 1 --workers 1` against `--workers 0`) before keeping it."""
+    Measured with `bench/export.py --no-verify --workers 1` / `--workers 0`, interleaved runs
+    on 2 cores shared with five other engineers: at `--scale 0.1` (526,476 entries) 3.24 and
+    3.32 s with the worker, 4.22 and 4.09 s without (-20 %); at `--scale 0.03` (157,942)
+    1.73 s with it, 1.71 s without: no gain below `_PARALLEL_MIN`."""
     parallel = entries >= _PARALLEL_MIN and (os.cpu_count() or 1) > 1 and os.name == "posix"
     return 1 if parallel else 0
 
