@@ -44,7 +44,7 @@ from exporter.wiring import (
     open_service_evidence,
 )
 from exporter.witnessing import start_witnessing
-from probes.base import ProbeRegistry, ProbeSettings
+from probes.base import BrowserOptions, ProbeRegistry, ProbeSettings
 from probes.environment import collect_environment, vigie_version
 from probes.kinds import default_factories
 from probes.observation import Observation
@@ -79,11 +79,11 @@ def probe_settings(settings: Settings, artifacts: Any = None) -> ProbeSettings:
             settings.vantage.name, settings.vantage.operator, settings.user_agent
         ),
         artifacts=artifacts,
-        browser_executable=str(settings.browser.executable)
-        if settings.browser.executable
-        else None,
-        browser_max_concurrency=settings.browser.max_concurrency,
-        browser_idle_close=settings.browser.idle_close,
+        browser=BrowserOptions(
+            executable=str(settings.browser.executable) if settings.browser.executable else None,
+            max_concurrency=settings.browser.max_concurrency,
+            idle_close=settings.browser.idle_close,
+        ),
     )
 
 
