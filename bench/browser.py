@@ -37,7 +37,7 @@ from playwright.async_api import async_playwright
 
 from config.targets import Target
 from config.vocabulary import Outcome
-from probes.base import ProbeContext, ProbeSettings
+from probes.base import BrowserOptions, ProbeContext, ProbeSettings
 from probes.browser import BrowserProbe
 from probes.browser_runtime import CHROMIUM_ARGS, process_tree
 from simulator.counts import AUDIT_ENV
@@ -56,7 +56,7 @@ RATIO_GOAL = 1.3
 PSS_RATIO_GOAL = 1.2
 P50_GOAL_S = 0.6
 RSS_GOAL_MB = 350.0
-DEFAULT_CONCURRENCY = ProbeSettings.__dataclass_fields__["browser_max_concurrency"].default
+DEFAULT_CONCURRENCY = BrowserOptions().max_concurrency
 
 
 def _target(**fields: Any) -> Target:
@@ -70,9 +70,9 @@ def _settings(
         vantage="bench",
         user_agent=USER_AGENT,
         environment={"vantage": "bench"},
-        browser_max_concurrency=concurrency,
-        browser_executable=executable,
-        browser_idle_close=idle_close,
+        browser=BrowserOptions(
+            executable=executable, max_concurrency=concurrency, idle_close=idle_close
+        ),
     )
 
 

@@ -88,6 +88,22 @@ class Vantage(_Section):
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")] = "local"
     operator: str = ""
+    # The checkpoint origin of a NEW ledger (C2SP tlog-checkpoint: a schema-less URL naming the
+    # log, e.g. "vigie.asso.org/paris-1"). Default: public_url's host and path + the name, or
+    # the bare name without public_url. A ledger that has checkpoints keeps its first origin.
+    origin: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+
+    @field_validator("origin")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        if value is not None and (
+            "://" in value or value.startswith("/") or any(c.isspace() or c == "+" for c in value)
+        ):
+            raise ValueError(
+                f"a schema-less URL such as 'vigie.asso.org/paris-1' (no 'https://', no "
+                f"spaces or '+'), not {value!r}"
+            )
+        return value
 
 
 class Defaults(_Section):

@@ -26,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 from config.french import format_duration_fr, paris_time_fr, plural_fr
 from config.settings import ConfigError, OpenDataSettings
-from config.vocabulary import EXIT_OK, OUTAGE, REVIEW
+from config.vocabulary import EXIT_OK, GAP, OBSERVATION, OUTAGE, REVIEW, VANTAGE
 from evidence.ledger.reviews import review_state
 from evidence.outages.tracker import OutageRecord, outages_from_entries
+from evidence.outages.watched import LedgerWatch
 from exporter.hostcheck import HostAllowList, host_middleware
 from exporter.plumbing import run_handler
 from exporter.statuspage import _STYLE, cards_table, html_page
@@ -51,6 +52,7 @@ __all__ = [
 log = structlog.get_logger("vigie.central")
 
 OUTAGE_ROWS = 300
+_WATCHED = frozenset({OBSERVATION, GAP, VANTAGE})
 
 # --- configuration ----------------------------------------------------------------------------
 
@@ -184,6 +186,7 @@ class _LedgerReader:
         self.state = SourceState(source.label, "registre")
         self._events: list[dict[str, Any]] = []
         self._ledger: Any = None
+        self.watch = LedgerWatch()  # watched time, for the monthly availability table
 
     def refresh(self) -> SourceState:
         from evidence.ledger.backends import open_ledger
@@ -202,6 +205,10 @@ class _LedgerReader:
                     event = json.loads(row.body)
                     event.setdefault("seq", row.seq)
                     self._events.append(event)
+                elif row.type in _WATCHED:  # checks, Vigie stopped, its network down
+                    entry = json.loads(row.body)
+                    entry.setdefault("type", row.type)
+                    self.watch.add(entry)
             self.state.entries = size
             self.state.vantage = ledger.vantage
             self.state.outages = outages_from_entries(self._events)
@@ -394,6 +401,7 @@ class Central:
         ]
         self._lock = threading.Lock()
         self._view: CentralView | None = None
+        self._monthly: tuple[tuple[tuple[str | None, int], ...], list[Any]] | None = None
 
     def view(self, *, now: dt.datetime | None = None) -> CentralView:
         """The current view (re-reading the sources when the last read is old enough)."""
@@ -421,6 +429,41 @@ class Central:
             )
             return self._view
 
+    def monthly(self, view: CentralView) -> list[Any] | None:
+        """The monthly availability rows (`central_monthly_rows`) of the ledgers read for
+        `view`, computed again only when a ledger grew (cached by the ledgers' sizes).
+
+        None when no source is a ledger: a bundle's checks stop at its end, and counting the
+        time after it as watched or not would be a guess."""
+        from exporter.opendata_central import central_monthly_rows
+
+        if not any(isinstance(r, _LedgerReader) for r in self._readers):
+            return None
+        with self._lock:
+            readers = [
+                r
+                for r in self._readers
+                if isinstance(r, _LedgerReader)
+                and r.state.vantage
+                and not r.state.error
+                and r.watch.until is not None
+            ]
+            key = tuple((r.state.vantage, r.state.entries) for r in readers)
+            if self._monthly is not None and self._monthly[0] == key:
+                return self._monthly[1]
+            indexes = {
+                r.state.vantage or "": (r.watch.index(r.state.outages), r.watch.until)
+                for r in readers
+                if r.watch.until is not None
+            }
+            names = dict(view.names)
+            for index, _ in indexes.values():
+                for target_id in index.timelines:
+                    names.setdefault(target_id, target_id)
+            rows = central_monthly_rows(indexes, names, self.config.min_vantages)
+            self._monthly = (key, rows)
+            return rows
+
     def public_urls(self) -> dict[str, str]:
         """Vantage name -> the public address its source configures (read ones only)."""
         return {
@@ -444,7 +487,8 @@ Vigie observe en lecture seule, depuis plusieurs réseaux indépendants. Cette p
 les registres signés de chaque point d'observation sans jamais les modifier ; chaque registre
 se vérifie avec <code>vigie verify</code>, chaque archive de preuves aussi. Heures affichées :
 heure de Paris. Données ouvertes : <a href="/outages.json">JSON</a>,
-<a href="/outages.csv">CSV</a>, <a href="/outages.atom">flux des pannes (Atom)</a>."""
+<a href="/outages.csv">CSV</a>, <a href="/outages.atom">flux des pannes (Atom)</a>,
+<a href="/availability-monthly.csv">disponibilité mensuelle (CSV)</a>."""
 
 
 def _confirm_cell(outage: ConfirmedOutage, view: CentralView) -> tuple[str, str]:
@@ -589,10 +633,13 @@ def build_app(central: Central) -> Any:
     app.router.add_get("/healthz", healthz)
 
     async def open_data(request: web.Request) -> Any:
-        from exporter.opendata import central_open_data
+        from exporter.opendata_central import central_open_data
 
         view = await asyncio.to_thread(central.view)
-        return central_open_data(view, request, central.config.open_data, central.public_urls())
+        monthly = await asyncio.to_thread(central.monthly, view)
+        return central_open_data(
+            view, request, central.config.open_data, central.public_urls(), monthly
+        )
 
     from exporter.opendata import add_open_data_routes
 

@@ -37,9 +37,14 @@ from exporter.plumbing import run_handler
 from exporter.scheduler import Scheduler
 from exporter.server import build_app
 from exporter.service import EvidenceSink, Service, check_once
-from exporter.wiring import EvidenceError, journey_fingerprints, open_service_evidence
+from exporter.wiring import (
+    EvidenceConfigError,
+    EvidenceError,
+    journey_fingerprints,
+    open_service_evidence,
+)
 from exporter.witnessing import start_witnessing
-from probes.base import ProbeRegistry, ProbeSettings
+from probes.base import BrowserOptions, ProbeRegistry, ProbeSettings
 from probes.environment import collect_environment, vigie_version
 from probes.kinds import default_factories
 from probes.observation import Observation
@@ -74,11 +79,11 @@ def probe_settings(settings: Settings, artifacts: Any = None) -> ProbeSettings:
             settings.vantage.name, settings.vantage.operator, settings.user_agent
         ),
         artifacts=artifacts,
-        browser_executable=str(settings.browser.executable)
-        if settings.browser.executable
-        else None,
-        browser_max_concurrency=settings.browser.max_concurrency,
-        browser_idle_close=settings.browser.idle_close,
+        browser=BrowserOptions(
+            executable=str(settings.browser.executable) if settings.browser.executable else None,
+            max_concurrency=settings.browser.max_concurrency,
+            idle_close=settings.browser.idle_close,
+        ),
     )
 
 
@@ -185,7 +190,7 @@ async def serve(settings: Settings, *, ready: Callable[[str], None] | None = Non
     except EvidenceError as exc:
         log.error("evidence_unavailable", error=str(exc))  # noqa: TRY400
         print(f"vigie: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, EvidenceConfigError) else EXIT_FAILED
     registry = ProbeRegistry(probe_settings(settings, evidence.artifacts), default_factories())
     sink: EvidenceSink = evidence.sink
     # Rebuild outage state from the ledger (an outage open before a restart stays open);

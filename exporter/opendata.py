@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from config.settings import OpenDataSettings
     from evidence.outages.availability import AvailabilityIndex
     from evidence.outages.tracker import OutageRecord
-    from exporter.central import CentralView
     from exporter.service import Service
 
 __all__ = [
@@ -40,7 +39,6 @@ __all__ = [
     "badge_svg",
     "base_url",
     "cached_response",
-    "central_open_data",
     "datapackage",
     "monthly_csv",
     "monthly_rows",
@@ -127,6 +125,11 @@ class MonthRow:
     degraded_s: float
     unmonitored_s: float
     availability: float | None
+    # `vigie central` only: "" on the service; "*" for the row merged across vantages
+    vantage: str = ""
+    corroborable_s: float | None = None
+    uncorroborated_down_s: float | None = None
+    availability_low: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -141,8 +144,10 @@ class OpenData:
     licence: OpenDataSettings
     outages: tuple[OpenOutage, ...]  # oldest first
     targets: Mapping[str, str]  # id -> name
-    monthly: tuple[MonthRow, ...] | None = None  # None: not published (central: no check times)
+    monthly: tuple[MonthRow, ...] | None = None  # None: not published
     availability: Mapping[str, float | None] = dataclasses.field(default_factory=dict)
+    monthly_fields: tuple[tuple[str, str, str], ...] = MONTHLY_FIELDS  # its columns
+    monthly_description: str = "Le temps non observé n'est compté ni disponible ni en panne."
 
     @property
     def updated(self) -> dt.datetime:
@@ -250,22 +255,35 @@ def outages_json(data: OpenData) -> bytes:
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
 
 
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def monthly_csv(data: OpenData) -> bytes:
     """`/availability-monthly.csv`: availability per target and calendar month."""
+    names = [f[0] for f in data.monthly_fields]
     rows = (
         {
-            "month": row.month,
-            "target_id": row.target_id,
-            "target_name": row.target_name,
-            "monitored_s": round(row.monitored_s, 3),
-            "down_s": round(row.down_s, 3),
-            "degraded_s": round(row.degraded_s, 3),
-            "unmonitored_s": round(row.unmonitored_s, 3),
-            "availability": None if row.availability is None else round(row.availability, 6),
+            name: value
+            for name, value in {
+                "month": row.month,
+                "target_id": row.target_id,
+                "target_name": row.target_name,
+                "vantage": row.vantage,
+                "monitored_s": round(row.monitored_s, 3),
+                "corroborable_s": _round(row.corroborable_s, 3),
+                "down_s": round(row.down_s, 3),
+                "uncorroborated_down_s": _round(row.uncorroborated_down_s, 3),
+                "degraded_s": round(row.degraded_s, 3),
+                "unmonitored_s": round(row.unmonitored_s, 3),
+                "availability": _round(row.availability, 6),
+                "availability_low": _round(row.availability_low, 6),
+            }.items()
+            if name in names
         }
         for row in data.monthly or ()
     )
-    return _csv((f[0] for f in MONTHLY_FIELDS), rows)
+    return _csv(names, rows)
 
 
 def monthly_rows(
@@ -306,6 +324,9 @@ def _schema(fields: Sequence[tuple[str, str, str]], key: str | None) -> dict[str
             field["constraints"] = {"required": True}
     if key is not None:
         schema["primaryKey"] = [key] if key == "id" else ["month", "target_id"]
+        if any(n == "vantage" for n, _, _ in fields):
+            schema["primaryKey"].append("vantage")
+            schema["fields"][3]["constraints"] = {"required": True}
     return schema
 
 
@@ -329,10 +350,11 @@ def datapackage(data: OpenData) -> bytes:
                 "name": "availability-monthly",
                 "path": "availability-monthly.csv",
                 "title": "Disponibilité mensuelle par service (heure de Paris)",
+                "description": data.monthly_description,
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
-                "schema": _schema(MONTHLY_FIELDS, "month"),
+                "schema": _schema(data.monthly_fields, "month"),
             }
         )
     package = {
@@ -611,72 +633,4 @@ def service_open_data(
         targets=names,
         monthly=monthly,
         availability=availability,
-    )
-
-
-def central_open_data(
-    view: CentralView,
-    request: web.Request,
-    licence: OpenDataSettings,
-    public_urls: Mapping[str, str] | None = None,
-) -> OpenData:
-    """The open data of `vigie central`: outages merged across vantages (no monthly table:
-    central reads outage events only, not the checks that tell monitored time).
-
-    `public_urls`: vantage name -> its service's public address, for links to each vantage's
-    evidence bundle of the outage."""
-    from collections import Counter
-    from urllib.parse import quote
-
-    services = {k: v.rstrip("/") for k, v in (public_urls or {}).items()}
-
-    from evidence.outages.tracker import causes_text_fr
-
-    outages = []
-    for group in sorted(view.outages, key=lambda g: (g.start, g.target_id)):
-        causes: Counter[str] = Counter()
-        for sighting in group.sightings:
-            causes.update(sighting.record.causes)
-        maintenance = next(
-            (s.record.maintenance for s in group.sightings if s.record.maintenance), ""
-        )
-        outages.append(
-            OpenOutage(
-                id=f"{group.target_id}-{group.start.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}",
-                target_id=group.target_id,
-                target_name=view.names.get(group.target_id, group.target_id),
-                kind="down",
-                start=group.start,
-                end=group.end,
-                failed_checks=sum(s.record.failed_checks for s in group.sightings),
-                causes=causes_text_fr(causes),
-                maintenance=maintenance or "",
-                vantages=group.vantages,
-                evidence_path="",
-                page_path="/",
-                references=tuple(f"{s.vantage} : {s.record.id}" for s in group.sightings),
-                review=" ; ".join(
-                    f"{s.vantage} : {s.record.review.text_fr}"
-                    for s in group.sightings
-                    if s.record.review is not None
-                ),
-                evidence_urls=tuple(
-                    f"{services[s.vantage]}/outages/{quote(s.record.id, safe='')}/evidence.zip"
-                    for s in group.sightings
-                    if s.vantage in services
-                ),
-            )
-        )
-    targets = dict(view.names)
-    for outage in outages:
-        targets.setdefault(outage.target_id, outage.target_id)
-    return OpenData(
-        title=view.title,
-        publisher=view.title,
-        source="central",
-        base_url=base_url(request),
-        generated_at=view.generated_at.replace(microsecond=0),
-        licence=licence,
-        outages=tuple(outages),
-        targets=targets,
     )

@@ -5,6 +5,7 @@ It only answers GET and HEAD, never accepts a body, and serves nothing outside w
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -18,7 +19,13 @@ from exporter.hostcheck import HostAllowList, host_middleware
 from exporter.metrics import CONTENT_TYPE_LATEST
 from exporter.opendata import OpenData, add_open_data_routes, service_open_data
 from exporter.review_routes import REVIEW_ROUTE, add_review_routes
-from exporter.statuspage import render_not_found, render_outage_by_id, render_status_page
+from exporter.statuspage import (
+    capture_times,
+    render_not_found,
+    render_outage_by_id,
+    render_status_page,
+    service_tracker,
+)
 
 if TYPE_CHECKING:
     from exporter.service import Service
@@ -58,7 +65,13 @@ async def _status(request: web.Request) -> web.Response:
 
 async def _outage(request: web.Request) -> web.Response:
     outage_id = request.match_info["outage_id"]
-    html = render_outage_by_id(request.app[_SERVICE], outage_id)
+    service = request.app[_SERVICE]
+    tracker = service_tracker(service)
+    record = tracker.record(outage_id) if tracker is not None else None
+    captured = None  # the capture times come from the ledger: read outside the event loop
+    if record is not None:
+        captured = await asyncio.to_thread(capture_times, service.settings, record)
+    html = render_outage_by_id(service, outage_id, captured=captured)
     if html is None:
         raise web.HTTPNotFound(text=render_not_found(outage_id), content_type="text/html")
     return web.Response(text=html, content_type="text/html", charset="utf-8")

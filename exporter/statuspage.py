@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
+
+import structlog
 
 from config.french import format_duration_fr, paris_time_fr, percent_fr, plural_fr, span_fr
 from config.maintenance import active_label, describe
@@ -31,8 +36,11 @@ from evidence.outages.tracker import (
 )
 
 if TYPE_CHECKING:
+    from config.settings import Settings
     from config.targets import Target
     from exporter.service import Service
+
+log = structlog.get_logger("vigie.statuspage")
 
 __all__ = [
     "OUTCOME_LABELS",
@@ -43,9 +51,11 @@ __all__ = [
     "StatusView",
     "TargetView",
     "build_status_view",
+    "capture_times",
     "cards_table",
     "causes_fr",
     "html_page",
+    "key_note",
     "outage_view",
     "render_not_found",
     "render_outage_by_id",
@@ -706,17 +716,70 @@ def _ledger_text(record: OutageRecord) -> str:
     return " ".join(parts)
 
 
-def _artifacts_section(record: OutageRecord, url: str) -> str:
-    """The captures of the failed checks: links that open them, and their SHA-256."""
+_CAPTURE_TIMES: dict[tuple[str, str, int, int], dict[str, dt.datetime]] = {}
+_CAPTURE_TIMES_KEPT = 64  # outages whose capture times are kept in memory
+
+
+def capture_times(settings: Settings, record: OutageRecord) -> dict[str, dt.datetime]:
+    """When each listed capture of `record` was taken: the start of the check that recorded
+    it, read from the ledger entries the outage names (`first_seq`..`last_seq`, read-only).
+
+    {} when the record names no range or the ledger cannot be read (the page then says the
+    time is unknown). Kept per outage and range: an open outage's range grows, a closed one's
+    never changes, so its entries are read once.
+    """
+    if record.first_seq is None or record.last_seq is None or not record.artifacts:
+        return {}
+    key = (settings.ledger.url, record.id, record.first_seq, record.last_seq)
+    known = _CAPTURE_TIMES.get(key)
+    if known is not None:
+        return known
+    from evidence.ledger.entries import LedgerError
+    from evidence.ledger.opening import open_evidence
+
+    wanted = set(record.artifacts)
+    marker = f'"target_id":"{record.target_id}"'.encode()
+    times: dict[str, dt.datetime] = {}
+    try:
+        with open_evidence(settings).ledger as ledger:
+            for row in ledger.iter_rows(record.first_seq, record.last_seq + 1):
+                if row.type != "observation" or marker not in row.body:
+                    continue
+                body = json.loads(row.body)
+                for sha in wanted.intersection(body.get("artifacts") or ()):
+                    times.setdefault(sha, _parse_utc(str(body["started_at"])))
+    except (LedgerError, OSError, KeyError, ValueError) as exc:
+        log.warning("capture_times_unreadable", outage=record.id, error=str(exc))
+        return {}
+    while len(_CAPTURE_TIMES) >= _CAPTURE_TIMES_KEPT:
+        _CAPTURE_TIMES.pop(next(iter(_CAPTURE_TIMES)))
+    _CAPTURE_TIMES[key] = times
+    return times
+
+
+def _parse_utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+def _artifacts_section(
+    record: OutageRecord, url: str, taken: Mapping[str, dt.datetime] | None = None
+) -> str:
+    """The captures of the failed checks, in the order taken: links that open them, the time
+    of the check that recorded each (Paris) and their SHA-256."""
     if not record.artifacts:
         return ""
+    taken = taken or {}
     counts: dict[str, int] = {}
     rows = []
-    for sha, kind in record.artifacts.items():
+    never = dt.datetime.max.replace(tzinfo=dt.UTC)
+    ordered = sorted(record.artifacts.items(), key=lambda item: taken.get(item[0], never))
+    for sha, kind in ordered:
         counts[kind] = counts.get(kind, 0) + 1
         label = _ARTIFACT_LABELS.get(kind, (kind, kind, kind))[0]
         link = f'<a href="{escape(url)}/captures/{escape(sha)}">{escape(label)} {counts[kind]}</a>'
-        rows.append(((link, ""), (f"<code>{escape(sha)}</code>", "")))
+        at = taken.get(sha)
+        when = escape(paris_time_fr(at)) if at is not None else "heure inconnue"
+        rows.append(((link, ""), (when, ""), (f"<code>{escape(sha)}</code>", "")))
     listed = ", ".join(
         plural_fr(n, *_ARTIFACT_LABELS.get(kind, (kind, kind, kind))[1:])
         for kind, n in counts.items()
@@ -738,7 +801,11 @@ def _artifacts_section(record: OutageRecord, url: str) -> str:
             else ""
         )
         + "</p>"
-        + cards_table("Fichiers enregistrés", ("Fichier", "Empreinte SHA-256"), rows)
+        + cards_table(
+            "Fichiers enregistrés, dans l'ordre où ils ont été pris (heure de Paris)",
+            ("Fichier", "Vérification du", "Empreinte SHA-256"),
+            rows,
+        )
     )
 
 
@@ -748,11 +815,13 @@ def render_outage_page(
     target_name: str,
     now: dt.datetime | None = None,
     review_online: bool = True,
+    captured: Mapping[str, dt.datetime] | None = None,
 ) -> str:
     """The page of one outage (`/outages/<id>`), with its captures and evidence bundle.
 
     `review_online`: the review form is offered (it needs `evidence_auth`); otherwise the page
-    gives the command instead of a link that could only answer 403.
+    gives the command instead of a link that could only answer 403. `captured`: sha256 -> time
+    of the check that took each capture (`capture_times`).
     """
     now = now or dt.datetime.now(dt.UTC)
     view = outage_view(record, {record.target_id: target_name}, now)
@@ -782,7 +851,7 @@ def render_outage_page(
 <dl class="facts">{dl}</dl>
 <p>{_bounds_text(record)}</p>
 {ledger_html}
-{_artifacts_section(record, view.url)}
+{_artifacts_section(record, view.url, captured)}
 <h2>Dossier de preuves</h2>
 <p><a href="{escape(view.url)}/evidence.zip">Télécharger le dossier de preuves</a> (fichier zip) :
 rapport PDF en français, observations, captures, preuves d'inclusion dans le registre signé, et
@@ -843,7 +912,43 @@ def render_status_page(service: Service, *, now: dt.datetime | None = None) -> s
     )
     from exporter.witnessing import cosigned_note  # issue 18: "cosigné par N témoins"
 
-    return render_status_view(view).replace("<footer>", cosigned_note(service) + "<footer>", 1)
+    page = render_status_view(view).replace("<footer>", cosigned_note(service) + "<footer>", 1)
+    return page.replace("</footer>", key_note(settings.signing.key) + "</footer>", 1)
+
+
+def key_note(key_path: Path) -> str:
+    """The footer's paragraph with the vantage key's fingerprint ("" when there is no key)."""
+    try:
+        stat = key_path.stat()
+    except OSError:
+        return ""
+    fingerprint = _fingerprint(str(key_path), stat.st_mtime_ns, stat.st_size)
+    if fingerprint is None:
+        return ""
+    return (
+        "<p>Empreinte de la clé qui signe le registre de ce point d'observation (SHA-256) : "
+        f'<code class="fingerprint">{escape(fingerprint)}</code>. Un rapport ou une archive de '
+        "preuves n'émane de ce point d'observation que s'il indique cette même empreinte : "
+        "comparez-les, car une archive fabriquée par quelqu'un d'autre peut se vérifier avec "
+        "sa propre clé.</p>"
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _fingerprint(path: str, _mtime_ns: int, _size: int) -> str | None:
+    """The fingerprint of the key at `path` (read again only when the file changes)."""
+    from evidence.ledger.signing import (
+        SigningKeyError,
+        key_fingerprint,
+        load_public_key,
+        raw_public_key,
+    )
+
+    try:
+        return key_fingerprint(raw_public_key(load_public_key(Path(path))))
+    except SigningKeyError as exc:
+        log.warning("status_page_key_unreadable", path=path, error=str(exc))
+        return None
 
 
 def service_tracker(service: Service) -> OutageTracker | None:
@@ -855,9 +960,15 @@ def service_tracker(service: Service) -> OutageTracker | None:
 
 
 def render_outage_by_id(
-    service: Service, outage_id: str, *, now: dt.datetime | None = None
+    service: Service,
+    outage_id: str,
+    *,
+    now: dt.datetime | None = None,
+    captured: Mapping[str, dt.datetime] | None = None,
 ) -> str | None:
-    """The page of outage `outage_id` of a running service, or None when there is none."""
+    """The page of outage `outage_id` of a running service, or None when there is none.
+
+    `captured`: the capture times (`capture_times`), read here from the ledger when None."""
     tracker = service_tracker(service)
     record = tracker.record(outage_id) if tracker is not None else None
     if record is None:
@@ -868,4 +979,5 @@ def render_outage_by_id(
         target_name=names.get(record.target_id, record.target_id),
         now=now,
         review_online=service.settings.evidence_auth is not None,
+        captured=capture_times(service.settings, record) if captured is None else captured,
     )

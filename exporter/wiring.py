@@ -21,7 +21,7 @@ from evidence.ledger.artifacts import FileArtifactStore
 from evidence.ledger.checkpoint import Checkpoint, CheckpointCopy, Checkpointer, default_copy_path
 from evidence.ledger.core import EntryBody, Ledger, LedgerWriter
 from evidence.ledger.entries import LedgerError, redact_url
-from evidence.ledger.opening import open_evidence, open_signing
+from evidence.ledger.opening import OriginError, open_evidence, open_signing
 from evidence.ledger.signing import SigningKeyError
 from exporter.metrics import Metrics
 from probes.drift import FingerprintBook
@@ -29,13 +29,23 @@ from probes.drift import FingerprintBook
 if TYPE_CHECKING:
     from evidence.ledger.checkpoint import Stamper
 
-__all__ = ["Evidence", "EvidenceError", "journey_fingerprints", "open_service_evidence"]
+__all__ = [
+    "Evidence",
+    "EvidenceConfigError",
+    "EvidenceError",
+    "journey_fingerprints",
+    "open_service_evidence",
+]
 
 log = structlog.get_logger("vigie.evidence")
 
 
 class EvidenceError(Exception):
     """The evidence side cannot be opened; the service must not start without it."""
+
+
+class EvidenceConfigError(EvidenceError):
+    """The configuration contradicts the evidence (a `vantage.origin` that would rename the log)."""
 
 
 class _CountingWriter(LedgerWriter):
@@ -118,12 +128,18 @@ async def open_service_evidence(settings: Settings, metrics: Metrics) -> Evidenc
             create_key=True,
             stamper=lambda inner: _MeteredStamper(inner, metrics),
         )
+    except OriginError as exc:
+        raise EvidenceConfigError(str(exc)) from None
     except (SigningKeyError, OSError) as exc:
         raise EvidenceError(f"signing key {settings.signing.key}: {exc}") from None
+    except LedgerError as exc:
+        raise EvidenceError(f"ledger {redact_url(ledger_settings.url)}: {exc}") from None
     if created:
         log.warning("signing_key_created", path=str(key_path))
     try:
         evidence = await asyncio.to_thread(open_evidence, settings, readonly=False, signing=signing)
+    except OriginError as exc:
+        raise EvidenceConfigError(str(exc)) from None
     except (LedgerError, OSError) as exc:
         raise EvidenceError(f"ledger {redact_url(ledger_settings.url)}: {exc}") from None
     ledger, artifacts = evidence.ledger, evidence.artifacts

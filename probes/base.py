@@ -17,6 +17,7 @@ from probes.observation import Observation
 
 __all__ = [
     "ArtifactStore",
+    "BrowserOptions",
     "Probe",
     "ProbeContext",
     "ProbeFactory",
@@ -39,6 +40,17 @@ class ArtifactStore(Protocol):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class BrowserOptions:
+    """What only the browser probe reads: its Chromium, how many journeys at once, and when
+    it stops while idle."""
+
+    executable: str | None = None  # None: Playwright's Chromium
+    max_concurrency: int = 1
+    # Seconds without any check after which the browser and its driver stop (None: never).
+    idle_close: float | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ProbeSettings:
     """What every probe of a service shares: identity, politeness and captures."""
 
@@ -46,10 +58,7 @@ class ProbeSettings:
     user_agent: str
     environment: Mapping[str, Any]
     artifacts: ArtifactStore | None = None
-    browser_executable: str | None = None
-    browser_max_concurrency: int = 1
-    # Seconds without any check after which the browser and its driver stop (None: never).
-    browser_idle_close: float | None = None
+    browser: BrowserOptions = dataclasses.field(default_factory=BrowserOptions)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

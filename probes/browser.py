@@ -194,15 +194,15 @@ class BrowserProbe:
     ) -> None:
         self._settings = settings
         self._runtime = BrowserRuntime(
-            settings.browser_executable,
+            settings.browser.executable,
             launch_timeout=launch_timeout,
             health_timeout=health_timeout,
             close_timeout=close_timeout,
-            idle_close=settings.browser_idle_close,
-            max_contexts=settings.browser_max_concurrency,
+            idle_close=settings.browser.idle_close,
+            max_contexts=settings.browser.max_concurrency,
             upstream_ssl=upstream_ssl,
         )
-        self._slots = asyncio.Semaphore(max(1, settings.browser_max_concurrency))
+        self._slots = asyncio.Semaphore(max(1, settings.browser.max_concurrency))
         self._close_timeout = close_timeout
         self._capture_timeout = capture_timeout
 

@@ -1,7 +1,8 @@
 """The probe kinds Vigie knows: ``kind`` in vigie.yaml -> the factory of its prober.
 
 Adding a probe kind: write its module (a class with `kind`, `check` and `aclose`, built from
-`ProbeSettings`) and add one entry here. Heavy modules (Playwright) are imported on first use.
+`ProbeSettings`), add one entry here and its name to `Target.kind` in `config/targets.py`
+(docs/architecture.md). Heavy modules (Playwright) are imported on first use.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class BuiltLedger:
     size: int
 
     def open(self) -> SqlLedger:
-        return open_ledger(self.url, vantage=self.signer.name, readonly=True)
+        return open_ledger(self.url, readonly=True)  # its vantage need not be the signer's name
 
     def save_key(self, path: Path) -> Path:
         """Write the signing key to `path` (PEM, mode 0600), as `signing.key` expects it."""

@@ -32,7 +32,7 @@ from warcio.archiveiterator import ArchiveIterator
 from config.settings import ConfigError, load_settings
 from config.targets import Target
 from config.vocabulary import Outcome
-from probes.base import ProbeContext, ProbeRegistry, ProbeSettings
+from probes.base import BrowserOptions, ProbeContext, ProbeRegistry, ProbeSettings
 from probes.browser import (
     LOAD_STEP,
     MAX_BODY_BYTES,
@@ -390,7 +390,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         user_agent="Vigie-test/1.0 (+tests; lecture seule)",
         environment={"vantage": "test", "os": "test-os"},
         artifacts=store,
-        browser_max_concurrency=1,
+        browser=BrowserOptions(max_concurrency=1),
     )
     probe = BrowserProbe(settings, health_timeout=2.0, close_timeout=3.0, capture_timeout=2.0)
     try:
@@ -868,7 +868,7 @@ class TestBrowserLifecycle:
             vantage="test",
             user_agent="Vigie-test/1.0",
             environment={},
-            browser_executable=str(tmp_path / "no-such-chromium"),
+            browser=BrowserOptions(executable=str(tmp_path / "no-such-chromium")),
         )
 
         async def run() -> Observation:
@@ -907,8 +907,7 @@ class TestIdleClose:
             vantage="test",
             user_agent="Vigie-test/1.0 (+tests; lecture seule)",
             environment={"vantage": "test"},
-            browser_max_concurrency=2,
-            browser_idle_close=idle_close,
+            browser=BrowserOptions(max_concurrency=2, idle_close=idle_close),
         )
         return BrowserProbe(settings, health_timeout=2.0, close_timeout=3.0)
 

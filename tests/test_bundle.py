@@ -403,27 +403,6 @@ class TestZipMembers:
                 data = zf.read(name)
                 assert (hashlib.sha256(data).hexdigest(), len(data)) == files[name]
 
-    def test_without_zipfile_internals_the_members_are_the_same(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Should `zipfile` lose the attributes used to splice deflated data, the members are
-        inflated and written the ordinary way: same files, and the bundle verifies."""
-        from evidence.bundle.zipwriter import RawMember
-
-        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
-        spliced = _export_files(built, tmp_path / "a.zip")
-        missing = (*RawMember._ATTRIBUTES, "_no_such_attribute")
-        monkeypatch.setattr(RawMember, "_ATTRIBUTES", missing)
-        assert _export_files(built, tmp_path / "b.zip") == spliced
-        assert verify_bundle(tmp_path / "b.zip", public_key=built.signer.verifier).ok
-        with zipfile.ZipFile(tmp_path / "a.zip") as a, zipfile.ZipFile(tmp_path / "b.zip") as b:
-            # deflated by zipfile this time (its default level): not the same compressed data
-            assert a.getinfo("observations.jsonl").CRC == b.getinfo("observations.jsonl").CRC
-            assert (
-                a.getinfo("observations.jsonl").compress_size
-                != b.getinfo("observations.jsonl").compress_size
-            )
-
 
 class TestObservationDecoding:
     def test_fields_as_the_parsed_entry_gives_them(self) -> None:

@@ -510,6 +510,52 @@ class TestKeygenCommand:
         assert args.handler(args) == 2  # bad input: a key is there already
         assert "refusing to overwrite" in capsys.readouterr().err
 
+    def test_keygen_prints_fingerprint_as_the_report(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """keygen prints the public key and the fingerprint the report prints; `--show` prints
+        them again for the existing key; openssl recomputes the same from the .pub file."""
+        import re
+        import subprocess
+
+        from evidence.report.render import _fingerprint
+
+        key = tmp_path / "vantage.key"
+        settings = Settings(vantage={"name": "paris-1"}, signing={"key": key})
+        args = self._parse(["keygen"], settings)
+        assert args.handler(args) == 0
+        out = capsys.readouterr().out
+        (printed,) = re.findall(r"key fingerprint \(SHA-256\): ([0-9A-F ]+)\n", out)
+        (vkey,) = re.findall(r"verifier key .*: (\S+)\n", out)
+        assert printed == _fingerprint(vkey)  # the report's own computation
+        pem = out[out.index("-----BEGIN PUBLIC KEY-----") :]
+        pem = pem[: pem.index("-----END PUBLIC KEY-----") + 24] + "\n"
+        assert pem.encode() == (tmp_path / "vantage.key.pub").read_bytes()
+        der = subprocess.run(
+            [
+                "openssl",
+                "pkey",
+                "-pubin",
+                "-in",
+                str(tmp_path / "vantage.key.pub"),
+                "-outform",
+                "DER",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
+        digest = hashlib.sha256(der[-32:]).hexdigest().upper()
+        assert printed.replace(" ", "") == digest
+        show = self._parse(["keygen", "--show"], settings)
+        assert show.handler(show) == 0
+        again = capsys.readouterr().out
+        assert f"key fingerprint (SHA-256): {printed}\n" in again
+        assert "written" not in again
+        missing = self._parse(["keygen", "--show", "--out", str(tmp_path / "none")], settings)
+        assert missing.handler(missing) == 2
+        assert "no such key" in capsys.readouterr().err
+        assert not (tmp_path / "none").exists()
+
     def test_keygen_out_and_config_option(self, tmp_path: Path) -> None:
         """--out overrides the configured path; --config is accepted after the command."""
         settings = Settings(signing={"key": tmp_path / "unused.key"})

@@ -6,13 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 
 from config.settings import ConfigError, load_settings
-from config.targets import parse_duration
+from config.targets import Target, parse_duration
 from exporter.cli import probe_settings
+from probes.kinds import default_factories
 
 DATA = Path(__file__).parent / "data"
 INVALID = DATA / "invalid"
@@ -44,16 +46,22 @@ class TestShippedConfig:
         api = next(t for t in settings.targets if t.id == "anef-api")
         assert set(api.expect.status) == {401, 403}
 
+    def test_every_configurable_kind_has_a_probe(self) -> None:
+        """The kinds vigie.yaml accepts are the kinds probes/kinds.py builds (config/ cannot
+        import the registry, so this test ties the two lists together)."""
+        accepted = set(typing.get_args(Target.model_fields["kind"].annotation))
+        assert accepted == set(default_factories())
+
     def test_browser_idle_close(self, tmp_path: Path) -> None:
         """The browser stops after 30 s without a check by default; null keeps it running."""
         settings = load_settings(REPO / "vigie.yaml")
         assert settings.browser.idle_close == 30.0
-        assert probe_settings(settings).browser_idle_close == 30.0
+        assert probe_settings(settings).browser.idle_close == 30.0
         cfg = tmp_path / "v.yaml"
         cfg.write_text("browser: {idle_close: null}\n")
         kept = load_settings(cfg)
         assert kept.browser.idle_close is None
-        assert probe_settings(kept).browser_idle_close is None
+        assert probe_settings(kept).browser.idle_close is None
 
     def test_builtin_defaults_used_without_file(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

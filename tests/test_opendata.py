@@ -246,7 +246,7 @@ class TestCentralOpenData:
         answers = asyncio.run(get_all())
         central.close()
         assert answers["again"][0] == 304
-        assert answers["monthly"][0] == 404  # central does not see the checks themselves
+        assert answers["monthly"][0] == 404  # bundles only: no ledger tells watched time up to now
         (row,) = csv.DictReader(io.StringIO(answers["outages.csv"][2].decode()))
         assert row["vantages"] == "lyon-1 paris-1"
         assert row["confirmed_by"] == "2"

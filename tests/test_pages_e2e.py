@@ -6,6 +6,7 @@ outage goes on and after it closed. Everything stays on 127.0.0.1.
 
 from __future__ import annotations
 
+import datetime as dt
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,35 @@ def walk(base: str) -> dict[str, int]:
     return seen
 
 
+def _captures_dated_as_in_ledger(html: str, database: Path) -> None:
+    """Each capture on the outage page is dated with the start of the check that took it, as
+    the ledger records it (Paris time), oldest first."""
+    import json
+    import re
+
+    from config.french import paris_time_fr
+    from evidence.ledger.backends import open_ledger
+
+    taken = {}
+    with open_ledger(f"sqlite:///{database}", readonly=True) as read:
+        for row in read.iter_rows():
+            if row.type == "observation":
+                body = json.loads(row.body)
+                for sha in body.get("artifacts") or {}:
+                    taken.setdefault(sha, dt.datetime.fromisoformat(body["started_at"]))
+    rows = re.findall(r"<tr>(.*?)</tr>", html, flags=re.DOTALL)
+    dated = []
+    for row in rows:
+        found = re.search(r"/captures/([0-9a-f]{64})", row)
+        if found is None:
+            continue
+        sha = found.group(1)
+        assert paris_time_fr(taken[sha]) in row, (sha, row)
+        dated.append(taken[sha])
+    assert dated, html
+    assert dated == sorted(dated)
+
+
 @pytest.mark.slow
 def test_every_link_answers_while_open_and_after(simulator_process: Any, tmp_path: Path) -> None:
     """Each link of the status page and of the outage pages answers 200, open and closed."""
@@ -74,6 +104,10 @@ def test_every_link_answers_while_open_and_after(simulator_process: Any, tmp_pat
             simulator_process.clear_faults()
         ledger.wait(_outage("closed"), "the outage closing", after=mark)
         after = walk(base)
+        (page,) = [h for h in after if h.startswith("/outages/") and h.count("/") == 2]
+        status, body = http_get(base + page)
+    assert status == 200
+    _captures_dated_as_in_ledger(body.decode(), state / "ledger.db")
     for seen in (during, after):
         assert set(seen.values()) == {200}, seen
         pages = [

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from config.french import paris_time_fr
 from config.settings import MaintenanceWindow, OutageRules, Settings
 from config.targets import Target
 from config.vocabulary import Outcome
@@ -371,6 +372,27 @@ class TestServiceAdapter:
         html = render_status_page(service, now=T0 + dt.timedelta(minutes=5))
         assert "/outages/site-20261123T120010Z" in html
 
+    def test_footer_shows_key_fingerprint(self, tmp_path: Path) -> None:
+        """The footer shows the fingerprint of the vantage's own key (the one its reports
+        print), changes when the key does, and is absent (no error) without a key."""
+        from evidence.ledger.signing import NoteVerifier, key_fingerprint, keygen
+
+        service = self._service()
+        key_path = tmp_path / "vantage.key"
+        service.settings = service.settings.model_copy(
+            update={"signing": service.settings.signing.model_copy(update={"key": key_path})}
+        )
+        assert "Empreinte" not in render_status_page(service, now=T0)  # no key yet
+        key = keygen(key_path)
+        footer = parse(render_status_page(service, now=T0)).find_all("footer")[0]
+        expected = key_fingerprint(NoteVerifier("v", key.public_key()).raw)
+        (code,) = [c for c in footer.find_all("code") if "fingerprint" in c.attrs.get("class", "")]
+        assert code.text == expected
+        assert "comparez-les" in footer.text
+        key_path.unlink()  # the key replaced: the page follows
+        keygen(key_path)
+        assert expected not in render_status_page(service, now=T0)
+
     def test_outage_page_by_id(self) -> None:
         """An outage id of the service's recorder gives its page; an unknown id gives None."""
         service = self._service()
@@ -511,6 +533,21 @@ class TestOutagePageDetail:
         assert "6 fichiers enregistrés pendant la panne : 3 captures d'écran, 3 pages HTML." in text
         assert "1" * 64 in text  # the full SHA-256, to compare with the bundle's artifacts/
         assert links["Télécharger le dossier de preuves"].endswith("/evidence.zip")
+        assert text.count("heure inconnue") == 6  # no time given: said, not invented
+
+    def test_captures_dated_and_in_the_order_taken(self) -> None:
+        """Each capture shows the time of the check that took it, oldest first."""
+        record = artifact_history().records()[0]
+        taken = {sha: T0 + dt.timedelta(seconds=int(sha[0], 16)) for sha in record.artifacts}
+        taken["b" * 64] = T0 - dt.timedelta(minutes=1)  # earliest: listed first
+        root = parse(render_outage_page(record, target_name="ANEF", now=T0, captured=taken))
+        rows = root.find_all("tr")[1:]  # after the header
+        hrefs = [a.attrs["href"] for r in rows for a in r.find_all("a")]
+        assert hrefs[0].endswith("b" * 64)
+        for row in rows:
+            sha = row.find_all("a")[0].attrs["href"].rsplit("/", 1)[1]
+            assert paris_time_fr(taken[sha]) in row.text
+        assert "heure inconnue" not in root.text
 
 
 class TestCaptureRoute:

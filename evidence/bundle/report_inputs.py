@@ -462,7 +462,7 @@ def bundle_report_data(
 ) -> ReportData:
     """What the report of the bundle shows, from `summary` only (no pass over the ledger).
 
-    Availability is time-based, as in `report_build`: monitored time from each target's first
+    Availability is time-based: monitored time from each target's first
     check, minus the gaps and vantage-offline spans recorded in the range, less the confirmed
     outages. Durations are percentiles of fixed buckets (within ~5 %). `settings` (when the
     CLI exported) gives the targets' configuration; without it, what the summary lacks is

@@ -1065,6 +1065,14 @@ def _seq(body: bytes) -> int | None:
     return int(body[at:end]) if end > at else None
 
 
+def _key_name(manifest: dict[str, Any]) -> str:
+    """The name a PEM public key signs as: the log's origin, named by the manifest's vkey."""
+    vkey = manifest.get("public_key")
+    if isinstance(vkey, str) and "+" in vkey:
+        return NoteVerifier.parse(vkey).name
+    return str(manifest["vantage"])  # bundles whose manifest has no vkey: origin = vantage
+
+
 def verify_bundle_cli(args: Any, path: Path) -> BundleReport | None:
     """`vigie verify FILE.zip` options (``--public-key``, ``--tsa-cert``) → the report.
 
@@ -1086,7 +1094,7 @@ def verify_bundle_cli(args: Any, path: Path) -> BundleReport | None:
                 verifier = NoteVerifier.parse(text)
             else:
                 manifest = json.loads(zipfile.ZipFile(path).read("manifest.json"))
-                verifier = NoteVerifier(str(manifest["vantage"]), load_public_key(key_path))
+                verifier = NoteVerifier(_key_name(manifest), load_public_key(key_path))
         except OSError as exc:
             print(f"vigie verify: --public-key {key_path}: {exc.strerror or exc}", file=sys.stderr)
             return None

@@ -133,6 +133,10 @@ class Ledger(Protocol):
         """The last checkpoint entry, parsed (signature not checked)."""
         ...
 
+    def first_checkpoint_origin(self) -> str | None:
+        """The origin of the first checkpoint (the log's name for good), None before it."""
+        ...
+
     def close(self) -> None:
         """Release the connection; further calls raise LedgerClosedError."""
         ...
@@ -230,8 +234,10 @@ class SqlLedger(abc.ABC):
         """Every (seq, type, body, leaf hash) row with start ≤ seq < stop, in order."""
 
     @abc.abstractmethod
-    def _fetch_last_of_type(self, entry_type: str) -> tuple[int, bytes] | None:
-        """The last entry of a type."""
+    def _fetch_last_of_type(
+        self, entry_type: str, *, first: bool = False
+    ) -> tuple[int, bytes] | None:
+        """The last entry of a type (the first one when `first`)."""
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -524,6 +530,17 @@ class SqlLedger(abc.ABC):
         with self._lock:
             self._usable()
             return self._last_checkpoint_unlocked()
+
+    def first_checkpoint_origin(self) -> str | None:
+        """The origin of the first checkpoint: the log's name for good (None: no checkpoint yet).
+
+        Every later checkpoint names the same origin (`vigie verify` checks it); a configured
+        origin never renames a log that has begun.
+        """
+        with self._lock:
+            self._usable()
+            found = self._fetch_last_of_type(CHECKPOINT, first=True)
+        return None if found is None else Checkpoint.from_entry(*found).origin
 
     def _last_checkpoint_unlocked(self) -> Checkpoint | None:
         found = self._fetch_last_of_type(CHECKPOINT)

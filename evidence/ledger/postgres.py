@@ -104,6 +104,13 @@ def schema_sql(*, grant_to: str | None = None) -> str:
     return text
 
 
+_LAST_OF_TYPE = (
+    "SELECT seq, body FROM ledger_entries WHERE type = %s AND type <> 'observation' "
+    "ORDER BY seq DESC LIMIT 1"
+)
+_FIRST_OF_TYPE = _LAST_OF_TYPE.replace("DESC", "ASC")
+
+
 class PostgresLedger(SqlLedger):
     """A ledger in a PostgreSQL database (tables ``ledger_*`` in the search path)."""
 
@@ -235,11 +242,12 @@ class PostgresLedger(SqlLedger):
         rows.sort(key=_first)
         return rows
 
-    def _fetch_last_of_type(self, entry_type: str) -> tuple[int, bytes] | None:
+    def _fetch_last_of_type(
+        self, entry_type: str, *, first: bool = False
+    ) -> tuple[int, bytes] | None:
         with self._db().cursor(binary=True) as cursor:
             cursor.execute(
-                "SELECT seq, body FROM ledger_entries WHERE type = %s AND type <> 'observation' "
-                "ORDER BY seq DESC LIMIT 1",
+                _FIRST_OF_TYPE if first else _LAST_OF_TYPE,
                 (entry_type,),
             )
             row = cursor.fetchone()

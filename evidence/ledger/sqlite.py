@@ -84,6 +84,13 @@ def _check_is_ledger(conn: sqlite3.Connection, path: Path) -> None:
         raise LedgerError(f"{path} is not a Vigie ledger (no ledger_entries table)")
 
 
+_LAST_OF_TYPE = (
+    "SELECT seq, body FROM ledger_entries WHERE type = ? AND type <> 'observation' "
+    "ORDER BY seq DESC LIMIT 1"
+)
+_FIRST_OF_TYPE = _LAST_OF_TYPE.replace("DESC", "ASC")
+
+
 class SqliteLedger(SqlLedger):
     """A ledger in one SQLite file (WAL, synchronous=FULL: a commit survives power loss)."""
 
@@ -254,12 +261,13 @@ class SqliteLedger(SqlLedger):
                 yield seqs, rows
             position = end
 
-    def _fetch_last_of_type(self, entry_type: str) -> tuple[int, bytes] | None:
+    def _fetch_last_of_type(
+        self, entry_type: str, *, first: bool = False
+    ) -> tuple[int, bytes] | None:
         row = (
             self._db()
             .execute(
-                "SELECT seq, body FROM ledger_entries WHERE type = ? AND type <> 'observation' "
-                "ORDER BY seq DESC LIMIT 1",
+                _FIRST_OF_TYPE if first else _LAST_OF_TYPE,
                 (entry_type,),
             )
             .fetchone()

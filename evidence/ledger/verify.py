@@ -450,6 +450,7 @@ class _Verifier:
         self.ledger = ledger
         self.report = report
         self.trusted = trusted  # the vantage's public key, from outside the ledger
+        self.origin: str | None = None  # the first checkpoint's origin: the log's name
         self.tsa_certificates = list(tsa_certificates)
         self.tree = merkle.CompactTree()
         self.recorded_key: str | None = None
@@ -530,9 +531,11 @@ class _Verifier:
                 f"position {seq} (it must cover exactly the entries before it)",
             )
             return False
-        vantage = self.ledger.vantage
-        if vantage is not None and checkpoint.origin != vantage:
-            report.fail(seq, f"the checkpoint names vantage {checkpoint.origin!r}, not {vantage!r}")
+        # A log keeps the origin of its first checkpoint for good (evidence/ledger/opening.py).
+        if self.origin is None:
+            self.origin = checkpoint.origin
+        elif checkpoint.origin != self.origin:
+            report.fail(seq, f"the checkpoint names log {checkpoint.origin!r}, not {self.origin!r}")
             return False
         root = merkle.fold_range([*self.tree.nodes, *special.prefix])
         if root != checkpoint.root_hash:
@@ -741,6 +744,16 @@ def _trusted_key(
         raise SigningKeyError("a raw Ed25519 public key is 32 bytes") from exc
 
 
+def _origin_of(ledger: SqlLedger) -> str:
+    """The name the vantage key signs as: the first checkpoint's origin (a broken one is found
+    and named by the verification itself), else the vantage name."""
+    try:
+        origin = ledger.first_checkpoint_origin()
+    except CheckpointError:
+        origin = None
+    return origin or ledger.vantage or "vantage"
+
+
 def _segment_level(size: int, count: int) -> int:
     """Segments of 2^SEGMENT_LEVEL entries; smaller ones (down to 2^12) when there would be
     too few to keep `count` processes busy to the end."""
@@ -790,7 +803,7 @@ def verify_ledger(
         size = ledger.size()
         trusted = _trusted_key(public_key)
         if trusted is not None:
-            name = ledger.vantage or "vantage"
+            name = _origin_of(ledger)
             report.key = NoteVerifier(name, trusted).vkey()
             report.key_trusted = True
         verifier = _Verifier(ledger, report, trusted=trusted, tsa_certificates=tsa_certificates)

@@ -27,6 +27,7 @@ __all__ = [
     "IntervalList",
     "Span",
     "TargetTimeline",
+    "at_least",
     "measure",
     "percent_fr",
     "period_bounds",
@@ -128,6 +129,26 @@ def subtract(spans: Sequence[Span], holes: Sequence[Span]) -> list[Span]:
     return out
 
 
+def at_least(count: int, groups: Sequence[Sequence[Span]]) -> list[Span]:
+    """Where at least `count` of `groups` (each sorted and non-overlapping) cover at once."""
+    events = sorted(
+        [(lo, 1) for group in groups for lo, _ in group]
+        + [(hi, -1) for group in groups for _, hi in group]
+    )  # at the same instant an end (-1) comes before a start: spans are [start, end)
+    out: list[Span] = []
+    depth, opened = 0, 0.0
+    for at, step in events:
+        before, depth = depth, depth + step
+        if before < count <= depth:
+            opened = at
+        elif depth < count <= before and at > opened:
+            if out and out[-1][1] >= opened:
+                out[-1] = (out[-1][0], at)
+            else:
+                out.append((opened, at))
+    return out
+
+
 def measure(spans: Iterable[Span]) -> float:
     """Total seconds covered by non-overlapping spans."""
     return sum(hi - lo for lo, hi in spans)
@@ -202,16 +223,17 @@ class AvailabilityIndex:
         if timeline.first_seen is None or at < timeline.first_seen:
             timeline.first_seen = at
 
-    def availability(
+    def spans(
         self, target_id: str, start: dt.datetime, end: dt.datetime, now: dt.datetime
-    ) -> Availability:
-        """Availability of `target_id` over ``[start, end)`` as known at `now`."""
-        a, b, n = start.timestamp(), end.timestamp(), now.timestamp()
-        b = min(b, n)
+    ) -> tuple[list[Span], list[Span], list[Span]]:
+        """Monitored, down and degraded spans of `target_id` in ``[start, min(end, now))``.
+
+        Down and degraded spans lie inside the monitored ones (unmonitored time is neither).
+        """
+        a, b, n = start.timestamp(), min(end.timestamp(), now.timestamp()), now.timestamp()
         timeline = self.timelines.get(target_id)
-        span_s = max(0.0, b - a)
         if timeline is None or timeline.first_seen is None or b <= max(a, timeline.first_seen):
-            return Availability(start, end, 0.0, 0.0, 0.0, span_s)
+            return [], [], []
         lo = max(a, timeline.first_seen)
         excluded = union(
             self.gaps.clip(lo, b, n),
@@ -220,20 +242,29 @@ class AvailabilityIndex:
             timeline.drift.clip(lo, b, n),
             timeline.dismissed.clip(lo, b, n),
         )
-        monitored = (b - lo) - measure(excluded)
-        down = subtract(timeline.down.clip(lo, b, n), excluded)
-        degraded = subtract(timeline.degraded.clip(lo, b, n), excluded)
+        return (
+            subtract([(lo, b)], excluded),
+            subtract(timeline.down.clip(lo, b, n), excluded),
+            subtract(timeline.degraded.clip(lo, b, n), excluded),
+        )
+
+    def availability(
+        self, target_id: str, start: dt.datetime, end: dt.datetime, now: dt.datetime
+    ) -> Availability:
+        """Availability of `target_id` over ``[start, end)`` as known at `now`."""
+        span_s = max(0.0, min(end.timestamp(), now.timestamp()) - start.timestamp())
+        monitored, down, degraded = self.spans(target_id, start, end, now)
         maintenance_down = 0.0
         if down and self.maintenance:
-            announced = self._maintenance_spans(target_id, lo, b)
+            announced = self._maintenance_spans(target_id, down[0][0], down[-1][1])
             maintenance_down = measure(down) - measure(subtract(down, announced))
         return Availability(
             start,
             end,
-            monitored_s=monitored,
+            monitored_s=measure(monitored),
             down_s=measure(down),
             degraded_s=measure(degraded),
-            unmonitored_s=span_s - monitored,
+            unmonitored_s=span_s - measure(monitored),
             maintenance_down_s=maintenance_down,
         )
 

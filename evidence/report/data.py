@@ -1,6 +1,7 @@
 """What the French evidence report shows, as plain values (no ledger, no I/O, no rendering).
 
-`report_build.build_report_data` fills it from a ledger range; `report.render_report` draws it.
+`evidence.bundle.report_inputs.bundle_report_data` fills it from a bundle's summary;
+`evidence.report.render.render_report` draws it.
 It must never hold raw observations: only aggregates, bounded lists and small thumbnails.
 """
 

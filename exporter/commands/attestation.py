@@ -25,6 +25,7 @@ def run_attestation(args: argparse.Namespace) -> int:
     from evidence.bundle.attestation import WindowError, parse_window
     from evidence.bundle.with_settings import chosen_targets, write_attestation
     from evidence.ledger.entries import LedgerError
+    from evidence.ledger.opening import OriginError
     from evidence.ledger.signing import SigningKeyError
 
     settings = command_settings(args)
@@ -53,6 +54,9 @@ def run_attestation(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         attestation = write_attestation(settings, targets, windows, out, reference=reference)
+    except OriginError as exc:  # vantage.origin contradicts the ledger: bad configuration
+        print(f"vigie attestation: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (LedgerError, SigningKeyError, OSError) as exc:
         print(f"vigie attestation: {exc}", file=sys.stderr)
         return EXIT_FAILED

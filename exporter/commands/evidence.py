@@ -18,10 +18,13 @@ from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from exporter.plumbing import LoadSettings, add_command, command_settings
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from config.settings import Settings
 
 __all__ = [
     "add_commands",
+    "public_key_lines",
     "run_keygen",
     "run_verify",
 ]
@@ -49,6 +52,11 @@ def add_commands(
     )
     keygen.add_argument(
         "--out", type=Path, metavar="PATH", help="where to write it (default: signing.key)"
+    )
+    keygen.add_argument(
+        "--show",
+        action="store_true",
+        help="write nothing: print the public key and fingerprint of the existing key",
     )
     keygen.set_defaults(handler=run_keygen)
 
@@ -115,30 +123,70 @@ def add_commands(
 
 
 def run_keygen(args: argparse.Namespace) -> int:
-    """`vigie keygen [--out PATH]`."""
+    """`vigie keygen [--out PATH] [--show]`."""
+    from evidence.ledger.entries import LedgerError
+    from evidence.ledger.opening import OriginError, ledger_origin
     from evidence.ledger.signing import (
         KeyExistsError,
-        NoteVerifier,
         SigningKeyError,
         keygen,
+        load_private_key,
         public_key_path,
     )
 
     settings = command_settings(args)
     path: Path = args.out or settings.signing.key
-    try:
-        key = keygen(path)
-    except KeyExistsError as exc:  # bad input: the path names a key already
+    try:  # the key signs as the log's origin: a signed-note key name is part of its key ID
+        origin = ledger_origin(settings)
+    except OriginError as exc:
         print(f"vigie keygen: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LedgerError as exc:
+        print(f"vigie keygen: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        if args.show:
+            if not path.is_file():
+                print(
+                    f"vigie keygen: {path}: no such key (create it with `vigie keygen`)",
+                    file=sys.stderr,
+                )
+                return EXIT_USAGE
+            key = load_private_key(path)
+        else:
+            key = keygen(path)
+    except KeyExistsError as exc:  # bad input: the path names a key already
+        print(f"vigie keygen: {exc} (`vigie keygen --show` prints its public key)", file=sys.stderr)
         return EXIT_USAGE
     except SigningKeyError as exc:
         print(f"vigie keygen: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    verifier = NoteVerifier(settings.vantage.name, key.public_key())
-    print(f"signing key written to {path} (mode 0600): keep it secret, back it up offline")
-    print(f"public key: {public_key_path(path)}")
-    print(f"verifier key (give it to whoever checks this vantage's evidence): {verifier.vkey()}")
+    if not args.show:
+        print(f"signing key written to {path} (mode 0600): keep it secret, back it up offline")
+        print(f"public key file: {public_key_path(path)}")
+    print(public_key_lines(origin, key.public_key()), end="")
     return EXIT_OK
+
+
+def public_key_lines(origin: str, public: Ed25519PublicKey) -> str:
+    """The public key as PEM, its verifier key and its fingerprint (as the report prints it),
+    with why the operator publishes the fingerprint."""
+    from cryptography.hazmat.primitives import serialization
+
+    from evidence.ledger.signing import NoteVerifier, key_fingerprint, raw_public_key
+
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+    verifier = NoteVerifier(origin, public)
+    return (
+        f"public key (PEM):\n{pem}"
+        f"verifier key (give it to whoever checks this vantage's evidence): {verifier.vkey()}\n"
+        f"key fingerprint (SHA-256): {key_fingerprint(raw_public_key(public))}\n"
+        "Publish this fingerprint where readers can find it without the evidence (your "
+        "website, a letter, a bailiff's record; the status page shows it too): every report "
+        "asks its reader to compare the fingerprint it prints with one obtained another way.\n"
+    )
 
 
 def run_verify(args: argparse.Namespace) -> int:

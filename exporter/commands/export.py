@@ -96,7 +96,7 @@ def run_export(args: argparse.Namespace) -> int:
     from evidence.bundle.model import BundleError, BundleRequestError, ExportRequest
     from evidence.bundle.with_settings import export_with_settings
     from evidence.ledger.entries import LedgerError, sqlite_path
-    from evidence.ledger.opening import open_signing
+    from evidence.ledger.opening import OriginError, open_signing
     from evidence.ledger.signing import SigningKeyError
 
     if args.bundle is not None:
@@ -162,6 +162,12 @@ def run_export(args: argparse.Namespace) -> int:
         signing = open_signing(settings)
     except SigningKeyError as exc:
         print(f"vigie export: the bundle is signed with the vantage key: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OriginError as exc:
+        print(f"vigie export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except LedgerError as exc:
+        print(f"vigie export: {exc}", file=sys.stderr)
         return EXIT_FAILED
     missing = sqlite_path(settings.ledger.url)
     if missing is not None and not missing.is_file():  # a wrong ledger.url: bad input

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, OUTAGE, REVIEW
 from evidence.ledger.entries import LedgerError
-from evidence.ledger.opening import open_evidence, open_signing
+from evidence.ledger.opening import OriginError, open_evidence, open_signing
 from evidence.ledger.reviews import VERDICTS, Review, ReviewError, review_body
 from evidence.ledger.signing import NoteSigner, SigningKeyError
 from exporter.plumbing import LoadSettings, add_command
@@ -79,7 +79,7 @@ def run_review(args: argparse.Namespace) -> int:
         review = append_review(
             settings, args.outage_id, verdict=args.verdict, by=args.by, reason=args.reason
         )
-    except ReviewError as exc:
+    except (ReviewError, OriginError) as exc:
         print(f"vigie review: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SigningKeyError as exc:
