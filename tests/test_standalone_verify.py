@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import importlib.util
 import io
-import json
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from tests.bundle_fixture import (
     BUILD_START,
     BuiltLedger,
     build_ledger,
+    change_entry,
     cryptography_only_python,
 )
 
@@ -158,26 +158,6 @@ def engine() -> ModuleType:
     return module
 
 
-def _change_entry(good: Path, out: Path, index: int) -> int:
-    """Copy `good` with the duration of observations.jsonl's line `index` changed: its seq."""
-    seq = -1
-    with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename == "observations.jsonl":
-                lines = data.split(b"\n")
-                entry = json.loads(lines[index])
-                assert entry["type"] == "observation"
-                seq = int(entry["seq"])
-                entry["duration_s"] = 9.5
-                lines[index] = json.dumps(
-                    entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-                ).encode()
-                data = b"\n".join(lines)
-            dst.writestr(item, data)
-    return seq
-
-
 def _main_output(engine: ModuleType, *arguments: str) -> tuple[int, list[str]]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -217,7 +197,7 @@ class TestEngine:
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
         good = _bundle(tmp_path, built)
         tampered = tmp_path / "tampered.zip"
-        seq = _change_entry(good, tampered, 30)
+        seq = change_entry(good, tampered, 30)
         key = built.signer.verifier.vkey()
         capsys.readouterr()  # what building the ledger logged
         result = engine.verifier_dossier(str(tampered), key)
