@@ -9,10 +9,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ __all__ = [
     "BUILD_START",
     "BuiltLedger",
     "build_ledger",
+    "change_entry",
     "checkpoint_body",
     "cryptography_only_python",
     "standalone_verify",
@@ -315,3 +318,23 @@ def vigie_cli(*args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         env={**os.environ, "PYTHONIOENCODING": "utf-8"},
     )
+
+
+def change_entry(good: Path, out: Path, index: int) -> int:
+    """Copy `good` with the duration of observations.jsonl's line `index` changed: its seq."""
+    seq = -1
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "observations.jsonl":
+                lines = data.split(b"\n")
+                entry = json.loads(lines[index])
+                assert entry["type"] == OBSERVATION
+                seq = int(entry["seq"])
+                entry["duration_s"] = 9.5
+                lines[index] = json.dumps(
+                    entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                ).encode()
+                data = b"\n".join(lines)
+            dst.writestr(item, data)
+    return seq

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from evidence.bundle.model import ExportRequest
-from tests.bundle_fixture import BUILD_START, build_ledger
+from tests.bundle_fixture import BUILD_START, build_ledger, change_entry
 
 pytestmark = pytest.mark.slow
 
@@ -41,21 +40,7 @@ class Scene:
 
 def _tamper(good: Path, out: Path) -> int:
     """Copy `good` with one observation's duration changed; return that entry's seq."""
-    with zipfile.ZipFile(good) as src, zipfile.ZipFile(out, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename == "observations.jsonl":
-                lines = data.split(b"\n")
-                entry = json.loads(lines[TAMPERED_SEQ_INDEX])
-                assert entry["type"] == "observation"
-                seq = int(entry["seq"])
-                entry["duration_s"] = 9.5
-                lines[TAMPERED_SEQ_INDEX] = json.dumps(
-                    entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-                ).encode()
-                data = b"\n".join(lines)
-            dst.writestr(item, data)
-    return seq
+    return change_entry(good, out, TAMPERED_SEQ_INDEX)
 
 
 @pytest.fixture(scope="module")

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import importlib.util
+import io
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from evidence.bundle.model import ExportRequest
+from evidence.ledger.signing import NoteSigner
 from tests.bundle_fixture import (
     BUILD_START,
     BuiltLedger,
     build_ledger,
+    change_entry,
     cryptography_only_python,
 )
 
+SCRIPT = Path(__file__).parents[1] / "evidence/standalone/verify.py"
 PERIOD = ExportRequest(
     BUILD_START + dt.timedelta(minutes=20), BUILD_START + dt.timedelta(minutes=70)
 )
@@ -137,3 +145,124 @@ class TestStandaloneVerify:
         )
         assert result.returncode == 0, result.stdout
         assert result.stdout.count("horodatage RFC 3161 valide") == 4
+
+
+@pytest.fixture(scope="module")
+def engine() -> ModuleType:
+    """The stand-alone verifier loaded as a module, as a program using its engine does."""
+    spec = importlib.util.spec_from_file_location("vigie_standalone_engine", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _main_output(engine: ModuleType, *arguments: str) -> tuple[int, list[str]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = engine.main(list(arguments))
+    return code, out.getvalue().splitlines()
+
+
+class TestEngine:
+    """`verifier_dossier`: the same checks as `python3 verify.py`, as a structured result."""
+
+    def test_good_bundle_result_matches_the_printed_lines(
+        self, engine: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        bundle = _bundle(tmp_path, built)
+        key = built.signer.verifier.vkey()
+        capsys.readouterr()  # what building the ledger logged
+        result = engine.verifier_dossier(str(bundle), key)
+        assert result.ok, str(result.echec)
+        assert result.echec is None
+        assert capsys.readouterr().out == ""  # the engine prints nothing unless asked
+        assert any(m.startswith("manifeste signé par ") for m in result.reussis)
+        assert any("captures (artifacts/) conformes" in m for m in result.reussis)
+        code, lines = _main_output(engine, str(bundle), "--cle", key)
+        assert code == 0
+        assert [line[7:] for line in lines if line.startswith("OK     ")] == result.reussis
+        assert [line[7:] for line in lines if line.startswith("       ")] == result.remarques
+        assert lines[-1].startswith("RÉSULTAT : OK")
+        # Without the key the result says where the key came from, as the printed text does.
+        bare = engine.verifier_dossier(str(bundle))
+        assert bare.ok
+        assert any("comparez-la" in m for m in bare.remarques)
+
+    def test_changed_entry_names_file_and_entry(
+        self, engine: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        good = _bundle(tmp_path, built)
+        tampered = tmp_path / "tampered.zip"
+        seq = change_entry(good, tampered, 30)
+        key = built.signer.verifier.vkey()
+        capsys.readouterr()  # what building the ledger logged
+        result = engine.verifier_dossier(str(tampered), key)
+        assert not result.ok
+        assert (result.echec.fichier, result.echec.entree) == ("observations.jsonl", seq)
+        assert capsys.readouterr().out == ""
+        code, lines = _main_output(engine, str(tampered), "--cle", key)
+        assert code == 1
+        assert f"ÉCHEC  {result.echec}" in lines
+        assert str(result.echec).startswith(f"observations.jsonl, entrée {seq} : ")
+        # The checks passed before the failure are in the result, as they were printed.
+        assert [line[7:] for line in lines if line.startswith("OK     ")] == result.reussis
+
+    def test_wrong_key_and_broken_zip_are_failures_not_exceptions(
+        self, engine: ModuleType, tmp_path: Path
+    ) -> None:
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        good = _bundle(tmp_path, built)
+        other = NoteSigner(built.signer.name, Ed25519PrivateKey.generate())
+        wrong = engine.verifier_dossier(str(good), other.verifier.vkey())
+        assert not wrong.ok
+        assert wrong.echec.fichier == "manifest.json"
+        broken = tmp_path / "broken.zip"
+        broken.write_bytes(b"PK\x03\x04 ce n'est pas un zip")
+        result = engine.verifier_dossier(str(broken))
+        assert not result.ok
+        assert result.echec.fichier is None
+        assert result.echec.message.startswith("BadZipFile : ")
+        code, lines = _main_output(engine, str(broken))
+        assert code == 1
+        assert f"ÉCHEC  {result.echec.message}" in lines
+
+    def test_counts_agree_with_vigie_verify(self, engine: ModuleType, tmp_path: Path) -> None:
+        """What the engine counts is what `vigie verify` counts, on the three kinds of bundle:
+        the whole period, one target (other entries as hashes only), one outage."""
+        from evidence.bundle.verify import verify_bundle
+
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        requests = {
+            "all": PERIOD,
+            "one": ExportRequest(PERIOD.start, PERIOD.end, ("anef-accueil",)),
+            "outage": ExportRequest(
+                BUILD_START, BUILD_START + dt.timedelta(minutes=90), outage_id=built.outage_ids[0]
+            ),
+        }
+        seen = set()
+        for label, request in requests.items():
+            path = tmp_path / f"{label}.zip"
+            built.export(path, request)
+            report = verify_bundle(path, public_key=built.signer.verifier)
+            assert report.ok, report.summary()
+            result = engine.verifier_dossier(str(path), built.signer.verifier.vkey())
+            assert result.ok, str(result.echec)
+            counts = result.comptes
+            expected = {
+                "fichiers": report.files,
+                "points_de_controle": report.checkpoints,
+                "entrees": report.entries,
+                "masquees": report.hidden if label != "outage" else None,
+                "preuves_tlog": report.tlog_proofs or None,
+                "captures": report.artifacts,
+            }
+            got = {name: counts.get(name) for name in expected}
+            assert got == expected, label
+            assert result.complets == report.complete, label
+            assert result.temoins == report.cosigned_by == []
+            seen.add((report.hidden > 0, report.tlog_proofs > 0))
+        assert seen == {(False, False), (True, False), (False, True)}  # each kind was exercised

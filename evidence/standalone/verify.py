@@ -24,6 +24,10 @@ Ce qui est vérifié (RFC 9162, C2SP signed-note/tlog-checkpoint, RFC 3161) :
     point d'observation et que ses champs (verdict, auteur, motif) n'ont pas été modifiés.
 Code de sortie : 0 si tout est correct, 1 au premier échec, 2 pour une erreur d'usage
 (chemin inexistant, option inconnue). `python3 verify.py --help` affiche l'aide.
+
+Depuis un programme : `verifier_dossier(chemin, cle)` fait les mêmes contrôles sans rien
+afficher et rend un `Resultat` (contrôles réussis, remarques, premier échec avec son fichier
+et son entrée).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextvars
 import csv
 import hashlib
 import importlib
@@ -40,6 +45,7 @@ import os
 import sys
 import zipfile
 import zlib
+from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
 try:
@@ -133,6 +139,10 @@ class Dossier:
 
     def existe(self, nom: str) -> bool:
         return nom in self.noms
+
+    def fermer(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
 
 
 class LectureEmpreinte:
@@ -333,12 +343,59 @@ class Cle:
 # --- Sortie -----------------------------------------------------------------------------------
 
 
+class Resultat:
+    """Ce qu'une vérification a établi, pour un programme qui appelle `verifier_dossier` :
+    les contrôles réussis (les lignes « OK »), les remarques (avertissements et explications,
+    les lignes en retrait) et le premier échec (`echec.message`, `echec.fichier`,
+    `echec.entree`), ou `None` si le dossier est intact.
+
+    `comptes` : ce qui a été vérifié, par contrôle réussi (« fichiers », « points_de_controle »,
+    « entrees » montrées, « masquees », « preuves_tlog », « horodatages » vérifiés ici,
+    « captures », « revues ») ; `complets` : les cibles dont l'historique est prouvé complet ;
+    `temoins` : les témoins dont la contresignature est valide."""
+
+    def __init__(self, chemin: str, afficher: bool = False) -> None:
+        self.chemin = chemin
+        self.afficher = afficher  # écrire aussi chaque ligne, comme `python3 verify.py`
+        self.reussis: list[str] = []
+        self.remarques: list[str] = []
+        self.echec: Echec | None = None
+        self.comptes: dict[str, int] = {}
+        self.complets: list[str] = []
+        self.temoins: list[str] = []
+
+    @property
+    def ok(self) -> bool:
+        return self.echec is None
+
+
+# La vérification en cours dans ce fil d'exécution (None : hors de `verifier_dossier`).
+_EN_COURS: contextvars.ContextVar[Resultat | None] = contextvars.ContextVar(
+    "vigie_verification_en_cours", default=None
+)
+
+
+def compter(nom: str, nombre: int) -> None:
+    """Ajoute `nombre` au compte `nom` de la vérification en cours (voir `Resultat`)."""
+    resultat = _EN_COURS.get()
+    if resultat is not None:
+        resultat.comptes[nom] = resultat.comptes.get(nom, 0) + nombre
+
+
 def ok(message: str) -> None:
-    print("OK     " + message)
+    resultat = _EN_COURS.get()
+    if resultat is not None:
+        resultat.reussis.append(message)
+    if resultat is None or resultat.afficher:
+        print("OK     " + message)
 
 
 def info(message: str) -> None:
-    print("       " + message)
+    resultat = _EN_COURS.get()
+    if resultat is not None:
+        resultat.remarques.append(message)
+    if resultat is None or resultat.afficher:
+        print("       " + message)
 
 
 # --- Contrôles --------------------------------------------------------------------------------
@@ -502,6 +559,7 @@ def verifier_fichiers(dossier: Dossier, manifeste: dict[str, Any]) -> None:
         info(
             "attention : fichiers hors du dossier de preuves (non vérifiés) : " + ", ".join(en_trop)
         )
+    compter("fichiers", len(fichiers))
     ok(
         str(len(fichiers)) + " fichiers intacts (SHA-256 et taille conformes au manifeste ; "
         "les entrées sont vérifiées plus bas, avec les preuves)"
@@ -545,6 +603,7 @@ def lire_points_de_controle(dossier: Dossier, cle: Cle) -> dict[int, bytes]:
             points[seq] = hachage(morceaux[2])
         except ValueError as exc:
             raise Echec("racine illisible (" + str(exc) + ")", nom, seq) from None
+    compter("points_de_controle", len(points))
     ok(str(len(points)) + " points de contrôle signés par " + cle.nom)
     return points
 
@@ -803,6 +862,8 @@ def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[s
             "proofs/checkpoints.jsonl",
         )
     liste = ", ".join(str(s) for s in sorted(arbre.verifies))
+    compter("entrees", fin - debut - masquees)
+    compter("masquees", masquees)
     ok(
         "entrées " + str(debut) + " à " + str(fin - 1) + " : racine recalculée = points de "
         "contrôle " + liste + " ; fichiers lus conformes au manifeste"
@@ -890,6 +951,7 @@ def verifier_inclusions(
         compte[0] = len(lignes)
 
     controle_en_flux(dossier, manifeste, controle)
+    compter("entrees", compte[0])
     ok(str(compte[0]) + " entrées prouvées incluses dans le registre signé")
     histoire.verifier(dossier, points, ancre[0])
     return histoire.corps
@@ -920,6 +982,7 @@ def verifier_preuves_tlog(dossier: Dossier, cle: Cle, corps: dict[int, bytes]) -
         if racine_par_inclusion(h_feuille(corps[seq]), seq, taille, chemin) != racine:
             raise Echec("preuve tlog-proof fausse", nom, seq)
     if noms:
+        compter("preuves_tlog", len(noms))
         ok(str(len(noms)) + " preuves au format standard C2SP tlog-proof vérifiées")
 
 
@@ -1048,6 +1111,9 @@ class Historique:
                         "observations.jsonl",
                         vue,
                     )
+            resultat = _EN_COURS.get()
+            if resultat is not None:
+                resultat.complets.append(cible)
             ok("historique complet de " + cible + " : aucune de ses entrées ne manque")
 
 
@@ -1242,6 +1308,7 @@ def verifier_horodatages(dossier: Dossier) -> None:
                 "jeton d'horodatage invalide pour " + donnees_nom + " (" + str(exc) + ")", nom
             ) from None
         date = reponse.tst_info.gen_time.isoformat()
+        compter("horodatages", 1)
         ok(nom + " : horodatage RFC 3161 valide du " + date + " sur " + donnees_nom)
     if rfc3161_client is None or racines is None:
         if rfc3161_client is None:
@@ -1309,6 +1376,7 @@ def verifier_revues(dossier: Dossier, cle: Cle) -> None:
                 )
             nombre += 1
     if nombre:
+        compter("revues", nombre)
         ok(
             str(nombre)
             + " vérification(s) humaine(s) de panne, signée(s) par le point d'observation"
@@ -1321,6 +1389,7 @@ def verifier_captures(dossier: Dossier, manifeste: dict[str, Any]) -> None:
         attendu = nom.split("/", 1)[1].split(".", 1)[0]
         if hashlib.sha256(dossier.lire(nom)).hexdigest() != attendu:
             raise Echec("son contenu ne correspond pas à son nom (empreinte)", nom)
+    compter("captures", len(captures))
     ok(str(len(captures)) + " captures (artifacts/) conformes à leur empreinte")
 
 
@@ -1394,6 +1463,9 @@ def verifier_cosignatures(dossier: Dossier, temoins: list[str], quorum: int) -> 
             raise Echec("contresignature de " + temoin + " invalide", nom, taille)
         if temoin not in vus:
             vus.append(temoin)
+    resultat = _EN_COURS.get()
+    if resultat is not None:
+        resultat.temoins = list(vus)
     if vus:
         ok("point de contrôle contresigné par " + str(len(vus)) + " témoin(s) : " + ", ".join(vus))
     if len(vus) < quorum:
@@ -1405,6 +1477,55 @@ def verifier_cosignatures(dossier: Dossier, temoins: list[str], quorum: int) -> 
             + " exigés : le point de contrôle n'a pas été vu par eux",
             nom if brut_cos else "proofs/checkpoints.jsonl",
         )
+
+
+# --- Point d'entrée pour un programme -----------------------------------------------------------
+
+
+def verifier_dossier(
+    chemin: str,
+    cle: str | None = None,
+    temoins: Sequence[str] = (),
+    quorum: int = 0,
+    afficher: bool = False,
+) -> Resultat:
+    """Tous les contrôles sur le dossier `chemin` (zip ou dossier décompressé), sans rien
+    écrire (sauf `afficher`) : le résultat dit ce qui a été vérifié et le premier échec.
+
+    `cle` : la clé publique du point d'observation (« nom+identifiant+base64 »), obtenue
+    ailleurs que dans le dossier ; `temoins` et `quorum` : les témoins exigés. Une erreur
+    inattendue (dossier abîmé) devient un échec, jamais une exception."""
+    resultat = Resultat(chemin, afficher)
+    jeton = _EN_COURS.set(resultat)
+    dossier: Dossier | None = None
+    try:
+        dossier = Dossier(chemin)
+        verifier_membres(dossier)
+        manifeste, cle_ok = verifier_manifeste(dossier, cle)
+        verifier_fichiers(dossier, manifeste)
+        points = lire_points_de_controle(dossier, cle_ok)
+        if manifeste["mode"] == "outage":
+            corps = verifier_inclusions(dossier, points, manifeste)
+            verifier_preuves_tlog(dossier, cle_ok, corps)
+        else:
+            verifier_plage(dossier, points, manifeste)
+        verifier_cosignatures(dossier, list(temoins), quorum)
+        verifier_horodatages(dossier)
+        verifier_captures(dossier, manifeste)
+        verifier_revues(dossier, cle_ok)
+    except Echec as exc:
+        # Une copie sans trace d'appels : le résultat ne garde aucun fichier du dossier ouvert.
+        resultat.echec = Echec(exc.message, exc.fichier, exc.entree, exc.plage)
+    except Exception as exc:  # un dossier abîmé ne doit jamais finir en trace d'appels
+        resultat.echec = Echec(type(exc).__name__ + " : " + str(exc))
+    finally:
+        _EN_COURS.reset(jeton)
+        if dossier is not None:
+            dossier.fermer()
+    return resultat
+
+
+# --- Ligne de commande ------------------------------------------------------------------------
 
 
 class _Arguments(argparse.ArgumentParser):
@@ -1471,24 +1592,9 @@ def main(arguments: list[str]) -> int:
         )
         return 2
     print("Vérification du dossier de preuves : " + chemin)
-    try:
-        dossier = Dossier(chemin)
-        verifier_membres(dossier)
-        manifeste, cle_ok = verifier_manifeste(dossier, cle)
-        verifier_fichiers(dossier, manifeste)
-        points = lire_points_de_controle(dossier, cle_ok)
-        if manifeste["mode"] == "outage":
-            corps = verifier_inclusions(dossier, points, manifeste)
-            verifier_preuves_tlog(dossier, cle_ok, corps)
-        else:
-            verifier_plage(dossier, points, manifeste)
-        verifier_cosignatures(dossier, temoins, quorum)
-        verifier_horodatages(dossier)
-        verifier_captures(dossier, manifeste)
-        verifier_revues(dossier, cle_ok)
-    except Exception as exc:  # un dossier abîmé ne doit jamais finir en trace d'appels
-        message = str(exc) if isinstance(exc, Echec) else type(exc).__name__ + " : " + str(exc)
-        print("ÉCHEC  " + message)
+    resultat = verifier_dossier(chemin, cle, temoins, quorum, afficher=True)
+    if resultat.echec is not None:
+        print("ÉCHEC  " + str(resultat.echec))
         print("RÉSULTAT : ÉCHEC — le dossier a été modifié ou est incomplet ; ne vous y fiez pas.")
         return 1
     print("RÉSULTAT : OK — le dossier est intact et ses entrées sont celles du registre signé.")
