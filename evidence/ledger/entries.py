@@ -19,6 +19,7 @@ __all__ = [
     "LedgerEntryError",
     "LedgerError",
     "LedgerWriteError",
+    "NoLedgerYetError",
     "TreeHead",
     "redact_url",
     "sqlite_path",
@@ -62,6 +63,10 @@ class LedgerCorruptedError(LedgerError):
 
 class LedgerClosedError(LedgerError):
     """The ledger or writer was closed."""
+
+
+class NoLedgerYetError(LedgerError):
+    """Opened read-only, the database holds no ledger yet: `vigie run` has not created it."""
 
 
 def redact_url(url: str) -> str:

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from evidence.ledger.artifacts import FileArtifactStore
 from evidence.ledger.backends import open_ledger
 from evidence.ledger.checkpoint import Stamper
-from evidence.ledger.entries import sqlite_path
+from evidence.ledger.entries import NoLedgerYetError, sqlite_path
 from evidence.ledger.signing import NoteSigner, keygen, load_private_key
 
 if TYPE_CHECKING:
@@ -128,13 +128,17 @@ def settle_origin(settings: Settings, begun: str | None) -> str:
 def ledger_origin(settings: Settings) -> str:
     """The origin of `settings`' ledger: its first checkpoint's, else the one a new ledger gets.
 
-    Opens the ledger read-only for a moment (a SQLite file that does not exist yet has no
-    checkpoint). Raises `OriginError`, or the ledger's own error when it cannot be read.
+    Opens the ledger read-only for a moment (a SQLite file that does not exist yet, or a
+    PostgreSQL database without the ledger's tables, has no checkpoint). Raises `OriginError`,
+    or the ledger's own error when it cannot be read.
     """
     path = sqlite_path(settings.ledger.url)
     if path is not None and not path.is_file():
         return settle_origin(settings, None)
-    ledger = open_ledger(settings.ledger.url, readonly=True, password=ledger_password(settings))
+    try:
+        ledger = open_ledger(settings.ledger.url, readonly=True, password=ledger_password(settings))
+    except NoLedgerYetError:  # an empty PostgreSQL database: `vigie run` creates the ledger
+        return settle_origin(settings, None)
     try:
         return settle_origin(settings, ledger.first_checkpoint_origin())
     finally:

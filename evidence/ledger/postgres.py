@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from evidence.ledger.core import SqlLedger
-from evidence.ledger.entries import LedgerError, redact_url
+from evidence.ledger.entries import LedgerError, NoLedgerYetError, redact_url
 
 __all__ = ["SCHEMA", "PostgresLedger", "schema_sql"]
 
@@ -167,7 +167,7 @@ class PostgresLedger(SqlLedger):
             exists = conn.execute("SELECT to_regclass('ledger_entries') IS NOT NULL").fetchone()
             if not exists[0]:
                 if self._readonly:
-                    raise LedgerError(f"{self.url} holds no Vigie ledger (no ledger_entries)")
+                    raise NoLedgerYetError(f"{self.url} holds no Vigie ledger (no ledger_entries)")
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
                     conn.execute(SCHEMA)
