@@ -11,14 +11,19 @@ import io
 from collections.abc import Callable, Sequence
 from xml.sax.saxutils import escape
 
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import cm
-from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer
+from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, Spacer
 
 from config.french import format_date_fr, format_datetime_fr
 from evidence.bundle.attestation import Attestation, Capture, WindowFacts
 from evidence.outages.availability import PARIS
-from evidence.report.render import _numbered_canvas, _register_fonts, _Styles, format_duration_fr
+from evidence.report.render import (
+    _numbered_canvas,
+    _Styles,
+    document_styles,
+    format_duration_fr,
+    french_document,
+)
 
 __all__ = ["number_ranges", "render_attestation"]
 
@@ -249,21 +254,14 @@ def render_attestation(
     attestation: Attestation, read_artifact: Callable[[str], bytes | None]
 ) -> bytes:
     """The attestation as PDF bytes (A4, French, fonts embedded, numbered pages)."""
-    fonts = _register_fonts()
-    s = _Styles(fonts)
+    s = document_styles()
+    fonts = s.fonts
     buffer = io.BytesIO()
-    margin = 2 * cm
-    doc = SimpleDocTemplate(
+    doc = french_document(
         buffer,
-        pagesize=A4,
-        leftMargin=margin,
-        rightMargin=margin,
-        topMargin=1.6 * cm,
-        bottomMargin=2 * cm,
         title="Attestation d'observation",
         author=f"Vigie — {attestation.vantage}",
-        creator="Vigie",
-        lang="fr-FR",
+        top_margin=1.6 * cm,
     )
     operator = f" ({_e(attestation.operator)})" if attestation.operator else ""
     made = format_datetime_fr(attestation.generated_at)

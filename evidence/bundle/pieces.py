@@ -46,7 +46,6 @@ from reportlab.platypus import (
     KeepTogether,
     LongTable,
     Paragraph,
-    SimpleDocTemplate,
     Spacer,
     TableStyle,
     XPreformatted,
@@ -57,7 +56,7 @@ from config.targets import CONTROL_PREFIX
 from config.vocabulary import Outcome
 from evidence.ledger.signing import NoteVerifier, key_fingerprint
 from evidence.outages.tracker import cause_key, causes_text_fr
-from evidence.report.render import document_styles, page_canvas
+from evidence.report.render import document_styles, french_document, page_canvas
 
 __all__ = ["MAX_NAME", "MAX_ROWS", "Piece", "PiecesError", "telerecours_name", "write_pieces"]
 
@@ -146,17 +145,8 @@ def _render(
     styles = document_styles()
     buffer = io.BytesIO()
     size = landscape(A4) if wide else A4
-    doc = SimpleDocTemplate(
-        buffer,
-        pagesize=size,
-        leftMargin=_MARGIN,
-        rightMargin=_MARGIN,
-        topMargin=_MARGIN,
-        bottomMargin=2 * cm,
-        title=title,
-        author="Vigie",
-        creator="Vigie",
-        lang="fr-FR",
+    doc = french_document(
+        buffer, title=title, author="Vigie", top_margin=_MARGIN, pagesize=size, margin=_MARGIN
     )
     saved = rl_config.invariant
     rl_config.invariant = 1  # no random document id: the same bundle gives the same bytes

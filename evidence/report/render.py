@@ -252,6 +252,33 @@ def document_styles() -> _Styles:
     return _Styles(_register_fonts())
 
 
+def french_document(
+    buffer: io.BytesIO,
+    *,
+    title: str,
+    author: str,
+    top_margin: float,
+    pagesize: tuple[float, float] = A4,
+    margin: float = 2 * cm,
+    subject: str | None = None,
+) -> SimpleDocTemplate:
+    """The page set-up every Vigie PDF shares (report, attestation, pièces): French, Vigie as
+    creator, `margin` left and right, 2 cm at the bottom for the footer."""
+    return SimpleDocTemplate(
+        buffer,
+        pagesize=pagesize,
+        leftMargin=margin,
+        rightMargin=margin,
+        topMargin=top_margin,
+        bottomMargin=2 * cm,
+        title=title,
+        author=author,
+        subject=subject,
+        creator="Vigie",
+        lang="fr-FR",
+    )
+
+
 def page_canvas(styles: _Styles, footer: str, created: dt.datetime) -> type[Canvas]:
     """The report's page furniture (footer, ``Page n sur N``, creation date) for a document."""
     return _numbered_canvas(styles.fonts, footer, created)
@@ -1672,18 +1699,13 @@ def render_report(data: ReportData) -> bytes:
     styles = _Styles(fonts)
     buffer = io.BytesIO()
     margin = 2 * cm
-    doc = SimpleDocTemplate(
+    doc = french_document(
         buffer,
-        pagesize=A4,
-        leftMargin=margin,
-        rightMargin=margin,
-        topMargin=1.8 * cm,
-        bottomMargin=2 * cm,
         title=data.title,
         author=f"Vigie — {data.vantage}",
+        top_margin=1.8 * cm,
+        margin=margin,
         subject=f"Constat {_period_text(data)}",
-        creator="Vigie",
-        lang="fr-FR",
     )
     width = A4[0] - 2 * margin
     story: list[Flowable] = []
