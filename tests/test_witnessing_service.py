@@ -53,27 +53,36 @@ def _wait(what: str, predicate: Any, *services: ServiceProcess, timeout: float =
     raise AssertionError(f"timed out waiting for {what}\n{logs}")
 
 
-def test_two_vantages_witness_each_other(tmp_path: Path) -> None:
-    names = ("vantage-a", "vantage-b")
-    states = {n: tmp_path / n for n in names}
-    signers, cosigners, ports, witness_ports = {}, {}, {}, {}
-    for name in names:
-        states[name].mkdir()
-        signers[name] = NoteSigner(name, keygen(states[name] / "vantage.key"))
-        cosigners[name] = Cosigner(f"{name}.example.org/temoin", keygen(states[name] / "w.key"))
-        ports[name], witness_ports[name] = free_port(), free_port()
+class _Ring:
+    """Vantages that each witness all the others and ask all the others to cosign."""
 
-    def config(me: str, other: str) -> dict[str, Any]:
-        state = states[me]
+    def __init__(self, root: Path, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.states = {n: root / n for n in names}
+        self.signers: dict[str, NoteSigner] = {}
+        self.cosigners: dict[str, Cosigner] = {}
+        self.ports: dict[str, int] = {}
+        self.witness_ports: dict[str, int] = {}
+        for name in names:
+            state = self.states[name]
+            state.mkdir()
+            self.signers[name] = NoteSigner(name, keygen(state / "vantage.key"))
+            self.cosigners[name] = Cosigner(f"{name}.example.org/temoin", keygen(state / "w.key"))
+            self.ports[name], self.witness_ports[name] = free_port(), free_port()
+
+    def config(self, me: str) -> dict[str, Any]:
+        """`me` probes the next vantage's /healthz, follows and asks every other vantage."""
+        others = [n for n in self.names if n != me]
+        state = self.states[me]
         return {
             "vantage": {"name": me, "operator": "Association test"},
-            "listen": f"127.0.0.1:{ports[me]}",
+            "listen": f"127.0.0.1:{self.ports[me]}",
             "targets": [
                 {
-                    "id": "autre-vigie",
+                    "id": "voisine",
                     "kind": "http",
-                    "url": f"http://127.0.0.1:{ports[other]}/healthz",
                     "interval": "1s",
+                    "url": f"http://127.0.0.1:{self.ports[others[0]]}/healthz",
                 }
             ],
             "controls": [],
@@ -84,23 +93,29 @@ def test_two_vantages_witness_each_other(tmp_path: Path) -> None:
             },
             "signing": {"key": str(state / "vantage.key")},
             "witnessing": {
-                "listen": f"127.0.0.1:{witness_ports[me]}",
+                "listen": f"127.0.0.1:{self.witness_ports[me]}",
                 "key": str(state / "w.key"),
-                "name": cosigners[me].name,
+                "name": self.cosigners[me].name,
                 "state": str(state / "witness.json"),
-                "follow": [{"origin": other, "key": signers[other].verifier.vkey()}],
+                "follow": [{"origin": o, "key": self.signers[o].verifier.vkey()} for o in others],
                 "ask": [
                     {
-                        "name": cosigners[other].name,
-                        "key": cosigners[other].vkey(),
-                        "url": f"http://127.0.0.1:{witness_ports[other]}",
+                        "name": self.cosigners[o].name,
+                        "key": self.cosigners[o].vkey(),
+                        "url": f"http://127.0.0.1:{self.witness_ports[o]}",
                     }
+                    for o in others
                 ],
             },
         }
 
-    a = ServiceProcess(config("vantage-a", "vantage-b"), states["vantage-a"])
-    b = ServiceProcess(config("vantage-b", "vantage-a"), states["vantage-b"])
+
+def test_two_vantages_witness_each_other(tmp_path: Path) -> None:
+    ring = _Ring(tmp_path, ("vantage-a", "vantage-b"))
+    states, signers, cosigners = ring.states, ring.signers, ring.cosigners
+    witness_ports = ring.witness_ports
+    a = ServiceProcess(ring.config("vantage-a"), states["vantage-a"])
+    b = ServiceProcess(ring.config("vantage-b"), states["vantage-b"])
     a.start()
     b.start()
     try:
@@ -178,51 +193,9 @@ def test_three_vantages_witness_one_another(tmp_path: Path) -> None:
     """Three `vigie run`: each asks the two others and witnesses them; every vantage's
     checkpoints get cosigned by both others, and the status page says so."""
     names = ("vantage-a", "vantage-b", "vantage-c")
-    states = {n: tmp_path / n for n in names}
-    signers, cosigners, ports, witness_ports = {}, {}, {}, {}
-    for name in names:
-        states[name].mkdir()
-        signers[name] = NoteSigner(name, keygen(states[name] / "vantage.key"))
-        cosigners[name] = Cosigner(f"{name}.example.org/temoin", keygen(states[name] / "w.key"))
-        ports[name], witness_ports[name] = free_port(), free_port()
-    services = []
-    for me in names:
-        others = [n for n in names if n != me]
-        state = states[me]
-        config = {
-            "vantage": {"name": me},
-            "listen": f"127.0.0.1:{ports[me]}",
-            "targets": [
-                {
-                    "id": "voisine",
-                    "kind": "http",
-                    "interval": "1s",
-                    "url": f"http://127.0.0.1:{ports[others[0]]}/healthz",
-                }
-            ],
-            "ledger": {
-                "url": f"sqlite:///{state / 'ledger.db'}",
-                "artifacts": str(state / "artifacts"),
-                "checkpoint_interval": "1s",
-            },
-            "signing": {"key": str(state / "vantage.key")},
-            "witnessing": {
-                "listen": f"127.0.0.1:{witness_ports[me]}",
-                "key": str(state / "w.key"),
-                "name": cosigners[me].name,
-                "state": str(state / "witness.json"),
-                "follow": [{"origin": o, "key": signers[o].verifier.vkey()} for o in others],
-                "ask": [
-                    {
-                        "name": cosigners[o].name,
-                        "key": cosigners[o].vkey(),
-                        "url": f"http://127.0.0.1:{witness_ports[o]}",
-                    }
-                    for o in others
-                ],
-            },
-        }
-        services.append(ServiceProcess(config, state))
+    ring = _Ring(tmp_path, names)
+    states, cosigners = ring.states, ring.cosigners
+    services = [ServiceProcess(ring.config(me), states[me]) for me in names]
     try:
         for service in services:
             service.start()
