@@ -5,6 +5,7 @@ Loopback only: configs written here point at the simulator or other local server
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -173,6 +174,7 @@ class LedgerFollower:
         self.ledger: Any = None
         self.next_seq = 0
         self.entries: list[dict[str, Any]] = []
+        self._unread: collections.deque[dict[str, Any]] = collections.deque()
 
     def poll(self) -> list[dict[str, Any]]:
         """The entries appended since the last poll (none before the ledger exists)."""
@@ -195,17 +197,24 @@ class LedgerFollower:
             if self.target is None or entry.get("target_id", self.target) == self.target:
                 new.append(entry)
         self.entries.extend(new)
+        self._unread.extend(new)
         return new
 
     def wait(
         self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = 40.0
     ) -> dict[str, Any]:
-        """The first new entry matching `predicate`; AssertionError after `timeout` s."""
+        """The first entry not yet passed by an earlier `wait` that matches `predicate`;
+        AssertionError after `timeout` s. Entries after the match stay for the next `wait`
+        (two events appended in the same poll are both seen, in ledger order)."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for entry in self.poll():
+        while True:
+            self.poll()
+            while self._unread:
+                entry = self._unread.popleft()
                 if predicate(entry):
                     return entry
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.02)
         raise AssertionError(f"no {what} in the ledger within {timeout} s")
 

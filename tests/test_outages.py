@@ -961,8 +961,9 @@ class TestServiceTimelines:
                 for _ in range(5):
                     reader.wait(_is("observation", outcome="vantage_offline"), "vantage_offline")
                 simulator_process.clear_faults()
+                # The controls' loop and the target's check race: either may be appended first.
+                reader.wait(_is("vantage", event="online"), "vantage back online", timeout=20)
                 reader.wait(_is("observation", success=True), "a good check")
-                reader.wait(_is("vantage", event="online"), "vantage back online", timeout=10)
             assert reader.of("outage") == []
             vantage = [e["event"] for e in reader.of("vantage")]
             assert "offline" in vantage
