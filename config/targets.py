@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from config.probe_kinds import probe_kinds
+
 __all__ = [
     "ALLOWED_STEPS",
     "CONTROL_PREFIX",
@@ -176,7 +178,7 @@ class Target(_Strict):
 
     id: Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,62})$")]
     name: str = ""
-    kind: Literal["http", "browser"]
+    kind: str  # a registered probe kind (config/probe_kinds.py)
     url: str
     method: Literal["GET", "HEAD"] = "GET"
     expect: Expectation = Expectation()
@@ -187,6 +189,14 @@ class Target(_Strict):
     steps: tuple[Step, ...] = ()
     screenshot_every: Duration = 3600.0
     core: bool = False  # the journey that matters most (e.g. account creation): its own alert
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        known = probe_kinds()
+        if value not in known:
+            raise ValueError(f"unknown probe kind (known: {', '.join(known)})")
+        return value
 
     @field_validator("url")
     @classmethod

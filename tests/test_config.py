@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import typing
 from pathlib import Path
 
 import pytest
 
+from config.probe_kinds import probe_kinds
 from config.settings import ConfigError, load_settings
-from config.targets import Target, parse_duration
+from config.targets import parse_duration
 from exporter.cli import probe_settings
 from probes.kinds import default_factories
 
@@ -47,10 +47,76 @@ class TestShippedConfig:
         assert set(api.expect.status) == {401, 403}
 
     def test_every_configurable_kind_has_a_probe(self) -> None:
-        """The kinds vigie.yaml accepts are the kinds probes/kinds.py builds (config/ cannot
-        import the registry, so this test ties the two lists together)."""
-        accepted = set(typing.get_args(Target.model_fields["kind"].annotation))
-        assert accepted == set(default_factories())
+        """The kinds vigie.yaml accepts are the kinds probes/kinds.py builds: both read the
+        same entry points."""
+        assert set(probe_kinds()) == set(default_factories()) == {"http", "browser"}
+
+
+class TestProbeKindRegistry:
+    """A probe kind is registered once, as an entry point; another package adds one without
+    editing Vigie, and a name claimed twice is one clear error."""
+
+    @staticmethod
+    def _package(root: Path, name: str, kinds: dict[str, str]) -> None:
+        """An installed distribution `name` (dist-info on `root`) registering `kinds`."""
+        info = root / f"{name}-0.1.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        lines = "".join(f"{kind} = {target}\n" for kind, target in kinds.items())
+        (info / "entry_points.txt").write_text("[vigie.probe_kinds]\n" + lines)
+
+    @staticmethod
+    def _run(root: Path, code: str, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{REPO}"}
+        return subprocess.run(
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=root,
+            check=False,
+        )
+
+    def test_a_kind_from_another_package(self, tmp_path: Path) -> None:
+        """A package that registers `ping` makes `kind: ping` valid and builds its probe."""
+        self._package(tmp_path, "vigie_ping", {"ping": "ping_probe:PingProbe"})
+        (tmp_path / "ping_probe.py").write_text(
+            "class PingProbe:\n    kind = 'ping'\n"
+            "    def __init__(self, settings):\n        self.settings = settings\n"
+        )
+        (tmp_path / "v.yaml").write_text(
+            'targets: [{id: p, kind: ping, url: "http://127.0.0.1/"}]\n'
+        )
+        done = self._run(
+            tmp_path,
+            "from pathlib import Path\n"
+            "from config.settings import load_settings\n"
+            "from probes.kinds import default_factories\n"
+            "s = load_settings(Path('v.yaml'))\n"
+            "print(s.targets[0].kind, sorted(default_factories()),"
+            " default_factories()['ping'].__name__)\n",
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["ping", "['browser',", "'http',", "'ping']", "PingProbe"]
+
+    def test_a_name_claimed_twice(self, tmp_path: Path) -> None:
+        """Two packages registering `http` differently: loading a configuration says so."""
+        self._package(tmp_path, "vigie_other", {"http": "other:HttpProbe"})
+        (tmp_path / "v.yaml").write_text(
+            'targets: [{id: a, kind: http, url: "http://127.0.0.1/"}]\n'
+        )
+        done = self._run(
+            tmp_path,
+            "import sys\nfrom exporter.cli import main\nsys.exit(main())\n",
+            "config",
+            "check",
+            "v.yaml",
+        )
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert "probe kind 'http' is registered twice" in done.stderr
+        assert "other:HttpProbe" in done.stderr
 
     def test_browser_idle_close(self, tmp_path: Path) -> None:
         """The browser stops after 30 s without a check by default; null keeps it running."""
