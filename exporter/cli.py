@@ -21,6 +21,7 @@ import structlog
 
 from config.settings import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
 from config.vocabulary import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Outcome
+from exporter.allocator import return_large_blocks
 from exporter.central import add_commands as add_central_commands
 from exporter.clock import ClockWatch
 from exporter.commands.attestation import add_commands as add_attestation_commands
@@ -364,6 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The services log their life as events; a one-shot command speaks in its own lines and
     # logs only warnings and errors, so that a mistake reads as one line on stderr.
     configure_logging(level=logging.INFO if args.command in _SERVICES else logging.WARNING)
+    if args.command in _SERVICES:
+        return_large_blocks()  # a service must not keep its largest check's memory for good
     try:
         return run_handler(args)
     except KeyboardInterrupt:

@@ -162,13 +162,15 @@ class _Tap:
         ex.reason = response.reason.decode("latin-1", "replace")
         ex.http_version = response.http_version.decode("ascii", "replace")
         ex.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in response.headers}
-        raw = bytes(self.raw)
-        end = raw.find(b"\r\n\r\n")
-        split = len(raw) if end < 0 else end + 4
-        ex.raw_head, ex.raw_body = raw[:split], raw[split:]
+        end = self.raw.find(b"\r\n\r\n")
+        split = len(self.raw) if end < 0 else end + 4
+        # One copy of up to CAPTURE_BYTES, not two: a 200 MB page keeps the capture full.
+        with memoryview(self.raw) as view:
+            ex.raw_head, ex.raw_body = bytes(view[:split]), bytes(view[split:])
         ex.raw_body_truncated = self.truncated
         ex.complete = complete
         ex.body = b"".join(self.decoded) if complete and self.decoded is not None else None
+        self.raw, self.decoded = bytearray(), None
 
 
 class _Plain:
