@@ -212,6 +212,46 @@ class TestEngine:
         # The checks passed before the failure are in the result, as they were printed.
         assert [line[7:] for line in lines if line.startswith("OK     ")] == result.reussis
 
+    def test_a_line_that_is_no_longer_json_is_named_at_its_line(
+        self, engine: ModuleType, tmp_path: Path
+    ) -> None:
+        """The fast pass reads only each entry's seq; a line whose JSON no longer parses (its
+        seq intact) is caught by the roots, and the exact pass names that line, as before."""
+        from evidence.bundle.verify import verify_bundle
+
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        good = _bundle(tmp_path, built)
+        broken = tmp_path / "broken.zip"
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(broken, "w") as dst:
+            for item in src.infolist():
+                data = src.read(item)
+                if item.filename == "observations.jsonl":
+                    lines = data.split(b"\n")
+                    seq = json.loads(lines[30])["seq"]
+                    lines[30] = lines[30].replace(b'"duration_s":', b'"duration_s"', 1)
+                    data = b"\n".join(lines)
+                dst.writestr(item, data)
+        result = engine.verifier_dossier(str(broken), built.signer.verifier.vkey())
+        # the file's hash differs from the signed manifest's: named first, with the first sign
+        assert (result.echec.code, result.echec.fichier, result.echec.entree) == (
+            "file_hash_mismatch_first_sign",
+            "observations.jsonl",
+            seq,
+        ), str(result.echec)
+        assert result.echec.valeurs["cause"].code == "line_not_entry"
+        assert result.echec.message == (
+            "modifié (empreinte SHA-256 différente ; ligne 31 : ce n'est pas une entrée)"
+        )
+        report = verify_bundle(broken, public_key=built.signer.verifier)
+        assert (report.file, report.entry, report.error) == (
+            "observations.jsonl",
+            seq,
+            (
+                "changed: its SHA-256 differs from the manifest's (first sign: line 31 is not "
+                "an entry)"
+            ),
+        )
+
     def test_wrong_key_and_broken_zip_are_failures_not_exceptions(
         self, engine: ModuleType, tmp_path: Path
     ) -> None:
