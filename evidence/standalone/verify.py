@@ -915,9 +915,15 @@ class ArbrePlage:
         self.seq += 1
 
     def masquees_jusqua(self, seq: int) -> None:
+        """Les entrées masquées jusqu'à `seq` : leurs empreintes, lues par paquets (une lecture
+        par empreinte coûtait un tiers du temps d'un dossier d'une seule cible)."""
         while self.seq < seq:
-            feuille = self.masquees.read(32) if self.masquees is not None else b""
-            if len(feuille) != 32:
+            nombre = min(seq - self.seq, 1 << 15)
+            paquet = self.masquees.read(32 * nombre) if self.masquees is not None else b""
+            for debut in range(0, len(paquet) - 31, 32):
+                self.nb_masquees += 1
+                self.feuille(paquet[debut : debut + 32])
+            if len(paquet) != 32 * nombre:
                 if self.masquees is None:  # dossier de toutes les entrées : une ligne manque
                     raise Echec(
                         "entrée " + str(self.seq) + " absente",
@@ -933,8 +939,6 @@ class ArbrePlage:
                     code="hidden_leaf_missing",
                     valeurs={"seq": self.seq},
                 )
-            self.nb_masquees += 1
-            self.feuille(feuille)
 
 
 def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[str, Any]) -> None:
