@@ -1400,50 +1400,63 @@ class Historique:
                 apres.setdefault(entree["target_id"], {})[seq] = entree.get("target_prev", False)
         for cible in self.cibles:
             vues, suite = self.vues.get(cible, {}), apres.get(cible, {})
-            rencontrees = set()
             cle_cible = hashlib.sha256(b"vigie-target:" + cible.encode("utf-8")).hexdigest()[:12]
-            maillon: int | None = tetes.get(cle_cible)
-            while maillon is not None and maillon >= self.debut:
-                if maillon in vues:
-                    precedente = vues[maillon]
-                elif maillon in suite:
-                    precedente = suite[maillon]
-                else:
-                    raise Echec(
-                        "entrée de la cible " + cible + " absente du dossier (la chaîne de ses "
-                        "entrées, ancrée dans un point de contrôle signé, y mène)",
-                        "observations.jsonl",
-                        maillon,
-                        code="chain_entry_missing",
-                        valeurs={"cible": cible, "seq": maillon},
-                    )
-                rencontrees.add(maillon)
-                if precedente is False:
-                    break
-                if precedente is not None and (
-                    type(precedente) is not int or precedente >= maillon
-                ):
-                    raise Echec(
-                        "entrée précédente invalide",
-                        "observations.jsonl",
-                        maillon,
-                        code="chain_previous_invalid",
-                        valeurs={"seq": maillon},
-                    )
-                maillon = precedente
-            for vue in sorted(vues):
-                if vue not in rencontrees and vues[vue] is not False:
-                    raise Echec(
-                        "montrée comme entrée de " + cible + " mais absente de sa chaîne",
-                        "observations.jsonl",
-                        vue,
-                        code="chain_entry_not_in_chain",
-                        valeurs={"cible": cible, "seq": vue},
-                    )
+            suivre_chaine(cible, tetes.get(cle_cible), self.debut, vues, suite)
             resultat = _EN_COURS.get()
             if resultat is not None:
                 resultat.complets.append(cible)
             ok("historique complet de " + cible + " : aucune de ses entrées ne manque")
+
+
+def suivre_chaine(
+    cible: str,
+    maillon: int | None,
+    debut: int,
+    vues: dict[int, Any],
+    suite: dict[int, Any],
+) -> set[int]:
+    """Suit la chaîne des entrées de `cible` depuis sa tête `maillon` jusqu'à la première
+    entrée avant `debut` ; rend les entrées rencontrées. `vues` / `suite` : seq -> entrée
+    précédente (False : écrite avant la chaîne, None : première de la chaîne) des entrées de
+    la cible que le dossier montre, dans sa plage et après elle (proofs/chain.jsonl). Échec si
+    la chaîne mène à une entrée absente, ou si une entrée montrée n'est pas sur la chaîne."""
+    rencontrees: set[int] = set()
+    while maillon is not None and maillon >= debut:
+        if maillon in vues:
+            precedente = vues[maillon]
+        elif maillon in suite:
+            precedente = suite[maillon]
+        else:
+            raise Echec(
+                "entrée de la cible " + cible + " absente du dossier (la chaîne de ses "
+                "entrées, ancrée dans un point de contrôle signé, y mène)",
+                "observations.jsonl",
+                maillon,
+                code="chain_entry_missing",
+                valeurs={"cible": cible, "seq": maillon},
+            )
+        rencontrees.add(maillon)
+        if precedente is False:
+            break
+        if precedente is not None and (type(precedente) is not int or precedente >= maillon):
+            raise Echec(
+                "entrée précédente invalide",
+                "observations.jsonl",
+                maillon,
+                code="chain_previous_invalid",
+                valeurs={"seq": maillon},
+            )
+        maillon = precedente
+    for vue in sorted(vues):
+        if vue not in rencontrees and vues[vue] is not False:
+            raise Echec(
+                "montrée comme entrée de " + cible + " mais absente de sa chaîne",
+                "observations.jsonl",
+                vue,
+                code="chain_entry_not_in_chain",
+                valeurs={"cible": cible, "seq": vue},
+            )
+    return rencontrees
 
 
 # --- Jetons RFC 3161 : les octets qu'aucune signature ne couvre ----------------------------------
