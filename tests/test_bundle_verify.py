@@ -107,12 +107,21 @@ class TestTampering:
 
 
 def _engine_calls(name: str) -> list[ast.Call]:
-    """Every call of `name` in the engine's source (evidence/standalone/verify.py)."""
+    """Every call of `name` in the engine's source (evidence/standalone/verify.py), and of its
+    class methods (``Echec.avec_detail``)."""
     tree = ast.parse(ENGINE.read_text(encoding="utf-8"))
     return [
         node
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id == name)
+            or (
+                isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == name
+            )
+        )
     ]
 
 
@@ -154,6 +163,8 @@ class TestEnglishCodes:
             if isinstance(keywords["code"], ast.Attribute):
                 continue  # `copie`: the same failure, its code passed on
             codes, names = _codes_and_values(call, keywords["code"], keywords.get("valeurs"))
+            if isinstance(call.func, ast.Attribute):  # Echec.avec_detail: « texte (détail) »
+                names = {"detail"}
             for code in codes:
                 assert code in _FAILURES, f"verify.py line {call.lineno}: {code} has no English"
                 missing = _placeholders(_FAILURES[code]) - names

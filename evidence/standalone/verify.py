@@ -94,6 +94,13 @@ class Echec(Exception):
             lieu = fichier + (", entrée " + str(entree) if entree is not None else "") + " : "
         super().__init__(lieu + message)
 
+    @classmethod
+    def avec_detail(
+        cls, texte: str, exc: BaseException, fichier: str | None = None, *, code: str
+    ) -> Echec:
+        """« texte (détail) » : un fichier qui ne se lit pas, le détail de l'erreur cité."""
+        return cls(texte + " (" + str(exc) + ")", fichier, code=code, valeurs={"detail": str(exc)})
+
     def copie(self) -> Echec:
         """Le même échec, sans trace d'appels."""
         return Echec(
@@ -152,23 +159,15 @@ class Dossier:
                 return self.zip.open(nom)
             return open(os.path.join(self.racine, *nom.split("/")), "rb")
         except (KeyError, OSError, *ZIP_ABIME) as exc:
-            raise Echec(
-                "illisible (" + str(exc) + ")",
-                nom,
-                code="file_unreadable",
-                valeurs={"detail": str(exc)},
-            ) from None
+            raise Echec.avec_detail("illisible", exc, nom, code="file_unreadable") from None
 
     def lire(self, nom: str) -> bytes:
         with self.ouvrir(nom) as f:
             try:
                 return f.read()
             except ZIP_ABIME as exc:
-                raise Echec(
-                    "zip endommagé (" + str(exc) + ")",
-                    nom,
-                    code="zip_damaged_member",
-                    valeurs={"detail": str(exc)},
+                raise Echec.avec_detail(
+                    "zip endommagé", exc, nom, code="zip_damaged_member"
                 ) from None
 
     def existe(self, nom: str) -> bool:
@@ -193,11 +192,8 @@ class LectureEmpreinte:
         try:
             bloc = self.flux.read(taille)
         except ZIP_ABIME as exc:
-            raise Echec(
-                "zip endommagé (" + str(exc) + ")",
-                self.nom,
-                code="zip_damaged_member",
-                valeurs={"detail": str(exc)},
+            raise Echec.avec_detail(
+                "zip endommagé", exc, self.nom, code="zip_damaged_member"
             ) from None
         self.empreinte.update(bloc)
         self.taille += len(bloc)
@@ -524,11 +520,8 @@ def verifier_manifeste(dossier: Dossier, cle_donnee: str | None) -> tuple[dict[s
     try:
         manifeste = objet_json(brut)
     except (ValueError, TypeError) as exc:
-        raise Echec(
-            "illisible (" + str(exc) + ")",
-            "manifest.json",
-            code="manifest_unreadable",
-            valeurs={"detail": str(exc)},
+        raise Echec.avec_detail(
+            "illisible", exc, "manifest.json", code="manifest_unreadable"
         ) from None
     inscrite = manifeste.get("public_key")
     if cle_donnee is not None:
@@ -1630,11 +1623,8 @@ def verifier_horodatages(dossier: Dossier) -> None:
         try:
             controler_enveloppe(jeton)
         except Exception as exc:  # un certificat abîmé peut échouer de bien des façons
-            raise Echec(
-                "jeton d'horodatage modifié (" + str(exc) + ")",
-                nom,
-                code="timestamp_token_altered",
-                valeurs={"detail": str(exc)},
+            raise Echec.avec_detail(
+                "jeton d'horodatage modifié", exc, nom, code="timestamp_token_altered"
             ) from None
         try:
             reponse = rfc3161_client.decode_timestamp_response(jeton)
@@ -1839,11 +1829,8 @@ def verifier_cosignatures(dossier: Dossier, temoins: list[str], quorum: int) -> 
             taille, temoin = entier(donnee["tree_size"]), str(donnee["witness"])
             texte = str(donnee["cosignature"]).rstrip("\n")
         except (ValueError, KeyError, TypeError) as exc:
-            raise Echec(
-                "ligne illisible (" + str(exc) + ")",
-                nom,
-                code="cosignature_line_unreadable",
-                valeurs={"detail": str(exc)},
+            raise Echec.avec_detail(
+                "ligne illisible", exc, nom, code="cosignature_line_unreadable"
             ) from None
         if temoin not in cles:
             continue
