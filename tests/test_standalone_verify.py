@@ -252,6 +252,21 @@ class TestEngine:
             ),
         )
 
+    def test_leaves_added_in_bulk_give_the_same_tree(self, engine: ModuleType) -> None:
+        """`Arbre.ajouter_feuilles` (subtrees computed layer by layer) is `ajouter(0, leaf)`
+        leaf by leaf, from any tree size (the batches start anywhere in a bundle's range)."""
+        leaves = [bytes([i]) * 32 for i in range(70)]
+        for before in range(19):
+            for count in (0, 1, 2, 3, 5, 8, 13, 32, 33, 51):
+                one, bulk = engine.Arbre(), engine.Arbre()
+                for leaf in leaves[:before]:
+                    one.ajouter(0, leaf)
+                    bulk.ajouter(0, leaf)
+                for leaf in leaves[before : before + count]:
+                    one.ajouter(0, leaf)
+                bulk.ajouter_feuilles(leaves[before : before + count])
+                assert (bulk.taille, bulk.racine()) == (one.taille, one.racine()), (before, count)
+
     def test_wrong_key_and_broken_zip_are_failures_not_exceptions(
         self, engine: ModuleType, tmp_path: Path
     ) -> None:

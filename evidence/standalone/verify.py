@@ -27,7 +27,9 @@ Code de sortie : 0 si tout est correct, 1 au premier échec, 2 pour une erreur d
 
 Depuis un programme : `verifier_dossier(chemin, cle)` fait les mêmes contrôles sans rien
 afficher et rend un `Resultat` (contrôles réussis, remarques, premier échec avec son fichier
-et son entrée).
+et son entrée). Chaque échec et chaque avertissement porte un code stable et les valeurs que
+cite son message (`Echec.code`, `Echec.valeurs`, `Resultat.avertissements`) : `vigie verify`
+est ce même vérificateur, qui les dit en anglais.
 """
 
 from __future__ import annotations
@@ -250,6 +252,21 @@ class Arbre:
             empreinte = h_noeud(self.pile.pop()[1], empreinte)
             niveau += 1
         self.pile.append((niveau, empreinte))
+
+    def ajouter_feuilles(self, feuilles: list[bytes]) -> None:
+        """Des feuilles à la suite, comme autant d'`ajouter(0, f)` : chaque sous-arbre complet
+        et aligné est calculé couche par couche avant d'être empilé (feuille par feuille, la
+        pile coûtait le tiers du temps d'un dossier d'une seule cible)."""
+        i = 0
+        while i < len(feuilles):
+            niveau = 0
+            while not self.taille % (2 << niveau) and (2 << niveau) <= len(feuilles) - i:
+                niveau += 1
+            couche = feuilles[i : i + (1 << niveau)]
+            while len(couche) > 1:
+                couche = [h_noeud(couche[j], couche[j + 1]) for j in range(0, len(couche), 2)]
+            self.ajouter(niveau, couche[0])
+            i += 1 << niveau
 
     def racine(self) -> bytes:
         if not self.pile:
@@ -881,8 +898,16 @@ class ArbrePlage:
         self.verifies: list[int] = []
         self.masquees: LectureEmpreinte | None = None
         self.nb_masquees = 0
+        self.attente: list[bytes] = []  # feuilles pas encore ajoutées à l'arbre
+
+    def vider(self) -> None:
+        """Ajoute à l'arbre les feuilles en attente."""
+        if self.attente:
+            self.arbre.ajouter_feuilles(self.attente)
+            self.attente = []
 
     def borne(self) -> None:
+        self.vider()
         if self.seq in self.points and self.arbre.taille == self.seq:
             if self.arbre.racine() != self.points[self.seq]:
                 debut = self.verifies[-1] if self.verifies else self.debut
@@ -903,8 +928,11 @@ class ArbrePlage:
                 self.verifies.append(self.seq)
 
     def feuille(self, empreinte: bytes) -> None:
-        self.borne()
-        self.arbre.ajouter(0, empreinte)
+        """La feuille suivante ; les racines signées sont comparées aux tailles qu'elles
+        signent, les feuilles entre deux attendent (par paquets de 4 096 au plus)."""
+        if self.seq in self.points or len(self.attente) >= 4096:
+            self.borne()
+        self.attente.append(empreinte)
         self.seq += 1
 
     def masquees_jusqua(self, seq: int) -> None:
@@ -967,7 +995,9 @@ def verifier_plage(dossier: Dossier, points: dict[int, bytes], manifeste: dict[s
         """Les entrées contre les racines signées. Le parcours rapide lit le numéro de chaque
         entrée sans analyser tout son JSON (celui-ci prenait la moitié du temps) : les octets
         sont de toute façon garantis par les racines. À la moindre anomalie, le parcours exact
-        reprend tout et nomme le fichier et l'entrée en cause."""
+        reprend tout et nomme le fichier et l'entrée en cause. Mesuré (bench/export.py,
+        52 647 entrées, le meilleur de 5) : 0,79 s en parcours exact, 0,40 s en parcours
+        rapide ; l'ancien vérificateur de Vigie, 0,46 s."""
         cibles = [str(c).encode("utf-8") for c in manifeste.get("targets") or []]
         couvert = fin  # sans point de contrôle final, la fin n'est couverte par aucune racine
         if fermeture is None:
