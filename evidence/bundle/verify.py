@@ -312,7 +312,7 @@ def verify_bundle(
     manifest is used and a warning says so). `tsa_certificates`: trusted TSA roots (default:
     the bundle's own ``proofs/tsa-ca.pem``, with a warning). `witnesses` (vkeys) and
     `quorum`: the witness policy, how many of those keys must have cosigned the checkpoint
-    covering the bundle (evidence/ledger/cosignatures.py).
+    covering the bundle (checked by the engine, `verifier_cosignatures`).
     """
     report = BundleReport(source=str(path))
     given = public_key.vkey() if public_key is not None else None
