@@ -1,4 +1,5 @@
-"""The complete-history chain (evidence/chain.py): its checkpoint line, byte for byte."""
+"""The complete-history chain (evidence/ledger/chain.py): its checkpoint line, byte for byte,
+and its walk by the bundle verifier engine."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 
 import pytest
 
+from evidence.bundle.verify import engine
 from evidence.ledger import chain
 from evidence.ledger.checkpoint import head_text, parse_checkpoint_text
 from evidence.ledger.entries import TreeHead
@@ -39,12 +41,18 @@ def test_malformed_heads_are_refused(word: str) -> None:
 
 
 def test_walk_names_the_missing_and_the_stray_entry() -> None:
+    """The walk of a target's chain by the bundle verifier engine (evidence/standalone/
+    verify.py): the entries met; a missing entry and a stray one are named."""
+    walk = engine().suivre_chaine
     shown = {10: 4, 14: 10, 20: 14}
-    assert chain.walk("t", 25, 5, shown, {25: 20}) == {10, 14, 20, 25}
-    with pytest.raises(chain.ChainError) as missing:
-        chain.walk("t", 25, 5, {10: 4, 20: 14}, {25: 20})
-    assert missing.value.entry == 14
-    with pytest.raises(chain.ChainError) as stray:
-        chain.walk("t", 20, 5, {**shown, 12: 10}, {})
-    assert stray.value.entry == 12
-    assert chain.walk("t", 20, 5, {20: 14, 14: False, 8: False}, {}) == {14, 20}  # format 1
+    assert walk("t", 25, 5, shown, {25: 20}) == {10, 14, 20, 25}
+    with pytest.raises(engine().Echec) as missing:
+        walk("t", 25, 5, {10: 4, 20: 14}, {25: 20})
+    assert (missing.value.code, missing.value.entree) == ("chain_entry_missing", 14)
+    with pytest.raises(engine().Echec) as stray:
+        walk("t", 20, 5, {**shown, 12: 10}, {})
+    assert (stray.value.code, stray.value.entree) == ("chain_entry_not_in_chain", 12)
+    with pytest.raises(engine().Echec) as bad:
+        walk("t", 20, 5, {20: 20}, {})
+    assert (bad.value.code, bad.value.entree) == ("chain_previous_invalid", 20)
+    assert walk("t", 20, 5, {20: 14, 14: False, 8: False}, {}) == {14, 20}  # format 1

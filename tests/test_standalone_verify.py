@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import importlib.util
 import io
+import json
 import os
 import subprocess
 import sys
@@ -211,6 +212,61 @@ class TestEngine:
         # The checks passed before the failure are in the result, as they were printed.
         assert [line[7:] for line in lines if line.startswith("OK     ")] == result.reussis
 
+    def test_a_line_that_is_no_longer_json_is_named_at_its_line(
+        self, engine: ModuleType, tmp_path: Path
+    ) -> None:
+        """The fast pass reads only each entry's seq; a line whose JSON no longer parses (its
+        seq intact) is caught by the roots, and the exact pass names that line, as before."""
+        from evidence.bundle.verify import verify_bundle
+
+        built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
+        good = _bundle(tmp_path, built)
+        broken = tmp_path / "broken.zip"
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(broken, "w") as dst:
+            for item in src.infolist():
+                data = src.read(item)
+                if item.filename == "observations.jsonl":
+                    lines = data.split(b"\n")
+                    seq = json.loads(lines[30])["seq"]
+                    lines[30] = lines[30].replace(b'"duration_s":', b'"duration_s"', 1)
+                    data = b"\n".join(lines)
+                dst.writestr(item, data)
+        result = engine.verifier_dossier(str(broken), built.signer.verifier.vkey())
+        # the file's hash differs from the signed manifest's: named first, with the first sign
+        assert (result.echec.code, result.echec.fichier, result.echec.entree) == (
+            "file_hash_mismatch_first_sign",
+            "observations.jsonl",
+            seq,
+        ), str(result.echec)
+        assert result.echec.valeurs["cause"].code == "line_not_entry"
+        assert result.echec.message == (
+            "modifié (empreinte SHA-256 différente ; ligne 31 : ce n'est pas une entrée)"
+        )
+        report = verify_bundle(broken, public_key=built.signer.verifier)
+        assert (report.file, report.entry, report.error) == (
+            "observations.jsonl",
+            seq,
+            (
+                "changed: its SHA-256 differs from the manifest's (first sign: line 31 is not "
+                "an entry)"
+            ),
+        )
+
+    def test_leaves_added_in_bulk_give_the_same_tree(self, engine: ModuleType) -> None:
+        """`Arbre.ajouter_feuilles` (subtrees computed layer by layer) is `ajouter(0, leaf)`
+        leaf by leaf, from any tree size (the batches start anywhere in a bundle's range)."""
+        leaves = [bytes([i]) * 32 for i in range(70)]
+        for before in range(19):
+            for count in (0, 1, 2, 3, 5, 8, 13, 32, 33, 51):
+                one, bulk = engine.Arbre(), engine.Arbre()
+                for leaf in leaves[:before]:
+                    one.ajouter(0, leaf)
+                    bulk.ajouter(0, leaf)
+                for leaf in leaves[before : before + count]:
+                    one.ajouter(0, leaf)
+                bulk.ajouter_feuilles(leaves[before : before + count])
+                assert (bulk.taille, bulk.racine()) == (one.taille, one.racine()), (before, count)
+
     def test_wrong_key_and_broken_zip_are_failures_not_exceptions(
         self, engine: ModuleType, tmp_path: Path
     ) -> None:
@@ -230,9 +286,10 @@ class TestEngine:
         assert code == 1
         assert f"ÉCHEC  {result.echec.message}" in lines
 
-    def test_counts_agree_with_vigie_verify(self, engine: ModuleType, tmp_path: Path) -> None:
-        """What the engine counts is what `vigie verify` counts, on the three kinds of bundle:
-        the whole period, one target (other entries as hashes only), one outage."""
+    def test_counts_are_what_the_bundle_holds(self, engine: ModuleType, tmp_path: Path) -> None:
+        """What the engine counts (and `vigie verify` reports from it) is what the bundle
+        holds, on the three kinds of bundle: the whole period, one target (other entries as
+        hashes only), one outage."""
         from evidence.bundle.verify import verify_bundle
 
         built = build_ledger(f"sqlite:///{tmp_path / 'l.db'}", tmp_path)
@@ -247,22 +304,31 @@ class TestEngine:
         for label, request in requests.items():
             path = tmp_path / f"{label}.zip"
             built.export(path, request)
-            report = verify_bundle(path, public_key=built.signer.verifier)
-            assert report.ok, report.summary()
             result = engine.verifier_dossier(str(path), built.signer.verifier.vkey())
             assert result.ok, str(result.echec)
-            counts = result.comptes
-            expected = {
-                "fichiers": report.files,
-                "points_de_controle": report.checkpoints,
-                "entrees": report.entries,
-                "masquees": report.hidden if label != "outage" else None,
-                "preuves_tlog": report.tlog_proofs or None,
-                "captures": report.artifacts,
-            }
-            got = {name: counts.get(name) for name in expected}
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+                manifest = json.loads(zf.read("manifest.json"))
+                hidden = len(zf.read("proofs/hidden-leaves.bin")) // 32 if label == "one" else 0
+                expected = {
+                    "fichiers": len(manifest["files"]),
+                    "points_de_controle": len(zf.read("proofs/checkpoints.jsonl").splitlines()),
+                    "entrees": len(zf.read("observations.jsonl").splitlines()),
+                    "masquees": hidden if label != "outage" else None,
+                    "preuves_tlog": sum(n.startswith("proofs/tlog/") for n in names) or None,
+                    "captures": sum(n.startswith("artifacts/") for n in manifest["files"]),
+                }
+            got = {name: result.comptes.get(name) for name in expected}
             assert got == expected, label
+            report = verify_bundle(path, public_key=built.signer.verifier)
+            assert report.ok, report.summary()
+            assert (report.files, report.entries, report.hidden, report.artifacts) == (
+                expected["fichiers"],
+                expected["entrees"],
+                hidden,
+                expected["captures"],
+            )
             assert result.complets == report.complete, label
             assert result.temoins == report.cosigned_by == []
-            seen.add((report.hidden > 0, report.tlog_proofs > 0))
+            seen.add((hidden > 0, bool(expected["preuves_tlog"])))
         assert seen == {(False, False), (True, False), (False, True)}  # each kind was exercised

@@ -1,4 +1,5 @@
-"""C2SP tlog-proof (evidence/tlog_proof.py): the format, and the proofs of outage bundles."""
+"""C2SP tlog-proof: the format (written by evidence/ledger/tlog_proof.py, read by the bundle
+verifier engine evidence/standalone/verify.py), and the proofs of outage bundles."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from evidence.bundle.model import ExportRequest
-from evidence.bundle.verify import verify_bundle
-from evidence.ledger.tlog_proof import TlogProofError, format_tlog_proof, parse_tlog_proof
+from evidence.bundle.verify import engine, verify_bundle
+from evidence.ledger.tlog_proof import format_tlog_proof
 from tests.bundle_fixture import BUILD_START, build_ledger, cryptography_only_python
 from tests.test_forgery import rewrite, standalone
 
@@ -36,26 +37,31 @@ sFodV/vSp5O8n9a8QpW6PRY97tfOSW5bsc2Xl/EQi08=
 
 
 def test_the_example_of_the_specification_parses_and_formats_back() -> None:
-    proof = parse_tlog_proof(SPEC_PROOF)
-    assert proof.index == 73894
-    assert len(proof.path) == 5
-    assert proof.extra == base64.b64decode("YWdlLXYxLjIuMS1kYXJ3aW4tYXJtNjQudGFyLmd6kYXJ3aW4tYXJ")
-    assert proof.checkpoint.startswith("example.com/fancylog\n109482\n")
-    assert format_tlog_proof(proof.index, proof.path, proof.checkpoint, proof.extra) == SPEC_PROOF
+    """The engine reads the specification's example; the writer writes it back, byte for byte."""
+    path, checkpoint = engine().lire_preuve_tlog(SPEC_PROOF, 73894, "spec.tlog-proof")
+    assert len(path) == 5
+    assert checkpoint.startswith("example.com/fancylog\n109482\n")
+    extra = base64.b64decode("YWdlLXYxLjIuMS1kYXJ3aW4tYXJtNjQudGFyLmd6kYXJ3aW4tYXJ")
+    assert format_tlog_proof(73894, path, checkpoint, extra) == SPEC_PROOF
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "code"),
     [
-        SPEC_PROOF.replace("tlog-proof@v1", "tlog-proof@v2"),
-        SPEC_PROOF.replace("index 73894", "index 073894"),
-        SPEC_PROOF.replace("index 73894\n", ""),
-        SPEC_PROOF.replace("AHCioX9nLjsrse6YhjRRmk1WUEirVOLLRoOQ6vfO5vk=", "AHCi"),
+        (SPEC_PROOF.replace("tlog-proof@v1", "tlog-proof@v2"), "tlog_proof_not_tlog"),
+        (SPEC_PROOF.replace("index 73894", "index 073894"), "tlog_proof_index_mismatch"),
+        (SPEC_PROOF.replace("index 73894\n", ""), "tlog_proof_index_mismatch"),
+        (
+            SPEC_PROOF.replace("AHCioX9nLjsrse6YhjRRmk1WUEirVOLLRoOQ6vfO5vk=", "AHCi"),
+            "tlog_proof_line_unreadable",
+        ),
     ],
 )
-def test_malformed_proofs_are_refused(text: str) -> None:
-    with pytest.raises(TlogProofError):
-        parse_tlog_proof(text)
+def test_malformed_proofs_are_refused(text: str, code: str) -> None:
+    failure = engine().Echec
+    with pytest.raises(failure) as caught:
+        engine().lire_preuve_tlog(text, 73894, "spec.tlog-proof")
+    assert caught.value.code == code
 
 
 @pytest.mark.slow
@@ -79,10 +85,10 @@ def test_each_observation_of_an_outage_bundle_has_a_standard_proof(tmp_path: Pat
         }
         proofs = {n: zf.read(n).decode() for n in zf.namelist() if n.startswith("proofs/tlog/")}
     assert sorted(int(n.split("/")[-1].split(".")[0]) for n in proofs) == sorted(lines)
-    for name, text in proofs.items():
-        proof = parse_tlog_proof(text)
-        proof.verify(lines[proof.index], built.signer.verifier)
-        assert name == f"proofs/tlog/{proof.index}.tlog-proof"
+    for name, text in proofs.items():  # each names its entry; verify_bundle checks each below
+        seq = int(name.split("/")[-1].split(".")[0])
+        path, checkpoint = engine().lire_preuve_tlog(text, seq, name)
+        assert text == format_tlog_proof(seq, path, checkpoint)
     report = verify_bundle(out, public_key=built.signer.verifier)
     assert report.ok, report.summary()
     assert report.tlog_proofs == len(lines)

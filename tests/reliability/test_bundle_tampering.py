@@ -1,8 +1,11 @@
 """Tampering with an evidence bundle, property-based: hypothesis flips, deletes, adds and
 reorders bytes, members and entries of real bundles (`export_bundle`, as `vigie export` makes
-them), and both verifiers must reject 100% of them, naming the first bad file (and entry):
-`verify_bundle` (`vigie verify FILE.zip`) and the stand-alone verify.py shipped in the bundle
-(run in-process, on the zip, with the vantage key as `--cle`).
+them), and both ways of verifying must reject 100% of them, naming the first bad file (and
+entry): `verify_bundle` (`vigie verify FILE.zip`, English) and the stand-alone verify.py shipped
+in the bundle (run in-process, on the zip, with the vantage key as `--cle`, French). Since issue
+16 they share one engine (verify.py; `verify_bundle` is an adapter over it that adds the TSA
+roots given and the WARC digests): the properties hold the engine to 100%, and hold the adapter
+and the printed ÉCHEC line to the same file and entry, each in its own language.
 
 Three bundles of one ledger are built once: a period filtered to one target (the other
 target's entries as leaf hashes only; checkpoints before, inside and after the period; RFC 3161
