@@ -84,6 +84,7 @@ def probe_settings(settings: Settings, artifacts: Any = None) -> ProbeSettings:
             executable=str(settings.browser.executable) if settings.browser.executable else None,
             max_concurrency=settings.browser.max_concurrency,
             idle_close=settings.browser.idle_close,
+            restart_after=settings.browser.restart_after,
         ),
     )
 

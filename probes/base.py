@@ -41,13 +41,15 @@ class ArtifactStore(Protocol):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class BrowserOptions:
-    """What only the browser probe reads: its Chromium, how many journeys at once, and when
-    it stops while idle."""
+    """What only the browser probe reads: its Chromium, how many journeys at once, when it
+    stops while idle and when a fresh one replaces it."""
 
     executable: str | None = None  # None: Playwright's Chromium
     max_concurrency: int = 1
     # Seconds without any check after which the browser and its driver stop (None: never).
     idle_close: float | None = None
+    # Journeys after which a fresh browser replaces the running one (None: never).
+    restart_after: int | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

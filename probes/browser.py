@@ -199,6 +199,7 @@ class BrowserProbe:
             health_timeout=health_timeout,
             close_timeout=close_timeout,
             idle_close=settings.browser.idle_close,
+            restart_after=settings.browser.restart_after,
             max_contexts=settings.browser.max_concurrency,
             upstream_ssl=upstream_ssl,
         )

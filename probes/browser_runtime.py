@@ -114,7 +114,8 @@ class ConfinementUnavailableError(BrowserUnavailableError):
 
 
 class BrowserRuntime:
-    """One lazily launched Chromium shared by every check, replaced when it dies or hangs."""
+    """One lazily launched Chromium shared by every check, replaced when it dies or hangs, and
+    renewed after `restart_after` journeys."""
 
     def __init__(
         self,
@@ -124,6 +125,7 @@ class BrowserRuntime:
         health_timeout: float = 10.0,
         close_timeout: float = 5.0,
         idle_close: float | None = None,
+        restart_after: int | None = None,
         max_contexts: int = 1,
         upstream_ssl: ssl.SSLContext | None = None,
     ) -> None:
@@ -133,7 +135,10 @@ class BrowserRuntime:
         self._proxy: WireProxy | None = None
         self.confinement: str | None = None  # "root" or "userns" once a browser runs confined
         self._idle_close = idle_close or None
+        self._restart_after = restart_after or None
+        self._served = 0  # contexts handed out by the running browser
         self._users = 0
+        self._drained = asyncio.Event()  # set when no context is in use
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_task: asyncio.Task[None] | None = None
         self._launch_timeout = launch_timeout
@@ -148,6 +153,7 @@ class BrowserRuntime:
         self.version: str | None = None
         self.launches = 0
         self.idle_closes = 0
+        self.renewals = 0
 
     # ------------------------------------------------------------------ public
 
@@ -159,6 +165,11 @@ class BrowserRuntime:
         if self._pid is None or not _pid_has_marker(self._pid, self._marker):
             self._pid = _find_browser_pid(self._marker)
         return self._pid
+
+    @property
+    def journeys(self) -> int:
+        """Contexts the running browser handed out (0 once it is gone or renewed)."""
+        return self._served if self._browser is not None else 0
 
     @property
     def connected(self) -> bool:
@@ -178,6 +189,7 @@ class BrowserRuntime:
         `release` once closed: with `idle_close`, the browser and its driver stop when no
         context was in use for that long.
         """
+        await self._renew_if_due()
         self._users += 1
         self._cancel_idle_timer()
         try:
@@ -191,6 +203,8 @@ class BrowserRuntime:
         if session is not None and self._proxy is not None:
             self._proxy.close_session(session)
         self._users = max(0, self._users - 1)
+        if self._users == 0:
+            self._drained.set()
         if self._users == 0 and self._idle_close is not None and self._browser is not None:
             self._cancel_idle_timer()
             loop = asyncio.get_running_loop()
@@ -221,10 +235,34 @@ class BrowserRuntime:
                 proxy.close_session(session)
                 last_error = _first_line(str(exc))
             else:
+                self._served += 1
                 return context, session
             log.warning("browser_unresponsive", attempt=attempt, error=last_error)
             await self.kill(reason=last_error, expected=browser)
         raise BrowserUnavailableError(f"browser unusable after a relaunch: {last_error}")
+
+    def _renewal_due(self) -> bool:
+        return (
+            self._restart_after is not None
+            and self._browser is not None
+            and self._served >= self._restart_after
+        )
+
+    async def _renew_if_due(self) -> None:
+        """Close a browser that served `restart_after` contexts once none is in use; the next
+        context starts a fresh one. The wait comes before the journey's clock starts: it is
+        never counted against a target."""
+        while self._renewal_due():
+            if self._users:
+                self._drained.clear()
+                await self._drained.wait()
+                continue
+            async with self._lock:
+                if self._renewal_due() and not self._users:
+                    served = self._served
+                    await self._close_locked()
+                    self.renewals += 1
+                    log.info("browser_renewed", journeys=served, renewals=self.renewals)
 
     def _cancel_idle_timer(self) -> None:
         if self._idle_timer is not None:
@@ -398,6 +436,7 @@ class BrowserRuntime:
             self.executable = executable or self._playwright.chromium.executable_path
             self.version = browser.version
             self.launches += 1
+            self._served = 0
             browser.on("disconnected", self._on_disconnected)
             log.info(
                 "browser_launched",

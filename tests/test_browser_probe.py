@@ -897,6 +897,13 @@ def driver_pids() -> set[int]:
 
 
 @pytest.mark.browser
+def _check_with(env: Env, probe: BrowserProbe, path: str, timeout: float = 10) -> Observation:
+    """One journey of `probe` to `path` of the local site."""
+    target = Target.model_validate({"id": "essai", "kind": "browser", "url": env.site.url(path)})
+    ctx = ProbeContext(target=target, timeout=timeout, guard=ReadOnlyGuard())
+    return env.loop.run(probe.check(ctx), timeout=timeout + 30)
+
+
 @pytest.mark.slow
 @needs_chromium
 class TestIdleClose:
@@ -912,11 +919,7 @@ class TestIdleClose:
         return BrowserProbe(settings, health_timeout=2.0, close_timeout=3.0)
 
     def check(self, env: Env, probe: BrowserProbe, path: str, timeout: float = 10) -> Observation:
-        target = Target.model_validate(
-            {"id": "essai", "kind": "browser", "url": env.site.url(path)}
-        )
-        ctx = ProbeContext(target=target, timeout=timeout, guard=ReadOnlyGuard())
-        return env.loop.run(probe.check(ctx), timeout=timeout + 30)
+        return _check_with(env, probe, path, timeout)
 
     def test_idle_browser_and_driver_stop_and_come_back(self, env: Env) -> None:
         """After idle_close without a check, no browser or driver runs; the next check works."""
@@ -984,6 +987,73 @@ class TestIdleClose:
             assert self.check(env, probe, "/other").outcome is Outcome.OK
             assert probe.runtime.launches == 1
             assert probe.runtime.idle_closes == 0
+        finally:
+            env.loop.run(probe.aclose())
+
+
+@pytest.mark.slow
+@needs_chromium
+class TestRenewal:
+    """browser.restart_after: a fresh browser after that many journeys, never mid-journey."""
+
+    def probe(self, restart_after: int) -> BrowserProbe:
+        settings = ProbeSettings(
+            vantage="test",
+            user_agent="Vigie-test/1.0 (+tests; lecture seule)",
+            environment={"vantage": "test"},
+            browser=BrowserOptions(max_concurrency=2, restart_after=restart_after),
+        )
+        return BrowserProbe(settings, health_timeout=2.0, close_timeout=3.0)
+
+    def test_a_fresh_browser_after_the_limit(self, env: Env) -> None:
+        """Two journeys per browser: the third starts a new Chromium; the old one is gone."""
+        probe = self.probe(restart_after=2)
+        try:
+            assert _check_with(env, probe, "/other").outcome is Outcome.OK
+            first = probe.runtime.pid
+            assert _check_with(env, probe, "/other").outcome is Outcome.OK
+            assert probe.runtime.launches == 1
+            obs = _check_with(env, probe, "/other")
+            assert obs.outcome is Outcome.OK, obs.error
+            assert probe.runtime.renewals == 1
+            assert probe.runtime.launches == 2
+            assert probe.runtime.pid not in (None, first)
+            assert first not in process_tree(os.getpid())
+        finally:
+            env.loop.run(probe.aclose())
+
+    def test_journeys_in_flight_finish_first(self, env: Env) -> None:
+        """A journey due for a fresh browser waits for the one in flight, and that wait is not
+        in its duration: the renewal never cuts a journey or counts against a target."""
+        probe = self.probe(restart_after=1)
+        try:
+            assert _check_with(env, probe, "/other").outcome is Outcome.OK
+
+            async def overlapping() -> tuple[Observation, Observation, float]:
+                slow = ProbeContext(
+                    target=Target(id="lent", kind="browser", url=env.site.url("/slow-doc")),
+                    timeout=10,
+                    guard=ReadOnlyGuard(),
+                )
+                quick = ProbeContext(
+                    target=Target(id="vite", kind="browser", url=env.site.url("/other")),
+                    timeout=10,
+                    guard=ReadOnlyGuard(),
+                )
+                first = asyncio.ensure_future(probe.check(slow))
+                while probe.runtime.launches < 2 or probe.runtime.journeys < 1:
+                    await asyncio.sleep(0.01)  # the slow journey runs on a renewed browser
+                began = time.monotonic()
+                second = await probe.check(quick)  # due again: waits for the slow one
+                return await first, second, time.monotonic() - began
+
+            slow_obs, quick_obs, waited = env.loop.run(overlapping(), timeout=60)
+            assert slow_obs.outcome is Outcome.OK, slow_obs.error  # not cut by the renewal
+            assert quick_obs.outcome is Outcome.OK, quick_obs.error
+            assert probe.runtime.renewals == 2
+            assert probe.runtime.launches == 3
+            assert waited > slow_obs.duration_s / 2  # it did wait for the slow journey...
+            assert quick_obs.duration_s < waited - 1.0  # ...and the wait is not its duration
         finally:
             env.loop.run(probe.aclose())
 

@@ -129,6 +129,17 @@ class TestProbeKindRegistry:
         assert kept.browser.idle_close is None
         assert probe_settings(kept).browser.idle_close is None
 
+    def test_browser_restart_after(self, tmp_path: Path) -> None:
+        """A fresh browser after 200 journeys by default; null never; 0 is refused."""
+        settings = load_settings(REPO / "vigie.yaml")
+        assert probe_settings(settings).browser.restart_after == 200
+        cfg = tmp_path / "v.yaml"
+        cfg.write_text("browser: {restart_after: null}\n")
+        assert probe_settings(load_settings(cfg)).browser.restart_after is None
+        cfg.write_text("browser: {restart_after: 0}\n")
+        with pytest.raises(ConfigError, match=r"browser\.restart_after"):
+            load_settings(cfg)
+
     def test_builtin_defaults_used_without_file(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
