@@ -897,6 +897,27 @@ def driver_pids() -> set[int]:
 
 
 @pytest.mark.browser
+def _lifecycle_probe(browser: BrowserOptions) -> BrowserProbe:
+    """A browser probe of its own (its own Chromium), for the tests of the browser's life."""
+    settings = ProbeSettings(
+        vantage="test",
+        user_agent="Vigie-test/1.0 (+tests; lecture seule)",
+        environment={"vantage": "test"},
+        browser=browser,
+    )
+    return BrowserProbe(settings, health_timeout=2.0, close_timeout=3.0)
+
+
+def _slow_and_quick(env: Env) -> tuple[ProbeContext, ProbeContext]:
+    """A journey of about 3 s (`/slow-doc`) and a quick one, to overlap."""
+
+    def journey(name: str, path: str) -> ProbeContext:
+        target = Target(id=name, kind="browser", url=env.site.url(path))
+        return ProbeContext(target=target, timeout=10, guard=ReadOnlyGuard())
+
+    return journey("lent", "/slow-doc"), journey("vite", "/other")
+
+
 def _check_with(env: Env, probe: BrowserProbe, path: str, timeout: float = 10) -> Observation:
     """One journey of `probe` to `path` of the local site."""
     target = Target.model_validate({"id": "essai", "kind": "browser", "url": env.site.url(path)})
@@ -910,13 +931,7 @@ class TestIdleClose:
     """browser.idle_close: between checks the browser and its driver stop, then come back."""
 
     def probe(self, env: Env, idle_close: float | None) -> BrowserProbe:
-        settings = ProbeSettings(
-            vantage="test",
-            user_agent="Vigie-test/1.0 (+tests; lecture seule)",
-            environment={"vantage": "test"},
-            browser=BrowserOptions(max_concurrency=2, idle_close=idle_close),
-        )
-        return BrowserProbe(settings, health_timeout=2.0, close_timeout=3.0)
+        return _lifecycle_probe(BrowserOptions(max_concurrency=2, idle_close=idle_close))
 
     def check(self, env: Env, probe: BrowserProbe, path: str, timeout: float = 10) -> Observation:
         return _check_with(env, probe, path, timeout)
@@ -953,16 +968,7 @@ class TestIdleClose:
             assert self.check(env, probe, "/other").outcome is Outcome.OK
 
             async def overlapping() -> tuple[Observation, Observation]:
-                slow = ProbeContext(
-                    target=Target(id="lent", kind="browser", url=env.site.url("/slow-doc")),
-                    timeout=10,
-                    guard=ReadOnlyGuard(),
-                )
-                quick = ProbeContext(
-                    target=Target(id="vite", kind="browser", url=env.site.url("/other")),
-                    timeout=10,
-                    guard=ReadOnlyGuard(),
-                )
+                slow, quick = _slow_and_quick(env)
                 first = asyncio.ensure_future(probe.check(slow))
                 await asyncio.sleep(0.2)
                 second = await probe.check(quick)  # ends while the slow one still runs
@@ -997,13 +1003,7 @@ class TestRenewal:
     """browser.restart_after: a fresh browser after that many journeys, never mid-journey."""
 
     def probe(self, restart_after: int) -> BrowserProbe:
-        settings = ProbeSettings(
-            vantage="test",
-            user_agent="Vigie-test/1.0 (+tests; lecture seule)",
-            environment={"vantage": "test"},
-            browser=BrowserOptions(max_concurrency=2, restart_after=restart_after),
-        )
-        return BrowserProbe(settings, health_timeout=2.0, close_timeout=3.0)
+        return _lifecycle_probe(BrowserOptions(max_concurrency=2, restart_after=restart_after))
 
     def test_a_fresh_browser_after_the_limit(self, env: Env) -> None:
         """Two journeys per browser: the third starts a new Chromium; the old one is gone."""
@@ -1030,16 +1030,7 @@ class TestRenewal:
             assert _check_with(env, probe, "/other").outcome is Outcome.OK
 
             async def overlapping() -> tuple[Observation, Observation, float]:
-                slow = ProbeContext(
-                    target=Target(id="lent", kind="browser", url=env.site.url("/slow-doc")),
-                    timeout=10,
-                    guard=ReadOnlyGuard(),
-                )
-                quick = ProbeContext(
-                    target=Target(id="vite", kind="browser", url=env.site.url("/other")),
-                    timeout=10,
-                    guard=ReadOnlyGuard(),
-                )
+                slow, quick = _slow_and_quick(env)
                 first = asyncio.ensure_future(probe.check(slow))
                 while probe.runtime.launches < 2 or probe.runtime.journeys < 1:
                     await asyncio.sleep(0.01)  # the slow journey runs on a renewed browser
