@@ -222,6 +222,8 @@ class _Engine(Protocol):
 
     def controler_enveloppe(self, jeton: bytes) -> None: ...
 
+    def donnees_du_jeton(self, nom: str) -> str: ...
+
 
 @functools.cache
 def engine() -> _Engine:
@@ -389,11 +391,7 @@ def _check_timestamps(
             "no TSA root: timestamp tokens checked for content and signature only"
         )
     for name in tokens:
-        data_name = (
-            "manifest.json"
-            if name == "manifest.tsr"
-            else (f"proofs/checkpoints/{Path(name).stem}.note")
-        )
+        data_name = engine().donnees_du_jeton(name)
         data, token = zf.read(data_name), zf.read(name)
         try:
             engine().controler_enveloppe(token)
