@@ -100,6 +100,20 @@ class TestProbeKindRegistry:
         assert done.returncode == 0, done.stderr
         assert done.stdout.split() == ["ping", "['browser',", "'http',", "'ping']", "PingProbe"]
 
+    def test_no_kind_registered(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Vigie run from sources that were never installed: the error says what to do."""
+        import config.probe_kinds as registry
+
+        monkeypatch.setattr(registry, "entry_points", lambda group: [])
+        registry.probe_kind_entry_points.cache_clear()
+        try:
+            with pytest.raises(registry.ProbeKindsError, match=r"run `make venv`"):
+                registry.probe_kinds()
+        finally:
+            monkeypatch.undo()
+            registry.probe_kind_entry_points.cache_clear()
+        assert registry.probe_kinds() == ("browser", "http")
+
     def test_a_name_claimed_twice(self, tmp_path: Path) -> None:
         """Two packages registering `http` differently: loading a configuration says so."""
         self._package(tmp_path, "vigie_other", {"http": "other:HttpProbe"})
